@@ -1,0 +1,264 @@
+//! The store conformance suite: what every `Store` backend must do.
+//!
+//! A backend's test calls [`run`] with a store on a fresh, migrated database.
+//! Each check uses its own account ids, so the order does not matter and a
+//! failure names the operation.
+
+use std::sync::Arc;
+
+use crate::store::{AccountRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError};
+
+/// Runs every check. Panics with the name of the first that fails.
+pub async fn run(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate twice is idempotent");
+    store.ping().await.expect("ping");
+    accounts(&*store).await;
+    account_children_and_delete(&*store).await;
+    update_can_drop_credentials(&*store).await;
+    lease_and_versions(&*store).await;
+    lease_contention(store.clone()).await;
+    lease_expiry(&*store).await;
+    failures_and_blocks(&*store).await;
+    pushed_values(&*store).await;
+    forced_limit(store.clone()).await;
+    rotated_secrets_with_refresh(&*store).await;
+    long_values(&*store).await;
+    keys(&*store).await;
+}
+
+fn account(id: &str, parent: Option<&str>) -> AccountRow {
+    AccountRow {
+        id: id.into(),
+        kind: id.split(':').next().unwrap().into(),
+        parent_id: parent.map(Into::into),
+        secrets: "v1:sealed".into(),
+        config: "{}".into(),
+        status: "active".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+fn write<'a>(id: &'a str, kind: &'a str, owner: &'a str, value: &'a str, at: i64) -> RefreshWrite<'a> {
+    RefreshWrite {
+        account_id: id,
+        kind,
+        owner,
+        value,
+        expires_at: at + 7_200_000,
+        refreshed_at: at,
+        account_secrets: None,
+    }
+}
+
+pub async fn accounts(s: &dyn Store) {
+    let a = account("mp:conf_acc", None);
+    s.insert_account(&a).await.expect("insert_account");
+    assert!(
+        matches!(s.insert_account(&a).await, Err(StoreError::Conflict)),
+        "insert_account of an existing id must be Conflict"
+    );
+    assert_eq!(s.account("mp:conf_acc").await.unwrap(), Some(a.clone()), "account round trip");
+    assert_eq!(s.account("mp:conf_absent").await.unwrap(), None);
+    let mut b = a.clone();
+    b.secrets = "v1:other".into();
+    b.config = r#"{"token_api":"classic"}"#.into();
+    b.status = "needs_reauthorization".into();
+    b.updated_at = 2_000;
+    s.update_account(&b, false).await.expect("update_account");
+    assert_eq!(s.account("mp:conf_acc").await.unwrap(), Some(b));
+    let mut absent = a.clone();
+    absent.id = "mp:conf_nobody".into();
+    assert!(matches!(s.update_account(&absent, false).await, Err(StoreError::NotFound)));
+    assert!(s.accounts(None).await.unwrap().iter().any(|r| r.id == "mp:conf_acc"));
+}
+
+pub async fn account_children_and_delete(s: &dyn Store) {
+    s.insert_account(&account("component:conf_c", None)).await.unwrap();
+    s.insert_account(&account("authorizer:conf_c:wx1", Some("component:conf_c"))).await.unwrap();
+    s.insert_account(&account("authorizer:conf_c:wx2", Some("component:conf_c"))).await.unwrap();
+    let children = s.accounts(Some("component:conf_c")).await.unwrap();
+    let ids: Vec<_> = children.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["authorizer:conf_c:wx1", "authorizer:conf_c:wx2"], "children ordered by id");
+    assert!(s.try_lease("authorizer:conf_c:wx1", "access_token", "o", 0, 0, 10).await.unwrap());
+    assert!(s.delete_account("component:conf_c").await.unwrap());
+    assert!(!s.delete_account("component:conf_c").await.unwrap(), "second delete reports absence");
+    assert_eq!(s.account("authorizer:conf_c:wx1").await.unwrap(), None, "children deleted");
+    assert_eq!(s.credential("authorizer:conf_c:wx1", "access_token").await.unwrap(), None, "children's credentials deleted");
+}
+
+pub async fn update_can_drop_credentials(s: &dyn Store) {
+    let a = account("mp:conf_drop", None);
+    s.insert_account(&a).await.unwrap();
+    assert!(s.try_lease("mp:conf_drop", "access_token", "o", 0, 0, 10).await.unwrap());
+    s.complete_refresh(&write("mp:conf_drop", "access_token", "o", "v", 1)).await.unwrap();
+    s.update_account(&a, false).await.unwrap();
+    assert!(s.credential("mp:conf_drop", "access_token").await.unwrap().is_some());
+    s.update_account(&a, true).await.unwrap();
+    assert!(s.credential("mp:conf_drop", "access_token").await.unwrap().is_none(), "drop_credentials");
+}
+
+pub async fn lease_and_versions(s: &dyn Store) {
+    let id = "mp:conf_lease";
+    s.insert_account(&account(id, None)).await.unwrap();
+    assert_eq!(s.credential(id, "access_token").await.unwrap(), None);
+    assert!(s.try_lease(id, "access_token", "a", 0, 100, 30_100).await.unwrap(), "first lease");
+    let row = s.credential(id, "access_token").await.unwrap().expect("lease creates the row");
+    assert_eq!((row.version, row.lease_owner.as_deref(), row.lease_until), (0, Some("a"), Some(30_100)));
+    assert!(!s.try_lease(id, "access_token", "b", 0, 200, 30_200).await.unwrap(), "held lease refuses another owner");
+    assert!(s.try_lease(id, "access_token", "a", 0, 200, 30_200).await.unwrap(), "holder may renew");
+    assert_eq!(s.complete_refresh(&write(id, "access_token", "b", "x", 300)).await.unwrap(), None, "non-holder cannot write");
+    assert_eq!(s.complete_refresh(&write(id, "access_token", "a", "v1:tok", 300)).await.unwrap(), Some(1));
+    let row = s.credential(id, "access_token").await.unwrap().unwrap();
+    assert_eq!(row.value.as_deref(), Some("v1:tok"));
+    assert_eq!((row.version, row.expires_at, row.refreshed_at), (1, Some(7_200_300), Some(300)));
+    assert_eq!((row.lease_owner, row.lease_until), (None, None), "write releases the lease");
+    assert!(!s.try_lease(id, "access_token", "b", 0, 400, 30_400).await.unwrap(), "stale version refused");
+    assert!(s.try_lease(id, "access_token", "b", 1, 400, 30_400).await.unwrap());
+    assert_eq!(s.complete_refresh(&write(id, "access_token", "b", "v1:tok2", 500)).await.unwrap(), Some(2));
+    assert_eq!(s.credentials(id).await.unwrap().len(), 1);
+}
+
+/// Many concurrent lease attempts at one version: exactly one wins.
+pub async fn lease_contention(s: Arc<dyn Store>) {
+    let id = "mp:conf_contention";
+    s.insert_account(&account(id, None)).await.unwrap();
+    for round in 0..3i64 {
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.try_lease(id, "access_token", &format!("owner{i}"), round, 1_000, 31_000).await.unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += t.await.unwrap() as usize;
+        }
+        assert_eq!(winners, 1, "exactly one lease holder in round {round}");
+        let row = s.credential(id, "access_token").await.unwrap().unwrap();
+        let owner = row.lease_owner.unwrap();
+        assert_eq!(s.complete_refresh(&write(id, "access_token", &owner, "v", 2_000)).await.unwrap(), Some(round + 1));
+    }
+}
+
+pub async fn lease_expiry(s: &dyn Store) {
+    let id = "mp:conf_expiry";
+    s.insert_account(&account(id, None)).await.unwrap();
+    assert!(s.try_lease(id, "jsapi_ticket", "dead", 0, 1_000, 31_000).await.unwrap());
+    assert!(!s.try_lease(id, "jsapi_ticket", "alive", 0, 30_999, 60_999).await.unwrap());
+    assert!(s.try_lease(id, "jsapi_ticket", "alive", 0, 31_001, 61_001).await.unwrap(), "expired lease is taken over");
+    assert_eq!(s.complete_refresh(&write(id, "jsapi_ticket", "dead", "x", 31_002)).await.unwrap(), None, "dead owner cannot write after takeover");
+}
+
+pub async fn failures_and_blocks(s: &dyn Store) {
+    let id = "mp:conf_fail";
+    s.insert_account(&account(id, None)).await.unwrap();
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
+    s.record_failure(&FailureWrite {
+        account_id: id,
+        kind: "access_token",
+        owner: "a",
+        errcode: 45009,
+        errmsg: "reach max api daily quota limit",
+        at: 10,
+        blocked_until: Some(99_000),
+    })
+    .await
+    .unwrap();
+    let row = s.credential(id, "access_token").await.unwrap().unwrap();
+    assert_eq!(row.last_errcode, Some(45009));
+    assert_eq!(row.last_errmsg.as_deref(), Some("reach max api daily quota limit"));
+    assert_eq!((row.last_error_at, row.blocked_until), (Some(10), Some(99_000)));
+    assert_eq!(row.lease_owner, None, "failure releases the lease");
+    assert_eq!(row.version, 0, "failure does not bump the version");
+    s.clear_blocks(id).await.unwrap();
+    let row = s.credential(id, "access_token").await.unwrap().unwrap();
+    assert_eq!((row.blocked_until, row.last_errcode), (None, None));
+    assert!(s.try_lease(id, "access_token", "b", 0, 20, 30_020).await.unwrap());
+    s.record_failure(&FailureWrite {
+        account_id: id,
+        kind: "access_token",
+        owner: "b",
+        errcode: -1,
+        errmsg: "system error",
+        at: 30,
+        blocked_until: None,
+    })
+    .await
+    .unwrap();
+    assert!(s.try_lease(id, "access_token", "c", 0, 40, 30_040).await.unwrap());
+    s.complete_refresh(&write(id, "access_token", "c", "v", 50)).await.unwrap();
+    let row = s.credential(id, "access_token").await.unwrap().unwrap();
+    assert_eq!((row.last_errcode, row.last_error_at), (None, None), "success clears the last error");
+}
+
+pub async fn pushed_values(s: &dyn Store) {
+    let id = "component:conf_push";
+    s.insert_account(&account(id, None)).await.unwrap();
+    assert_eq!(s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1).await.unwrap(), 1);
+    assert_eq!(s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2).await.unwrap(), 2);
+    let row = s.credential(id, "verify_ticket").await.unwrap().unwrap();
+    assert_eq!((row.value.as_deref(), row.expires_at, row.refreshed_at), (Some("v1:t2"), Some(43_200_001), Some(2)));
+}
+
+/// The force-refresh limit holds under concurrency: one winner per window.
+pub async fn forced_limit(s: Arc<dyn Store>) {
+    let id = "mp:conf_forced";
+    s.insert_account(&account(id, None)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.try_mark_forced(id, "access_token", 100_000, 40_000).await.unwrap() }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += t.await.unwrap() as usize;
+    }
+    assert_eq!(winners, 1, "one force refresh per window");
+    assert!(!s.try_mark_forced(id, "access_token", 159_999, 99_999).await.unwrap());
+    assert!(s.try_mark_forced(id, "access_token", 160_001, 100_001).await.unwrap(), "allowed after the window");
+}
+
+pub async fn rotated_secrets_with_refresh(s: &dyn Store) {
+    let id = "authorizer:conf_rot:wx1";
+    s.insert_account(&account(id, Some("component:conf_rot"))).await.unwrap();
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
+    let mut w = write(id, "access_token", "a", "v1:tok", 10);
+    w.account_secrets = Some("v1:new-refresh-token");
+    assert_eq!(s.complete_refresh(&w).await.unwrap(), Some(1));
+    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
+    // A lost lease writes neither.
+    let mut w = write(id, "access_token", "a", "v1:tok2", 20);
+    w.account_secrets = Some("v1:lost");
+    assert_eq!(s.complete_refresh(&w).await.unwrap(), None);
+    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
+}
+
+/// WeChat asks for at least 512 characters per credential; sealed values
+/// are longer still.
+pub async fn long_values(s: &dyn Store) {
+    let id = "mp:conf_long";
+    s.insert_account(&account(id, None)).await.unwrap();
+    let long = "x".repeat(1_500);
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
+    s.complete_refresh(&write(id, "access_token", "a", &long, 1)).await.unwrap();
+    assert_eq!(s.credential(id, "access_token").await.unwrap().unwrap().value, Some(long));
+}
+
+pub async fn keys(s: &dyn Store) {
+    let k = KeyRow {
+        name: "conf-key".into(),
+        hash: "ab".repeat(32),
+        accounts: r#"["mp:wx1"]"#.into(),
+        created_at: 5,
+    };
+    s.insert_key(&k).await.unwrap();
+    assert!(matches!(s.insert_key(&k).await, Err(StoreError::Conflict)));
+    assert_eq!(s.key_by_hash(&k.hash).await.unwrap(), Some(k.clone()));
+    assert_eq!(s.key_by_hash(&"cd".repeat(32)).await.unwrap(), None);
+    assert!(s.keys().await.unwrap().contains(&k));
+    assert!(s.delete_key("conf-key").await.unwrap());
+    assert!(!s.delete_key("conf-key").await.unwrap());
+    assert_eq!(s.key_by_hash(&k.hash).await.unwrap(), None);
+}

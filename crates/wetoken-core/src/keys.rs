@@ -1,0 +1,99 @@
+//! API keys (SPEC §4): generation, hashing, and the account patterns a key
+//! covers. Keys are stored only as their SHA-256.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{AccountId, ParseError};
+
+/// A new random client key: `wtk_` + 43 base64url characters (256 bits).
+pub fn generate_key() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("wtk_{}", URL_SAFE_NO_PAD.encode(b))
+}
+
+/// The stored form of a key.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// What a key's `accounts` entry may say: `*`, an exact id, or `{id}/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    All,
+    Exact(AccountId),
+    WithChildren(AccountId),
+}
+
+impl Pattern {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s == "*" {
+            return Ok(Pattern::All);
+        }
+        if let Some(base) = s.strip_suffix("/*") {
+            return Ok(Pattern::WithChildren(base.parse()?));
+        }
+        Ok(Pattern::Exact(s.parse().map_err(|_| {
+            ParseError(format!(
+                "account pattern {s:?} must be \"*\", an account id like mp:wx1, or an id followed by /*"
+            ))
+        })?))
+    }
+
+    pub fn covers(&self, id: &AccountId) -> bool {
+        match self {
+            Pattern::All => true,
+            Pattern::Exact(p) => p == id,
+            Pattern::WithChildren(p) => p == id || id.parent().as_ref() == Some(p),
+        }
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::All => f.write_str("*"),
+            Pattern::Exact(id) => write!(f, "{id}"),
+            Pattern::WithChildren(id) => write!(f, "{id}/*"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> AccountId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn patterns_cover_as_specified() {
+        let all = Pattern::parse("*").unwrap();
+        assert!(all.covers(&id("mp:wx1")));
+        let exact = Pattern::parse("mp:wx1").unwrap();
+        assert!(exact.covers(&id("mp:wx1")));
+        assert!(!exact.covers(&id("mp:wx2")));
+        let comp = Pattern::parse("component:wxc/*").unwrap();
+        assert!(comp.covers(&id("component:wxc")));
+        assert!(comp.covers(&id("authorizer:wxc:wx1")));
+        assert!(!comp.covers(&id("authorizer:wxd:wx1")));
+        assert!(!comp.covers(&id("mp:wxc")));
+        let suite = Pattern::parse("suite:s/*").unwrap();
+        assert!(suite.covers(&id("corp:s:ww1")));
+        assert!(Pattern::parse("mp:bad id").is_err());
+        assert!(Pattern::parse("wx1").is_err());
+    }
+
+    #[test]
+    fn keys_are_random_and_hashed() {
+        let a = generate_key();
+        assert!(a.starts_with("wtk_"));
+        assert_ne!(a, generate_key());
+        assert_eq!(hash_key(&a).len(), 64);
+        assert_ne!(hash_key(&a), a);
+    }
+}

@@ -1,0 +1,39 @@
+//! # wetoken-core
+//!
+//! The domain of wetoken and everything that does not speak HTTP:
+//!
+//! - [`domain`]: account ids, kinds and credentials, parsed once at the edge;
+//! - [`account`]: accounts and the one parser of account requests;
+//! - [`store`]: the `Store` trait every database backend implements, and
+//!   (feature `conformance`) the suite every backend must pass;
+//! - [`upstream`]: the WeChat/WeCom client (reqwest + rustls, timeouts);
+//! - [`service`]: the credential service — cache, single flight, lease,
+//!   compare-and-refresh — and account and key management;
+//! - [`auth`], [`keys`]: API keys and who may read what;
+//! - [`secret`]: secrets that never print, sealed at rest with AES-256-GCM;
+//! - [`clock`]: injected time; [`jssdk`]: JS-SDK signatures.
+//!
+//! This crate never opens a socket to listen and never names a database:
+//! HTTP lives in `wetoken-http`, SQL in the `wetoken-store-*` crates.
+//!
+//! ```no_run
+//! # async fn demo(service: wetoken_core::service::CredentialService) -> Result<(), Box<dyn std::error::Error>> {
+//! use wetoken_core::domain::{AccountId, Credential};
+//! let id: AccountId = "mp:wx1234567890".parse()?;
+//! let token = service.get(&id, Credential::AccessToken).await?;
+//! println!("{} expires at {}", token.value, token.expires_at);
+//! # Ok(()) }
+//! ```
+
+pub mod account;
+pub mod auth;
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod domain;
+pub mod jssdk;
+pub mod keys;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod upstream;

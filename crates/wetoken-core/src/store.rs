@@ -1,0 +1,182 @@
+//! The `Store` trait: everything wetoken keeps in a database.
+//!
+//! A backend (`wetoken-store-sqlite`, …) implements it with its own dialect
+//! and migrations and must pass [`crate::conformance`]. The store is dumb on
+//! purpose: it holds opaque strings (values and secrets arrive already
+//! encrypted by the service), instants as epoch milliseconds, and enforces
+//! only what must be atomic in the database:
+//!
+//! - **the refresh lease** ([`Store::try_lease`]): one conditional UPDATE on the
+//!   credential row, so that across every instance sharing the database at
+//!   most one holds the right to call WeChat for a credential;
+//! - **versions**: every write of a credential value increments `version`;
+//! - **the force-refresh limit** ([`Store::try_mark_forced`]), cluster-wide;
+//! - **durability of pushed values and rotated secrets**, committed before the
+//!   call returns.
+
+use async_trait::async_trait;
+
+/// One account row. `secrets` is sealed by the master key; `config` is JSON
+/// of non-secret settings (token_api, agentid, func_info…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: String,
+    pub kind: String,
+    /// The parent account's id (a component for an authorizer, a suite for a
+    /// corp).
+    pub parent_id: Option<String>,
+    pub secrets: String,
+    pub config: String,
+    /// `active`, `needs_reauthorization` or `revoked`.
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One credential row. `value` is sealed by the master key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub account_id: String,
+    pub kind: String,
+    pub value: Option<String>,
+    pub expires_at: Option<i64>,
+    /// Increments on every change of `value`; 0 for a row never filled.
+    pub version: i64,
+    pub refreshed_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub last_errcode: Option<i64>,
+    pub last_errmsg: Option<String>,
+    pub last_error_at: Option<i64>,
+    /// No automatic upstream call for this credential before this instant
+    /// (permanent errors, daily quota).
+    pub blocked_until: Option<i64>,
+    /// Last unqualified force refresh (SPEC §2 rate limit).
+    pub forced_at: Option<i64>,
+}
+
+/// A refreshed value, written by the lease holder.
+#[derive(Debug, Clone)]
+pub struct RefreshWrite<'a> {
+    pub account_id: &'a str,
+    pub kind: &'a str,
+    pub owner: &'a str,
+    pub value: &'a str,
+    pub expires_at: i64,
+    pub refreshed_at: i64,
+    /// New sealed secrets of the account, written in the same transaction
+    /// (an authorizer_refresh_token that WeChat rotated).
+    pub account_secrets: Option<&'a str>,
+}
+
+/// A failed refresh, recorded by the lease holder.
+#[derive(Debug, Clone)]
+pub struct FailureWrite<'a> {
+    pub account_id: &'a str,
+    pub kind: &'a str,
+    pub owner: &'a str,
+    pub errcode: i64,
+    pub errmsg: &'a str,
+    pub at: i64,
+    pub blocked_until: Option<i64>,
+}
+
+/// One API key, stored by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub name: String,
+    pub hash: String,
+    /// JSON array of account patterns.
+    pub accounts: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Installs or upgrades the schema. Idempotent.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- accounts
+    /// `Conflict` if the id exists.
+    async fn insert_account(&self, row: &AccountRow) -> StoreResult<()>;
+    async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>>;
+    /// All accounts, or those whose parent is `parent`, ordered by id.
+    async fn accounts(&self, parent: Option<&str>) -> StoreResult<Vec<AccountRow>>;
+    /// Replaces secrets, config, status and updated_at. With
+    /// `drop_credentials`, the account's credential rows go in the same
+    /// transaction (a rotated secret invalidates everything derived from it).
+    /// `NotFound` if absent.
+    async fn update_account(&self, row: &AccountRow, drop_credentials: bool) -> StoreResult<()>;
+    /// Deletes the account, its children and all their credentials. Whether
+    /// it existed.
+    async fn delete_account(&self, id: &str) -> StoreResult<bool>;
+
+    // ---- credentials
+    async fn credential(&self, account_id: &str, kind: &str) -> StoreResult<Option<CredentialRow>>;
+    /// All credential rows of one account.
+    async fn credentials(&self, account_id: &str) -> StoreResult<Vec<CredentialRow>>;
+    /// Takes the refresh lease for `owner` until `until`, if the row is still
+    /// at `seen_version` and no other owner holds an unexpired lease at
+    /// `now`. Creates the row (version 0) if absent. Atomic across every
+    /// connection and process.
+    async fn try_lease(
+        &self,
+        account_id: &str,
+        kind: &str,
+        owner: &str,
+        seen_version: i64,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool>;
+    /// Writes a refreshed value with version + 1 and releases the lease,
+    /// clearing the last error, only if `owner` still holds the lease. The
+    /// new version, or None if the lease was lost.
+    async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>>;
+    /// Records a failed refresh and releases `owner`'s lease.
+    async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
+    /// Stores a value WeChat pushed (verify_ticket, suite_ticket): version + 1,
+    /// committed before returning. The new version.
+    async fn put_pushed(
+        &self,
+        account_id: &str,
+        kind: &str,
+        value: &str,
+        expires_at: i64,
+        at: i64,
+    ) -> StoreResult<i64>;
+    /// Records an unqualified force refresh at `now` if none happened since
+    /// `not_before`; false when rate-limited. Creates the row if absent.
+    async fn try_mark_forced(
+        &self,
+        account_id: &str,
+        kind: &str,
+        now: i64,
+        not_before: i64,
+    ) -> StoreResult<bool>;
+    /// Clears `blocked_until` and the last error of every credential of an
+    /// account (a manual reset).
+    async fn clear_blocks(&self, account_id: &str) -> StoreResult<()>;
+
+    // ---- API keys
+    /// `Conflict` if the name exists.
+    async fn insert_key(&self, row: &KeyRow) -> StoreResult<()>;
+    async fn keys(&self) -> StoreResult<Vec<KeyRow>>;
+    async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
+    async fn delete_key(&self, name: &str) -> StoreResult<bool>;
+}

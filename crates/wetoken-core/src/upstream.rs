@@ -1,0 +1,267 @@
+//! The client for WeChat's and WeCom's token endpoints.
+//!
+//! WeChat reports errors in the body with HTTP 200. The one rule for every
+//! endpoint: success ⇔ `errcode` absent or 0; anything else is
+//! [`UpstreamError::WeChat`] carrying errcode and errmsg. Never match on
+//! errmsg (it carries a per-request `rid`). Every call has a timeout.
+//! See ../shared/reference/wechat-upstream-contract.md.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::TokenApi;
+
+/// A credential as WeChat returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub value: String,
+    /// WeChat's own remaining life, in seconds.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("WeChat answered errcode {errcode}: {errmsg}")]
+    WeChat { errcode: i64, errmsg: String },
+    #[error("WeChat did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach WeChat: {0}")]
+    Transport(String),
+    #[error("WeChat answered HTTP {0}")]
+    Status(u16),
+    #[error("WeChat answered something unreadable: {0}")]
+    Malformed(String),
+}
+
+impl UpstreamError {
+    /// Transient: network, timeout, HTTP 5xx, errcode -1 (system busy) and
+    /// the minute/concurrency limits. Worth retrying with backoff.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UpstreamError::WeChat { errcode, .. } => matches!(errcode, -1 | 45011 | 45033),
+            UpstreamError::Timeout(_) | UpstreamError::Transport(_) => true,
+            UpstreamError::Status(s) => *s >= 500 || *s == 429,
+            UpstreamError::Malformed(_) => true,
+        }
+    }
+
+    /// The token used was rejected (rotated, expired, malformed): refresh it
+    /// by compare-and-refresh and try once more.
+    pub fn is_token_rejected(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::WeChat {
+                errcode: 40001 | 40014 | 42001 | 42009,
+                ..
+            }
+        )
+    }
+
+    /// The daily quota is spent (45009).
+    pub fn is_quota(&self) -> bool {
+        matches!(self, UpstreamError::WeChat { errcode: 45009, .. })
+    }
+
+    /// The errcode to record; transport failures use -1 like WeChat's own
+    /// "system busy".
+    pub fn errcode(&self) -> i64 {
+        match self {
+            UpstreamError::WeChat { errcode, .. } => *errcode,
+            _ => -1,
+        }
+    }
+
+    pub fn errmsg(&self) -> String {
+        match self {
+            UpstreamError::WeChat { errmsg, .. } => errmsg.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Where the two WeChat APIs live (SPEC §7 `WETOKEN_UPSTREAM_MP`/`_WORK`).
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub mp_base: String,
+    pub work_base: String,
+    pub timeout: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            mp_base: "https://api.weixin.qq.com".into(),
+            work_base: "https://qyapi.weixin.qq.com".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    cfg: UpstreamConfig,
+}
+
+/// reqwest is built without a default rustls provider (no aws-lc-rs, no
+/// OpenSSL); install ring once per process.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[derive(Serialize)]
+struct StableTokenBody<'a> {
+    grant_type: &'static str,
+    appid: &'a str,
+    secret: &'a str,
+    force_refresh: bool,
+}
+
+impl Upstream {
+    pub fn new(cfg: UpstreamConfig) -> Result<Self, UpstreamError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            .user_agent(concat!("wetoken/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UpstreamError::Transport(e.to_string()))?;
+        Ok(Upstream { http, cfg })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.cfg
+    }
+
+    /// An `mp` account's access token, from `stable_token` or the classic
+    /// `/cgi-bin/token`. `force` applies to stable_token only (classic always
+    /// issues a new token).
+    pub async fn mp_access_token(
+        &self,
+        api: TokenApi,
+        appid: &str,
+        secret: &str,
+        force: bool,
+    ) -> Result<Fetched, UpstreamError> {
+        let url = format!("{}/cgi-bin/{}", self.cfg.mp_base, match api {
+            TokenApi::Stable => "stable_token",
+            TokenApi::Classic => "token",
+        });
+        let req = match api {
+            TokenApi::Stable => self.http.post(url).json(&StableTokenBody {
+                grant_type: "client_credential",
+                appid,
+                secret,
+                force_refresh: force,
+            }),
+            TokenApi::Classic => self.http.get(url).query(&[
+                ("grant_type", "client_credential"),
+                ("appid", appid),
+                ("secret", secret),
+            ]),
+        };
+        let v = self.send(req).await?;
+        fetched(&v, "access_token")
+    }
+
+    /// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`.
+    pub async fn mp_ticket(&self, access_token: &str, ty: &str) -> Result<Fetched, UpstreamError> {
+        let url = format!("{}/cgi-bin/ticket/getticket", self.cfg.mp_base);
+        let req = self
+            .http
+            .get(url)
+            .query(&[("access_token", access_token), ("type", ty)]);
+        let v = self.send(req).await?;
+        fetched(&v, "ticket")
+    }
+
+    /// Sends a request and applies the success rule.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::Malformed(format!("not JSON: {e}")))?;
+        check_errcode(v)
+    }
+
+    fn transport(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            UpstreamError::Timeout(self.cfg.timeout)
+        } else {
+            // The URL carries secrets in the classic API's query: never echo it.
+            UpstreamError::Transport(e.without_url().to_string())
+        }
+    }
+}
+
+/// success ⇔ errcode absent or 0.
+pub fn check_errcode(v: Value) -> Result<Value, UpstreamError> {
+    match v.get("errcode").and_then(Value::as_i64) {
+        None | Some(0) => Ok(v),
+        Some(errcode) => Err(UpstreamError::WeChat {
+            errcode,
+            errmsg: v
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+    }
+}
+
+/// Reads `{field, expires_in}` from a successful answer.
+pub fn fetched(v: &Value, field: &str) -> Result<Fetched, UpstreamError> {
+    let value = v
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| UpstreamError::Malformed(format!("no {field} in the answer")))?;
+    let expires_in = v
+        .get("expires_in")
+        .and_then(|e| e.as_i64().or_else(|| e.as_str()?.parse().ok()))
+        .filter(|e| *e > 0)
+        .ok_or_else(|| UpstreamError::Malformed("no expires_in in the answer".into()))?;
+    Ok(Fetched {
+        value: value.to_owned(),
+        expires_in,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_rule() {
+        assert!(check_errcode(json!({"access_token":"a","expires_in":7200})).is_ok());
+        assert!(check_errcode(json!({"errcode":0,"errmsg":"ok","ticket":"t"})).is_ok());
+        let e = check_errcode(json!({"errcode":40125,"errmsg":"invalid appsecret, rid: x"}))
+            .unwrap_err();
+        assert_eq!(e.errcode(), 40125);
+        assert!(!e.is_retryable());
+        let busy = check_errcode(json!({"errcode":-1,"errmsg":"system error"})).unwrap_err();
+        assert!(busy.is_retryable());
+        assert!(UpstreamError::Status(502).is_retryable());
+        assert!(!UpstreamError::Status(404).is_retryable());
+    }
+
+    #[test]
+    fn fetched_reads_value_and_expiry() {
+        let f = fetched(&json!({"access_token":"abc","expires_in":7200}), "access_token").unwrap();
+        assert_eq!(f, Fetched { value: "abc".into(), expires_in: 7200 });
+        assert!(fetched(&json!({"expires_in":7200}), "access_token").is_err());
+        assert!(fetched(&json!({"access_token":"a"}), "access_token").is_err());
+        assert!(fetched(&json!({"access_token":"","expires_in":1}), "access_token").is_err());
+    }
+}
