@@ -1,0 +1,348 @@
+//! WeChat's rules, in one place. Everything the simulator decides is here;
+//! `server.rs` only moves bytes. Sources: ../shared/reference/
+//! wechat-upstream-contract.md §1 and §5 (official docs, SDK behaviour).
+//!
+//! | rule | WeChat | here |
+//! |---|---|---|
+//! | classic `/cgi-bin/token` | every call issues a new token; the previous stays valid 5 min | `issue` with grace `grace_secs` (default 300) |
+//! | only the latest predecessor has grace | a third fetch kills the first token | older retired tokens die at the next rotation |
+//! | `stable_token` normal mode | same token while valid; rotated in its last 5 min, the old one still valid to its end | `stable` |
+//! | `stable_token` force | new token, old one in grace; ≥ 30 s between forces else no refresh; 20 a day | `stable` |
+//! | classic and stable are isolated | fetching one never invalidates the other | families |
+//! | tickets | need a valid token; a new ticket each call, the old valid to its end | `ticket` |
+//! | errors | 40002 grant_type, 41002 no appid, 41004 no secret, 40013 unknown appid, 40125 wrong secret, 41001 no token, 40001 invalid/retired token, 42001 expired token, 45009 daily quota, 47001 bad JSON | as WeChat |
+//! | success | token endpoints omit errcode; getticket says errcode 0 | as WeChat |
+//! | daily quota | 2000 token calls a day on a new account | `daily_quota`, per appid and endpoint |
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde_json::{Value, json};
+
+/// Tunables of the simulated WeChat.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// How long a replaced token keeps working.
+    pub grace_secs: i64,
+    /// Lifetime of a new access token (`expires_in`).
+    pub token_ttl_secs: i64,
+    /// Lifetime of a new ticket.
+    pub ticket_ttl_secs: i64,
+    /// Calls per appid per token endpoint before 45009.
+    pub daily_quota: u32,
+    /// stable_token hands out a new token in the last this-many seconds.
+    pub stable_rotate_window_secs: i64,
+    /// Minimum gap between effective stable_token force refreshes.
+    pub force_min_gap_secs: i64,
+    /// Effective force refreshes a day.
+    pub force_daily: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            grace_secs: 300,
+            token_ttl_secs: 7200,
+            ticket_ttl_secs: 7200,
+            daily_quota: 2000,
+            stable_rotate_window_secs: 300,
+            force_min_gap_secs: 30,
+            force_daily: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Classic,
+    Stable,
+}
+
+#[derive(Debug, Clone)]
+struct TokenInfo {
+    appid: String,
+    family: Family,
+    expires_at: i64,
+    /// Set when replaced: the end of its grace.
+    dies_at: Option<i64>,
+}
+
+/// Why a presented token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Valid,
+    Expired,
+    Invalid,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub cfg: SimConfig,
+    apps: HashMap<String, String>,
+    tokens: HashMap<String, TokenInfo>,
+    current: HashMap<(String, Family), String>,
+    last_force: HashMap<String, i64>,
+    forces_today: HashMap<String, u32>,
+    tickets: HashMap<String, (String, i64)>,
+    quota_used: HashMap<(String, &'static str), u32>,
+}
+
+pub type Answer = Value;
+
+fn err(errcode: i64, errmsg: &str) -> Answer {
+    json!({"errcode": errcode, "errmsg": format!("{errmsg} rid: {}", random(8))})
+}
+
+fn random(n: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+}
+
+/// Looks like a real token: long, URL-safe.
+fn new_token(prefix: &str) -> String {
+    format!("{prefix}_{}", random(120))
+}
+
+impl World {
+    pub fn new(cfg: SimConfig) -> Self {
+        World {
+            cfg,
+            ..Default::default()
+        }
+    }
+
+    pub fn add_app(&mut self, appid: &str, secret: &str) {
+        self.apps.insert(appid.to_owned(), secret.to_owned());
+    }
+
+    /// Forget quota use (WeChat's day rolled over).
+    pub fn reset_quota(&mut self) {
+        self.quota_used.clear();
+        self.forces_today.clear();
+    }
+
+    pub fn token_state(&self, token: &str, now: i64) -> TokenState {
+        match self.tokens.get(token) {
+            None => TokenState::Invalid,
+            Some(t) if t.dies_at.is_some_and(|d| now >= d) => TokenState::Invalid,
+            Some(t) if now >= t.expires_at => TokenState::Expired,
+            Some(_) => TokenState::Valid,
+        }
+    }
+
+    /// Checks grant_type, appid, secret and quota of a token request.
+    fn admit(
+        &mut self,
+        endpoint: &'static str,
+        grant_type: Option<&str>,
+        appid: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<String, Answer> {
+        if grant_type != Some("client_credential") {
+            return Err(err(40002, "invalid grant_type"));
+        }
+        let appid = appid.filter(|a| !a.is_empty()).ok_or_else(|| err(41002, "appid missing"))?;
+        let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| err(41004, "appsecret missing"))?;
+        let known = self.apps.get(appid).ok_or_else(|| err(40013, "invalid appid"))?;
+        if known != secret {
+            return Err(err(40125, "invalid appsecret"));
+        }
+        let used = self.quota_used.entry((appid.to_owned(), endpoint)).or_default();
+        if *used >= self.cfg.daily_quota {
+            return Err(err(
+                45009,
+                "reach max api daily quota limit, could get access_token by getStableAccessToken",
+            ));
+        }
+        *used += 1;
+        Ok(appid.to_owned())
+    }
+
+    /// Issues a new token of a family, retiring the current one with grace
+    /// and killing any older one still in grace.
+    fn issue(&mut self, appid: &str, family: Family, now: i64) -> Answer {
+        for t in self.tokens.values_mut() {
+            if t.appid == appid && t.family == family && t.dies_at.is_some() {
+                t.dies_at = Some(now.min(t.dies_at.unwrap_or(now)));
+            }
+        }
+        let key = (appid.to_owned(), family);
+        if let Some(prev) = self.current.get(&key).and_then(|p| self.tokens.get_mut(p)) {
+            prev.dies_at = Some((now + self.cfg.grace_secs * 1000).min(prev.expires_at));
+        }
+        let token = new_token(if family == Family::Stable { "STABLE" } else { "ACCESS" });
+        let expires_at = now + self.cfg.token_ttl_secs * 1000;
+        self.tokens.insert(token.clone(), TokenInfo {
+            appid: appid.to_owned(),
+            family,
+            expires_at,
+            dies_at: None,
+        });
+        self.current.insert(key, token.clone());
+        json!({"access_token": token, "expires_in": self.cfg.token_ttl_secs})
+    }
+
+    /// `GET /cgi-bin/token`.
+    pub fn classic(&mut self, grant_type: Option<&str>, appid: Option<&str>, secret: Option<&str>, now: i64) -> Answer {
+        match self.admit("token", grant_type, appid, secret) {
+            Ok(appid) => self.issue(&appid, Family::Classic, now),
+            Err(e) => e,
+        }
+    }
+
+    /// `POST /cgi-bin/stable_token`.
+    pub fn stable(
+        &mut self,
+        grant_type: Option<&str>,
+        appid: Option<&str>,
+        secret: Option<&str>,
+        force: bool,
+        now: i64,
+    ) -> Answer {
+        let appid = match self.admit("stable_token", grant_type, appid, secret) {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        let current = self
+            .current
+            .get(&(appid.clone(), Family::Stable))
+            .and_then(|t| Some((t.clone(), self.tokens.get(t)?.expires_at)))
+            .filter(|(t, _)| self.token_state(t, now) == TokenState::Valid);
+        if force {
+            let recent = self
+                .last_force
+                .get(&appid)
+                .is_some_and(|at| now - at < self.cfg.force_min_gap_secs * 1000);
+            let spent = self.forces_today.get(&appid).copied().unwrap_or(0) >= self.cfg.force_daily;
+            if !recent && !spent {
+                self.last_force.insert(appid.clone(), now);
+                *self.forces_today.entry(appid.clone()).or_default() += 1;
+                return self.issue(&appid, Family::Stable, now);
+            }
+        }
+        match current {
+            Some((token, expires_at)) if expires_at - now > self.cfg.stable_rotate_window_secs * 1000 => {
+                json!({"access_token": token, "expires_in": (expires_at - now) / 1000})
+            }
+            _ => self.issue(&appid, Family::Stable, now),
+        }
+    }
+
+    /// `GET /cgi-bin/ticket/getticket`.
+    pub fn ticket(&mut self, access_token: Option<&str>, ty: Option<&str>, now: i64) -> Answer {
+        let Some(token) = access_token.filter(|t| !t.is_empty()) else {
+            return err(41001, "access_token missing");
+        };
+        match self.token_state(token, now) {
+            TokenState::Invalid => return err(40001, "invalid credential, access_token is invalid or not latest"),
+            TokenState::Expired => return err(42001, "access_token expired"),
+            TokenState::Valid => {}
+        }
+        let ty = match ty {
+            Some(t @ ("jsapi" | "wx_card")) => t,
+            _ => return err(40097, "invalid args"),
+        };
+        let appid = self.tokens[token].appid.clone();
+        let ticket = format!("{}_{}", if ty == "jsapi" { "JSAPI" } else { "CARD" }, random(80));
+        self.tickets.insert(format!("{appid}/{ty}"), (ticket.clone(), now + self.cfg.ticket_ttl_secs * 1000));
+        json!({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": self.cfg.ticket_ttl_secs})
+    }
+
+    /// Shortens every live token of an app to expire in `secs` (tests of
+    /// proactive refresh and expiry).
+    pub fn expire_tokens_in(&mut self, appid: &str, secs: i64, now: i64) {
+        for t in self.tokens.values_mut().filter(|t| t.appid == appid) {
+            t.expires_at = t.expires_at.min(now + secs * 1000);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        let mut w = World::new(SimConfig::default());
+        w.add_app("wx1", "s1");
+        w
+    }
+
+    fn token(a: &Answer) -> String {
+        a["access_token"].as_str().unwrap().to_owned()
+    }
+
+    const GT: Option<&str> = Some("client_credential");
+
+    #[test]
+    fn classic_rotates_with_grace_for_the_last_one_only() {
+        let mut w = world();
+        let a = token(&w.classic(GT, Some("wx1"), Some("s1"), 0));
+        let b = token(&w.classic(GT, Some("wx1"), Some("s1"), 1_000));
+        assert_eq!(w.token_state(&a, 2_000), TokenState::Valid, "grace");
+        assert_eq!(w.token_state(&a, 301_000), TokenState::Invalid, "grace over");
+        let c = token(&w.classic(GT, Some("wx1"), Some("s1"), 2_000));
+        assert_eq!(w.token_state(&a, 2_000), TokenState::Invalid, "older predecessor dies");
+        assert_eq!(w.token_state(&b, 2_000), TokenState::Valid);
+        assert_eq!(w.token_state(&c, 7_201_999), TokenState::Valid);
+        assert_eq!(w.token_state(&c, 7_202_000), TokenState::Expired);
+    }
+
+    #[test]
+    fn stable_is_idempotent_until_its_last_minutes() {
+        let mut w = world();
+        let a = token(&w.stable(GT, Some("wx1"), Some("s1"), false, 0));
+        assert_eq!(token(&w.stable(GT, Some("wx1"), Some("s1"), false, 1_000_000)), a);
+        let late = w.stable(GT, Some("wx1"), Some("s1"), false, 6_950_000);
+        assert_ne!(token(&late), a, "rotated in the last 5 minutes");
+        assert_eq!(w.token_state(&a, 6_960_000), TokenState::Valid);
+    }
+
+    #[test]
+    fn stable_force_needs_30_seconds() {
+        let mut w = world();
+        let a = token(&w.stable(GT, Some("wx1"), Some("s1"), false, 0));
+        let b = token(&w.stable(GT, Some("wx1"), Some("s1"), true, 1_000));
+        assert_ne!(a, b);
+        assert_eq!(token(&w.stable(GT, Some("wx1"), Some("s1"), true, 10_000)), b, "too soon: no refresh");
+        let c = token(&w.stable(GT, Some("wx1"), Some("s1"), true, 40_000));
+        assert_ne!(b, c);
+        assert_eq!(w.token_state(&a, 40_000), TokenState::Invalid);
+    }
+
+    #[test]
+    fn families_are_isolated() {
+        let mut w = world();
+        let s = token(&w.stable(GT, Some("wx1"), Some("s1"), false, 0));
+        w.classic(GT, Some("wx1"), Some("s1"), 0);
+        w.classic(GT, Some("wx1"), Some("s1"), 0);
+        assert_eq!(w.token_state(&s, 0), TokenState::Valid);
+    }
+
+    #[test]
+    fn errors_as_wechat() {
+        let mut w = world();
+        let code = |a: Answer| a["errcode"].as_i64().unwrap();
+        assert_eq!(code(w.classic(Some("x"), Some("wx1"), Some("s1"), 0)), 40002);
+        assert_eq!(code(w.classic(GT, None, Some("s1"), 0)), 41002);
+        assert_eq!(code(w.classic(GT, Some("wx1"), None, 0)), 41004);
+        assert_eq!(code(w.classic(GT, Some("wx9"), Some("s1"), 0)), 40013);
+        assert_eq!(code(w.classic(GT, Some("wx1"), Some("bad"), 0)), 40125);
+        assert_eq!(code(w.ticket(None, Some("jsapi"), 0)), 41001);
+        assert_eq!(code(w.ticket(Some("nope"), Some("jsapi"), 0)), 40001);
+        w.cfg.daily_quota = 1;
+        assert!(w.classic(GT, Some("wx1"), Some("s1"), 0).get("errcode").is_none());
+        assert_eq!(code(w.classic(GT, Some("wx1"), Some("s1"), 0)), 45009);
+    }
+
+    #[test]
+    fn tickets_need_a_valid_token() {
+        let mut w = world();
+        let a = token(&w.classic(GT, Some("wx1"), Some("s1"), 0));
+        let t = w.ticket(Some(&a), Some("jsapi"), 1);
+        assert_eq!(t["errcode"], 0);
+        assert!(t["ticket"].as_str().unwrap().starts_with("JSAPI_"));
+        assert_eq!(w.ticket(Some(&a), Some("wx_card"), 1)["errcode"], 0);
+        assert_eq!(w.ticket(Some(&a), Some("other"), 1)["errcode"], 40097);
+        assert_eq!(w.ticket(Some(&a), Some("jsapi"), 7_200_000)["errcode"], 42001);
+    }
+}
