@@ -1,1 +1,80 @@
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `ci`: what CI runs — format check, clippy with `-D warnings`, every test.
+//! - `install-schema --database-url URL [--print]`: install (or print) the
+//!   schema with the backend the URL names.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("install-schema") => install_schema(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask ci | install-schema --database-url URL [--print]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    eprintln!("==> cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    cargo(&["test", "--workspace", "--all-features"])?;
+    eprintln!("==> ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// The cargo feature of the backend a URL names.
+fn feature_of(url: &str) -> Result<&'static str, String> {
+    match url.split(':').next().unwrap_or_default() {
+        "sqlite" => Ok("sqlite"),
+        "mysql" | "mariadb" => Ok("mysql"),
+        "postgres" | "postgresql" => Ok("postgres"),
+        "oracle" => Ok("oracle"),
+        other => Err(format!("unknown database URL scheme {other:?}")),
+    }
+}
+
+fn install_schema(args: &[String]) -> Result<(), String> {
+    let mut url = None;
+    let mut print = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--database-url" => url = it.next().cloned(),
+            "--print" => print = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let url = url.ok_or("--database-url URL is required")?;
+    let feature = feature_of(&url)?;
+    let mut cmd = vec!["run", "--quiet", "-p", "wetoken", "--no-default-features", "--features", feature, "--"];
+    cmd.extend(["install-schema", "--database-url", &url]);
+    if print {
+        cmd.push("--print");
+    }
+    cargo(&cmd)
+}

@@ -1,1 +1,216 @@
-fn main() {}
+//! `wetoken`: the WeChat credential central-control server (SPEC §8).
+//!
+//! Exit status: 0 success, 1 runtime error, 2 bad usage. Errors go to stderr
+//! as one line starting with `error:`.
+
+mod app;
+mod backend;
+mod commands;
+mod keyfiles;
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "wetoken",
+    version,
+    about = "WeChat credential central-control server (中控服务器)"
+)]
+struct Cli {
+    /// Settings file (wetoken.toml); WETOKEN_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and keep every credential fresh.
+    Serve {
+        /// Run against an in-process WeChat simulator with a demo account.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Install or upgrade the database schema (idempotent).
+    InstallSchema {
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// Print the DDL instead of applying it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(Box<AccountCommand>),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Read credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Add an account: account add mp --appid … --secret …
+    Add(Box<AddArgs>),
+    /// One account per line, starting with its id.
+    List,
+    /// One account as JSON.
+    Show { id: String },
+    /// Delete an account and its credentials.
+    Rm { id: String },
+}
+
+/// The fields of POST /v1/accounts, as flags.
+#[derive(Args)]
+pub struct AddArgs {
+    /// mp, work, component, authorizer, suite, provider or corp.
+    pub kind: String,
+    #[arg(long)]
+    pub appid: Option<String>,
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// stable (default) or classic.
+    #[arg(long)]
+    pub token_api: Option<String>,
+    #[arg(long)]
+    pub corpid: Option<String>,
+    #[arg(long)]
+    pub agentid: Option<String>,
+    #[arg(long)]
+    pub token: Option<String>,
+    #[arg(long)]
+    pub aes_key: Option<String>,
+    #[arg(long)]
+    pub suite_id: Option<String>,
+    #[arg(long)]
+    pub component_appid: Option<String>,
+    #[arg(long)]
+    pub refresh_token: Option<String>,
+    #[arg(long)]
+    pub permanent_code: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a client key; prints the key alone.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Account patterns, comma-separated: *, mp:wx1, component:wxc/*
+        #[arg(long, value_delimiter = ',', required = true)]
+        accounts: Vec<String>,
+    },
+    /// One key per line: name and patterns.
+    List,
+    /// Delete a key.
+    Rm { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Print a credential, refreshing it if needed.
+    Get {
+        id: String,
+        /// access_token (default), jsapi_ticket, wx_card_ticket, agent_ticket…
+        cred: Option<String>,
+        /// Print the JSON of the HTTP API instead of the bare value.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How a command failed: bad usage (exit 2) or at run time (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    Usage(String),
+    Runtime(String),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), |n| std::env::var(n).ok()) {
+        Ok(s) => s,
+        Err(e) => return fail(CliError::Usage(e)),
+    };
+    init_tracing(&settings.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(CliError::Runtime(e.to_string())),
+    };
+    match rt.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
+    match command {
+        Command::Serve { sandbox } => serve::run(settings, sandbox).await,
+        Command::InstallSchema {
+            database_url,
+            print,
+        } => commands::install_schema(settings, database_url, print).await,
+        Command::Account(c) => commands::account(settings, *c).await,
+        Command::Key(c) => commands::key(settings, c).await,
+        Command::Token(c) => commands::token(settings, c).await,
+    }
+}
+
+fn fail(e: CliError) -> ExitCode {
+    let (msg, code) = match e {
+        CliError::Usage(m) => (m, 2),
+        CliError::Runtime(m) => (m, 1),
+    };
+    eprintln!("error: {}", msg.lines().next().unwrap_or_default());
+    ExitCode::from(code)
+}
+
+/// Help and version go to stdout with status 0; any other parse error is
+/// one line on stderr and status 2.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(CliError::Usage(
+            "a command is required (serve, install-schema, account, key, token); see wetoken --help".into(),
+        )),
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            fail(CliError::Usage(format!(
+                "{}; see wetoken --help",
+                first.trim_start_matches("error: ")
+            )))
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -95,7 +95,10 @@ impl<'a> Fields<'a> {
         let obj = v
             .as_object()
             .ok_or_else(|| ParseError("the body must be a JSON object".into()))?;
-        Ok(Fields { obj, used: vec!["kind"] })
+        Ok(Fields {
+            obj,
+            used: vec!["kind"],
+        })
     }
 
     fn opt_str(&mut self, name: &'static str) -> Result<Option<String>, ParseError> {
@@ -128,9 +131,11 @@ impl<'a> Fields<'a> {
         };
         match s {
             None => Ok(None),
-            Some(s) if s.is_empty() || s.len() > 512 || s.chars().any(char::is_control) => Err(
-                ParseError(format!("{name} must be 1 to 512 characters without control characters")),
-            ),
+            Some(s) if s.is_empty() || s.len() > 512 || s.chars().any(char::is_control) => {
+                Err(ParseError(format!(
+                    "{name} must be 1 to 512 characters without control characters"
+                )))
+            }
             Some(s) => Ok(Some(Secret::new(s))),
         }
     }
@@ -143,7 +148,9 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Err(ParseError("agentid is required".into())),
             Some(Value::Number(n)) if n.is_u64() => AgentId::parse(&n.to_string()).map(Some),
             Some(Value::String(s)) => AgentId::parse(s).map(Some),
-            Some(_) => Err(ParseError("agentid must be a number or a string of digits".into())),
+            Some(_) => Err(ParseError(
+                "agentid must be a number or a string of digits".into(),
+            )),
         }
     }
 
@@ -157,7 +164,9 @@ impl<'a> Fields<'a> {
         if let Some(k) = &s {
             let k = k.expose();
             if k.len() != 43 || !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(ParseError("aes_key must be 43 characters of A-Z a-z 0-9".into()));
+                return Err(ParseError(
+                    "aes_key must be 43 characters of A-Z a-z 0-9".into(),
+                ));
             }
         }
         Ok(s)
@@ -219,7 +228,10 @@ impl NewAccount {
                 let component_appid = f.req_ident("component_appid")?;
                 let appid = f.req_ident("appid")?;
                 secrets.refresh_token = f.secret("refresh_token", true)?;
-                AccountId::Authorizer { component_appid, appid }
+                AccountId::Authorizer {
+                    component_appid,
+                    appid,
+                }
             }
             AccountKind::Corp => {
                 let suite_id = f.req_ident("suite_id")?;
@@ -230,7 +242,11 @@ impl NewAccount {
             }
         };
         f.finish()?;
-        Ok(NewAccount { id, secrets, config })
+        Ok(NewAccount {
+            id,
+            secrets,
+            config,
+        })
     }
 }
 
@@ -319,13 +335,34 @@ mod tests {
         let key = "a".repeat(43);
         for (body, id) in [
             (json!({"kind":"mp","appid":"wx1","secret":"s"}), "mp:wx1"),
-            (json!({"kind":"work","corpid":"ww1","agentid":1000002,"secret":"s"}), "work:ww1:1000002"),
-            (json!({"kind":"work","corpid":"ww1","agentid":"1000002","secret":"s"}), "work:ww1:1000002"),
-            (json!({"kind":"component","appid":"wxc","secret":"s","token":"t","aes_key":key}), "component:wxc"),
-            (json!({"kind":"suite","suite_id":"ss","secret":"s","token":"t","aes_key":key}), "suite:ss"),
-            (json!({"kind":"provider","corpid":"ww","secret":"s"}), "provider:ww"),
-            (json!({"kind":"authorizer","component_appid":"wxc","appid":"wx2","refresh_token":"r"}), "authorizer:wxc:wx2"),
-            (json!({"kind":"corp","suite_id":"ss","corpid":"ww3","permanent_code":"p","agentid":7}), "corp:ss:ww3"),
+            (
+                json!({"kind":"work","corpid":"ww1","agentid":1000002,"secret":"s"}),
+                "work:ww1:1000002",
+            ),
+            (
+                json!({"kind":"work","corpid":"ww1","agentid":"1000002","secret":"s"}),
+                "work:ww1:1000002",
+            ),
+            (
+                json!({"kind":"component","appid":"wxc","secret":"s","token":"t","aes_key":key}),
+                "component:wxc",
+            ),
+            (
+                json!({"kind":"suite","suite_id":"ss","secret":"s","token":"t","aes_key":key}),
+                "suite:ss",
+            ),
+            (
+                json!({"kind":"provider","corpid":"ww","secret":"s"}),
+                "provider:ww",
+            ),
+            (
+                json!({"kind":"authorizer","component_appid":"wxc","appid":"wx2","refresh_token":"r"}),
+                "authorizer:wxc:wx2",
+            ),
+            (
+                json!({"kind":"corp","suite_id":"ss","corpid":"ww3","permanent_code":"p","agentid":7}),
+                "corp:ss:ww3",
+            ),
         ] {
             let n = NewAccount::from_json(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
             assert_eq!(n.id.to_string(), id);
@@ -337,12 +374,27 @@ mod tests {
         let cases = [
             (json!({"appid":"wx1","secret":"s"}), "kind"),
             (json!({"kind":"mp","secret":"s"}), "appid"),
-            (json!({"kind":"mp","appid":"wx1' OR '1'='1","secret":"s"}), "appid"),
+            (
+                json!({"kind":"mp","appid":"wx1' OR '1'='1","secret":"s"}),
+                "appid",
+            ),
             (json!({"kind":"mp","appid":"wx1"}), "secret"),
-            (json!({"kind":"mp","appid":"wx1","secret":"s","token_api":"x"}), "token_api"),
-            (json!({"kind":"mp","appid":"wx1","secret":"s","secert":"s"}), "secert"),
-            (json!({"kind":"work","corpid":"ww","agentid":"12a","secret":"s"}), "agentid"),
-            (json!({"kind":"component","appid":"wxc","secret":"s","token":"t","aes_key":"short"}), "aes_key"),
+            (
+                json!({"kind":"mp","appid":"wx1","secret":"s","token_api":"x"}),
+                "token_api",
+            ),
+            (
+                json!({"kind":"mp","appid":"wx1","secret":"s","secert":"s"}),
+                "secert",
+            ),
+            (
+                json!({"kind":"work","corpid":"ww","agentid":"12a","secret":"s"}),
+                "agentid",
+            ),
+            (
+                json!({"kind":"component","appid":"wxc","secret":"s","token":"t","aes_key":"short"}),
+                "aes_key",
+            ),
             (json!({"kind":"mp","appid":7,"secret":"s"}), "appid"),
             (json!([1]), "object"),
         ];

@@ -39,7 +39,13 @@ fn account(id: &str, parent: Option<&str>) -> AccountRow {
     }
 }
 
-fn write<'a>(id: &'a str, kind: &'a str, owner: &'a str, value: &'a str, at: i64) -> RefreshWrite<'a> {
+fn write<'a>(
+    id: &'a str,
+    kind: &'a str,
+    owner: &'a str,
+    value: &'a str,
+    at: i64,
+) -> RefreshWrite<'a> {
     RefreshWrite {
         account_id: id,
         kind,
@@ -58,7 +64,11 @@ pub async fn accounts(s: &dyn Store) {
         matches!(s.insert_account(&a).await, Err(StoreError::Conflict)),
         "insert_account of an existing id must be Conflict"
     );
-    assert_eq!(s.account("mp:conf_acc").await.unwrap(), Some(a.clone()), "account round trip");
+    assert_eq!(
+        s.account("mp:conf_acc").await.unwrap(),
+        Some(a.clone()),
+        "account round trip"
+    );
     assert_eq!(s.account("mp:conf_absent").await.unwrap(), None);
     let mut b = a.clone();
     b.secrets = "v1:other".into();
@@ -69,53 +79,160 @@ pub async fn accounts(s: &dyn Store) {
     assert_eq!(s.account("mp:conf_acc").await.unwrap(), Some(b));
     let mut absent = a.clone();
     absent.id = "mp:conf_nobody".into();
-    assert!(matches!(s.update_account(&absent, false).await, Err(StoreError::NotFound)));
-    assert!(s.accounts(None).await.unwrap().iter().any(|r| r.id == "mp:conf_acc"));
+    assert!(matches!(
+        s.update_account(&absent, false).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        s.accounts(None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.id == "mp:conf_acc")
+    );
 }
 
 pub async fn account_children_and_delete(s: &dyn Store) {
-    s.insert_account(&account("component:conf_c", None)).await.unwrap();
-    s.insert_account(&account("authorizer:conf_c:wx1", Some("component:conf_c"))).await.unwrap();
-    s.insert_account(&account("authorizer:conf_c:wx2", Some("component:conf_c"))).await.unwrap();
+    s.insert_account(&account("component:conf_c", None))
+        .await
+        .unwrap();
+    s.insert_account(&account("authorizer:conf_c:wx1", Some("component:conf_c")))
+        .await
+        .unwrap();
+    s.insert_account(&account("authorizer:conf_c:wx2", Some("component:conf_c")))
+        .await
+        .unwrap();
     let children = s.accounts(Some("component:conf_c")).await.unwrap();
     let ids: Vec<_> = children.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["authorizer:conf_c:wx1", "authorizer:conf_c:wx2"], "children ordered by id");
-    assert!(s.try_lease("authorizer:conf_c:wx1", "access_token", "o", 0, 0, 10).await.unwrap());
+    assert_eq!(
+        ids,
+        ["authorizer:conf_c:wx1", "authorizer:conf_c:wx2"],
+        "children ordered by id"
+    );
+    assert!(
+        s.try_lease("authorizer:conf_c:wx1", "access_token", "o", 0, 0, 10)
+            .await
+            .unwrap()
+    );
     assert!(s.delete_account("component:conf_c").await.unwrap());
-    assert!(!s.delete_account("component:conf_c").await.unwrap(), "second delete reports absence");
-    assert_eq!(s.account("authorizer:conf_c:wx1").await.unwrap(), None, "children deleted");
-    assert_eq!(s.credential("authorizer:conf_c:wx1", "access_token").await.unwrap(), None, "children's credentials deleted");
+    assert!(
+        !s.delete_account("component:conf_c").await.unwrap(),
+        "second delete reports absence"
+    );
+    assert_eq!(
+        s.account("authorizer:conf_c:wx1").await.unwrap(),
+        None,
+        "children deleted"
+    );
+    assert_eq!(
+        s.credential("authorizer:conf_c:wx1", "access_token")
+            .await
+            .unwrap(),
+        None,
+        "children's credentials deleted"
+    );
 }
 
 pub async fn update_can_drop_credentials(s: &dyn Store) {
     let a = account("mp:conf_drop", None);
     s.insert_account(&a).await.unwrap();
-    assert!(s.try_lease("mp:conf_drop", "access_token", "o", 0, 0, 10).await.unwrap());
-    s.complete_refresh(&write("mp:conf_drop", "access_token", "o", "v", 1)).await.unwrap();
+    assert!(
+        s.try_lease("mp:conf_drop", "access_token", "o", 0, 0, 10)
+            .await
+            .unwrap()
+    );
+    s.complete_refresh(&write("mp:conf_drop", "access_token", "o", "v", 1))
+        .await
+        .unwrap();
     s.update_account(&a, false).await.unwrap();
-    assert!(s.credential("mp:conf_drop", "access_token").await.unwrap().is_some());
+    assert!(
+        s.credential("mp:conf_drop", "access_token")
+            .await
+            .unwrap()
+            .is_some()
+    );
     s.update_account(&a, true).await.unwrap();
-    assert!(s.credential("mp:conf_drop", "access_token").await.unwrap().is_none(), "drop_credentials");
+    assert!(
+        s.credential("mp:conf_drop", "access_token")
+            .await
+            .unwrap()
+            .is_none(),
+        "drop_credentials"
+    );
 }
 
 pub async fn lease_and_versions(s: &dyn Store) {
     let id = "mp:conf_lease";
     s.insert_account(&account(id, None)).await.unwrap();
     assert_eq!(s.credential(id, "access_token").await.unwrap(), None);
-    assert!(s.try_lease(id, "access_token", "a", 0, 100, 30_100).await.unwrap(), "first lease");
-    let row = s.credential(id, "access_token").await.unwrap().expect("lease creates the row");
-    assert_eq!((row.version, row.lease_owner.as_deref(), row.lease_until), (0, Some("a"), Some(30_100)));
-    assert!(!s.try_lease(id, "access_token", "b", 0, 200, 30_200).await.unwrap(), "held lease refuses another owner");
-    assert!(s.try_lease(id, "access_token", "a", 0, 200, 30_200).await.unwrap(), "holder may renew");
-    assert_eq!(s.complete_refresh(&write(id, "access_token", "b", "x", 300)).await.unwrap(), None, "non-holder cannot write");
-    assert_eq!(s.complete_refresh(&write(id, "access_token", "a", "v1:tok", 300)).await.unwrap(), Some(1));
+    assert!(
+        s.try_lease(id, "access_token", "a", 0, 100, 30_100)
+            .await
+            .unwrap(),
+        "first lease"
+    );
+    let row = s
+        .credential(id, "access_token")
+        .await
+        .unwrap()
+        .expect("lease creates the row");
+    assert_eq!(
+        (row.version, row.lease_owner.as_deref(), row.lease_until),
+        (0, Some("a"), Some(30_100))
+    );
+    assert!(
+        !s.try_lease(id, "access_token", "b", 0, 200, 30_200)
+            .await
+            .unwrap(),
+        "held lease refuses another owner"
+    );
+    assert!(
+        s.try_lease(id, "access_token", "a", 0, 200, 30_200)
+            .await
+            .unwrap(),
+        "holder may renew"
+    );
+    assert_eq!(
+        s.complete_refresh(&write(id, "access_token", "b", "x", 300))
+            .await
+            .unwrap(),
+        None,
+        "non-holder cannot write"
+    );
+    assert_eq!(
+        s.complete_refresh(&write(id, "access_token", "a", "v1:tok", 300))
+            .await
+            .unwrap(),
+        Some(1)
+    );
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
     assert_eq!(row.value.as_deref(), Some("v1:tok"));
-    assert_eq!((row.version, row.expires_at, row.refreshed_at), (1, Some(7_200_300), Some(300)));
-    assert_eq!((row.lease_owner, row.lease_until), (None, None), "write releases the lease");
-    assert!(!s.try_lease(id, "access_token", "b", 0, 400, 30_400).await.unwrap(), "stale version refused");
-    assert!(s.try_lease(id, "access_token", "b", 1, 400, 30_400).await.unwrap());
-    assert_eq!(s.complete_refresh(&write(id, "access_token", "b", "v1:tok2", 500)).await.unwrap(), Some(2));
+    assert_eq!(
+        (row.version, row.expires_at, row.refreshed_at),
+        (1, Some(7_200_300), Some(300))
+    );
+    assert_eq!(
+        (row.lease_owner, row.lease_until),
+        (None, None),
+        "write releases the lease"
+    );
+    assert!(
+        !s.try_lease(id, "access_token", "b", 0, 400, 30_400)
+            .await
+            .unwrap(),
+        "stale version refused"
+    );
+    assert!(
+        s.try_lease(id, "access_token", "b", 1, 400, 30_400)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.complete_refresh(&write(id, "access_token", "b", "v1:tok2", 500))
+            .await
+            .unwrap(),
+        Some(2)
+    );
     assert_eq!(s.credentials(id).await.unwrap().len(), 1);
 }
 
@@ -128,7 +245,16 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
         for i in 0..32 {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                s.try_lease(id, "access_token", &format!("owner{i}"), round, 1_000, 31_000).await.unwrap()
+                s.try_lease(
+                    id,
+                    "access_token",
+                    &format!("owner{i}"),
+                    round,
+                    1_000,
+                    31_000,
+                )
+                .await
+                .unwrap()
             }));
         }
         let mut winners = 0;
@@ -138,23 +264,51 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
         assert_eq!(winners, 1, "exactly one lease holder in round {round}");
         let row = s.credential(id, "access_token").await.unwrap().unwrap();
         let owner = row.lease_owner.unwrap();
-        assert_eq!(s.complete_refresh(&write(id, "access_token", &owner, "v", 2_000)).await.unwrap(), Some(round + 1));
+        assert_eq!(
+            s.complete_refresh(&write(id, "access_token", &owner, "v", 2_000))
+                .await
+                .unwrap(),
+            Some(round + 1)
+        );
     }
 }
 
 pub async fn lease_expiry(s: &dyn Store) {
     let id = "mp:conf_expiry";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert!(s.try_lease(id, "jsapi_ticket", "dead", 0, 1_000, 31_000).await.unwrap());
-    assert!(!s.try_lease(id, "jsapi_ticket", "alive", 0, 30_999, 60_999).await.unwrap());
-    assert!(s.try_lease(id, "jsapi_ticket", "alive", 0, 31_001, 61_001).await.unwrap(), "expired lease is taken over");
-    assert_eq!(s.complete_refresh(&write(id, "jsapi_ticket", "dead", "x", 31_002)).await.unwrap(), None, "dead owner cannot write after takeover");
+    assert!(
+        s.try_lease(id, "jsapi_ticket", "dead", 0, 1_000, 31_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.try_lease(id, "jsapi_ticket", "alive", 0, 30_999, 60_999)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.try_lease(id, "jsapi_ticket", "alive", 0, 31_001, 61_001)
+            .await
+            .unwrap(),
+        "expired lease is taken over"
+    );
+    assert_eq!(
+        s.complete_refresh(&write(id, "jsapi_ticket", "dead", "x", 31_002))
+            .await
+            .unwrap(),
+        None,
+        "dead owner cannot write after takeover"
+    );
 }
 
 pub async fn failures_and_blocks(s: &dyn Store) {
     let id = "mp:conf_fail";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
+    assert!(
+        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
+            .await
+            .unwrap()
+    );
     s.record_failure(&FailureWrite {
         account_id: id,
         kind: "access_token",
@@ -168,14 +322,24 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     .unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
     assert_eq!(row.last_errcode, Some(45009));
-    assert_eq!(row.last_errmsg.as_deref(), Some("reach max api daily quota limit"));
-    assert_eq!((row.last_error_at, row.blocked_until), (Some(10), Some(99_000)));
+    assert_eq!(
+        row.last_errmsg.as_deref(),
+        Some("reach max api daily quota limit")
+    );
+    assert_eq!(
+        (row.last_error_at, row.blocked_until),
+        (Some(10), Some(99_000))
+    );
     assert_eq!(row.lease_owner, None, "failure releases the lease");
     assert_eq!(row.version, 0, "failure does not bump the version");
     s.clear_blocks(id).await.unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
     assert_eq!((row.blocked_until, row.last_errcode), (None, None));
-    assert!(s.try_lease(id, "access_token", "b", 0, 20, 30_020).await.unwrap());
+    assert!(
+        s.try_lease(id, "access_token", "b", 0, 20, 30_020)
+            .await
+            .unwrap()
+    );
     s.record_failure(&FailureWrite {
         account_id: id,
         kind: "access_token",
@@ -187,19 +351,42 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     })
     .await
     .unwrap();
-    assert!(s.try_lease(id, "access_token", "c", 0, 40, 30_040).await.unwrap());
-    s.complete_refresh(&write(id, "access_token", "c", "v", 50)).await.unwrap();
+    assert!(
+        s.try_lease(id, "access_token", "c", 0, 40, 30_040)
+            .await
+            .unwrap()
+    );
+    s.complete_refresh(&write(id, "access_token", "c", "v", 50))
+        .await
+        .unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
-    assert_eq!((row.last_errcode, row.last_error_at), (None, None), "success clears the last error");
+    assert_eq!(
+        (row.last_errcode, row.last_error_at),
+        (None, None),
+        "success clears the last error"
+    );
 }
 
 pub async fn pushed_values(s: &dyn Store) {
     let id = "component:conf_push";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert_eq!(s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1).await.unwrap(), 1);
-    assert_eq!(s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2).await.unwrap(), 2);
+    assert_eq!(
+        s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2)
+            .await
+            .unwrap(),
+        2
+    );
     let row = s.credential(id, "verify_ticket").await.unwrap().unwrap();
-    assert_eq!((row.value.as_deref(), row.expires_at, row.refreshed_at), (Some("v1:t2"), Some(43_200_001), Some(2)));
+    assert_eq!(
+        (row.value.as_deref(), row.expires_at, row.refreshed_at),
+        (Some("v1:t2"), Some(43_200_001), Some(2))
+    );
 }
 
 /// The force-refresh limit holds under concurrency: one winner per window.
@@ -209,30 +396,55 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.try_mark_forced(id, "access_token", 100_000, 40_000).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            s.try_mark_forced(id, "access_token", 100_000, 40_000)
+                .await
+                .unwrap()
+        }));
     }
     let mut winners = 0;
     for t in tasks {
         winners += t.await.unwrap() as usize;
     }
     assert_eq!(winners, 1, "one force refresh per window");
-    assert!(!s.try_mark_forced(id, "access_token", 159_999, 99_999).await.unwrap());
-    assert!(s.try_mark_forced(id, "access_token", 160_001, 100_001).await.unwrap(), "allowed after the window");
+    assert!(
+        !s.try_mark_forced(id, "access_token", 159_999, 99_999)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.try_mark_forced(id, "access_token", 160_001, 100_001)
+            .await
+            .unwrap(),
+        "allowed after the window"
+    );
 }
 
 pub async fn rotated_secrets_with_refresh(s: &dyn Store) {
     let id = "authorizer:conf_rot:wx1";
-    s.insert_account(&account(id, Some("component:conf_rot"))).await.unwrap();
-    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
+    s.insert_account(&account(id, Some("component:conf_rot")))
+        .await
+        .unwrap();
+    assert!(
+        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
+            .await
+            .unwrap()
+    );
     let mut w = write(id, "access_token", "a", "v1:tok", 10);
     w.account_secrets = Some("v1:new-refresh-token");
     assert_eq!(s.complete_refresh(&w).await.unwrap(), Some(1));
-    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
+    assert_eq!(
+        s.account(id).await.unwrap().unwrap().secrets,
+        "v1:new-refresh-token"
+    );
     // A lost lease writes neither.
     let mut w = write(id, "access_token", "a", "v1:tok2", 20);
     w.account_secrets = Some("v1:lost");
     assert_eq!(s.complete_refresh(&w).await.unwrap(), None);
-    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
+    assert_eq!(
+        s.account(id).await.unwrap().unwrap().secrets,
+        "v1:new-refresh-token"
+    );
 }
 
 /// WeChat asks for at least 512 characters per credential; sealed values
@@ -241,9 +453,22 @@ pub async fn long_values(s: &dyn Store) {
     let id = "mp:conf_long";
     s.insert_account(&account(id, None)).await.unwrap();
     let long = "x".repeat(1_500);
-    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
-    s.complete_refresh(&write(id, "access_token", "a", &long, 1)).await.unwrap();
-    assert_eq!(s.credential(id, "access_token").await.unwrap().unwrap().value, Some(long));
+    assert!(
+        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
+            .await
+            .unwrap()
+    );
+    s.complete_refresh(&write(id, "access_token", "a", &long, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credential(id, "access_token")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        Some(long)
+    );
 }
 
 pub async fn keys(s: &dyn Store) {

@@ -140,13 +140,30 @@ impl FromStr for AccountKind {
 /// `authorizer:wxcomponent:wx1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AccountId {
-    Mp { appid: Ident },
-    Work { corpid: Ident, agentid: AgentId },
-    Component { appid: Ident },
-    Authorizer { component_appid: Ident, appid: Ident },
-    Suite { suite_id: Ident },
-    Provider { corpid: Ident },
-    Corp { suite_id: Ident, corpid: Ident },
+    Mp {
+        appid: Ident,
+    },
+    Work {
+        corpid: Ident,
+        agentid: AgentId,
+    },
+    Component {
+        appid: Ident,
+    },
+    Authorizer {
+        component_appid: Ident,
+        appid: Ident,
+    },
+    Suite {
+        suite_id: Ident,
+    },
+    Provider {
+        corpid: Ident,
+    },
+    Corp {
+        suite_id: Ident,
+        corpid: Ident,
+    },
 }
 
 impl AccountId {

@@ -32,11 +32,21 @@ mod tests {
     #[test]
     fn matches_wechat_worked_example() {
         assert_eq!(
-            signature(TICKET, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value"),
+            signature(
+                TICKET,
+                "Wm3WZYTPz0wzccnW",
+                1414587457,
+                "http://mp.weixin.qq.com?params=value"
+            ),
             "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
         );
         assert_eq!(
-            signature(TICKET, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com"),
+            signature(
+                TICKET,
+                "Wm3WZYTPz0wzccnW",
+                1414587457,
+                "http://mp.weixin.qq.com"
+            ),
             "f4d90daf4b3bca3078ab155816175ba34c443a7b"
         );
     }
@@ -44,7 +54,12 @@ mod tests {
     #[test]
     fn fragment_is_not_signed() {
         assert_eq!(
-            signature(TICKET, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value#top"),
+            signature(
+                TICKET,
+                "Wm3WZYTPz0wzccnW",
+                1414587457,
+                "http://mp.weixin.qq.com?params=value#top"
+            ),
             "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
         );
     }

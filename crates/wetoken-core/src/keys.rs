@@ -20,6 +20,22 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A key's name: 1 to 64 characters of `A-Z a-z 0-9 _ - .`.
+pub fn check_name(name: &str) -> Result<(), ParseError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError(
+            "name must be 1 to 64 characters of A-Z a-z 0-9 _ - .".into(),
+        ))
+    }
+}
+
 /// What a key's `accounts` entry may say: `*`, an exact id, or `{id}/*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {

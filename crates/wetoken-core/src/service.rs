@@ -26,12 +26,16 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::account::{Account, AccountConfig, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS, Secrets};
+use crate::account::{
+    Account, AccountConfig, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS, Secrets,
+};
 use crate::clock::{Clock, from_millis, next_quota_day, to_millis};
 use crate::domain::{AccountId, Credential, TokenApi};
-use crate::keys::{Pattern, generate_key, hash_key};
+use crate::keys::{Pattern, check_name, generate_key, hash_key};
 use crate::secret::MasterKey;
-use crate::store::{AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError};
+use crate::store::{
+    AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError,
+};
 use crate::upstream::{Fetched, Upstream, UpstreamError};
 
 /// Tunables of the service (SPEC §7).
@@ -61,7 +65,11 @@ impl Default for ServiceConfig {
 
 /// A name for this process in lease rows: host-independent and unique.
 pub fn new_instance_id() -> String {
-    format!("{}-{}", std::process::id(), &crate::keys::generate_key()[4..16])
+    format!(
+        "{}-{}",
+        std::process::id(),
+        &crate::keys::generate_key()[4..16]
+    )
 }
 
 /// Permanent upstream errors are not retried automatically for this long.
@@ -180,7 +188,12 @@ impl CredentialService {
     /// still the current one and otherwise answers the newer value at once.
     /// Without it, a force refresh limited to one per credential per
     /// `force_refresh_min_interval` (else `RateLimited`).
-    pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued> {
+    pub async fn refresh(
+        &self,
+        id: &AccountId,
+        cred: Credential,
+        stale: Option<&str>,
+    ) -> Result<Issued> {
         check_owns(id, cred)?;
         if cred.is_pushed() {
             return Err(ServiceError::Invalid(format!(
@@ -191,12 +204,19 @@ impl CredentialService {
         let key = (id.clone(), cred);
         let flight = self.inner.flight(&key);
         let _turn = flight.lock().await;
-        self.inner.clone().refresh_locked(account, cred, stale).await
+        self.inner
+            .clone()
+            .refresh_locked(account, cred, stale)
+            .await
     }
 
     /// Drops this process's cached values of an account.
     pub fn forget(&self, id: &AccountId) {
-        self.inner.cache.write().unwrap().retain(|(a, _), _| a != id);
+        self.inner
+            .cache
+            .write()
+            .unwrap()
+            .retain(|(a, _), _| a != id);
     }
 
     // ------------------------------------------------------------------
@@ -218,10 +238,16 @@ impl CredentialService {
             created_at: now,
             updated_at: now,
         };
-        match self.inner.store.insert_account(&self.inner.account_row(&account)).await {
-            Err(StoreError::Conflict) => {
-                Err(ServiceError::Conflict(format!("account {} already exists", account.id)))
-            }
+        match self
+            .inner
+            .store
+            .insert_account(&self.inner.account_row(&account))
+            .await
+        {
+            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!(
+                "account {} already exists",
+                account.id
+            ))),
             r => r.map_err(ServiceError::from),
         }?;
         self.describe(&account, &[]).map(Value::Object)
@@ -251,7 +277,12 @@ impl CredentialService {
         let drop = patch.invalidates_credentials();
         patch.apply(&mut account);
         account.updated_at = to_millis(self.now());
-        match self.inner.store.update_account(&self.inner.account_row(&account), drop).await {
+        match self
+            .inner
+            .store
+            .update_account(&self.inner.account_row(&account), drop)
+            .await
+        {
             Err(StoreError::NotFound) => Err(not_found(id)),
             r => r.map_err(ServiceError::from),
         }?;
@@ -320,27 +351,26 @@ impl CredentialService {
 
     /// Creates a client key; returns the key itself, shown only now.
     pub async fn create_key(&self, name: &str, patterns: &[Pattern]) -> Result<String> {
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        if !name_ok {
-            return Err(ServiceError::Invalid(
-                "name must be 1 to 64 characters of A-Z a-z 0-9 _ - .".into(),
-            ));
-        }
+        check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
         if patterns.is_empty() {
-            return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
+            return Err(ServiceError::Invalid(
+                "accounts must name at least one pattern".into(),
+            ));
         }
         let key = generate_key();
         let row = KeyRow {
             name: name.to_owned(),
             hash: hash_key(&key),
-            accounts: serde_json::to_string(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>())
-                .expect("strings serialize"),
+            accounts: serde_json::to_string(
+                &patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("strings serialize"),
             created_at: to_millis(self.now()),
         };
         match self.inner.store.insert_key(&row).await {
-            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("key {name} already exists"))),
+            Err(StoreError::Conflict) => {
+                Err(ServiceError::Conflict(format!("key {name} already exists")))
+            }
             r => r.map_err(ServiceError::from),
         }?;
         Ok(key)
@@ -376,7 +406,10 @@ fn check_owns(id: &AccountId, cred: Credential) -> Result<()> {
     if id.owns(cred) {
         Ok(())
     } else {
-        Err(ServiceError::NotFound(format!("{} accounts have no {cred}", id.kind())))
+        Err(ServiceError::NotFound(format!(
+            "{} accounts have no {cred}",
+            id.kind()
+        )))
     }
 }
 
@@ -406,7 +439,12 @@ impl Inner {
     }
 
     fn flight(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
-        self.flights.lock().unwrap().entry(key.clone()).or_default().clone()
+        self.flights
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 
     /// A cached value that is valid and was checked recently enough.
@@ -437,12 +475,18 @@ impl Inner {
         if expires_at <= now {
             return Ok(None);
         }
-        let value = self.key.open(sealed).map_err(|e| ServiceError::Store(StoreError::Other(e.to_string())))?;
-        self.remember(key, Cached {
-            value: value.clone(),
-            expires_at,
-            checked_at: now,
-        });
+        let value = self
+            .key
+            .open(sealed)
+            .map_err(|e| ServiceError::Store(StoreError::Other(e.to_string())))?;
+        self.remember(
+            key,
+            Cached {
+                value: value.clone(),
+                expires_at,
+                checked_at: now,
+            },
+        );
         Ok(Some(Issued {
             value,
             expires_at: from_millis(expires_at),
@@ -473,7 +517,12 @@ impl Inner {
         self.refresh_from(account, *cred, seen, false).await
     }
 
-    async fn refresh_locked(self: Arc<Self>, account: Account, cred: Credential, stale: Option<&str>) -> Result<Issued> {
+    async fn refresh_locked(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        stale: Option<&str>,
+    ) -> Result<Issued> {
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let now = self.now_ms();
@@ -485,7 +534,11 @@ impl Inner {
             (Some(_), _) => {}
             (None, _) => {
                 let interval = self.cfg.force_refresh_min_interval.as_millis() as i64;
-                if !self.store.try_mark_forced(&sid, cred.as_str(), now, now - interval).await? {
+                if !self
+                    .store
+                    .try_mark_forced(&sid, cred.as_str(), now, now - interval)
+                    .await?
+                {
                     return Err(ServiceError::RateLimited(format!(
                         "{cred} of {} was force-refreshed less than {} s ago; pass the rejected value as \"stale\" to refresh it",
                         account.id,
@@ -505,28 +558,47 @@ impl Inner {
 
     /// Takes the lease at `seen` and fetches, or waits for whoever holds it.
     /// Boxed: a ticket's fetch recurses into its access token's refresh.
-    fn refresh_from(self: Arc<Self>, account: Account, cred: Credential, seen: i64, force: bool) -> BoxFuture<'static, Result<Issued>> {
+    fn refresh_from(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        seen: i64,
+        force: bool,
+    ) -> BoxFuture<'static, Result<Issued>> {
         Box::pin(self.refresh_from_inner(account, cred, seen, force))
     }
 
-    async fn refresh_from_inner(self: Arc<Self>, account: Account, cred: Credential, mut seen: i64, force: bool) -> Result<Issued> {
+    async fn refresh_from_inner(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        mut seen: i64,
+        force: bool,
+    ) -> Result<Issued> {
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
         let started = self.now_ms();
-        let deadline = tokio::time::Instant::now() + self.cfg.upstream_timeout + Duration::from_secs(2);
+        let deadline =
+            tokio::time::Instant::now() + self.cfg.upstream_timeout + Duration::from_secs(2);
         let mut backoff = Duration::from_millis(20);
         loop {
             let now = self.now_ms();
             let until = now + self.cfg.lease.as_millis() as i64;
-            if self.store.try_lease(&sid, cred.as_str(), &owner, seen, now, until).await? {
+            if self
+                .store
+                .try_lease(&sid, cred.as_str(), &owner, seen, now, until)
+                .await?
+            {
                 // Run the fetch in its own task: if the caller goes away the
                 // lease is still written or released.
                 let this = self.clone();
                 let account = account.clone();
-                return tokio::spawn(async move { this.fetch_and_store(account, cred, force).await })
-                    .await
-                    .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
+                return tokio::spawn(
+                    async move { this.fetch_and_store(account, cred, force).await },
+                )
+                .await
+                .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
             }
             // Another holder: wait for its write.
             if tokio::time::Instant::now() + backoff > deadline {
@@ -557,7 +629,12 @@ impl Inner {
     }
 
     /// Holding the lease: call WeChat and write the result.
-    async fn fetch_and_store(self: Arc<Self>, account: Account, cred: Credential, force: bool) -> Result<Issued> {
+    async fn fetch_and_store(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        force: bool,
+    ) -> Result<Issued> {
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
@@ -579,11 +656,14 @@ impl Inner {
                     })
                     .await?;
                 match version {
-                    Some(_) => self.remember(&key, Cached {
-                        value: f.value.clone(),
-                        expires_at,
-                        checked_at: now,
-                    }),
+                    Some(_) => self.remember(
+                        &key,
+                        Cached {
+                            value: f.value.clone(),
+                            expires_at,
+                            checked_at: now,
+                        },
+                    ),
                     // Our lease expired and someone else refreshed meanwhile:
                     // the value we hold is still valid (WeChat's grace).
                     None => tracing::warn!(account = %sid, %cred, "lease lost during refresh"),
@@ -600,7 +680,9 @@ impl Inner {
                     FetchError::Own(u) => {
                         let blocked = if u.is_quota() {
                             Some(to_millis(next_quota_day(from_millis(now))))
-                        } else if u.is_retryable() || (cred.needs_access_token() && u.is_token_rejected()) {
+                        } else if u.is_retryable()
+                            || (cred.needs_access_token() && u.is_token_rejected())
+                        {
                             None
                         } else {
                             Some(now + PERMANENT_BLOCK.as_millis() as i64)
@@ -630,14 +712,17 @@ impl Inner {
     }
 
     /// One upstream fetch of a credential.
-    async fn fetch(self: Arc<Self>, account: &Account, cred: Credential, force: bool) -> std::result::Result<Fetched, FetchError> {
+    async fn fetch(
+        self: Arc<Self>,
+        account: &Account,
+        cred: Credential,
+        force: bool,
+    ) -> std::result::Result<Fetched, FetchError> {
         match (&account.id, cred) {
             (AccountId::Mp { appid }, Credential::AccessToken) => {
-                let secret = account
-                    .secrets
-                    .secret
-                    .as_ref()
-                    .ok_or_else(|| FetchError::Dependency(ServiceError::Invalid("account has no secret".into())))?;
+                let secret = account.secrets.secret.as_ref().ok_or_else(|| {
+                    FetchError::Dependency(ServiceError::Invalid("account has no secret".into()))
+                })?;
                 let api = account.config.token_api;
                 // Classic always issues a new token; force matters to stable only.
                 let force = force && api == TokenApi::Stable;
@@ -647,8 +732,14 @@ impl Inner {
                     .map_err(FetchError::Own)
             }
             (AccountId::Mp { .. }, Credential::JsapiTicket | Credential::WxCardTicket) => {
-                let ty = if cred == Credential::JsapiTicket { "jsapi" } else { "wx_card" };
-                let service = CredentialService { inner: self.clone() };
+                let ty = if cred == Credential::JsapiTicket {
+                    "jsapi"
+                } else {
+                    "wx_card"
+                };
+                let service = CredentialService {
+                    inner: self.clone(),
+                };
                 let token = service
                     .get(&account.id, Credential::AccessToken)
                     .await
@@ -659,7 +750,10 @@ impl Inner {
                             .refresh(&account.id, Credential::AccessToken, Some(&token.value))
                             .await
                             .map_err(FetchError::Dependency)?;
-                        self.upstream.mp_ticket(&token.value, ty).await.map_err(FetchError::Own)
+                        self.upstream
+                            .mp_ticket(&token.value, ty)
+                            .await
+                            .map_err(FetchError::Own)
                     }
                     r => r.map_err(FetchError::Own),
                 }
@@ -673,7 +767,11 @@ impl Inner {
 
     /// The account, if it exists and is not revoked.
     async fn account(&self, id: &AccountId) -> Result<Account> {
-        let row = self.store.account(&id.to_string()).await?.ok_or_else(|| not_found(id))?;
+        let row = self
+            .store
+            .account(&id.to_string())
+            .await?
+            .ok_or_else(|| not_found(id))?;
         let account = self.decode_account(&row)?;
         if account.status == AccountStatus::Revoked {
             return Err(not_found(id));
@@ -682,11 +780,18 @@ impl Inner {
     }
 
     fn decode_account(&self, row: &AccountRow) -> Result<Account> {
-        let corrupt = |what: &str| ServiceError::Store(StoreError::Other(format!("account {}: {what}", row.id)));
+        let corrupt = |what: &str| {
+            ServiceError::Store(StoreError::Other(format!("account {}: {what}", row.id)))
+        };
         let id: AccountId = row.id.parse().map_err(|_| corrupt("malformed id"))?;
-        let secrets_json = self.key.open(&row.secrets).map_err(|e| corrupt(&e.to_string()))?;
-        let secrets: Secrets = serde_json::from_str(&secrets_json).map_err(|_| corrupt("malformed secrets"))?;
-        let config: AccountConfig = serde_json::from_str(&row.config).map_err(|_| corrupt("malformed config"))?;
+        let secrets_json = self
+            .key
+            .open(&row.secrets)
+            .map_err(|e| corrupt(&e.to_string()))?;
+        let secrets: Secrets =
+            serde_json::from_str(&secrets_json).map_err(|_| corrupt("malformed secrets"))?;
+        let config: AccountConfig =
+            serde_json::from_str(&row.config).map_err(|_| corrupt("malformed config"))?;
         Ok(Account {
             id,
             secrets,
@@ -702,7 +807,9 @@ impl Inner {
             id: a.id.to_string(),
             kind: a.id.kind().as_str().to_owned(),
             parent_id: a.id.parent().map(|p| p.to_string()),
-            secrets: self.key.seal(&serde_json::to_string(&a.secrets).expect("secrets serialize")),
+            secrets: self
+                .key
+                .seal(&serde_json::to_string(&a.secrets).expect("secrets serialize")),
             config: serde_json::to_string(&a.config).expect("config serializes"),
             status: a.status.as_str().to_owned(),
             created_at: a.created_at,

@@ -149,10 +149,14 @@ impl Upstream {
         secret: &str,
         force: bool,
     ) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/{}", self.cfg.mp_base, match api {
-            TokenApi::Stable => "stable_token",
-            TokenApi::Classic => "token",
-        });
+        let url = format!(
+            "{}/cgi-bin/{}",
+            self.cfg.mp_base,
+            match api {
+                TokenApi::Stable => "stable_token",
+                TokenApi::Classic => "token",
+            }
+        );
         let req = match api {
             TokenApi::Stable => self.http.post(url).json(&StableTokenBody {
                 grant_type: "client_credential",
@@ -258,8 +262,18 @@ mod tests {
 
     #[test]
     fn fetched_reads_value_and_expiry() {
-        let f = fetched(&json!({"access_token":"abc","expires_in":7200}), "access_token").unwrap();
-        assert_eq!(f, Fetched { value: "abc".into(), expires_in: 7200 });
+        let f = fetched(
+            &json!({"access_token":"abc","expires_in":7200}),
+            "access_token",
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Fetched {
+                value: "abc".into(),
+                expires_in: 7200
+            }
+        );
         assert!(fetched(&json!({"expires_in":7200}), "access_token").is_err());
         assert!(fetched(&json!({"access_token":"a"}), "access_token").is_err());
         assert!(fetched(&json!({"access_token":"","expires_in":1}), "access_token").is_err());

@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{FromRow, Row};
 use wetoken_core::store::{
     AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError, StoreResult,
@@ -23,7 +25,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub fn schema_sql() -> String {
     MIGRATOR
         .iter()
-        .map(|m| format!("-- {} {}\n{}\n", m.version, m.description, m.sql.as_str().trim_end()))
+        .map(|m| {
+            format!(
+                "-- {} {}\n{}\n",
+                m.version,
+                m.description,
+                m.sql.as_str().trim_end()
+            )
+        })
         .collect()
 }
 
@@ -33,7 +42,9 @@ pub struct SqliteStore {
 
 /// The file a `sqlite:` URL names, if it names one.
 pub fn database_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -186,41 +197,64 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn insert_account(&self, r: &AccountRow) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO wt_accounts (", account_cols!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-            .bind(&r.id)
-            .bind(&r.kind)
-            .bind(&r.parent_id)
-            .bind(&r.secrets)
-            .bind(&r.config)
-            .bind(&r.status)
-            .bind(r.created_at)
-            .bind(r.updated_at)
+        sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(())
     }
 
+    async fn insert_account(&self, r: &AccountRow) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO wt_accounts (",
+            account_cols!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&r.id)
+        .bind(&r.kind)
+        .bind(&r.parent_id)
+        .bind(&r.secrets)
+        .bind(&r.config)
+        .bind(&r.status)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
-        let a: Option<Account> = sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM wt_accounts WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let a: Option<Account> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM wt_accounts WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(a.map(Into::into))
     }
 
     async fn accounts(&self, parent: Option<&str>) -> StoreResult<Vec<AccountRow>> {
         let q = match parent {
-            Some(_) => concat!("SELECT ", account_cols!(), " FROM wt_accounts WHERE parent_id = ? ORDER BY id"),
-            None => concat!("SELECT ", account_cols!(), " FROM wt_accounts WHERE ? IS NULL ORDER BY id"),
+            Some(_) => concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM wt_accounts WHERE parent_id = ? ORDER BY id"
+            ),
+            None => concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM wt_accounts WHERE ? IS NULL ORDER BY id"
+            ),
         };
-        let rows: Vec<Account> = sqlx::query_as(q).bind(parent).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows: Vec<Account> = sqlx::query_as(q)
+            .bind(parent)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -276,23 +310,29 @@ impl Store for SqliteStore {
     }
 
     async fn credential(&self, account_id: &str, kind: &str) -> StoreResult<Option<CredentialRow>> {
-        let c: Option<Credential> =
-            sqlx::query_as(concat!("SELECT ", cred_cols!(), " FROM wt_credentials WHERE account_id = ? AND kind = ?"))
-                .bind(account_id)
-                .bind(kind)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let c: Option<Credential> = sqlx::query_as(concat!(
+            "SELECT ",
+            cred_cols!(),
+            " FROM wt_credentials WHERE account_id = ? AND kind = ?"
+        ))
+        .bind(account_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(c.map(Into::into))
     }
 
     async fn credentials(&self, account_id: &str) -> StoreResult<Vec<CredentialRow>> {
-        let rows: Vec<Credential> =
-            sqlx::query_as(concat!("SELECT ", cred_cols!(), " FROM wt_credentials WHERE account_id = ? ORDER BY kind"))
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let rows: Vec<Credential> = sqlx::query_as(concat!(
+            "SELECT ",
+            cred_cols!(),
+            " FROM wt_credentials WHERE account_id = ? ORDER BY kind"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -377,7 +417,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn put_pushed(&self, account_id: &str, kind: &str, value: &str, expires_at: i64, at: i64) -> StoreResult<i64> {
+    async fn put_pushed(
+        &self,
+        account_id: &str,
+        kind: &str,
+        value: &str,
+        expires_at: i64,
+        at: i64,
+    ) -> StoreResult<i64> {
         let row = sqlx::query(
             "INSERT INTO wt_credentials (account_id, kind, value, expires_at, refreshed_at, version) \
              VALUES (?, ?, ?, ?, ?, 1) \
@@ -397,7 +444,13 @@ impl Store for SqliteStore {
         Ok(row.get(0))
     }
 
-    async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool> {
+    async fn try_mark_forced(
+        &self,
+        account_id: &str,
+        kind: &str,
+        now: i64,
+        not_before: i64,
+    ) -> StoreResult<bool> {
         self.ensure_row(account_id, kind).await?;
         let n = sqlx::query(
             "UPDATE wt_credentials SET forced_at = ? \
@@ -439,19 +492,21 @@ impl Store for SqliteStore {
     }
 
     async fn keys(&self) -> StoreResult<Vec<KeyRow>> {
-        let rows: Vec<Key> = sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows: Vec<Key> =
+            sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
-        let k: Option<Key> = sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let k: Option<Key> =
+            sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
         Ok(k.map(Into::into))
     }
 
@@ -472,8 +527,14 @@ mod tests {
 
     #[test]
     fn database_file_of_urls() {
-        assert_eq!(database_file("sqlite://wetoken.db"), Some(PathBuf::from("wetoken.db")));
-        assert_eq!(database_file("sqlite:///var/lib/w.db?mode=rwc"), Some(PathBuf::from("/var/lib/w.db")));
+        assert_eq!(
+            database_file("sqlite://wetoken.db"),
+            Some(PathBuf::from("wetoken.db"))
+        );
+        assert_eq!(
+            database_file("sqlite:///var/lib/w.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/w.db"))
+        );
         assert_eq!(database_file("sqlite::memory:"), None);
         assert_eq!(database_file("mysql://x"), None);
     }

@@ -1,0 +1,184 @@
+//! `install-schema`, `account`, `key`, `token`: the same operations as the
+//! HTTP API, straight on the database.
+
+use serde_json::{Map, Value, json};
+use wetoken_core::account::NewAccount;
+use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::keys::Pattern;
+use wetoken_core::service::rfc3339;
+
+use crate::settings::Settings;
+use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app, backend};
+
+fn parse_id(s: &str) -> Result<AccountId, CliError> {
+    s.parse()
+        .map_err(|e: wetoken_core::domain::ParseError| CliError::Usage(e.0))
+}
+
+pub async fn install_schema(
+    mut settings: Settings,
+    url: Option<String>,
+    print: bool,
+) -> Result<(), CliError> {
+    if let Some(url) = url {
+        settings.database_url = url;
+    }
+    if print {
+        print!(
+            "{}",
+            backend::schema_sql(&settings.database_url).map_err(CliError::Usage)?
+        );
+        return Ok(());
+    }
+    let store = backend::open(&settings.database_url)
+        .await
+        .map_err(CliError::Runtime)?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot install the schema: {e}")))?;
+    eprintln!("schema installed");
+    Ok(())
+}
+
+impl AddArgs {
+    /// The same JSON body POST /v1/accounts takes.
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("kind".into(), self.kind.clone().into());
+        for (k, v) in [
+            ("appid", &self.appid),
+            ("secret", &self.secret),
+            ("token_api", &self.token_api),
+            ("corpid", &self.corpid),
+            ("agentid", &self.agentid),
+            ("token", &self.token),
+            ("aes_key", &self.aes_key),
+            ("suite_id", &self.suite_id),
+            ("component_appid", &self.component_appid),
+            ("refresh_token", &self.refresh_token),
+            ("permanent_code", &self.permanent_code),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), v.clone().into());
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliError> {
+    match cmd {
+        AccountCommand::Add(args) => {
+            let new = NewAccount::from_json(&args.to_json()).map_err(|e| CliError::Usage(e.0))?;
+            let service = app::service(&settings).await?;
+            let account = service.create_account(new).await?;
+            println!("{}", account["id"].as_str().unwrap_or_default());
+        }
+        AccountCommand::List => {
+            let service = app::service(&settings).await?;
+            for a in service.list_accounts().await? {
+                println!("{}", summary(&a));
+            }
+        }
+        AccountCommand::Show { id } => {
+            let id = parse_id(&id)?;
+            let service = app::service(&settings).await?;
+            let a = service.show_account(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&a).unwrap_or_default());
+        }
+        AccountCommand::Rm { id } => {
+            let id = parse_id(&id)?;
+            let service = app::service(&settings).await?;
+            service.delete_account(&id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `id  kind  status  cred=expires_at …`
+fn summary(a: &Value) -> String {
+    let mut line = format!(
+        "{}\t{}\t{}",
+        a["id"].as_str().unwrap_or_default(),
+        a["kind"].as_str().unwrap_or_default(),
+        a["status"].as_str().unwrap_or_default()
+    );
+    if let Some(creds) = a["credentials"].as_object() {
+        for (name, c) in creds {
+            let state = match (&c["expires_at"], &c["last_error"]) {
+                (_, Value::Object(e)) => {
+                    format!("error {}", e.get("errcode").unwrap_or(&Value::Null))
+                }
+                (Value::String(exp), _) => format!("until {exp}"),
+                _ => "-".into(),
+            };
+            line.push_str(&format!("\t{name}={state}"));
+        }
+    }
+    line
+}
+
+pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
+    match cmd {
+        KeyCommand::Create { name, accounts } => {
+            // Validate before touching the database: bad input changes nothing.
+            wetoken_core::keys::check_name(&name).map_err(|e| CliError::Usage(e.0))?;
+            let patterns = accounts
+                .iter()
+                .map(|p| Pattern::parse(p.trim()).map_err(|e| CliError::Usage(e.0)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let service = app::service(&settings).await?;
+            println!("{}", service.create_key(&name, &patterns).await?);
+        }
+        KeyCommand::List => {
+            let service = app::service(&settings).await?;
+            for k in service.list_keys().await? {
+                let patterns: Vec<&str> = k["accounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}",
+                    k["name"].as_str().unwrap_or_default(),
+                    patterns.join(","),
+                    k["created_at"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        KeyCommand::Rm { name } => app::service(&settings).await?.delete_key(&name).await?,
+    }
+    Ok(())
+}
+
+pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError> {
+    let TokenCommand::Get { id, cred, json } = cmd;
+    let id = parse_id(&id)?;
+    let cred: Credential = match cred {
+        Some(c) => c
+            .parse()
+            .map_err(|e: wetoken_core::domain::ParseError| CliError::Usage(e.0))?,
+        None => Credential::AccessToken,
+    };
+    if !id.owns(cred) {
+        return Err(CliError::Usage(format!(
+            "{} accounts have no {cred}",
+            id.kind()
+        )));
+    }
+    let service = app::service(&settings).await?;
+    let issued = service.get(&id, cred).await?;
+    if json {
+        let mut v = json!({
+            "expires_in": issued.expires_in(service.now()),
+            "expires_at": rfc3339(issued.expires_at),
+        });
+        v[cred.response_field()] = issued.value.into();
+        println!("{v}");
+    } else {
+        println!("{}", issued.value);
+    }
+    Ok(())
+}

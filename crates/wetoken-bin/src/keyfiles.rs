@@ -1,0 +1,99 @@
+//! Keys generated into the data directory (SPEC §4, §7): `master.key` and
+//! `admin.key`, created with mode 0600 and reused on later starts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use wetoken_core::keys::generate_key;
+use wetoken_core::secret::MasterKey;
+
+/// Reads `dir/name`, or creates it with `make()` (mode 0600). Returns the
+/// content and whether it was created now.
+fn read_or_create(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> Result<(String, bool, PathBuf), String> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => return Ok((s.trim().to_owned(), false, path)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot read {}: {e}", path.display()));
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let value = make();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(&path) {
+        Ok(mut f) => {
+            f.write_all(format!("{value}\n").as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok((value, true, path))
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
+            .map(|s| (s.trim().to_owned(), false, path.clone()))
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// The master key: the setting, else `master.key` in the data dir.
+pub fn master_key(setting: Option<&str>, data_dir: &Path) -> Result<MasterKey, String> {
+    if let Some(k) = setting {
+        return MasterKey::from_base64(k).map_err(|e| format!("WETOKEN_MASTER_KEY: {e}"));
+    }
+    let (k, created, path) = read_or_create(data_dir, "master.key", MasterKey::generate_base64)?;
+    if created {
+        tracing::warn!(path = %path.display(), "generated a new master key; back it up: without it stored secrets cannot be read");
+    }
+    MasterKey::from_base64(&k).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The admin key: the setting, else `admin.key` in the data dir.
+pub fn admin_key(setting: Option<&str>, data_dir: &Path) -> Result<String, String> {
+    if let Some(k) = setting {
+        return Ok(k.to_owned());
+    }
+    let (k, created, path) = read_or_create(data_dir, "admin.key", generate_key)?;
+    if created {
+        tracing::warn!(path = %path.display(), "generated the admin key");
+    } else {
+        tracing::info!(path = %path.display(), "admin key read from file");
+    }
+    Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = admin_key(None, dir.path()).unwrap();
+        assert_eq!(admin_key(None, dir.path()).unwrap(), a, "reused");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("admin.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let k = master_key(None, dir.path()).unwrap();
+        let sealed = k.seal("x");
+        assert_eq!(
+            master_key(None, dir.path()).unwrap().open(&sealed).unwrap(),
+            "x"
+        );
+        assert_eq!(admin_key(Some("given"), dir.path()).unwrap(), "given");
+        assert!(master_key(Some("bad"), dir.path()).is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Settings (SPEC §7): defaults, then `wetoken.toml`, then `WETOKEN_*`
+//! environment variables. The env names are the contract; each maps to the
+//! TOML key of the same name without the prefix, lower-cased. File values and
+//! env values go through one parser ([`Settings::set`]), so both accept the
+//! same forms.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wetoken_core::service::ServiceConfig;
+use wetoken_core::upstream::UpstreamConfig;
+
+/// Every setting: TOML key and env name.
+pub const KEYS: &[(&str, &str)] = &[
+    ("listen", "WETOKEN_LISTEN"),
+    ("database_url", "WETOKEN_DATABASE_URL"),
+    ("data_dir", "WETOKEN_DATA_DIR"),
+    ("auto_migrate", "WETOKEN_AUTO_MIGRATE"),
+    ("master_key", "WETOKEN_MASTER_KEY"),
+    ("admin_key", "WETOKEN_ADMIN_KEY"),
+    ("auth", "WETOKEN_AUTH"),
+    ("allow_open_network", "WETOKEN_ALLOW_OPEN_NETWORK"),
+    ("max_body_bytes", "WETOKEN_MAX_BODY_BYTES"),
+    ("public_url", "WETOKEN_PUBLIC_URL"),
+    ("upstream_mp", "WETOKEN_UPSTREAM_MP"),
+    ("upstream_work", "WETOKEN_UPSTREAM_WORK"),
+    ("refresh_ahead_secs", "WETOKEN_REFRESH_AHEAD_SECS"),
+    ("lease_secs", "WETOKEN_LEASE_SECS"),
+    ("cache_ttl_secs", "WETOKEN_CACHE_TTL_SECS"),
+    ("upstream_timeout_secs", "WETOKEN_UPSTREAM_TIMEOUT_SECS"),
+    (
+        "force_refresh_min_interval_secs",
+        "WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS",
+    ),
+    ("callback_max_skew_secs", "WETOKEN_CALLBACK_MAX_SKEW_SECS"),
+    ("proxy", "WETOKEN_PROXY"),
+    ("log", "WETOKEN_LOG"),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: Option<PathBuf>,
+    pub auto_migrate: bool,
+    pub master_key: Option<String>,
+    pub admin_key: Option<String>,
+    pub auth: bool,
+    pub allow_open_network: bool,
+    pub max_body_bytes: usize,
+    pub public_url: Option<String>,
+    pub upstream_mp: String,
+    pub upstream_work: String,
+    pub refresh_ahead_secs: u64,
+    pub lease_secs: u64,
+    pub cache_ttl_secs: u64,
+    pub upstream_timeout_secs: u64,
+    pub force_refresh_min_interval_secs: u64,
+    pub callback_max_skew_secs: u64,
+    pub proxy: bool,
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".parse().expect("valid default"),
+            database_url: "sqlite://wetoken.db".into(),
+            data_dir: None,
+            auto_migrate: true,
+            master_key: None,
+            admin_key: None,
+            auth: true,
+            allow_open_network: false,
+            max_body_bytes: 1024 * 1024,
+            public_url: None,
+            upstream_mp: "https://api.weixin.qq.com".into(),
+            upstream_work: "https://qyapi.weixin.qq.com".into(),
+            refresh_ahead_secs: 600,
+            lease_secs: 30,
+            cache_ttl_secs: 30,
+            upstream_timeout_secs: 10,
+            force_refresh_min_interval_secs: 60,
+            callback_max_skew_secs: 300,
+            proxy: false,
+            log: "info".into(),
+        }
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" => Ok(true),
+        "false" | "off" | "0" | "no" => Ok(false),
+        _ => Err(format!("{key} must be true/false or on/off (got {v:?})")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{key} must be a whole number (got {v:?})"))
+}
+
+fn parse_url(key: &str, v: &str) -> Result<String, String> {
+    let v = v.trim().trim_end_matches('/');
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "{key} must be an http:// or https:// URL (got {v:?})"
+        ))
+    }
+}
+
+fn non_empty(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+impl Settings {
+    /// Loads defaults, then the file (if any), then the environment.
+    pub fn load(
+        config: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let mut s = Settings::default();
+        if let Some(path) = config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for (k, v) in table {
+                let v = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(format!(
+                            "{}: {k} cannot be {}",
+                            path.display(),
+                            other.type_str()
+                        ));
+                    }
+                };
+                s.set(&k, &v)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        for (key, env_name) in KEYS {
+            if let Some(v) = env(env_name) {
+                s.set(key, &v).map_err(|e| format!("{env_name}: {e}"))?;
+            }
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Sets one setting from its text form.
+    pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        match key {
+            "listen" => {
+                self.listen = v.trim().parse().map_err(|_| {
+                    format!("listen must be an address like 127.0.0.1:8080 (got {v:?})")
+                })?
+            }
+            "database_url" => {
+                self.database_url = non_empty(v).ok_or("database_url must not be empty")?
+            }
+            "data_dir" => self.data_dir = non_empty(v).map(PathBuf::from),
+            "auto_migrate" => self.auto_migrate = parse_bool(key, v)?,
+            "master_key" => self.master_key = non_empty(v),
+            "admin_key" => self.admin_key = non_empty(v),
+            "auth" => self.auth = parse_bool(key, v)?,
+            "allow_open_network" => self.allow_open_network = parse_bool(key, v)?,
+            "max_body_bytes" => self.max_body_bytes = parse_num(key, v)?,
+            "public_url" => self.public_url = Some(parse_url(key, v)?),
+            "upstream_mp" => self.upstream_mp = parse_url(key, v)?,
+            "upstream_work" => self.upstream_work = parse_url(key, v)?,
+            "refresh_ahead_secs" => self.refresh_ahead_secs = parse_num(key, v)?,
+            "lease_secs" => self.lease_secs = parse_num(key, v)?,
+            "cache_ttl_secs" => self.cache_ttl_secs = parse_num(key, v)?,
+            "upstream_timeout_secs" => self.upstream_timeout_secs = parse_num(key, v)?,
+            "force_refresh_min_interval_secs" => {
+                self.force_refresh_min_interval_secs = parse_num(key, v)?
+            }
+            "callback_max_skew_secs" => self.callback_max_skew_secs = parse_num(key, v)?,
+            "proxy" => self.proxy = parse_bool(key, v)?,
+            "log" => self.log = non_empty(v).ok_or("log must not be empty")?,
+            _ => return Err(format!("unknown setting {key:?}")),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=299).contains(&self.cache_ttl_secs) {
+            return Err(format!(
+                "WETOKEN_CACHE_TTL_SECS must be 1 to 299, below WeChat's 300 s grace (got {})",
+                self.cache_ttl_secs
+            ));
+        }
+        if self.lease_secs == 0 || self.upstream_timeout_secs == 0 {
+            return Err(
+                "WETOKEN_LEASE_SECS and WETOKEN_UPSTREAM_TIMEOUT_SECS must be at least 1".into(),
+            );
+        }
+        if self.max_body_bytes == 0 {
+            return Err("WETOKEN_MAX_BODY_BYTES must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Where generated keys live: the setting, else the SQLite file's folder,
+    /// else the working directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        crate::backend::sqlite_file(&self.database_url)
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            refresh_ahead: Duration::from_secs(self.refresh_ahead_secs),
+            lease: Duration::from_secs(self.lease_secs),
+            cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+            upstream_timeout: Duration::from_secs(self.upstream_timeout_secs),
+            force_refresh_min_interval: Duration::from_secs(self.force_refresh_min_interval_secs),
+            ..ServiceConfig::default()
+        }
+    }
+
+    pub fn upstream_config(&self) -> UpstreamConfig {
+        UpstreamConfig {
+            mp_base: self.upstream_mp.clone(),
+            work_base: self.upstream_work.clone(),
+            timeout: Duration::from_secs(self.upstream_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A value for each setting that differs from its default.
+    fn sample(key: &str) -> &'static str {
+        match key {
+            "listen" => "0.0.0.0:9999",
+            "database_url" => "sqlite:///tmp/other.db",
+            "data_dir" => "/tmp/wetoken-data",
+            "auto_migrate" | "auth" => "false",
+            "allow_open_network" => "true",
+            "proxy" => "on",
+            "master_key" => "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "admin_key" => "admin-secret",
+            "max_body_bytes" => "2048",
+            "public_url" => "https://wetoken.example.com",
+            "upstream_mp" | "upstream_work" => "http://127.0.0.1:1",
+            "cache_ttl_secs" => "12",
+            "log" => "debug",
+            _ => "77",
+        }
+    }
+
+    #[test]
+    fn every_env_name_takes_effect() {
+        let default = Settings::default();
+        for (key, env_name) in KEYS {
+            let env: HashMap<&str, &str> = [(*env_name, sample(key))].into();
+            let s = Settings::load(None, |n| env.get(n).map(|v| v.to_string()))
+                .unwrap_or_else(|e| panic!("{env_name}: {e}"));
+            assert_ne!(s, default, "{env_name} changed nothing");
+            let mut expected = Settings::default();
+            expected.set(key, sample(key)).unwrap();
+            assert_eq!(s, expected, "{env_name} set something else than {key}");
+        }
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wetoken.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\nlease_secs = 45\nauth = \"off\"\nproxy = true\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), |_| None).unwrap();
+        assert_eq!(
+            (s.listen.port(), s.lease_secs, s.auth, s.proxy),
+            (7000, 45, false, true)
+        );
+        let s = Settings::load(Some(&path), |n| {
+            (n == "WETOKEN_LEASE_SECS").then(|| "50".into())
+        })
+        .unwrap();
+        assert_eq!(s.lease_secs, 50, "env overrides the file");
+        std::fs::write(&path, "lese_secs = 45\n").unwrap();
+        assert!(
+            Settings::load(Some(&path), |_| None)
+                .unwrap_err()
+                .contains("lese_secs")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (name, v) in [
+            ("WETOKEN_CACHE_TTL_SECS", "300"),
+            ("WETOKEN_CACHE_TTL_SECS", "0"),
+            ("WETOKEN_LISTEN", "nowhere"),
+            ("WETOKEN_AUTH", "maybe"),
+            ("WETOKEN_LEASE_SECS", "-1"),
+            ("WETOKEN_UPSTREAM_MP", "ftp://x"),
+        ] {
+            let e = Settings::load(None, |n| (n == name).then(|| v.to_string())).unwrap_err();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn data_dir_follows_the_sqlite_file() {
+        let mut s = Settings::default();
+        assert_eq!(s.data_dir(), PathBuf::from("."));
+        s.database_url = "sqlite:///var/lib/wetoken/w.db".into();
+        assert_eq!(s.data_dir(), PathBuf::from("/var/lib/wetoken"));
+        s.data_dir = Some("/etc/wetoken".into());
+        assert_eq!(s.data_dir(), PathBuf::from("/etc/wetoken"));
+    }
+}

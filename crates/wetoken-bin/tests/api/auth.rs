@@ -1,0 +1,268 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_scope_who_reads_what() {
+    let sim = sim().await;
+    sim.add_app("wxa", "s");
+    sim.add_app("wxb", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxa", "s").await;
+    srv.add_mp("wxb", "s").await;
+    let key_a = srv.key_for("only-a", &["mp:wxa"]).await;
+
+    let (s, v) = srv.get("/v1/mp/wxa/access_token", None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = srv
+        .get("/v1/mp/wxa/access_token", Some("wtk_unknown"))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = srv.get("/v1/mp/wxa/access_token", Some(&key_a)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv.get("/v1/mp/wxb/access_token", Some(&key_a)).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _) = srv
+        .post("/v1/mp/wxb/access_token/refresh", Some(&key_a), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A client key is not an admin key.
+    let (s, _) = srv.get("/v1/accounts", Some(&key_a)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = srv
+        .post(
+            "/v1/keys",
+            Some(&key_a),
+            Some(json!({"name": "x", "accounts": ["*"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let key_all = srv.key_for("all", &["*"]).await;
+    let (s, _) = srv.get("/v1/mp/wxb/jsapi_ticket", Some(&key_all)).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Keys are listed without the key, and deleting one revokes it.
+    let (_, list) = srv.get("/v1/keys", Some(ADMIN)).await;
+    let names: Vec<_> = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["all", "only-a"]);
+    assert!(!list.to_string().contains(&key_a));
+    let (s, _) = srv
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/keys/only-a",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = srv.get("/v1/mp/wxa/access_token", Some(&key_a)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = srv
+        .post(
+            "/v1/keys",
+            Some(ADMIN),
+            Some(json!({"name": "all", "accounts": ["*"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, v) = srv
+        .post(
+            "/v1/keys",
+            Some(ADMIN),
+            Some(json!({"name": "bad", "accounts": ["wx1"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_ids_are_400_and_unknown_accounts_404() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let long = "a".repeat(200);
+    for path in [
+        "/v1/mp/wx1'%20OR%20'1'='1/access_token".to_string(),
+        format!("/v1/mp/{long}/access_token"),
+        "/v1/accounts/mp:wx1'%20OR%20'1'='1".to_string(),
+        format!("/v1/accounts/mp:{long}"),
+        "/v1/accounts/nope:wx1".to_string(),
+    ] {
+        let (s, v) = srv.get(&path, Some(ADMIN)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"], "invalid_request");
+        assert!(v["message"].as_str().unwrap().len() > 5);
+    }
+    let (s, v) = srv.get("/v1/mp/wxnobody/access_token", Some(ADMIN)).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, _) = srv.get("/v1/mp/wxnobody/agent_ticket", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = srv.get("/v1/nothing/here", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(sim.token_calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_413_and_change_nothing() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let big = "x".repeat(2 * 1024 * 1024);
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind": "mp", "appid": "wxbig", "secret": big})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    // Without a Content-Length too (chunked): capped while read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = srv.url.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/accounts HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("8000\r\n{}\r\n", " ".repeat(0x8000));
+    for _ in 0..64 {
+        if sock.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server answered and closed early
+        }
+    }
+    let _ = sock.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0u8; 12];
+    sock.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    let (_, list) = srv.get("/v1/accounts", Some(ADMIN)).await;
+    assert_eq!(list["accounts"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_needs_no_content_type() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let resp = srv
+        .client
+        .post(format!("{}/v1/accounts", srv.url))
+        .bearer_auth(ADMIN)
+        .body(r#"{"kind":"mp","appid":"wxnoct","secret":"s"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (s, v) = srv.post("/v1/accounts", Some(ADMIN), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_off_trusts_loopback_and_refuses_open_networks() {
+    let sim = sim().await;
+    sim.add_app("wxoff", "s");
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_AUTH", "off")]).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            None,
+            Some(json!({"kind":"mp","appid":"wxoff","secret":"s"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = srv.get("/v1/mp/wxoff/access_token", None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let dir = tempdir();
+    let mut env = base_env(&dir, &sim.url());
+    env.push(("WETOKEN_AUTH".into(), "off".into()));
+    env.retain(|(k, _)| k != "WETOKEN_LISTEN");
+    env.push(("WETOKEN_LISTEN".into(), "0.0.0.0:0".into()));
+    let out = cli(&["serve"], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("WETOKEN_ALLOW_OPEN_NETWORK")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_admin_key_is_written_and_works() {
+    let sim = sim().await;
+    let dir2 = tempdir();
+    let mut env = base_env(&dir2, &sim.url());
+    env.retain(|(k, _)| k != "WETOKEN_ADMIN_KEY");
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap()
+        .replace("wetoken listening on ", "");
+    let key = std::fs::read_to_string(dir2.join("admin.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(dir2.join("admin.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let resp = client()
+        .get(format!("{url}/v1/accounts"))
+        .bearer_auth(key.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client()
+        .get(format!("{url}/v1/accounts"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_endpoints_need_no_key() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let (s, v) = srv.get("/healthz", None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, v) = srv.get("/readyz", None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ready")));
+}

@@ -1,0 +1,308 @@
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::json;
+use sha1::{Digest, Sha1};
+use wetoken_sim::{Fault, GETTICKET, STABLE_TOKEN};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_cold_reads_make_one_upstream_call() {
+    let sim = sim().await;
+    sim.add_app("wxcold", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxcold", "s").await;
+    let reads = (0..500).map(|_| srv.get("/v1/mp/wxcold/access_token", Some(ADMIN)));
+    let answers = join_all(reads).await;
+    let first = answers[0].1["access_token"].as_str().unwrap().to_owned();
+    for (status, v) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{v}");
+        assert_eq!(v["access_token"], first.as_str());
+    }
+    assert_eq!(sim.token_calls(), 1);
+    let (_, v) = &answers[0];
+    let expires_in = v["expires_in"].as_i64().unwrap();
+    assert!(
+        (7195..=7200).contains(&expires_in),
+        "WeChat's own remaining life, got {expires_in}"
+    );
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_refreshes_with_one_stale_value_make_one_call() {
+    let sim = sim().await;
+    sim.add_app("wxstale", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxstale", "s").await;
+    let (_, v) = srv.get("/v1/mp/wxstale/access_token", Some(ADMIN)).await;
+    let old = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(sim.calls(STABLE_TOKEN), 1);
+
+    let refreshes = (0..20).map(|_| {
+        srv.post(
+            "/v1/mp/wxstale/access_token/refresh",
+            Some(ADMIN),
+            Some(json!({"stale": old})),
+        )
+    });
+    let answers = join_all(refreshes).await;
+    assert_eq!(sim.calls(STABLE_TOKEN), 2, "one forced stable_token call");
+    let new = answers[0].1["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    for (s, v) in &answers {
+        assert_eq!(*s, StatusCode::OK, "{v}");
+        assert_eq!(v["access_token"], new.as_str(), "all see the new token");
+    }
+    assert!(sim.is_valid(&new));
+
+    // An outdated stale value: the newer token at once, no call.
+    let outdated = (0..20).map(|_| {
+        srv.post(
+            "/v1/mp/wxstale/access_token/refresh",
+            Some(ADMIN),
+            Some(json!({"stale": old})),
+        )
+    });
+    for (s, v) in join_all(outdated).await {
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["access_token"], new.as_str());
+    }
+    assert_eq!(sim.calls(STABLE_TOKEN), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_refresh_without_stale_is_rate_limited() {
+    let sim = sim().await;
+    sim.add_app("wxforce", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxforce", "s").await;
+    let (_, v) = srv.get("/v1/mp/wxforce/access_token", Some(ADMIN)).await;
+    let before = v["access_token"].as_str().unwrap().to_owned();
+    // An empty body is fine.
+    let (s, v) = srv
+        .post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_ne!(v["access_token"], before.as_str());
+    let (s, v) = srv
+        .post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"], "rate_limited");
+    assert_eq!(sim.calls(STABLE_TOKEN), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_accounts_use_the_classic_api() {
+    let sim = sim().await;
+    sim.add_app("wxclassic", "s");
+    let srv = spawn(&sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"mp","appid":"wxclassic","secret":"s","token_api":"classic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["token_api"], "classic");
+    let (s, v) = srv.get("/v1/mp/wxclassic/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (sim.calls(wetoken_sim::TOKEN), sim.calls(STABLE_TOKEN)),
+        (1, 0)
+    );
+    let old = v["access_token"].as_str().unwrap().to_owned();
+    let (_, v) = srv
+        .post(
+            "/v1/mp/wxclassic/access_token/refresh",
+            Some(ADMIN),
+            Some(json!({"stale": old})),
+        )
+        .await;
+    let new = v["access_token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert!(
+        sim.is_valid(&old),
+        "the replaced classic token is in its grace"
+    );
+    assert!(sim.is_valid(new));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_serves_from_the_database() {
+    let sim = sim().await;
+    sim.add_app("wxrestart", "s");
+    let dir = tempdir();
+    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    srv.add_mp("wxrestart", "s").await;
+    let (_, v) = srv.get("/v1/mp/wxrestart/access_token", Some(ADMIN)).await;
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let (_, v) = srv.get("/v1/mp/wxrestart/jsapi_ticket", Some(ADMIN)).await;
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
+    srv.kill().await;
+    let calls = (sim.token_calls(), sim.calls(GETTICKET));
+
+    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let (s, v) = srv.get("/v1/mp/wxrestart/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["access_token"], token.as_str());
+    let (_, v) = srv.get("/v1/mp/wxrestart/jsapi_ticket", Some(ADMIN)).await;
+    assert_eq!(v["ticket"], ticket.as_str());
+    assert_eq!(
+        (sim.token_calls(), sim.calls(GETTICKET)),
+        calls,
+        "no upstream call after restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_are_not_in_clear_in_the_database() {
+    let sim = sim().await;
+    let secret = "0123456789abcdef-very-secret-value";
+    sim.add_app("wxclear", secret);
+    let dir = tempdir();
+    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    srv.add_mp("wxclear", secret).await;
+    let (_, v) = srv.get("/v1/mp/wxclear/access_token", Some(ADMIN)).await;
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let (_, v) = srv.get("/v1/mp/wxclear/jsapi_ticket", Some(ADMIN)).await;
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
+    let key = srv.key_for("clear-key", &["mp:wxclear"]).await;
+    srv.kill().await;
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("wetoken.db") {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(bytes.len() > 1000, "the database was read");
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("mp:wxclear"), "sanity: the account id is stored");
+    assert!(!contains(secret), "secret in clear");
+    assert!(!contains(&token), "access token in clear");
+    assert!(!contains(&ticket), "ticket in clear");
+    assert!(!contains(&key), "API key in clear");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jssdk_config_signs_the_page_with_the_ticket() {
+    let sim = sim().await;
+    sim.add_app("wxjs", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxjs", "s").await;
+    let url = "https://example.com/page?a=1&b=%E4%B8%AD";
+    let (s, cfg) = srv
+        .post(
+            "/v1/mp/wxjs/jssdk_config",
+            Some(ADMIN),
+            Some(json!({"url": format!("{url}#section")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cfg}");
+    let (_, t) = srv.get("/v1/mp/wxjs/jsapi_ticket", Some(ADMIN)).await;
+    let ticket = t["ticket"].as_str().unwrap();
+    assert_eq!(cfg["appId"], "wxjs");
+    let ts = cfg["timestamp"].as_i64().expect("timestamp is an integer");
+    let nonce = cfg["nonceStr"].as_str().unwrap();
+    let plain = format!("jsapi_ticket={ticket}&noncestr={nonce}&timestamp={ts}&url={url}");
+    assert_eq!(
+        cfg["signature"],
+        hex::encode(Sha1::digest(plain.as_bytes()))
+    );
+    let (_, again) = srv
+        .post(
+            "/v1/mp/wxjs/jssdk_config",
+            Some(ADMIN),
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert_ne!(again["nonceStr"], cfg["nonceStr"], "fresh nonce each call");
+    let (s, v) = srv
+        .post("/v1/mp/wxjs/jssdk_config", Some(ADMIN), Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_refusal_is_a_502_with_its_errcode() {
+    let sim = sim().await;
+    sim.add_app("wxwrong", "right");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxwrong", "wrong").await;
+    let (s, v) = srv.get("/v1/mp/wxwrong/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert_eq!(v["error"], "upstream_error");
+    assert_eq!(v["upstream"]["errcode"], 40125);
+    // Recorded, and not retried at once.
+    let (s, v) = srv.get("/v1/mp/wxwrong/access_token", Some(ADMIN)).await;
+    assert_eq!(
+        (s, v["upstream"]["errcode"].as_i64()),
+        (StatusCode::BAD_GATEWAY, Some(40125))
+    );
+    assert_eq!(
+        sim.token_calls(),
+        1,
+        "a permanent error is not retried automatically"
+    );
+    let (_, acc) = srv.get("/v1/accounts/mp:wxwrong", Some(ADMIN)).await;
+    assert_eq!(
+        acc["credentials"]["access_token"]["last_error"]["errcode"],
+        40125
+    );
+    // Fixing the secret lifts the block.
+    let (s, _) = srv
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/accounts/mp:wxwrong",
+            Some(ADMIN),
+            Some(json!({"secret": "right"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = srv.get("/v1/mp/wxwrong/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_upstream_then_a_ticket_refetches_a_rejected_token() {
+    let sim = sim().await;
+    sim.add_app("wxbusy", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxbusy", "s").await;
+    sim.inject(STABLE_TOKEN, Fault::Errcode(-1), Some(1));
+    let (s, v) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
+    assert_eq!(
+        (s, v["upstream"]["errcode"].as_i64()),
+        (StatusCode::BAD_GATEWAY, Some(-1))
+    );
+    let (s, v) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a transient error is not recorded as a block: {v}"
+    );
+    // The ticket endpoint rejects the token once: wetoken refreshes the token and retries.
+    sim.inject(GETTICKET, Fault::Errcode(40001), Some(1));
+    let (s, v) = srv.get("/v1/mp/wxbusy/jsapi_ticket", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(sim.calls(GETTICKET), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_upstream_times_out() {
+    let sim = sim().await;
+    sim.add_app("wxhang", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxhang", "s").await;
+    sim.inject(STABLE_TOKEN, Fault::Hang, Some(1));
+    let started = std::time::Instant::now();
+    let (s, v) = srv.get("/v1/mp/wxhang/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "bounded by the upstream timeout (3 s here)"
+    );
+}

@@ -1,0 +1,196 @@
+//! Starts the real `wetoken` binary on port 0 with its own SQLite database,
+//! pointed at a WeChat simulator, and speaks HTTP to it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use wetoken_sim::{Sim, SimConfig};
+
+pub const ADMIN: &str = "test-admin-key-0123456789";
+pub const BIN: &str = env!("CARGO_BIN_EXE_wetoken");
+
+pub fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+pub async fn sim() -> Sim {
+    Sim::start(SimConfig::default()).await.unwrap()
+}
+
+/// A running `wetoken serve`. Killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub url: String,
+    pub client: Client,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The environment of a test instance: only what it is given.
+pub fn base_env(dir: &Path, upstream: &str) -> Vec<(String, String)> {
+    [
+        ("WETOKEN_LISTEN", "127.0.0.1:0".to_string()),
+        (
+            "WETOKEN_DATABASE_URL",
+            format!("sqlite://{}", dir.join("wetoken.db").display()),
+        ),
+        ("WETOKEN_ADMIN_KEY", ADMIN.to_string()),
+        ("WETOKEN_UPSTREAM_MP", upstream.to_string()),
+        ("WETOKEN_UPSTREAM_WORK", upstream.to_string()),
+        ("WETOKEN_UPSTREAM_TIMEOUT_SECS", "3".to_string()),
+        ("WETOKEN_LOG", "warn".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A fresh temporary directory that outlives the test's servers.
+pub fn tempdir() -> PathBuf {
+    tempfile::tempdir().unwrap().keep()
+}
+
+pub async fn spawn(sim: &Sim) -> TestServer {
+    spawn_with(&tempdir(), &sim.url(), &[]).await
+}
+
+/// Starts an instance in `dir` (sharing its database with any other
+/// instance there), with extra env overriding the base.
+pub async fn spawn_with(dir: &Path, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+    let mut env = base_env(dir, upstream);
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("wetoken listening on ") {
+                return url.to_string();
+            }
+        }
+        panic!(
+            "wetoken exited before listening; see {}",
+            dir.join("server.log").display()
+        );
+    })
+    .await
+    .expect("wetoken did not start within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    TestServer {
+        child,
+        url,
+        client: client(),
+    }
+}
+
+impl TestServer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, key, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(Method::POST, path, key, body).await
+    }
+
+    /// Creates an mp account with the admin key.
+    pub async fn add_mp(&self, appid: &str, secret: &str) {
+        let (s, v) = self
+            .post(
+                "/v1/accounts",
+                Some(ADMIN),
+                Some(json!({"kind": "mp", "appid": appid, "secret": secret})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    /// Creates a client key covering `patterns`; returns the key.
+    pub async fn key_for(&self, name: &str, patterns: &[&str]) -> String {
+        let (s, v) = self
+            .post(
+                "/v1/keys",
+                Some(ADMIN),
+                Some(json!({"name": name, "accounts": patterns})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["key"].as_str().unwrap().to_string()
+    }
+
+    /// Stops the process (SIGKILL) and waits for it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Runs the CLI with only the given environment.
+pub async fn cli(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,9 @@
+//! wetoken as a user sees it: the real binary, a real SQLite file, the
+//! simulator over real HTTP.
+
+mod accounts;
+mod auth;
+mod cli;
+mod credentials;
+mod helpers;
+mod sandbox;

@@ -1,0 +1,87 @@
+//! `wetoken serve --sandbox` and the curl lines it prints, run as printed.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_prints_curl_lines_that_work() {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--sandbox"])
+        .env_clear()
+        .env("WETOKEN_LISTEN", "127.0.0.1:0")
+        .env("WETOKEN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut curls = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(c) = line.trim().strip_prefix("curl ") {
+                curls.push(format!("curl {c}"));
+            } else if !curls.is_empty() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("sandbox printed its curl lines");
+    assert_eq!(curls.len(), 5, "{curls:?}");
+    let have_curl = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok();
+    for line in &curls {
+        let body = if have_curl {
+            let out = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{line} -w '\\n%{{http_code}}'"))
+                .output()
+                .await
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        } else {
+            run_like_curl(line).await
+        };
+        let (json, code) = body.rsplit_once('\n').unwrap();
+        assert_eq!(code, "200", "{line}: {json}");
+        let v: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}: {json}"));
+        assert!(v.get("error").is_none(), "{line}: {v}");
+    }
+    child.kill().await.unwrap();
+}
+
+/// Without curl on the machine: the same request, parsed from the line.
+async fn run_like_curl(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let url = words.iter().find(|w| w.starts_with("http://")).unwrap();
+    let key = line
+        .split("Bearer ")
+        .nth(1)
+        .map(|r| r.split('\'').next().unwrap());
+    let body = line
+        .split("-d '")
+        .nth(1)
+        .map(|r| r.trim_end_matches('\'').to_owned());
+    let mut req = if line.contains("-X POST") {
+        client().post(*url)
+    } else {
+        client().get(*url)
+    };
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    format!("{}\n{code}", resp.text().await.unwrap())
+}
