@@ -41,7 +41,15 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 fn ci() -> Result<(), String> {
     let started = std::time::Instant::now();
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace", "--all-features"])?;
     eprintln!("==> ci passed in {:.0?}", started.elapsed());
     Ok(())
@@ -71,7 +79,16 @@ fn install_schema(args: &[String]) -> Result<(), String> {
     }
     let url = url.ok_or("--database-url URL is required")?;
     let feature = feature_of(&url)?;
-    let mut cmd = vec!["run", "--quiet", "-p", "wetoken", "--no-default-features", "--features", feature, "--"];
+    let mut cmd = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "wetoken",
+        "--no-default-features",
+        "--features",
+        feature,
+        "--",
+    ];
     cmd.extend(["install-schema", "--database-url", &url]);
     if print {
         cmd.push("--print");

@@ -22,19 +22,15 @@ impl From<ServiceError> for CliError {
 /// Opens the database (migrating it when `auto_migrate`) and builds the
 /// service.
 pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
-    let store = backend::open(&settings.database_url)
-        .await
-        .map_err(CliError::Runtime)?;
+    let store = backend::open(&settings.database_url).await.map_err(CliError::Runtime)?;
     if settings.auto_migrate {
         store
             .migrate()
             .await
             .map_err(|e| CliError::Runtime(format!("cannot install the schema: {e}")))?;
     }
-    let key = keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir())
-        .map_err(CliError::Runtime)?;
-    let upstream =
-        Upstream::new(settings.upstream_config()).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let key = keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?;
+    let upstream = Upstream::new(settings.upstream_config()).map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(CredentialService::new(
         store,
         upstream,

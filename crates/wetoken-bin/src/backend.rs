@@ -8,9 +8,7 @@ use std::sync::Arc;
 use wetoken_core::store::Store;
 
 #[cfg(not(any(feature = "sqlite")))]
-compile_error!(
-    "wetoken needs at least one database backend: build with --features sqlite (the default)"
-);
+compile_error!("wetoken needs at least one database backend: build with --features sqlite (the default)");
 
 /// The SQLite file a URL names, if it is a SQLite URL.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {

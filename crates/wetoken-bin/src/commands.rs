@@ -1,11 +1,10 @@
 //! `install-schema`, `account`, `key`, `token`: the same operations as the
 //! HTTP API, straight on the database.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use wetoken_core::account::NewAccount;
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::keys::Pattern;
-use wetoken_core::service::rfc3339;
 
 use crate::settings::Settings;
 use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app, backend};
@@ -15,11 +14,7 @@ fn parse_id(s: &str) -> Result<AccountId, CliError> {
         .map_err(|e: wetoken_core::domain::ParseError| CliError::Usage(e.0))
 }
 
-pub async fn install_schema(
-    mut settings: Settings,
-    url: Option<String>,
-    print: bool,
-) -> Result<(), CliError> {
+pub async fn install_schema(mut settings: Settings, url: Option<String>, print: bool) -> Result<(), CliError> {
     if let Some(url) = url {
         settings.database_url = url;
     }
@@ -30,9 +25,7 @@ pub async fn install_schema(
         );
         return Ok(());
     }
-    let store = backend::open(&settings.database_url)
-        .await
-        .map_err(CliError::Runtime)?;
+    let store = backend::open(&settings.database_url).await.map_err(CliError::Runtime)?;
     store
         .migrate()
         .await
@@ -163,20 +156,12 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
         None => Credential::AccessToken,
     };
     if !id.owns(cred) {
-        return Err(CliError::Usage(format!(
-            "{} accounts have no {cred}",
-            id.kind()
-        )));
+        return Err(CliError::Usage(format!("{} accounts have no {cred}", id.kind())));
     }
     let service = app::service(&settings).await?;
     let issued = service.get(&id, cred).await?;
     if json {
-        let mut v = json!({
-            "expires_in": issued.expires_in(service.now()),
-            "expires_at": rfc3339(issued.expires_at),
-        });
-        v[cred.response_field()] = issued.value.into();
-        println!("{v}");
+        println!("{}", issued.to_json(cred, service.now()));
     } else {
         println!("{}", issued.value);
     }

@@ -9,11 +9,7 @@ use wetoken_core::secret::MasterKey;
 
 /// Reads `dir/name`, or creates it with `make()` (mode 0600). Returns the
 /// content and whether it was created now.
-fn read_or_create(
-    dir: &Path,
-    name: &str,
-    make: impl FnOnce() -> String,
-) -> Result<(String, bool, PathBuf), String> {
+fn read_or_create(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<(String, bool, PathBuf), String> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(s) => return Ok((s.trim().to_owned(), false, path)),
@@ -89,10 +85,7 @@ mod tests {
         }
         let k = master_key(None, dir.path()).unwrap();
         let sealed = k.seal("x");
-        assert_eq!(
-            master_key(None, dir.path()).unwrap().open(&sealed).unwrap(),
-            "x"
-        );
+        assert_eq!(master_key(None, dir.path()).unwrap().open(&sealed).unwrap(), "x");
         assert_eq!(admin_key(Some("given"), dir.path()).unwrap(), "given");
         assert!(master_key(Some("bad"), dir.path()).is_err());
     }

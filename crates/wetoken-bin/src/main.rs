@@ -146,10 +146,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(CliError::Usage(e)),
     };
     init_tracing(&settings.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(CliError::Runtime(e.to_string())),
     };
@@ -162,10 +159,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
     match command {
         Command::Serve { sandbox } => serve::run(settings, sandbox).await,
-        Command::InstallSchema {
-            database_url,
-            print,
-        } => commands::install_schema(settings, database_url, print).await,
+        Command::InstallSchema { database_url, print } => commands::install_schema(settings, database_url, print).await,
         Command::Account(c) => commands::account(settings, *c).await,
         Command::Key(c) => commands::key(settings, c).await,
         Command::Token(c) => commands::token(settings, c).await,
@@ -205,8 +199,8 @@ fn clap_error(e: clap::Error) -> ExitCode {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -38,14 +38,9 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     };
     let service = app::service(&settings).await?;
     let admin_key = if settings.auth {
-        Some(
-            keyfiles::admin_key(settings.admin_key.as_deref(), &settings.data_dir())
-                .map_err(CliError::Runtime)?,
-        )
+        Some(keyfiles::admin_key(settings.admin_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?)
     } else {
-        tracing::warn!(
-            "WETOKEN_AUTH=off: every request is trusted as admin; use only on a trusted network"
-        );
+        tracing::warn!("WETOKEN_AUTH=off: every request is trusted as admin; use only on a trusted network");
         None
     };
     let auth = Authenticator::new(
@@ -62,9 +57,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     println!("wetoken listening on http://{addr}");
     tracing::info!(%addr, database = %redact(&settings.database_url), "wetoken listening");
     if let Some(sb) = &sandbox {
@@ -104,8 +97,7 @@ async fn start_sandbox(settings: &mut Settings) -> Result<Sandbox, CliError> {
         .map_err(|e| CliError::Runtime(format!("cannot start the simulator: {e}")))?;
     sim.add_app(DEMO_APPID, DEMO_SECRET);
     let dir = std::env::temp_dir().join(format!("wetoken-sandbox-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
     settings.upstream_mp = sim.url();
     settings.upstream_work = sim.url();
     settings.database_url = format!("sqlite://{}", dir.join("wetoken.db").display());
@@ -120,9 +112,8 @@ async fn demo(
     addr: SocketAddr,
     admin_key: Option<&str>,
 ) -> Result<(), CliError> {
-    let new =
-        NewAccount::from_json(&json!({"kind": "mp", "appid": DEMO_APPID, "secret": DEMO_SECRET}))
-            .expect("demo account is valid");
+    let new = NewAccount::from_json(&json!({"kind": "mp", "appid": DEMO_APPID, "secret": DEMO_SECRET}))
+        .expect("demo account is valid");
     match service.create_account(new).await {
         Ok(_) | Err(ServiceError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
@@ -145,9 +136,7 @@ async fn demo(
     println!("sandbox: try these:");
     println!("  curl -s{auth} {base}/access_token");
     println!("  curl -s{auth} {base}/jsapi_ticket");
-    println!(
-        "  curl -s{auth} -X POST {base}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'"
-    );
+    println!("  curl -s{auth} -X POST {base}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'");
     println!("  curl -s{auth} -X POST {base}/access_token/refresh");
     println!("  curl -s{auth} http://{host}/v1/accounts");
     println!();
@@ -160,8 +149,7 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -108,9 +108,7 @@ fn parse_url(key: &str, v: &str) -> Result<String, String> {
     if v.starts_with("http://") || v.starts_with("https://") {
         Ok(v.to_owned())
     } else {
-        Err(format!(
-            "{key} must be an http:// or https:// URL (got {v:?})"
-        ))
+        Err(format!("{key} must be an http:// or https:// URL (got {v:?})"))
     }
 }
 
@@ -121,32 +119,21 @@ fn non_empty(v: &str) -> Option<String> {
 
 impl Settings {
     /// Loads defaults, then the file (if any), then the environment.
-    pub fn load(
-        config: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    pub fn load(config: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut s = Settings::default();
         if let Some(path) = config {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
             for (k, v) in table {
                 let v = match v {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     other => {
-                        return Err(format!(
-                            "{}: {k} cannot be {}",
-                            path.display(),
-                            other.type_str()
-                        ));
+                        return Err(format!("{}: {k} cannot be {}", path.display(), other.type_str()));
                     }
                 };
-                s.set(&k, &v)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                s.set(&k, &v).map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
         for (key, env_name) in KEYS {
@@ -162,13 +149,12 @@ impl Settings {
     pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
         match key {
             "listen" => {
-                self.listen = v.trim().parse().map_err(|_| {
-                    format!("listen must be an address like 127.0.0.1:8080 (got {v:?})")
-                })?
+                self.listen = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("listen must be an address like 127.0.0.1:8080 (got {v:?})"))?
             }
-            "database_url" => {
-                self.database_url = non_empty(v).ok_or("database_url must not be empty")?
-            }
+            "database_url" => self.database_url = non_empty(v).ok_or("database_url must not be empty")?,
             "data_dir" => self.data_dir = non_empty(v).map(PathBuf::from),
             "auto_migrate" => self.auto_migrate = parse_bool(key, v)?,
             "master_key" => self.master_key = non_empty(v),
@@ -183,9 +169,7 @@ impl Settings {
             "lease_secs" => self.lease_secs = parse_num(key, v)?,
             "cache_ttl_secs" => self.cache_ttl_secs = parse_num(key, v)?,
             "upstream_timeout_secs" => self.upstream_timeout_secs = parse_num(key, v)?,
-            "force_refresh_min_interval_secs" => {
-                self.force_refresh_min_interval_secs = parse_num(key, v)?
-            }
+            "force_refresh_min_interval_secs" => self.force_refresh_min_interval_secs = parse_num(key, v)?,
             "callback_max_skew_secs" => self.callback_max_skew_secs = parse_num(key, v)?,
             "proxy" => self.proxy = parse_bool(key, v)?,
             "log" => self.log = non_empty(v).ok_or("log must not be empty")?,
@@ -202,9 +186,7 @@ impl Settings {
             ));
         }
         if self.lease_secs == 0 || self.upstream_timeout_secs == 0 {
-            return Err(
-                "WETOKEN_LEASE_SECS and WETOKEN_UPSTREAM_TIMEOUT_SECS must be at least 1".into(),
-            );
+            return Err("WETOKEN_LEASE_SECS and WETOKEN_UPSTREAM_TIMEOUT_SECS must be at least 1".into());
         }
         if self.max_body_bytes == 0 {
             return Err("WETOKEN_MAX_BODY_BYTES must be at least 1".into());
@@ -297,17 +279,10 @@ mod tests {
             (s.listen.port(), s.lease_secs, s.auth, s.proxy),
             (7000, 45, false, true)
         );
-        let s = Settings::load(Some(&path), |n| {
-            (n == "WETOKEN_LEASE_SECS").then(|| "50".into())
-        })
-        .unwrap();
+        let s = Settings::load(Some(&path), |n| (n == "WETOKEN_LEASE_SECS").then(|| "50".into())).unwrap();
         assert_eq!(s.lease_secs, 50, "env overrides the file");
         std::fs::write(&path, "lese_secs = 45\n").unwrap();
-        assert!(
-            Settings::load(Some(&path), |_| None)
-                .unwrap_err()
-                .contains("lese_secs")
-        );
+        assert!(Settings::load(Some(&path), |_| None).unwrap_err().contains("lese_secs"));
     }
 
     #[test]

@@ -131,11 +131,9 @@ impl<'a> Fields<'a> {
         };
         match s {
             None => Ok(None),
-            Some(s) if s.is_empty() || s.len() > 512 || s.chars().any(char::is_control) => {
-                Err(ParseError(format!(
-                    "{name} must be 1 to 512 characters without control characters"
-                )))
-            }
+            Some(s) if s.is_empty() || s.len() > 512 || s.chars().any(char::is_control) => Err(ParseError(format!(
+                "{name} must be 1 to 512 characters without control characters"
+            ))),
             Some(s) => Ok(Some(Secret::new(s))),
         }
     }
@@ -148,9 +146,7 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Err(ParseError("agentid is required".into())),
             Some(Value::Number(n)) if n.is_u64() => AgentId::parse(&n.to_string()).map(Some),
             Some(Value::String(s)) => AgentId::parse(s).map(Some),
-            Some(_) => Err(ParseError(
-                "agentid must be a number or a string of digits".into(),
-            )),
+            Some(_) => Err(ParseError("agentid must be a number or a string of digits".into())),
         }
     }
 
@@ -164,9 +160,7 @@ impl<'a> Fields<'a> {
         if let Some(k) = &s {
             let k = k.expose();
             if k.len() != 43 || !k.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(ParseError(
-                    "aes_key must be 43 characters of A-Z a-z 0-9".into(),
-                ));
+                return Err(ParseError("aes_key must be 43 characters of A-Z a-z 0-9".into()));
             }
         }
         Ok(s)
@@ -228,10 +222,7 @@ impl NewAccount {
                 let component_appid = f.req_ident("component_appid")?;
                 let appid = f.req_ident("appid")?;
                 secrets.refresh_token = f.secret("refresh_token", true)?;
-                AccountId::Authorizer {
-                    component_appid,
-                    appid,
-                }
+                AccountId::Authorizer { component_appid, appid }
             }
             AccountKind::Corp => {
                 let suite_id = f.req_ident("suite_id")?;
@@ -242,11 +233,7 @@ impl NewAccount {
             }
         };
         f.finish()?;
-        Ok(NewAccount {
-            id,
-            secrets,
-            config,
-        })
+        Ok(NewAccount { id, secrets, config })
     }
 }
 
@@ -296,10 +283,7 @@ impl AccountPatch {
     /// Whether this patch changes what credentials are derived from.
     pub fn invalidates_credentials(&self) -> bool {
         let s = &self.secrets;
-        s.secret.is_some()
-            || s.refresh_token.is_some()
-            || s.permanent_code.is_some()
-            || self.token_api.is_some()
+        s.secret.is_some() || s.refresh_token.is_some() || s.permanent_code.is_some() || self.token_api.is_some()
     }
 
     pub fn apply(self, a: &mut Account) {
@@ -351,10 +335,7 @@ mod tests {
                 json!({"kind":"suite","suite_id":"ss","secret":"s","token":"t","aes_key":key}),
                 "suite:ss",
             ),
-            (
-                json!({"kind":"provider","corpid":"ww","secret":"s"}),
-                "provider:ww",
-            ),
+            (json!({"kind":"provider","corpid":"ww","secret":"s"}), "provider:ww"),
             (
                 json!({"kind":"authorizer","component_appid":"wxc","appid":"wx2","refresh_token":"r"}),
                 "authorizer:wxc:wx2",
@@ -374,19 +355,13 @@ mod tests {
         let cases = [
             (json!({"appid":"wx1","secret":"s"}), "kind"),
             (json!({"kind":"mp","secret":"s"}), "appid"),
-            (
-                json!({"kind":"mp","appid":"wx1' OR '1'='1","secret":"s"}),
-                "appid",
-            ),
+            (json!({"kind":"mp","appid":"wx1' OR '1'='1","secret":"s"}), "appid"),
             (json!({"kind":"mp","appid":"wx1"}), "secret"),
             (
                 json!({"kind":"mp","appid":"wx1","secret":"s","token_api":"x"}),
                 "token_api",
             ),
-            (
-                json!({"kind":"mp","appid":"wx1","secret":"s","secert":"s"}),
-                "secert",
-            ),
+            (json!({"kind":"mp","appid":"wx1","secret":"s","secert":"s"}), "secert"),
             (
                 json!({"kind":"work","corpid":"ww","agentid":"12a","secret":"s"}),
                 "agentid",

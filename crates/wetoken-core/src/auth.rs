@@ -17,10 +17,7 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
-    Client {
-        name: String,
-        patterns: Vec<Pattern>,
-    },
+    Client { name: String, patterns: Vec<Pattern> },
 }
 
 impl Principal {
@@ -54,12 +51,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// `admin_key: None` with `enabled` means no admin access at all.
-    pub fn new(
-        store: Arc<dyn Store>,
-        admin_key: Option<&str>,
-        enabled: bool,
-        ttl: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, admin_key: Option<&str>, enabled: bool, ttl: Duration) -> Self {
         Authenticator {
             store,
             admin_hash: admin_key.map(hash_key),
@@ -79,10 +71,7 @@ impl Authenticator {
             return Ok(Principal::Admin);
         }
         let key = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(AuthError::Unauthorized)?;
@@ -97,18 +86,11 @@ impl Authenticator {
         {
             return Ok(p.clone());
         }
-        let row = self
-            .store
-            .key_by_hash(&hash)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
+        let row = self.store.key_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
         let patterns: Vec<String> = serde_json::from_str(&row.accounts).unwrap_or_default();
         let principal = Principal::Client {
             name: row.name,
-            patterns: patterns
-                .iter()
-                .filter_map(|p| Pattern::parse(p).ok())
-                .collect(),
+            patterns: patterns.iter().filter_map(|p| Pattern::parse(p).ok()).collect(),
         };
         let mut remembered = self.remembered.lock().unwrap();
         if remembered.len() > 10_000 {

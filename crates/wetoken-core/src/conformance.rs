@@ -39,13 +39,7 @@ fn account(id: &str, parent: Option<&str>) -> AccountRow {
     }
 }
 
-fn write<'a>(
-    id: &'a str,
-    kind: &'a str,
-    owner: &'a str,
-    value: &'a str,
-    at: i64,
-) -> RefreshWrite<'a> {
+fn write<'a>(id: &'a str, kind: &'a str, owner: &'a str, value: &'a str, at: i64) -> RefreshWrite<'a> {
     RefreshWrite {
         account_id: id,
         kind,
@@ -83,19 +77,11 @@ pub async fn accounts(s: &dyn Store) {
         s.update_account(&absent, false).await,
         Err(StoreError::NotFound)
     ));
-    assert!(
-        s.accounts(None)
-            .await
-            .unwrap()
-            .iter()
-            .any(|r| r.id == "mp:conf_acc")
-    );
+    assert!(s.accounts(None).await.unwrap().iter().any(|r| r.id == "mp:conf_acc"));
 }
 
 pub async fn account_children_and_delete(s: &dyn Store) {
-    s.insert_account(&account("component:conf_c", None))
-        .await
-        .unwrap();
+    s.insert_account(&account("component:conf_c", None)).await.unwrap();
     s.insert_account(&account("authorizer:conf_c:wx1", Some("component:conf_c")))
         .await
         .unwrap();
@@ -125,9 +111,7 @@ pub async fn account_children_and_delete(s: &dyn Store) {
         "children deleted"
     );
     assert_eq!(
-        s.credential("authorizer:conf_c:wx1", "access_token")
-            .await
-            .unwrap(),
+        s.credential("authorizer:conf_c:wx1", "access_token").await.unwrap(),
         None,
         "children's credentials deleted"
     );
@@ -145,18 +129,10 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
         .await
         .unwrap();
     s.update_account(&a, false).await.unwrap();
-    assert!(
-        s.credential("mp:conf_drop", "access_token")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(s.credential("mp:conf_drop", "access_token").await.unwrap().is_some());
     s.update_account(&a, true).await.unwrap();
     assert!(
-        s.credential("mp:conf_drop", "access_token")
-            .await
-            .unwrap()
-            .is_none(),
+        s.credential("mp:conf_drop", "access_token").await.unwrap().is_none(),
         "drop_credentials"
     );
 }
@@ -166,9 +142,7 @@ pub async fn lease_and_versions(s: &dyn Store) {
     s.insert_account(&account(id, None)).await.unwrap();
     assert_eq!(s.credential(id, "access_token").await.unwrap(), None);
     assert!(
-        s.try_lease(id, "access_token", "a", 0, 100, 30_100)
-            .await
-            .unwrap(),
+        s.try_lease(id, "access_token", "a", 0, 100, 30_100).await.unwrap(),
         "first lease"
     );
     let row = s
@@ -181,15 +155,11 @@ pub async fn lease_and_versions(s: &dyn Store) {
         (0, Some("a"), Some(30_100))
     );
     assert!(
-        !s.try_lease(id, "access_token", "b", 0, 200, 30_200)
-            .await
-            .unwrap(),
+        !s.try_lease(id, "access_token", "b", 0, 200, 30_200).await.unwrap(),
         "held lease refuses another owner"
     );
     assert!(
-        s.try_lease(id, "access_token", "a", 0, 200, 30_200)
-            .await
-            .unwrap(),
+        s.try_lease(id, "access_token", "a", 0, 200, 30_200).await.unwrap(),
         "holder may renew"
     );
     assert_eq!(
@@ -217,16 +187,10 @@ pub async fn lease_and_versions(s: &dyn Store) {
         "write releases the lease"
     );
     assert!(
-        !s.try_lease(id, "access_token", "b", 0, 400, 30_400)
-            .await
-            .unwrap(),
+        !s.try_lease(id, "access_token", "b", 0, 400, 30_400).await.unwrap(),
         "stale version refused"
     );
-    assert!(
-        s.try_lease(id, "access_token", "b", 1, 400, 30_400)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "b", 1, 400, 30_400).await.unwrap());
     assert_eq!(
         s.complete_refresh(&write(id, "access_token", "b", "v1:tok2", 500))
             .await
@@ -245,16 +209,9 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
         for i in 0..32 {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                s.try_lease(
-                    id,
-                    "access_token",
-                    &format!("owner{i}"),
-                    round,
-                    1_000,
-                    31_000,
-                )
-                .await
-                .unwrap()
+                s.try_lease(id, "access_token", &format!("owner{i}"), round, 1_000, 31_000)
+                    .await
+                    .unwrap()
             }));
         }
         let mut winners = 0;
@@ -276,11 +233,7 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
 pub async fn lease_expiry(s: &dyn Store) {
     let id = "mp:conf_expiry";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert!(
-        s.try_lease(id, "jsapi_ticket", "dead", 0, 1_000, 31_000)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "jsapi_ticket", "dead", 0, 1_000, 31_000).await.unwrap());
     assert!(
         !s.try_lease(id, "jsapi_ticket", "alive", 0, 30_999, 60_999)
             .await
@@ -304,11 +257,7 @@ pub async fn lease_expiry(s: &dyn Store) {
 pub async fn failures_and_blocks(s: &dyn Store) {
     let id = "mp:conf_fail";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert!(
-        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
     s.record_failure(&FailureWrite {
         account_id: id,
         kind: "access_token",
@@ -322,24 +271,14 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     .unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
     assert_eq!(row.last_errcode, Some(45009));
-    assert_eq!(
-        row.last_errmsg.as_deref(),
-        Some("reach max api daily quota limit")
-    );
-    assert_eq!(
-        (row.last_error_at, row.blocked_until),
-        (Some(10), Some(99_000))
-    );
+    assert_eq!(row.last_errmsg.as_deref(), Some("reach max api daily quota limit"));
+    assert_eq!((row.last_error_at, row.blocked_until), (Some(10), Some(99_000)));
     assert_eq!(row.lease_owner, None, "failure releases the lease");
     assert_eq!(row.version, 0, "failure does not bump the version");
     s.clear_blocks(id).await.unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
     assert_eq!((row.blocked_until, row.last_errcode), (None, None));
-    assert!(
-        s.try_lease(id, "access_token", "b", 0, 20, 30_020)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "b", 0, 20, 30_020).await.unwrap());
     s.record_failure(&FailureWrite {
         account_id: id,
         kind: "access_token",
@@ -351,11 +290,7 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     })
     .await
     .unwrap();
-    assert!(
-        s.try_lease(id, "access_token", "c", 0, 40, 30_040)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "c", 0, 40, 30_040).await.unwrap());
     s.complete_refresh(&write(id, "access_token", "c", "v", 50))
         .await
         .unwrap();
@@ -371,15 +306,11 @@ pub async fn pushed_values(s: &dyn Store) {
     let id = "component:conf_push";
     s.insert_account(&account(id, None)).await.unwrap();
     assert_eq!(
-        s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1)
-            .await
-            .unwrap(),
+        s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1).await.unwrap(),
         1
     );
     assert_eq!(
-        s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2)
-            .await
-            .unwrap(),
+        s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2).await.unwrap(),
         2
     );
     let row = s.credential(id, "verify_ticket").await.unwrap().unwrap();
@@ -397,9 +328,7 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
     for _ in 0..16 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.try_mark_forced(id, "access_token", 100_000, 40_000)
-                .await
-                .unwrap()
+            s.try_mark_forced(id, "access_token", 100_000, 40_000).await.unwrap()
         }));
     }
     let mut winners = 0;
@@ -407,15 +336,9 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
         winners += t.await.unwrap() as usize;
     }
     assert_eq!(winners, 1, "one force refresh per window");
+    assert!(!s.try_mark_forced(id, "access_token", 159_999, 99_999).await.unwrap());
     assert!(
-        !s.try_mark_forced(id, "access_token", 159_999, 99_999)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.try_mark_forced(id, "access_token", 160_001, 100_001)
-            .await
-            .unwrap(),
+        s.try_mark_forced(id, "access_token", 160_001, 100_001).await.unwrap(),
         "allowed after the window"
     );
 }
@@ -425,26 +348,16 @@ pub async fn rotated_secrets_with_refresh(s: &dyn Store) {
     s.insert_account(&account(id, Some("component:conf_rot")))
         .await
         .unwrap();
-    assert!(
-        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
     let mut w = write(id, "access_token", "a", "v1:tok", 10);
     w.account_secrets = Some("v1:new-refresh-token");
     assert_eq!(s.complete_refresh(&w).await.unwrap(), Some(1));
-    assert_eq!(
-        s.account(id).await.unwrap().unwrap().secrets,
-        "v1:new-refresh-token"
-    );
+    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
     // A lost lease writes neither.
     let mut w = write(id, "access_token", "a", "v1:tok2", 20);
     w.account_secrets = Some("v1:lost");
     assert_eq!(s.complete_refresh(&w).await.unwrap(), None);
-    assert_eq!(
-        s.account(id).await.unwrap().unwrap().secrets,
-        "v1:new-refresh-token"
-    );
+    assert_eq!(s.account(id).await.unwrap().unwrap().secrets, "v1:new-refresh-token");
 }
 
 /// WeChat asks for at least 512 characters per credential; sealed values
@@ -453,20 +366,12 @@ pub async fn long_values(s: &dyn Store) {
     let id = "mp:conf_long";
     s.insert_account(&account(id, None)).await.unwrap();
     let long = "x".repeat(1_500);
-    assert!(
-        s.try_lease(id, "access_token", "a", 0, 0, 30_000)
-            .await
-            .unwrap()
-    );
+    assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
     s.complete_refresh(&write(id, "access_token", "a", &long, 1))
         .await
         .unwrap();
     assert_eq!(
-        s.credential(id, "access_token")
-            .await
-            .unwrap()
-            .unwrap()
-            .value,
+        s.credential(id, "access_token").await.unwrap().unwrap().value,
         Some(long)
     );
 }

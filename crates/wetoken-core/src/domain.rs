@@ -21,10 +21,8 @@ pub struct Ident(String);
 
 impl Ident {
     pub fn parse(field: &str, s: &str) -> Result<Self, ParseError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok =
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Ident(s.to_owned()))
         } else {
@@ -125,14 +123,11 @@ impl fmt::Display for AccountKind {
 impl FromStr for AccountKind {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        AccountKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                ParseError(format!(
-                    "kind must be one of mp, work, component, authorizer, suite, provider, corp (got {s:?})"
-                ))
-            })
+        AccountKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            ParseError(format!(
+                "kind must be one of mp, work, component, authorizer, suite, provider, corp (got {s:?})"
+            ))
+        })
     }
 }
 
@@ -140,30 +135,13 @@ impl FromStr for AccountKind {
 /// `authorizer:wxcomponent:wx1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AccountId {
-    Mp {
-        appid: Ident,
-    },
-    Work {
-        corpid: Ident,
-        agentid: AgentId,
-    },
-    Component {
-        appid: Ident,
-    },
-    Authorizer {
-        component_appid: Ident,
-        appid: Ident,
-    },
-    Suite {
-        suite_id: Ident,
-    },
-    Provider {
-        corpid: Ident,
-    },
-    Corp {
-        suite_id: Ident,
-        corpid: Ident,
-    },
+    Mp { appid: Ident },
+    Work { corpid: Ident, agentid: AgentId },
+    Component { appid: Ident },
+    Authorizer { component_appid: Ident, appid: Ident },
+    Suite { suite_id: Ident },
+    Provider { corpid: Ident },
+    Corp { suite_id: Ident, corpid: Ident },
 }
 
 impl AccountId {
@@ -187,9 +165,7 @@ impl AccountId {
     /// suite for a corp.
     pub fn parent(&self) -> Option<AccountId> {
         match self {
-            AccountId::Authorizer {
-                component_appid, ..
-            } => Some(AccountId::Component {
+            AccountId::Authorizer { component_appid, .. } => Some(AccountId::Component {
                 appid: component_appid.clone(),
             }),
             AccountId::Corp { suite_id, .. } => Some(AccountId::Suite {
@@ -213,13 +189,9 @@ impl AccountId {
             AccountId::Work { corpid, agentid } => {
                 vec![("corpid", corpid.as_str()), ("agentid", agentid.as_str())]
             }
-            AccountId::Authorizer {
-                component_appid,
-                appid,
-            } => vec![
-                ("component_appid", component_appid.as_str()),
-                ("appid", appid.as_str()),
-            ],
+            AccountId::Authorizer { component_appid, appid } => {
+                vec![("component_appid", component_appid.as_str()), ("appid", appid.as_str())]
+            }
             AccountId::Suite { suite_id } => vec![("suite_id", suite_id.as_str())],
             AccountId::Provider { corpid } => vec![("corpid", corpid.as_str())],
             AccountId::Corp { suite_id, corpid } => {
@@ -262,18 +234,12 @@ impl FromStr for AccountId {
             }
         };
         Ok(match kind {
-            AccountKind::Mp => AccountId::Mp {
-                appid: one("appid")?,
-            },
-            AccountKind::Component => AccountId::Component {
-                appid: one("appid")?,
-            },
+            AccountKind::Mp => AccountId::Mp { appid: one("appid")? },
+            AccountKind::Component => AccountId::Component { appid: one("appid")? },
             AccountKind::Suite => AccountId::Suite {
                 suite_id: one("suite_id")?,
             },
-            AccountKind::Provider => AccountId::Provider {
-                corpid: one("corpid")?,
-            },
+            AccountKind::Provider => AccountId::Provider { corpid: one("corpid")? },
             AccountKind::Work => {
                 let (corpid, agent) = two("corpid")?;
                 AccountId::Work {

@@ -25,8 +25,7 @@ pub fn nonce() -> String {
 mod tests {
     use super::*;
 
-    const TICKET: &str =
-        "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
+    const TICKET: &str = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
 
     /// WeChat's published worked example (JS-SDK 附录1; WeCom doc 96909).
     #[test]
@@ -41,12 +40,7 @@ mod tests {
             "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
         );
         assert_eq!(
-            signature(
-                TICKET,
-                "Wm3WZYTPz0wzccnW",
-                1414587457,
-                "http://mp.weixin.qq.com"
-            ),
+            signature(TICKET, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com"),
             "f4d90daf4b3bca3078ab155816175ba34c443a7b"
         );
     }

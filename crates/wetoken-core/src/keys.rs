@@ -22,11 +22,8 @@ pub fn hash_key(key: &str) -> String {
 
 /// A key's name: 1 to 64 characters of `A-Z a-z 0-9 _ - .`.
 pub fn check_name(name: &str) -> Result<(), ParseError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
     if ok {
         Ok(())
     } else {

@@ -114,9 +114,7 @@ impl MasterKey {
     }
 
     pub fn open(&self, sealed: &str) -> Result<String, KeyError> {
-        let b64 = sealed
-            .strip_prefix(SEALED_PREFIX)
-            .ok_or(KeyError::Decrypt)?;
+        let b64 = sealed.strip_prefix(SEALED_PREFIX).ok_or(KeyError::Decrypt)?;
         let raw = STANDARD.decode(b64).map_err(|_| KeyError::Decrypt)?;
         if raw.len() < 12 + 16 {
             return Err(KeyError::Decrypt);

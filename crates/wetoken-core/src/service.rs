@@ -26,16 +26,12 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::account::{
-    Account, AccountConfig, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS, Secrets,
-};
+use crate::account::{Account, AccountConfig, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS, Secrets};
 use crate::clock::{Clock, from_millis, next_quota_day, to_millis};
 use crate::domain::{AccountId, Credential, TokenApi};
 use crate::keys::{Pattern, check_name, generate_key, hash_key};
 use crate::secret::MasterKey;
-use crate::store::{
-    AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError,
-};
+use crate::store::{AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError};
 use crate::upstream::{Fetched, Upstream, UpstreamError};
 
 /// Tunables of the service (SPEC §7).
@@ -65,11 +61,7 @@ impl Default for ServiceConfig {
 
 /// A name for this process in lease rows: host-independent and unique.
 pub fn new_instance_id() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        &crate::keys::generate_key()[4..16]
-    )
+    format!("{}-{}", std::process::id(), &crate::keys::generate_key()[4..16])
 }
 
 /// Permanent upstream errors are not retried automatically for this long.
@@ -105,7 +97,18 @@ pub struct Issued {
 impl Issued {
     /// Remaining whole seconds at `now` (never negative).
     pub fn expires_in(&self, now: DateTime<Utc>) -> i64 {
-        ((self.expires_at - now).num_milliseconds() / 1000).max(0)
+        // Instants are stored as whole milliseconds: compare in those.
+        ((self.expires_at.timestamp_millis() - now.timestamp_millis()) / 1000).max(0)
+    }
+
+    /// The credential response of SPEC §3:
+    /// `{"access_token"|"ticket": …, "expires_in": …, "expires_at": …}`.
+    pub fn to_json(&self, cred: Credential, now: DateTime<Utc>) -> Value {
+        let mut v = Map::new();
+        v.insert(cred.response_field().into(), self.value.clone().into());
+        v.insert("expires_in".into(), self.expires_in(now).into());
+        v.insert("expires_at".into(), rfc3339(self.expires_at).into());
+        Value::Object(v)
     }
 }
 
@@ -188,12 +191,7 @@ impl CredentialService {
     /// still the current one and otherwise answers the newer value at once.
     /// Without it, a force refresh limited to one per credential per
     /// `force_refresh_min_interval` (else `RateLimited`).
-    pub async fn refresh(
-        &self,
-        id: &AccountId,
-        cred: Credential,
-        stale: Option<&str>,
-    ) -> Result<Issued> {
+    pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued> {
         check_owns(id, cred)?;
         if cred.is_pushed() {
             return Err(ServiceError::Invalid(format!(
@@ -204,19 +202,12 @@ impl CredentialService {
         let key = (id.clone(), cred);
         let flight = self.inner.flight(&key);
         let _turn = flight.lock().await;
-        self.inner
-            .clone()
-            .refresh_locked(account, cred, stale)
-            .await
+        self.inner.clone().refresh_locked(account, cred, stale).await
     }
 
     /// Drops this process's cached values of an account.
     pub fn forget(&self, id: &AccountId) {
-        self.inner
-            .cache
-            .write()
-            .unwrap()
-            .retain(|(a, _), _| a != id);
+        self.inner.cache.write().unwrap().retain(|(a, _), _| a != id);
     }
 
     // ------------------------------------------------------------------
@@ -238,16 +229,8 @@ impl CredentialService {
             created_at: now,
             updated_at: now,
         };
-        match self
-            .inner
-            .store
-            .insert_account(&self.inner.account_row(&account))
-            .await
-        {
-            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!(
-                "account {} already exists",
-                account.id
-            ))),
+        match self.inner.store.insert_account(&self.inner.account_row(&account)).await {
+            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("account {} already exists", account.id))),
             r => r.map_err(ServiceError::from),
         }?;
         self.describe(&account, &[]).map(Value::Object)
@@ -353,24 +336,18 @@ impl CredentialService {
     pub async fn create_key(&self, name: &str, patterns: &[Pattern]) -> Result<String> {
         check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
         if patterns.is_empty() {
-            return Err(ServiceError::Invalid(
-                "accounts must name at least one pattern".into(),
-            ));
+            return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
         }
         let key = generate_key();
         let row = KeyRow {
             name: name.to_owned(),
             hash: hash_key(&key),
-            accounts: serde_json::to_string(
-                &patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            )
-            .expect("strings serialize"),
+            accounts: serde_json::to_string(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+                .expect("strings serialize"),
             created_at: to_millis(self.now()),
         };
         match self.inner.store.insert_key(&row).await {
-            Err(StoreError::Conflict) => {
-                Err(ServiceError::Conflict(format!("key {name} already exists")))
-            }
+            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("key {name} already exists"))),
             r => r.map_err(ServiceError::from),
         }?;
         Ok(key)
@@ -406,10 +383,7 @@ fn check_owns(id: &AccountId, cred: Credential) -> Result<()> {
     if id.owns(cred) {
         Ok(())
     } else {
-        Err(ServiceError::NotFound(format!(
-            "{} accounts have no {cred}",
-            id.kind()
-        )))
+        Err(ServiceError::NotFound(format!("{} accounts have no {cred}", id.kind())))
     }
 }
 
@@ -439,12 +413,7 @@ impl Inner {
     }
 
     fn flight(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
-        self.flights
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .clone()
+        self.flights.lock().unwrap().entry(key.clone()).or_default().clone()
     }
 
     /// A cached value that is valid and was checked recently enough.
@@ -579,8 +548,7 @@ impl Inner {
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
         let started = self.now_ms();
-        let deadline =
-            tokio::time::Instant::now() + self.cfg.upstream_timeout + Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + self.cfg.upstream_timeout + Duration::from_secs(2);
         let mut backoff = Duration::from_millis(20);
         loop {
             let now = self.now_ms();
@@ -594,11 +562,9 @@ impl Inner {
                 // lease is still written or released.
                 let this = self.clone();
                 let account = account.clone();
-                return tokio::spawn(
-                    async move { this.fetch_and_store(account, cred, force).await },
-                )
-                .await
-                .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
+                return tokio::spawn(async move { this.fetch_and_store(account, cred, force).await })
+                    .await
+                    .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
             }
             // Another holder: wait for its write.
             if tokio::time::Instant::now() + backoff > deadline {
@@ -629,12 +595,7 @@ impl Inner {
     }
 
     /// Holding the lease: call WeChat and write the result.
-    async fn fetch_and_store(
-        self: Arc<Self>,
-        account: Account,
-        cred: Credential,
-        force: bool,
-    ) -> Result<Issued> {
+    async fn fetch_and_store(self: Arc<Self>, account: Account, cred: Credential, force: bool) -> Result<Issued> {
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
@@ -680,9 +641,7 @@ impl Inner {
                     FetchError::Own(u) => {
                         let blocked = if u.is_quota() {
                             Some(to_millis(next_quota_day(from_millis(now))))
-                        } else if u.is_retryable()
-                            || (cred.needs_access_token() && u.is_token_rejected())
-                        {
+                        } else if u.is_retryable() || (cred.needs_access_token() && u.is_token_rejected()) {
                             None
                         } else {
                             Some(now + PERMANENT_BLOCK.as_millis() as i64)
@@ -720,9 +679,11 @@ impl Inner {
     ) -> std::result::Result<Fetched, FetchError> {
         match (&account.id, cred) {
             (AccountId::Mp { appid }, Credential::AccessToken) => {
-                let secret = account.secrets.secret.as_ref().ok_or_else(|| {
-                    FetchError::Dependency(ServiceError::Invalid("account has no secret".into()))
-                })?;
+                let secret = account
+                    .secrets
+                    .secret
+                    .as_ref()
+                    .ok_or_else(|| FetchError::Dependency(ServiceError::Invalid("account has no secret".into())))?;
                 let api = account.config.token_api;
                 // Classic always issues a new token; force matters to stable only.
                 let force = force && api == TokenApi::Stable;
@@ -737,9 +698,7 @@ impl Inner {
                 } else {
                     "wx_card"
                 };
-                let service = CredentialService {
-                    inner: self.clone(),
-                };
+                let service = CredentialService { inner: self.clone() };
                 let token = service
                     .get(&account.id, Credential::AccessToken)
                     .await
@@ -750,10 +709,7 @@ impl Inner {
                             .refresh(&account.id, Credential::AccessToken, Some(&token.value))
                             .await
                             .map_err(FetchError::Dependency)?;
-                        self.upstream
-                            .mp_ticket(&token.value, ty)
-                            .await
-                            .map_err(FetchError::Own)
+                        self.upstream.mp_ticket(&token.value, ty).await.map_err(FetchError::Own)
                     }
                     r => r.map_err(FetchError::Own),
                 }
@@ -780,18 +736,11 @@ impl Inner {
     }
 
     fn decode_account(&self, row: &AccountRow) -> Result<Account> {
-        let corrupt = |what: &str| {
-            ServiceError::Store(StoreError::Other(format!("account {}: {what}", row.id)))
-        };
+        let corrupt = |what: &str| ServiceError::Store(StoreError::Other(format!("account {}: {what}", row.id)));
         let id: AccountId = row.id.parse().map_err(|_| corrupt("malformed id"))?;
-        let secrets_json = self
-            .key
-            .open(&row.secrets)
-            .map_err(|e| corrupt(&e.to_string()))?;
-        let secrets: Secrets =
-            serde_json::from_str(&secrets_json).map_err(|_| corrupt("malformed secrets"))?;
-        let config: AccountConfig =
-            serde_json::from_str(&row.config).map_err(|_| corrupt("malformed config"))?;
+        let secrets_json = self.key.open(&row.secrets).map_err(|e| corrupt(&e.to_string()))?;
+        let secrets: Secrets = serde_json::from_str(&secrets_json).map_err(|_| corrupt("malformed secrets"))?;
+        let config: AccountConfig = serde_json::from_str(&row.config).map_err(|_| corrupt("malformed config"))?;
         Ok(Account {
             id,
             secrets,

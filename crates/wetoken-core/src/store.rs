@@ -152,23 +152,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket): version + 1,
     /// committed before returning. The new version.
-    async fn put_pushed(
-        &self,
-        account_id: &str,
-        kind: &str,
-        value: &str,
-        expires_at: i64,
-        at: i64,
-    ) -> StoreResult<i64>;
+    async fn put_pushed(&self, account_id: &str, kind: &str, value: &str, expires_at: i64, at: i64)
+    -> StoreResult<i64>;
     /// Records an unqualified force refresh at `now` if none happened since
     /// `not_before`; false when rate-limited. Creates the row if absent.
-    async fn try_mark_forced(
-        &self,
-        account_id: &str,
-        kind: &str,
-        now: i64,
-        not_before: i64,
-    ) -> StoreResult<bool>;
+    async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool>;
     /// Clears `blocked_until` and the last error of every credential of an
     /// account (a manual reset).
     async fn clear_blocks(&self, account_id: &str) -> StoreResult<()>;

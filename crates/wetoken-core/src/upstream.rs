@@ -193,8 +193,8 @@ impl Upstream {
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
         }
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| UpstreamError::Malformed(format!("not JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed(format!("not JSON: {e}")))?;
         check_errcode(v)
     }
 
@@ -214,11 +214,7 @@ pub fn check_errcode(v: Value) -> Result<Value, UpstreamError> {
         None | Some(0) => Ok(v),
         Some(errcode) => Err(UpstreamError::WeChat {
             errcode,
-            errmsg: v
-                .get("errmsg")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            errmsg: v.get("errmsg").and_then(Value::as_str).unwrap_or_default().to_owned(),
         }),
     }
 }
@@ -250,8 +246,7 @@ mod tests {
     fn success_rule() {
         assert!(check_errcode(json!({"access_token":"a","expires_in":7200})).is_ok());
         assert!(check_errcode(json!({"errcode":0,"errmsg":"ok","ticket":"t"})).is_ok());
-        let e = check_errcode(json!({"errcode":40125,"errmsg":"invalid appsecret, rid: x"}))
-            .unwrap_err();
+        let e = check_errcode(json!({"errcode":40125,"errmsg":"invalid appsecret, rid: x"})).unwrap_err();
         assert_eq!(e.errcode(), 40125);
         assert!(!e.is_retryable());
         let busy = check_errcode(json!({"errcode":-1,"errmsg":"system error"})).unwrap_err();
@@ -262,11 +257,7 @@ mod tests {
 
     #[test]
     fn fetched_reads_value_and_expiry() {
-        let f = fetched(
-            &json!({"access_token":"abc","expires_in":7200}),
-            "access_token",
-        )
-        .unwrap();
+        let f = fetched(&json!({"access_token":"abc","expires_in":7200}), "access_token").unwrap();
         assert_eq!(
             f,
             Fetched {

@@ -93,20 +93,14 @@ fn store(s: StoreError) -> ApiError {
         ),
         StoreError::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", "already exists"),
         StoreError::NotFound => ApiError::not_found("not found"),
-        StoreError::Other(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        ),
+        StoreError::Other(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Unauthorized => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-            }
+            AuthError::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
             AuthError::Store(s) => store(s),
         }
     }

@@ -37,9 +37,7 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> 
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return Err(ApiError::invalid(
-                "the request body could not be read to its end",
-            ));
+            return Err(ApiError::invalid("the request body could not be read to its end"));
         };
         if let Ok(data) = frame.into_data() {
             seen += data.len();
@@ -68,8 +66,8 @@ impl FromRequest<AppState> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
         }
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid(format!("body is not valid JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("body is not valid JSON: {e}")))?;
         Ok(JsonBody(Some(v)))
     }
 }
@@ -77,7 +75,6 @@ impl FromRequest<AppState> for JsonBody {
 impl JsonBody {
     /// The body, which must be present.
     pub fn required(self) -> Result<Value, ApiError> {
-        self.0
-            .ok_or_else(|| ApiError::invalid("a JSON body is required"))
+        self.0.ok_or_else(|| ApiError::invalid("a JSON body is required"))
     }
 }

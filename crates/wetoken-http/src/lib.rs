@@ -64,10 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            extract::limit_body,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::limit_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use wetoken_core::account::{AccountPatch, NewAccount};
 use wetoken_core::domain::{AccountId, Credential, Ident};
 use wetoken_core::jssdk;
 use wetoken_core::keys::Pattern;
-use wetoken_core::service::{Issued, rfc3339};
+use wetoken_core::service::Issued;
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -28,22 +28,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/accounts", get(list_accounts).post(create_account))
         .route(
             "/v1/accounts/{id}",
-            get(show_account)
-                .patch(patch_account)
-                .delete(delete_account),
+            get(show_account).patch(patch_account).delete(delete_account),
         )
         .route("/v1/keys", get(list_keys).post(create_key))
         .route("/v1/keys/{name}", axum::routing::delete(delete_key))
 }
 
-/// `{"access_token"|"ticket": …, "expires_in", "expires_at"}`.
 fn credential_json(st: &AppState, cred: Credential, issued: &Issued) -> Json<Value> {
-    let mut v = json!({
-        "expires_in": issued.expires_in(st.service.now()),
-        "expires_at": rfc3339(issued.expires_at),
-    });
-    v[cred.response_field()] = Value::String(issued.value.clone());
-    Json(v)
+    Json(issued.to_json(cred, st.service.now()))
 }
 
 /// A credential named in a URL, which the account's kind must own.
@@ -51,13 +43,7 @@ fn parse_cred(id: &AccountId, s: &str) -> Result<Credential, ApiError> {
     s.parse::<Credential>()
         .ok()
         .filter(|c| id.owns(*c))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "{} accounts have no credential {:?}",
-                id.kind(),
-                truncate(s)
-            ))
-        })
+        .ok_or_else(|| ApiError::not_found(format!("{} accounts have no credential {:?}", id.kind(), truncate(s))))
 }
 
 fn truncate(s: &str) -> String {
@@ -160,21 +146,14 @@ fn account_id(s: &str) -> Result<AccountId, ApiError> {
     Ok(s.parse::<AccountId>()?)
 }
 
-async fn create_account(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
+async fn create_account(State(st): State<AppState>, headers: HeaderMap, body: JsonBody) -> Result<Response, ApiError> {
     st.require_admin(&headers).await?;
     let new = NewAccount::from_json(&body.required()?)?;
     let account = st.service.create_account(new).await?;
     Ok((StatusCode::CREATED, Json(account)).into_response())
 }
 
-async fn list_accounts(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+async fn list_accounts(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     st.require_admin(&headers).await?;
     Ok(Json(json!({"accounts": st.service.list_accounts().await?})))
 }
@@ -212,20 +191,13 @@ async fn delete_account(
 
 // ---------------------------------------------------------------- keys
 
-async fn create_key(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response, ApiError> {
+async fn create_key(State(st): State<AppState>, headers: HeaderMap, body: JsonBody) -> Result<Response, ApiError> {
     st.require_admin(&headers).await?;
     let v = body.required()?;
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "name" | "accounts"))
-    {
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "name" | "accounts")) {
         return Err(ApiError::invalid(format!("unknown field {k:?}")));
     }
     let name = obj
@@ -252,10 +224,7 @@ async fn create_key(
         .into_response())
 }
 
-async fn list_keys(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+async fn list_keys(State(st): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     st.require_admin(&headers).await?;
     Ok(Json(json!({"keys": st.service.list_keys().await?})))
 }

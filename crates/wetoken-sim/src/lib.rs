@@ -66,12 +66,7 @@ impl Shared {
 
     /// Counts a call and takes the fault to apply to it, if any.
     fn enter(&self, endpoint: &str) -> Option<Fault> {
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry(endpoint.to_owned())
-            .or_default() += 1;
+        *self.calls.lock().unwrap().entry(endpoint.to_owned()).or_default() += 1;
         let mut faults = self.faults.lock().unwrap();
         let q = faults.get_mut(endpoint)?;
         let (fault, times) = q.front_mut()?;
@@ -130,13 +125,7 @@ impl Sim {
 
     /// Calls received by an endpoint, faulty ones included.
     pub fn calls(&self, endpoint: &str) -> u64 {
-        self.shared
-            .calls
-            .lock()
-            .unwrap()
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
+        self.shared.calls.lock().unwrap().get(endpoint).copied().unwrap_or(0)
     }
 
     /// Calls to the token endpoints (classic and stable) together.
@@ -173,11 +162,7 @@ impl Sim {
     /// Makes every live token of an app expire within `secs`.
     pub fn expire_tokens_in(&self, appid: &str, secs: i64) {
         let now = self.shared.now();
-        self.shared
-            .world
-            .lock()
-            .unwrap()
-            .expire_tokens_in(appid, secs, now);
+        self.shared.world.lock().unwrap().expire_tokens_in(appid, secs, now);
     }
 
     pub fn reset_quota(&self) {
@@ -212,9 +197,7 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
             )
                 .into_response(),
         ),
-        Fault::Errcode(c) => {
-            Some(Json(json!({"errcode": c, "errmsg": "system error"})).into_response())
-        }
+        Fault::Errcode(c) => Some(Json(json!({"errcode": c, "errmsg": "system error"})).into_response()),
         Fault::Hang => {
             std::future::pending::<()>().await;
             None
@@ -225,17 +208,10 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
 /// WeChat answers JSON with a text/plain content type at times; keep
 /// clients honest about not relying on it.
 fn answer(v: Value) -> Response {
-    (
-        [("content-type", "application/json; encoding=utf-8")],
-        v.to_string(),
-    )
-        .into_response()
+    ([("content-type", "application/json; encoding=utf-8")], v.to_string()).into_response()
 }
 
-async fn classic(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     if let Some(r) = apply(s.enter(TOKEN)).await {
         return r;
     }
@@ -267,10 +243,7 @@ async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respon
     answer(a)
 }
 
-async fn getticket(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     if let Some(r) = apply(s.enter(GETTICKET)).await {
         return r;
     }
@@ -335,15 +308,9 @@ async fn ctl_clear_faults(State(s): State<Arc<Shared>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn ctl_valid(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Json<Value> {
+async fn ctl_valid(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     let now = s.now();
-    let token = q
-        .get("access_token")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let token = q.get("access_token").map(String::as_str).unwrap_or_default();
     let valid = s.world.lock().unwrap().token_state(token, now) == TokenState::Valid;
     Json(json!({ "valid": valid }))
 }
@@ -356,9 +323,6 @@ struct ExpireBody {
 
 async fn ctl_expire(State(s): State<Arc<Shared>>, Json(b): Json<ExpireBody>) -> StatusCode {
     let now = s.now();
-    s.world
-        .lock()
-        .unwrap()
-        .expire_tokens_in(&b.appid, b.secs, now);
+    s.world.lock().unwrap().expire_tokens_in(&b.appid, b.secs, now);
     StatusCode::NO_CONTENT
 }

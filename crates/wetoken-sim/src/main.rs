@@ -4,9 +4,7 @@ use clap::Parser;
 use wetoken_sim::{Sim, SimConfig};
 
 #[derive(Parser)]
-#[command(
-    about = "A faithful WeChat API simulator (token rotation, grace, stable_token, tickets, quotas, faults)"
-)]
+#[command(about = "A faithful WeChat API simulator (token rotation, grace, stable_token, tickets, quotas, faults)")]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9100")]
@@ -27,9 +25,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let args = Args::parse();
     let cfg = SimConfig {
         grace_secs: args.grace_secs,

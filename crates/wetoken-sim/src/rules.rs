@@ -151,17 +151,11 @@ impl World {
         let secret = secret
             .filter(|s| !s.is_empty())
             .ok_or_else(|| err(41004, "appsecret missing"))?;
-        let known = self
-            .apps
-            .get(appid)
-            .ok_or_else(|| err(40013, "invalid appid"))?;
+        let known = self.apps.get(appid).ok_or_else(|| err(40013, "invalid appid"))?;
         if known != secret {
             return Err(err(40125, "invalid appsecret"));
         }
-        let used = self
-            .quota_used
-            .entry((appid.to_owned(), endpoint))
-            .or_default();
+        let used = self.quota_used.entry((appid.to_owned(), endpoint)).or_default();
         if *used >= self.cfg.daily_quota {
             return Err(err(
                 45009,
@@ -184,11 +178,7 @@ impl World {
         if let Some(prev) = self.current.get(&key).and_then(|p| self.tokens.get_mut(p)) {
             prev.dies_at = Some((now + self.cfg.grace_secs * 1000).min(prev.expires_at));
         }
-        let token = new_token(if family == Family::Stable {
-            "STABLE"
-        } else {
-            "ACCESS"
-        });
+        let token = new_token(if family == Family::Stable { "STABLE" } else { "ACCESS" });
         let expires_at = now + self.cfg.token_ttl_secs * 1000;
         self.tokens.insert(
             token.clone(),
@@ -204,13 +194,7 @@ impl World {
     }
 
     /// `GET /cgi-bin/token`.
-    pub fn classic(
-        &mut self,
-        grant_type: Option<&str>,
-        appid: Option<&str>,
-        secret: Option<&str>,
-        now: i64,
-    ) -> Answer {
+    pub fn classic(&mut self, grant_type: Option<&str>, appid: Option<&str>, secret: Option<&str>, now: i64) -> Answer {
         match self.admit("token", grant_type, appid, secret) {
             Ok(appid) => self.issue(&appid, Family::Classic, now),
             Err(e) => e,
@@ -248,9 +232,7 @@ impl World {
             }
         }
         match current {
-            Some((token, expires_at))
-                if expires_at - now > self.cfg.stable_rotate_window_secs * 1000 =>
-            {
+            Some((token, expires_at)) if expires_at - now > self.cfg.stable_rotate_window_secs * 1000 => {
                 json!({"access_token": token, "expires_in": (expires_at - now) / 1000})
             }
             _ => self.issue(&appid, Family::Stable, now),
@@ -264,10 +246,7 @@ impl World {
         };
         match self.token_state(token, now) {
             TokenState::Invalid => {
-                return err(
-                    40001,
-                    "invalid credential, access_token is invalid or not latest",
-                );
+                return err(40001, "invalid credential, access_token is invalid or not latest");
             }
             TokenState::Expired => return err(42001, "access_token expired"),
             TokenState::Valid => {}
@@ -277,11 +256,7 @@ impl World {
             _ => return err(40097, "invalid args"),
         };
         let appid = self.tokens[token].appid.clone();
-        let ticket = format!(
-            "{}_{}",
-            if ty == "jsapi" { "JSAPI" } else { "CARD" },
-            random(80)
-        );
+        let ticket = format!("{}_{}", if ty == "jsapi" { "JSAPI" } else { "CARD" }, random(80));
         self.tickets.insert(
             format!("{appid}/{ty}"),
             (ticket.clone(), now + self.cfg.ticket_ttl_secs * 1000),
@@ -320,17 +295,9 @@ mod tests {
         let a = token(&w.classic(GT, Some("wx1"), Some("s1"), 0));
         let b = token(&w.classic(GT, Some("wx1"), Some("s1"), 1_000));
         assert_eq!(w.token_state(&a, 2_000), TokenState::Valid, "grace");
-        assert_eq!(
-            w.token_state(&a, 301_000),
-            TokenState::Invalid,
-            "grace over"
-        );
+        assert_eq!(w.token_state(&a, 301_000), TokenState::Invalid, "grace over");
         let c = token(&w.classic(GT, Some("wx1"), Some("s1"), 2_000));
-        assert_eq!(
-            w.token_state(&a, 2_000),
-            TokenState::Invalid,
-            "older predecessor dies"
-        );
+        assert_eq!(w.token_state(&a, 2_000), TokenState::Invalid, "older predecessor dies");
         assert_eq!(w.token_state(&b, 2_000), TokenState::Valid);
         assert_eq!(w.token_state(&c, 7_201_999), TokenState::Valid);
         assert_eq!(w.token_state(&c, 7_202_000), TokenState::Expired);
@@ -340,10 +307,7 @@ mod tests {
     fn stable_is_idempotent_until_its_last_minutes() {
         let mut w = world();
         let a = token(&w.stable(GT, Some("wx1"), Some("s1"), false, 0));
-        assert_eq!(
-            token(&w.stable(GT, Some("wx1"), Some("s1"), false, 1_000_000)),
-            a
-        );
+        assert_eq!(token(&w.stable(GT, Some("wx1"), Some("s1"), false, 1_000_000)), a);
         let late = w.stable(GT, Some("wx1"), Some("s1"), false, 6_950_000);
         assert_ne!(token(&late), a, "rotated in the last 5 minutes");
         assert_eq!(w.token_state(&a, 6_960_000), TokenState::Valid);
@@ -378,10 +342,7 @@ mod tests {
     fn errors_as_wechat() {
         let mut w = world();
         let code = |a: Answer| a["errcode"].as_i64().unwrap();
-        assert_eq!(
-            code(w.classic(Some("x"), Some("wx1"), Some("s1"), 0)),
-            40002
-        );
+        assert_eq!(code(w.classic(Some("x"), Some("wx1"), Some("s1"), 0)), 40002);
         assert_eq!(code(w.classic(GT, None, Some("s1"), 0)), 41002);
         assert_eq!(code(w.classic(GT, Some("wx1"), None, 0)), 41004);
         assert_eq!(code(w.classic(GT, Some("wx9"), Some("s1"), 0)), 40013);
@@ -389,11 +350,7 @@ mod tests {
         assert_eq!(code(w.ticket(None, Some("jsapi"), 0)), 41001);
         assert_eq!(code(w.ticket(Some("nope"), Some("jsapi"), 0)), 40001);
         w.cfg.daily_quota = 1;
-        assert!(
-            w.classic(GT, Some("wx1"), Some("s1"), 0)
-                .get("errcode")
-                .is_none()
-        );
+        assert!(w.classic(GT, Some("wx1"), Some("s1"), 0).get("errcode").is_none());
         assert_eq!(code(w.classic(GT, Some("wx1"), Some("s1"), 0)), 45009);
     }
 
@@ -406,9 +363,6 @@ mod tests {
         assert!(t["ticket"].as_str().unwrap().starts_with("JSAPI_"));
         assert_eq!(w.ticket(Some(&a), Some("wx_card"), 1)["errcode"], 0);
         assert_eq!(w.ticket(Some(&a), Some("other"), 1)["errcode"], 40097);
-        assert_eq!(
-            w.ticket(Some(&a), Some("jsapi"), 7_200_000)["errcode"],
-            42001
-        );
+        assert_eq!(w.ticket(Some(&a), Some("jsapi"), 7_200_000)["errcode"], 42001);
     }
 }

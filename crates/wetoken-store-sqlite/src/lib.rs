@@ -11,9 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, Row};
 use wetoken_core::store::{
     AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError, StoreResult,
@@ -25,14 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub fn schema_sql() -> String {
     MIGRATOR
         .iter()
-        .map(|m| {
-            format!(
-                "-- {} {}\n{}\n",
-                m.version,
-                m.description,
-                m.sql.as_str().trim_end()
-            )
-        })
+        .map(|m| format!("-- {} {}\n{}\n", m.version, m.description, m.sql.as_str().trim_end()))
         .collect()
 }
 
@@ -42,9 +33,7 @@ pub struct SqliteStore {
 
 /// The file a `sqlite:` URL names, if it names one.
 pub fn database_file(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -197,10 +186,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -225,15 +211,11 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
-        let a: Option<Account> = sqlx::query_as(concat!(
-            "SELECT ",
-            account_cols!(),
-            " FROM wt_accounts WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let a: Option<Account> = sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM wt_accounts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(a.map(Into::into))
     }
 
@@ -444,13 +426,7 @@ impl Store for SqliteStore {
         Ok(row.get(0))
     }
 
-    async fn try_mark_forced(
-        &self,
-        account_id: &str,
-        kind: &str,
-        now: i64,
-        not_before: i64,
-    ) -> StoreResult<bool> {
+    async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool> {
         self.ensure_row(account_id, kind).await?;
         let n = sqlx::query(
             "UPDATE wt_credentials SET forced_at = ? \
@@ -492,21 +468,19 @@ impl Store for SqliteStore {
     }
 
     async fn keys(&self) -> StoreResult<Vec<KeyRow>> {
-        let rows: Vec<Key> =
-            sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys ORDER BY name")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let rows: Vec<Key> = sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
-        let k: Option<Key> =
-            sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys WHERE hash = ?")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let k: Option<Key> = sqlx::query_as("SELECT name, hash, accounts, created_at FROM wt_keys WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(k.map(Into::into))
     }
 
@@ -527,10 +501,7 @@ mod tests {
 
     #[test]
     fn database_file_of_urls() {
-        assert_eq!(
-            database_file("sqlite://wetoken.db"),
-            Some(PathBuf::from("wetoken.db"))
-        );
+        assert_eq!(database_file("sqlite://wetoken.db"), Some(PathBuf::from("wetoken.db")));
         assert_eq!(
             database_file("sqlite:///var/lib/w.db?mode=rwc"),
             Some(PathBuf::from("/var/lib/w.db"))

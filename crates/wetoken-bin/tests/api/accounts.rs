@@ -29,10 +29,7 @@ async fn account_lifecycle() {
             Some(json!({"kind":"mp","appid":"wxlife","secret":"other"})),
         )
         .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("conflict"))
-    );
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
 
     let (s, v) = srv
         .post(
@@ -44,11 +41,7 @@ async fn account_lifecycle() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("appid"), "{v}");
     let (s, v) = srv
-        .post(
-            "/v1/accounts",
-            Some(ADMIN),
-            Some(json!({"kind":"mp","appid":"wx2"})),
-        )
+        .post("/v1/accounts", Some(ADMIN), Some(json!({"kind":"mp","appid":"wx2"})))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("secret"), "{v}");
@@ -66,10 +59,7 @@ async fn account_lifecycle() {
     );
     assert!(cred["last_error"].is_null());
     assert!(acc["credentials"]["jsapi_ticket"]["expires_at"].is_null());
-    assert!(
-        !list.to_string().contains(&old),
-        "no token in the account list"
-    );
+    assert!(!list.to_string().contains(&old), "no token in the account list");
     let (s, one) = srv.get("/v1/accounts/mp:wxlife", Some(ADMIN)).await;
     assert_eq!((s, &one), (StatusCode::OK, acc));
 
@@ -88,11 +78,7 @@ async fn account_lifecycle() {
     let calls = sim.token_calls();
     let (s, _) = srv.get("/v1/mp/wxlife/access_token", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        sim.token_calls(),
-        calls + 1,
-        "fetched again with the new secret"
-    );
+    assert_eq!(sim.token_calls(), calls + 1, "fetched again with the new secret");
     let (s, v) = srv
         .call(
             Method::PATCH,
@@ -136,10 +122,7 @@ async fn other_kinds_parse_but_wait_for_their_support() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("not supported"),
-        "{v}"
-    );
+    assert!(v["message"].as_str().unwrap().contains("not supported"), "{v}");
     let (s, v) = srv
         .post(
             "/v1/accounts",

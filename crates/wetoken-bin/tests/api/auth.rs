@@ -18,30 +18,19 @@ async fn keys_scope_who_reads_what() {
         (s, v["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("unauthorized"))
     );
-    let (s, _) = srv
-        .get("/v1/mp/wxa/access_token", Some("wtk_unknown"))
-        .await;
+    let (s, _) = srv.get("/v1/mp/wxa/access_token", Some("wtk_unknown")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, v) = srv.get("/v1/mp/wxa/access_token", Some(&key_a)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = srv.get("/v1/mp/wxb/access_token", Some(&key_a)).await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let (s, _) = srv
-        .post("/v1/mp/wxb/access_token/refresh", Some(&key_a), None)
-        .await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (s, _) = srv.post("/v1/mp/wxb/access_token/refresh", Some(&key_a), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // A client key is not an admin key.
     let (s, _) = srv.get("/v1/accounts", Some(&key_a)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = srv
-        .post(
-            "/v1/keys",
-            Some(&key_a),
-            Some(json!({"name": "x", "accounts": ["*"]})),
-        )
+        .post("/v1/keys", Some(&key_a), Some(json!({"name": "x", "accounts": ["*"]})))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
@@ -60,22 +49,13 @@ async fn keys_scope_who_reads_what() {
     assert_eq!(names, ["all", "only-a"]);
     assert!(!list.to_string().contains(&key_a));
     let (s, _) = srv
-        .call(
-            reqwest::Method::DELETE,
-            "/v1/keys/only-a",
-            Some(ADMIN),
-            None,
-        )
+        .call(reqwest::Method::DELETE, "/v1/keys/only-a", Some(ADMIN), None)
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = srv.get("/v1/mp/wxa/access_token", Some(&key_a)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, _) = srv
-        .post(
-            "/v1/keys",
-            Some(ADMIN),
-            Some(json!({"name": "all", "accounts": ["*"]})),
-        )
+        .post("/v1/keys", Some(ADMIN), Some(json!({"name": "all", "accounts": ["*"]})))
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
     let (s, v) = srv
@@ -106,10 +86,7 @@ async fn malformed_ids_are_400_and_unknown_accounts_404() {
         assert!(v["message"].as_str().unwrap().len() > 5);
     }
     let (s, v) = srv.get("/v1/mp/wxnobody/access_token", Some(ADMIN)).await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let (s, _) = srv.get("/v1/mp/wxnobody/agent_ticket", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = srv.get("/v1/nothing/here", Some(ADMIN)).await;
@@ -232,11 +209,7 @@ async fn generated_admin_key_is_written_and_works() {
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            std::fs::metadata(dir2.join("admin.key"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
+            std::fs::metadata(dir2.join("admin.key")).unwrap().permissions().mode() & 0o777,
             0o600
         );
     }

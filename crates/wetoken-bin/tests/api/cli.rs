@@ -20,12 +20,7 @@ async fn bad_usage_is_one_line_and_exit_2() {
         vec!["account", "rm"],
     ] {
         let out = cli(&args, &env).await;
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
         assert!(err.starts_with("error: "), "{err}");
@@ -52,17 +47,9 @@ async fn accounts_keys_and_tokens_from_the_command_line() {
     let out = cli(&["install-schema", "--print"], &env).await;
     assert!(text(&out.stdout).contains("CREATE TABLE"));
 
-    let out = cli(
-        &["account", "add", "mp", "--appid", "wxcli", "--secret", "s"],
-        &env,
-    )
-    .await;
+    let out = cli(&["account", "add", "mp", "--appid", "wxcli", "--secret", "s"], &env).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = cli(
-        &["account", "add", "mp", "--appid", "wxcli", "--secret", "s"],
-        &env,
-    )
-    .await;
+    let out = cli(&["account", "add", "mp", "--appid", "wxcli", "--secret", "s"], &env).await;
     assert_eq!(out.status.code(), Some(1), "duplicate is a runtime error");
     assert!(text(&out.stderr).starts_with("error: "));
 
@@ -72,36 +59,19 @@ async fn accounts_keys_and_tokens_from_the_command_line() {
     assert!(sim.is_valid(&token), "prints the bare value");
     let out = cli(&["token", "get", "mp:wxcli", "--json"], &env).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        v["access_token"],
-        token.as_str(),
-        "served from the database"
-    );
+    assert_eq!(v["access_token"], token.as_str(), "served from the database");
     assert_eq!(sim.token_calls(), 1);
     let out = cli(&["token", "get", "mp:wxcli", "jsapi_ticket"], &env).await;
     assert!(text(&out.stdout).starts_with("JSAPI_"));
 
     let out = cli(&["account", "list"], &env).await;
-    assert!(
-        text(&out.stdout)
-            .lines()
-            .next()
-            .unwrap()
-            .starts_with("mp:wxcli\t")
-    );
+    assert!(text(&out.stdout).lines().next().unwrap().starts_with("mp:wxcli\t"));
     let out = cli(&["account", "show", "mp:wxcli"], &env).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["appid"], "wxcli");
 
     let out = cli(
-        &[
-            "key",
-            "create",
-            "--name",
-            "app1",
-            "--accounts",
-            "mp:wxcli,mp:other",
-        ],
+        &["key", "create", "--name", "app1", "--accounts", "mp:wxcli,mp:other"],
         &env,
     )
     .await;
@@ -135,9 +105,7 @@ async fn upstream_refusal_on_the_command_line_names_the_errcode() {
     sim.add_app("wxclibad", "right");
     let env = base_env(&tempdir(), &sim.url());
     cli(
-        &[
-            "account", "add", "mp", "--appid", "wxclibad", "--secret", "wrong",
-        ],
+        &["account", "add", "mp", "--appid", "wxclibad", "--secret", "wrong"],
         &env,
     )
     .await;
@@ -151,10 +119,7 @@ async fn backends_not_compiled_in_are_named() {
     let dir = tempdir();
     let mut env = base_env(&dir, "http://127.0.0.1:1");
     env.retain(|(k, _)| k != "WETOKEN_DATABASE_URL");
-    env.push((
-        "WETOKEN_DATABASE_URL".into(),
-        "postgres://u@127.0.0.1/w".into(),
-    ));
+    env.push(("WETOKEN_DATABASE_URL".into(), "postgres://u@127.0.0.1/w".into()));
     let out = cli(&["account", "list"], &env).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -80,14 +80,10 @@ async fn force_refresh_without_stale_is_rate_limited() {
     let (_, v) = srv.get("/v1/mp/wxforce/access_token", Some(ADMIN)).await;
     let before = v["access_token"].as_str().unwrap().to_owned();
     // An empty body is fine.
-    let (s, v) = srv
-        .post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None)
-        .await;
+    let (s, v) = srv.post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_ne!(v["access_token"], before.as_str());
-    let (s, v) = srv
-        .post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None)
-        .await;
+    let (s, v) = srv.post("/v1/mp/wxforce/access_token/refresh", Some(ADMIN), None).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"], "rate_limited");
     assert_eq!(sim.calls(STABLE_TOKEN), 2);
@@ -109,10 +105,7 @@ async fn classic_accounts_use_the_classic_api() {
     assert_eq!(v["token_api"], "classic");
     let (s, v) = srv.get("/v1/mp/wxclassic/access_token", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        (sim.calls(wetoken_sim::TOKEN), sim.calls(STABLE_TOKEN)),
-        (1, 0)
-    );
+    assert_eq!((sim.calls(wetoken_sim::TOKEN), sim.calls(STABLE_TOKEN)), (1, 0));
     let old = v["access_token"].as_str().unwrap().to_owned();
     let (_, v) = srv
         .post(
@@ -123,10 +116,7 @@ async fn classic_accounts_use_the_classic_api() {
         .await;
     let new = v["access_token"].as_str().unwrap();
     assert_ne!(new, old);
-    assert!(
-        sim.is_valid(&old),
-        "the replaced classic token is in its grace"
-    );
+    assert!(sim.is_valid(&old), "the replaced classic token is in its grace");
     assert!(sim.is_valid(new));
 }
 
@@ -208,21 +198,12 @@ async fn jssdk_config_signs_the_page_with_the_ticket() {
     let ts = cfg["timestamp"].as_i64().expect("timestamp is an integer");
     let nonce = cfg["nonceStr"].as_str().unwrap();
     let plain = format!("jsapi_ticket={ticket}&noncestr={nonce}&timestamp={ts}&url={url}");
-    assert_eq!(
-        cfg["signature"],
-        hex::encode(Sha1::digest(plain.as_bytes()))
-    );
+    assert_eq!(cfg["signature"], hex::encode(Sha1::digest(plain.as_bytes())));
     let (_, again) = srv
-        .post(
-            "/v1/mp/wxjs/jssdk_config",
-            Some(ADMIN),
-            Some(json!({"url": url})),
-        )
+        .post("/v1/mp/wxjs/jssdk_config", Some(ADMIN), Some(json!({"url": url})))
         .await;
     assert_ne!(again["nonceStr"], cfg["nonceStr"], "fresh nonce each call");
-    let (s, v) = srv
-        .post("/v1/mp/wxjs/jssdk_config", Some(ADMIN), Some(json!({})))
-        .await;
+    let (s, v) = srv.post("/v1/mp/wxjs/jssdk_config", Some(ADMIN), Some(json!({}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }
 
@@ -242,16 +223,9 @@ async fn upstream_refusal_is_a_502_with_its_errcode() {
         (s, v["upstream"]["errcode"].as_i64()),
         (StatusCode::BAD_GATEWAY, Some(40125))
     );
-    assert_eq!(
-        sim.token_calls(),
-        1,
-        "a permanent error is not retried automatically"
-    );
+    assert_eq!(sim.token_calls(), 1, "a permanent error is not retried automatically");
     let (_, acc) = srv.get("/v1/accounts/mp:wxwrong", Some(ADMIN)).await;
-    assert_eq!(
-        acc["credentials"]["access_token"]["last_error"]["errcode"],
-        40125
-    );
+    assert_eq!(acc["credentials"]["access_token"]["last_error"]["errcode"], 40125);
     // Fixing the secret lifts the block.
     let (s, _) = srv
         .call(
@@ -279,11 +253,7 @@ async fn busy_upstream_then_a_ticket_refetches_a_rejected_token() {
         (StatusCode::BAD_GATEWAY, Some(-1))
     );
     let (s, v) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
-    assert_eq!(
-        s,
-        StatusCode::OK,
-        "a transient error is not recorded as a block: {v}"
-    );
+    assert_eq!(s, StatusCode::OK, "a transient error is not recorded as a block: {v}");
     // The ticket endpoint rejects the token once: wetoken refreshes the token and retries.
     sim.inject(GETTICKET, Fault::Errcode(40001), Some(1));
     let (s, v) = srv.get("/v1/mp/wxbusy/jsapi_ticket", Some(ADMIN)).await;

@@ -134,8 +134,7 @@ impl TestServer {
         let v = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status, v)
     }
@@ -144,12 +143,7 @@ impl TestServer {
         self.call(Method::GET, path, key, None).await
     }
 
-    pub async fn post(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
         self.call(Method::POST, path, key, body).await
     }
 

@@ -33,10 +33,7 @@ async fn sandbox_prints_curl_lines_that_work() {
     .await
     .expect("sandbox printed its curl lines");
     assert_eq!(curls.len(), 5, "{curls:?}");
-    let have_curl = std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok();
+    let have_curl = std::process::Command::new("curl").arg("--version").output().is_ok();
     for line in &curls {
         let body = if have_curl {
             let out = tokio::process::Command::new("sh")
@@ -51,25 +48,33 @@ async fn sandbox_prints_curl_lines_that_work() {
         };
         let (json, code) = body.rsplit_once('\n').unwrap();
         assert_eq!(code, "200", "{line}: {json}");
-        let v: serde_json::Value =
-            serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}: {json}"));
+        let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}: {json}"));
         assert!(v.get("error").is_none(), "{line}: {v}");
     }
-    child.kill().await.unwrap();
+    // SIGTERM: a graceful stop removes the sandbox's data.
+    let pid = child.id().unwrap().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful stop: {status}");
+    assert!(
+        !std::env::temp_dir().join(format!("wetoken-sandbox-{pid}")).exists(),
+        "sandbox data removed"
+    );
 }
 
 /// Without curl on the machine: the same request, parsed from the line.
 async fn run_like_curl(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     let url = words.iter().find(|w| w.starts_with("http://")).unwrap();
-    let key = line
-        .split("Bearer ")
-        .nth(1)
-        .map(|r| r.split('\'').next().unwrap());
-    let body = line
-        .split("-d '")
-        .nth(1)
-        .map(|r| r.trim_end_matches('\'').to_owned());
+    let key = line.split("Bearer ").nth(1).map(|r| r.split('\'').next().unwrap());
+    let body = line.split("-d '").nth(1).map(|r| r.trim_end_matches('\'').to_owned());
     let mut req = if line.contains("-X POST") {
         client().post(*url)
     } else {

@@ -1,0 +1,153 @@
+//! wetoken-core used in-process as a library (SPEC §9), with an injected
+//! clock: expiry, cache revalidation across instances and error blocks,
+//! tested by moving time instead of sleeping. Real SQLite, real simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use wetoken_core::account::NewAccount;
+use wetoken_core::clock::{Clock, ManualClock};
+use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::secret::MasterKey;
+use wetoken_core::service::{CredentialService, ServiceConfig, ServiceError};
+use wetoken_core::store::Store;
+use wetoken_core::upstream::{Upstream, UpstreamConfig};
+use wetoken_sim::{Sim, SimConfig};
+use wetoken_store_sqlite::SqliteStore;
+
+struct Instance {
+    service: CredentialService,
+    clock: Arc<ManualClock>,
+}
+
+/// A service on the SQLite file in `dir`; several share one database.
+async fn instance(dir: &std::path::Path, sim: &Sim, key: &MasterKey) -> Instance {
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("w.db").display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let upstream = Upstream::new(UpstreamConfig {
+        mp_base: sim.url(),
+        work_base: sim.url(),
+        timeout: Duration::from_secs(3),
+    })
+    .unwrap();
+    let service = CredentialService::new(
+        Arc::new(store),
+        upstream,
+        clock.clone(),
+        key.clone(),
+        ServiceConfig::default(),
+    );
+    Instance { service, clock }
+}
+
+fn key() -> MasterKey {
+    MasterKey::from_base64(&MasterKey::generate_base64()).unwrap()
+}
+
+async fn setup(appid: &str, secret: &str, api: &str) -> (Sim, tempfile::TempDir, MasterKey, Instance, AccountId) {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_app(appid, "right");
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let a = instance(dir.path(), &sim, &key).await;
+    let new = NewAccount::from_json(&json!({"kind":"mp","appid":appid,"secret":secret,"token_api":api})).unwrap();
+    a.service.create_account(new).await.unwrap();
+    let id = format!("mp:{appid}").parse().unwrap();
+    (sim, dir, key, a, id)
+}
+
+#[tokio::test]
+async fn an_expired_value_is_fetched_again() {
+    let (sim, _dir, _key, a, id) = setup("wxexp", "right", "classic").await;
+    let first = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    assert_eq!(first.expires_in(a.clock.now()), 7200);
+    a.clock.advance(TimeDelta::seconds(7199));
+    assert_eq!(
+        a.service.get(&id, Credential::AccessToken).await.unwrap(),
+        first,
+        "still valid"
+    );
+    assert_eq!(sim.token_calls(), 1);
+    a.clock.advance(TimeDelta::seconds(1));
+    let second = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    assert_ne!(second.value, first.value);
+    assert_eq!(sim.token_calls(), 2);
+}
+
+#[tokio::test]
+async fn another_instances_refresh_is_seen_within_the_cache_ttl() {
+    let (sim, dir, key, a, id) = setup("wxttl", "right", "classic").await;
+    let b = instance(dir.path(), &sim, &key).await;
+    let t1 = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    assert_eq!(
+        b.service.get(&id, Credential::AccessToken).await.unwrap(),
+        t1,
+        "b reads a's value from the database"
+    );
+    let t2 = b
+        .service
+        .refresh(&id, Credential::AccessToken, Some(&t1.value))
+        .await
+        .unwrap();
+    assert_ne!(t2, t1);
+    // a still has t1 cached (valid within WeChat's grace) until its TTL passes.
+    a.clock.advance(TimeDelta::seconds(29));
+    assert_eq!(a.service.get(&id, Credential::AccessToken).await.unwrap(), t1);
+    a.clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        a.service.get(&id, Credential::AccessToken).await.unwrap(),
+        t2,
+        "revalidated after 30 s"
+    );
+    assert_eq!(sim.token_calls(), 2);
+    assert!(sim.is_valid(&t1.value), "and t1 was still in its grace meanwhile");
+}
+
+#[tokio::test]
+async fn a_permanent_error_blocks_automatic_calls_for_ten_minutes() {
+    let (sim, _dir, _key, a, id) = setup("wxperm", "wrong", "stable").await;
+    let errcode = || async {
+        match a.service.get(&id, Credential::AccessToken).await.unwrap_err() {
+            ServiceError::Upstream(u) => u.errcode(),
+            other => panic!("{other}"),
+        }
+    };
+    assert_eq!(errcode().await, 40125);
+    a.clock.advance(TimeDelta::seconds(599));
+    assert_eq!(errcode().await, 40125);
+    assert_eq!(sim.token_calls(), 1, "blocked: answered from the record");
+    a.clock.advance(TimeDelta::seconds(2));
+    assert_eq!(errcode().await, 40125);
+    assert_eq!(sim.token_calls(), 2, "tried again after the block");
+}
+
+#[tokio::test]
+async fn the_daily_quota_blocks_until_beijing_midnight() {
+    let (sim, _dir, _key, a, id) = setup("wxquota", "right", "classic").await;
+    sim.configure(|c| c.daily_quota = 0);
+    let midnight: chrono::DateTime<Utc> = "2026-11-21T15:00:00Z".parse().unwrap(); // 23:00 +08:00
+    a.clock.set(midnight);
+    let e = a.service.get(&id, Credential::AccessToken).await.unwrap_err();
+    assert!(matches!(&e, ServiceError::Upstream(u) if u.is_quota()), "{e}");
+    a.clock.advance(TimeDelta::minutes(59));
+    assert!(a.service.get(&id, Credential::AccessToken).await.is_err());
+    assert_eq!(sim.token_calls(), 1);
+    let shown = a.service.show_account(&id).await.unwrap();
+    assert_eq!(
+        shown["credentials"]["access_token"]["blocked_until"],
+        "2026-11-21T16:00:00Z"
+    );
+    assert_eq!(shown["credentials"]["access_token"]["last_error"]["errcode"], 45009);
+    sim.configure(|c| c.daily_quota = 100);
+    a.clock.advance(TimeDelta::minutes(1));
+    assert!(
+        a.service.get(&id, Credential::AccessToken).await.is_ok(),
+        "a new quota day"
+    );
+    assert_eq!(sim.token_calls(), 2);
+}
