@@ -30,10 +30,15 @@ CREATE TABLE IF NOT EXISTS wt_credentials (
     last_error_at BIGINT,
     blocked_until BIGINT,
     forced_at     BIGINT,
+    -- when the scheduler should next refresh it (expiry - ahead + jitter, or
+    -- the end of a backoff or block); NULL for pushed values
+    due_at        BIGINT,
+    -- consecutive failed attempts, for backoff
+    attempts      BIGINT       NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, kind)
 );
 
-CREATE INDEX IF NOT EXISTS wt_credentials_expires ON wt_credentials (expires_at);
+CREATE INDEX IF NOT EXISTS wt_credentials_due ON wt_credentials (due_at);
 
 CREATE TABLE IF NOT EXISTS wt_keys (
     name        VARCHAR(64)  NOT NULL PRIMARY KEY,

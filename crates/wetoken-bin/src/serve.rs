@@ -53,6 +53,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         service: service.clone(),
         auth: Arc::new(auth),
         max_body: settings.max_body_bytes,
+        metrics: wetoken_http::install_metrics(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -63,10 +64,12 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     if let Some(sb) = &sandbox {
         demo(&service, sb, addr, admin_key.as_deref()).await?;
     }
+    let scheduler = service.spawn_scheduler();
     axum::serve(listener, wetoken_http::router(state))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    scheduler.abort();
     tracing::info!("stopped");
     Ok(())
 }

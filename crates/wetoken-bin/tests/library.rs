@@ -151,3 +151,92 @@ async fn the_daily_quota_blocks_until_beijing_midnight() {
     );
     assert_eq!(sim.token_calls(), 2);
 }
+
+#[tokio::test]
+async fn the_scheduler_refreshes_ahead_of_expiry_and_tickets_after_their_token() {
+    let (sim, _dir, _key, a, id) = setup("wxsched", "right", "classic").await;
+    let token = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    let ticket = a.service.get(&id, Credential::JsapiTicket).await.unwrap();
+    // Due at expiry - 600 s + jitter in [0, 300 s): not before 6600 s.
+    a.clock.advance(TimeDelta::seconds(6599));
+    assert_eq!(a.service.run_due_once().await.unwrap(), 0);
+    a.clock.advance(TimeDelta::seconds(301));
+    assert_eq!(a.service.run_due_once().await.unwrap(), 2, "token and ticket due");
+    assert_eq!(sim.token_calls(), 2);
+    assert_eq!(sim.calls(wetoken_sim::GETTICKET), 2);
+    let new_token = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    let new_ticket = a.service.get(&id, Credential::JsapiTicket).await.unwrap();
+    assert_ne!(new_token, token);
+    assert_ne!(new_ticket, ticket);
+    assert!(new_token.expires_at > token.expires_at);
+    assert_eq!(a.service.run_due_once().await.unwrap(), 0, "nothing due right after");
+    let shown = a.service.show_account(&id).await.unwrap();
+    assert_eq!(
+        shown["credentials"]["access_token"]["last_error"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_stable_token_does_not_loop() {
+    let (sim, _dir, _key, a, id) = setup("wxsame", "right", "stable").await;
+    let token = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    a.clock.advance(TimeDelta::seconds(6900));
+    // The simulator's own clock has not moved: it answers the same token.
+    assert_eq!(a.service.run_due_once().await.unwrap(), 1);
+    assert_eq!(sim.token_calls(), 2);
+    assert_eq!(
+        a.service.get(&id, Credential::AccessToken).await.unwrap().value,
+        token.value
+    );
+    for _ in 0..5 {
+        a.clock.advance(TimeDelta::seconds(29));
+        assert_eq!(a.service.run_due_once().await.unwrap(), 0, "not again within 30 s");
+    }
+    assert_eq!(sim.token_calls(), 2);
+}
+
+#[tokio::test]
+async fn failures_back_off_while_the_valid_value_is_served() {
+    let (sim, _dir, _key, a, id) = setup("wxback", "right", "classic").await;
+    let token = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    sim.inject(wetoken_sim::TOKEN, wetoken_sim::Fault::Http500, None);
+    a.clock.advance(TimeDelta::seconds(6900));
+    let mut gaps = Vec::new();
+    for attempt in 1..=5 {
+        assert_eq!(a.service.run_due_once().await.unwrap(), 1, "attempt {attempt}");
+        assert_eq!(sim.token_calls(), 1 + attempt);
+        assert_eq!(
+            a.service.run_due_once().await.unwrap(),
+            0,
+            "backing off after attempt {attempt}"
+        );
+        let row = a
+            .service
+            .store()
+            .credential(&id.to_string(), "access_token")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.attempts, attempt as i64);
+        let gap = row.due_at.unwrap() - a.clock.now().timestamp_millis();
+        gaps.push(gap);
+        assert_eq!(
+            a.service.get(&id, Credential::AccessToken).await.unwrap(),
+            token,
+            "still served"
+        );
+        a.clock.advance(TimeDelta::milliseconds(gap));
+    }
+    assert!(gaps[4] > gaps[0] * 4, "exponential: {gaps:?}");
+    sim.clear_faults();
+    assert_eq!(a.service.run_due_once().await.unwrap(), 1);
+    let row = a
+        .service
+        .store()
+        .credential(&id.to_string(), "access_token")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.attempts, row.last_errcode), (0, None), "success resets");
+}

@@ -23,6 +23,7 @@ pub async fn run(store: Arc<dyn Store>) {
     forced_limit(store.clone()).await;
     rotated_secrets_with_refresh(&*store).await;
     long_values(&*store).await;
+    due_order(&*store).await;
     keys(&*store).await;
 }
 
@@ -47,6 +48,7 @@ fn write<'a>(id: &'a str, kind: &'a str, owner: &'a str, value: &'a str, at: i64
         value,
         expires_at: at + 7_200_000,
         refreshed_at: at,
+        due_at: at + 6_600_000,
         account_secrets: None,
     }
 }
@@ -266,6 +268,8 @@ pub async fn failures_and_blocks(s: &dyn Store) {
         errmsg: "reach max api daily quota limit",
         at: 10,
         blocked_until: Some(99_000),
+        due_at: 99_000,
+        attempts: 1,
     })
     .await
     .unwrap();
@@ -273,11 +277,13 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     assert_eq!(row.last_errcode, Some(45009));
     assert_eq!(row.last_errmsg.as_deref(), Some("reach max api daily quota limit"));
     assert_eq!((row.last_error_at, row.blocked_until), (Some(10), Some(99_000)));
+    assert_eq!((row.due_at, row.attempts), (Some(99_000), 1));
     assert_eq!(row.lease_owner, None, "failure releases the lease");
     assert_eq!(row.version, 0, "failure does not bump the version");
-    s.clear_blocks(id).await.unwrap();
+    s.clear_blocks(id, 15).await.unwrap();
     let row = s.credential(id, "access_token").await.unwrap().unwrap();
-    assert_eq!((row.blocked_until, row.last_errcode), (None, None));
+    assert_eq!((row.blocked_until, row.last_errcode, row.attempts), (None, None, 0));
+    assert_eq!(row.due_at, None, "an empty row is not scheduled by a reset");
     assert!(s.try_lease(id, "access_token", "b", 0, 20, 30_020).await.unwrap());
     s.record_failure(&FailureWrite {
         account_id: id,
@@ -287,6 +293,8 @@ pub async fn failures_and_blocks(s: &dyn Store) {
         errmsg: "system error",
         at: 30,
         blocked_until: None,
+        due_at: 31_000,
+        attempts: 2,
     })
     .await
     .unwrap();
@@ -374,6 +382,54 @@ pub async fn long_values(s: &dyn Store) {
         s.credential(id, "access_token").await.unwrap().unwrap().value,
         Some(long)
     );
+}
+
+/// The scheduler's query: filled, due, lease free; earliest first.
+pub async fn due_order(s: &dyn Store) {
+    let fill = |id: &'static str, due: i64| async move {
+        s.insert_account(&account(id, None)).await.unwrap();
+        assert!(s.try_lease(id, "access_token", "o", 0, 0, 1).await.unwrap());
+        let mut w = write(id, "access_token", "o", "v", 0);
+        w.due_at = due;
+        s.complete_refresh(&w).await.unwrap();
+    };
+    // Far in the future, so that other checks' rows (due around 6.6e6) sort first.
+    let base = 10_000_000_000;
+    fill("mp:conf_due_a", base + 100).await;
+    fill("mp:conf_due_b", base + 50).await;
+    fill("mp:conf_due_c", base + 200).await;
+    fill("mp:conf_due_d", base + 10).await;
+    assert!(
+        s.try_lease("mp:conf_due_d", "access_token", "busy", 1, base, base + 1_000)
+            .await
+            .unwrap()
+    );
+    s.put_pushed("mp:conf_due_a", "verify_ticket", "t", base + 99, 0)
+        .await
+        .unwrap();
+    s.insert_account(&account("mp:conf_due_e", None)).await.unwrap();
+    assert!(
+        s.try_lease("mp:conf_due_e", "access_token", "o", 0, base, base + 1)
+            .await
+            .unwrap()
+    );
+
+    let ids = |rows: Vec<crate::store::CredentialRow>| -> Vec<String> {
+        rows.into_iter()
+            .filter(|r| r.account_id.starts_with("mp:conf_due"))
+            .map(|r| format!("{}/{}", r.account_id, r.kind))
+            .collect()
+    };
+    let due = ids(s.due(base + 150, 1_000).await.unwrap());
+    assert_eq!(
+        due,
+        ["mp:conf_due_b/access_token", "mp:conf_due_a/access_token"],
+        "leased, pushed, empty and future rows are not due"
+    );
+    let due = ids(s.due(base + 1_001, 1_000).await.unwrap());
+    assert_eq!(due[0], "mp:conf_due_d/access_token", "an expired lease is due again");
+    assert_eq!(due.len(), 4);
+    assert_eq!(s.due(base + 1_001, 2).await.unwrap().len(), 2, "limit");
 }
 
 pub async fn keys(s: &dyn Store) {

@@ -8,10 +8,12 @@
 //!   (feature `conformance`) the suite every backend must pass;
 //! - [`upstream`]: the WeChat/WeCom client (reqwest + rustls, timeouts);
 //! - [`service`]: the credential service — cache, single flight, lease,
-//!   compare-and-refresh — and account and key management;
+//!   compare-and-refresh, the proactive scheduler — and account and key
+//!   management;
 //! - [`auth`], [`keys`]: API keys and who may read what;
 //! - [`secret`]: secrets that never print, sealed at rest with AES-256-GCM;
-//! - [`clock`]: injected time; [`jssdk`]: JS-SDK signatures.
+//! - [`clock`]: injected time; [`timing`]: when to refresh and back off;
+//!   [`jssdk`]: JS-SDK signatures.
 //!
 //! This crate never opens a socket to listen and never names a database:
 //! HTTP lives in `wetoken-http`, SQL in the `wetoken-store-*` crates.
@@ -36,4 +38,5 @@ pub mod keys;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod timing;
 pub mod upstream;

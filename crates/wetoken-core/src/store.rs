@@ -53,6 +53,10 @@ pub struct CredentialRow {
     pub blocked_until: Option<i64>,
     /// Last unqualified force refresh (SPEC §2 rate limit).
     pub forced_at: Option<i64>,
+    /// When the scheduler should next refresh this credential.
+    pub due_at: Option<i64>,
+    /// Consecutive failed attempts (backoff).
+    pub attempts: i64,
 }
 
 /// A refreshed value, written by the lease holder.
@@ -64,6 +68,8 @@ pub struct RefreshWrite<'a> {
     pub value: &'a str,
     pub expires_at: i64,
     pub refreshed_at: i64,
+    /// When the scheduler should next refresh it.
+    pub due_at: i64,
     /// New sealed secrets of the account, written in the same transaction
     /// (an authorizer_refresh_token that WeChat rotated).
     pub account_secrets: Option<&'a str>,
@@ -79,6 +85,10 @@ pub struct FailureWrite<'a> {
     pub errmsg: &'a str,
     pub at: i64,
     pub blocked_until: Option<i64>,
+    /// The next scheduled attempt (backoff or end of block).
+    pub due_at: i64,
+    /// Consecutive failures including this one.
+    pub attempts: i64,
 }
 
 /// One API key, stored by its hash.
@@ -144,11 +154,13 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         until: i64,
     ) -> StoreResult<bool>;
-    /// Writes a refreshed value with version + 1 and releases the lease,
-    /// clearing the last error, only if `owner` still holds the lease. The
-    /// new version, or None if the lease was lost.
+    /// Writes a refreshed value with version + 1 and its `due_at`, and
+    /// releases the lease, clearing the last error and attempts, only if
+    /// `owner` still holds the lease. The new version, or None if the lease
+    /// was lost.
     async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>>;
-    /// Records a failed refresh and releases `owner`'s lease.
+    /// Records a failed refresh (error, block, attempts, next due) and
+    /// releases `owner`'s lease.
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket): version + 1,
     /// committed before returning. The new version.
@@ -157,9 +169,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records an unqualified force refresh at `now` if none happened since
     /// `not_before`; false when rate-limited. Creates the row if absent.
     async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool>;
-    /// Clears `blocked_until` and the last error of every credential of an
-    /// account (a manual reset).
-    async fn clear_blocks(&self, account_id: &str) -> StoreResult<()>;
+    /// Clears `blocked_until`, the last error and attempts of every credential
+    /// of an account, and makes filled ones due now (a manual reset).
+    async fn clear_blocks(&self, account_id: &str, now: i64) -> StoreResult<()>;
+    /// Credentials with a value whose `due_at` has come and whose lease is
+    /// free at `now`, earliest first, at most `limit`. An index range scan:
+    /// the scheduler's deadline order lives in the database.
+    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>>;
 
     // ---- API keys
     /// `Conflict` if the name exists.

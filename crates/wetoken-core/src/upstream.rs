@@ -170,7 +170,11 @@ impl Upstream {
                 ("secret", secret),
             ]),
         };
-        let v = self.send(req).await?;
+        let endpoint = match api {
+            TokenApi::Stable => "stable_token",
+            TokenApi::Classic => "token",
+        };
+        let v = self.send(endpoint, req).await?;
         fetched(&v, "access_token")
     }
 
@@ -181,12 +185,24 @@ impl Upstream {
             .http
             .get(url)
             .query(&[("access_token", access_token), ("type", ty)]);
-        let v = self.send(req).await?;
+        let v = self.send("getticket", req).await?;
         fetched(&v, "ticket")
     }
 
-    /// Sends a request and applies the success rule.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
+    /// Sends a request, applies the success rule and counts the call by
+    /// endpoint, result and errcode.
+    async fn send(&self, endpoint: &'static str, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
+        let result = self.send_inner(req).await;
+        let (outcome, errcode) = match &result {
+            Ok(_) => ("ok", "0".to_string()),
+            Err(e) => ("error", e.errcode().to_string()),
+        };
+        metrics::counter!("wetoken_upstream_calls_total", "endpoint" => endpoint, "result" => outcome, "errcode" => errcode)
+            .increment(1);
+        result
+    }
+
+    async fn send_inner(&self, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
         let resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;

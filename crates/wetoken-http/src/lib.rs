@@ -4,6 +4,9 @@
 //! (SPEC §3), authentication (SPEC §4) and the operations endpoints.
 //! Mount [`router`] in an existing axum application to embed wetoken.
 //!
+//! `/metrics` renders the process's Prometheus recorder, which the binary
+//! installs ([`install_metrics`]).
+//!
 //! Every error leaves through [`error::ApiError`], so every failure has the
 //! same JSON shape; every body is read through [`extract`], so the body
 //! limit holds everywhere.
@@ -18,6 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use metrics_exporter_prometheus::PrometheusHandle;
 use wetoken_core::auth::{Authenticator, Principal};
 use wetoken_core::domain::AccountId;
 use wetoken_core::service::CredentialService;
@@ -30,6 +34,8 @@ pub struct AppState {
     pub service: CredentialService,
     pub auth: Arc<Authenticator>,
     pub max_body: usize,
+    /// Renders `/metrics`; None when no Prometheus recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -65,6 +71,26 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), extract::limit_body))
+        .layer(axum::middleware::from_fn(ops::record_request))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Installs the process-wide Prometheus recorder (once) and returns the
+/// handle that renders it. Latencies are histograms in seconds.
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
 }

@@ -110,6 +110,8 @@ struct Credential {
     last_error_at: Option<i64>,
     blocked_until: Option<i64>,
     forced_at: Option<i64>,
+    due_at: Option<i64>,
+    attempts: i64,
 }
 
 impl From<Credential> for CredentialRow {
@@ -128,6 +130,8 @@ impl From<Credential> for CredentialRow {
             last_error_at: c.last_error_at,
             blocked_until: c.blocked_until,
             forced_at: c.forced_at,
+            due_at: c.due_at,
+            attempts: c.attempts,
         }
     }
 }
@@ -160,7 +164,7 @@ macro_rules! account_cols {
 macro_rules! cred_cols {
     () => {
         "account_id, kind, value, expires_at, version, refreshed_at, lease_owner, lease_until, \
-         last_errcode, last_errmsg, last_error_at, blocked_until, forced_at"
+         last_errcode, last_errmsg, last_error_at, blocked_until, forced_at, due_at, attempts"
     };
 }
 
@@ -350,14 +354,15 @@ impl Store for SqliteStore {
     async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let version: Option<i64> = sqlx::query(
-            "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, version = version + 1, \
-             lease_owner = NULL, lease_until = NULL, last_errcode = NULL, last_errmsg = NULL, \
-             last_error_at = NULL, blocked_until = NULL \
+            "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
+             version = version + 1, attempts = 0, lease_owner = NULL, lease_until = NULL, \
+             last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL \
              WHERE account_id = ? AND kind = ? AND lease_owner = ? RETURNING version",
         )
         .bind(w.value)
         .bind(w.expires_at)
         .bind(w.refreshed_at)
+        .bind(w.due_at)
         .bind(w.account_id)
         .bind(w.kind)
         .bind(w.owner)
@@ -383,13 +388,15 @@ impl Store for SqliteStore {
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
         sqlx::query(
             "UPDATE wt_credentials SET last_errcode = ?, last_errmsg = ?, last_error_at = ?, blocked_until = ?, \
-             lease_owner = NULL, lease_until = NULL \
+             due_at = ?, attempts = ?, lease_owner = NULL, lease_until = NULL \
              WHERE account_id = ? AND kind = ? AND (lease_owner = ? OR lease_owner IS NULL)",
         )
         .bind(w.errcode)
         .bind(w.errmsg)
         .bind(w.at)
         .bind(w.blocked_until)
+        .bind(w.due_at)
+        .bind(w.attempts)
         .bind(w.account_id)
         .bind(w.kind)
         .bind(w.owner)
@@ -443,16 +450,34 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn clear_blocks(&self, account_id: &str) -> StoreResult<()> {
+    async fn clear_blocks(&self, account_id: &str, now: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, last_errmsg = NULL, \
-             last_error_at = NULL WHERE account_id = ?",
+             last_error_at = NULL, attempts = 0, \
+             due_at = CASE WHEN value IS NULL THEN NULL ELSE ? END WHERE account_id = ?",
         )
+        .bind(now)
         .bind(account_id)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>> {
+        let rows: Vec<Credential> = sqlx::query_as(concat!(
+            "SELECT ",
+            cred_cols!(),
+            " FROM wt_credentials WHERE due_at <= ? AND value IS NOT NULL \
+             AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn insert_key(&self, k: &KeyRow) -> StoreResult<()> {

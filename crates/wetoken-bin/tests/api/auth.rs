@@ -239,3 +239,33 @@ async fn ops_endpoints_need_no_key() {
     let (s, v) = srv.get("/readyz", None).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ready")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_upstream_refreshes_cache_and_http() {
+    let sim = sim().await;
+    sim.add_app("wxmetrics", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxmetrics", "s").await;
+    srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
+    srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
+    let resp = srv.client.get(format!("{}/metrics", srv.url)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    for needle in [
+        r#"wetoken_upstream_calls_total{endpoint="stable_token",result="ok",errcode="0"} 1"#,
+        r#"wetoken_refreshes_total{trigger="cold",result="ok"} 1"#,
+        "wetoken_cache_hits_total 1",
+        "wetoken_cache_misses_total 1",
+        r#"wetoken_credential_remaining_seconds{account="mp:wxmetrics",credential="access_token"} 7"#,
+        r#"wetoken_http_requests_total{method="GET",route="/v1/mp/{appid}/{cred}",status="200"} 2"#,
+        "wetoken_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}

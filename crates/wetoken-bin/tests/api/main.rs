@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod cli;
+mod cluster;
 mod credentials;
 mod helpers;
 mod sandbox;

@@ -17,21 +17,28 @@
 //!    plus 2 s. The fetch runs in its own task, so a caller that goes away
 //!    does not strand the lease.
 //!
-//! Values are sealed with the master key before they reach the store.
+//! Every write schedules the credential's next refresh (`due_at`, see
+//! [`crate::timing`]); the [`scheduler`] refreshes due credentials ahead of
+//! readers through the same lease. Values are sealed with the master key
+//! before they reach the store.
+
+mod admin;
+pub mod scheduler;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use rand::Rng;
+use serde_json::{Map, Value};
 
-use crate::account::{Account, AccountConfig, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS, Secrets};
+use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
 use crate::clock::{Clock, from_millis, next_quota_day, to_millis};
 use crate::domain::{AccountId, Credential, TokenApi};
-use crate::keys::{Pattern, check_name, generate_key, hash_key};
 use crate::secret::MasterKey;
-use crate::store::{AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError};
+use crate::store::{AccountRow, CredentialRow, FailureWrite, RefreshWrite, Store, StoreError};
+use crate::timing;
 use crate::upstream::{Fetched, Upstream, UpstreamError};
 
 /// Tunables of the service (SPEC §7).
@@ -44,6 +51,8 @@ pub struct ServiceConfig {
     pub force_refresh_min_interval: Duration,
     /// This instance's lease owner name; unique per process.
     pub instance_id: String,
+    /// Proactive refreshes in flight at once in this instance.
+    pub refresh_concurrency: usize,
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +64,7 @@ impl Default for ServiceConfig {
             upstream_timeout: Duration::from_secs(10),
             force_refresh_min_interval: Duration::from_secs(60),
             instance_id: new_instance_id(),
+            refresh_concurrency: 16,
         }
     }
 }
@@ -112,6 +122,27 @@ impl Issued {
     }
 }
 
+/// What started a refresh (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The scheduler, ahead of expiry.
+    Proactive,
+    /// A caller's refresh request (with or without a stale value).
+    Passive,
+    /// A read that found no valid value.
+    Cold,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Proactive => "proactive",
+            Trigger::Passive => "passive",
+            Trigger::Cold => "cold",
+        }
+    }
+}
+
 type Key = (AccountId, Credential);
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -137,6 +168,21 @@ struct Inner {
     cfg: ServiceConfig,
     cache: RwLock<HashMap<Key, Cached>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// How a refresh proceeds once it has decided to call WeChat.
+#[derive(Debug, Clone)]
+struct Plan {
+    cred: Credential,
+    /// The row version seen; the lease is taken against it.
+    seen: i64,
+    /// stable_token `force_refresh` (the current value was rejected).
+    force: bool,
+    trigger: Trigger,
+    /// Wait for another instance's lease (readers) or give up (scheduler).
+    wait: bool,
+    /// The value held before, to notice an unchanged answer.
+    previous: Option<String>,
 }
 
 impl CredentialService {
@@ -172,16 +218,15 @@ impl CredentialService {
         &self.inner.cfg
     }
 
-    // ------------------------------------------------------------------
-    // Credentials
-
     /// The current value of a credential, fetching it if none is valid.
     pub async fn get(&self, id: &AccountId, cred: Credential) -> Result<Issued> {
         check_owns(id, cred)?;
         let key = (id.clone(), cred);
         if let Some(hit) = self.inner.cache_fresh(&key) {
+            metrics::counter!("wetoken_cache_hits_total").increment(1);
             return Ok(hit);
         }
+        metrics::counter!("wetoken_cache_misses_total").increment(1);
         let flight = self.inner.flight(&key);
         let _turn = flight.lock().await;
         self.inner.clone().get_locked(&key).await
@@ -205,176 +250,54 @@ impl CredentialService {
         self.inner.clone().refresh_locked(account, cred, stale).await
     }
 
+    /// Proactive refresh of one credential whose `due_at` has come. Skips it
+    /// when another instance holds the lease or already refreshed it. A
+    /// ticket first refreshes the access token it depends on, if that is due.
+    pub async fn refresh_due(&self, id: &AccountId, cred: Credential) -> Result<()> {
+        if cred.needs_access_token() {
+            // The ticket is fetched with the token: refresh that first if due.
+            // Its failure is its own; the ticket still tries with a valid token.
+            let _ = Box::pin(self.refresh_due(id, Credential::AccessToken)).await;
+        }
+        let key = (id.clone(), cred);
+        let flight = self.inner.flight(&key);
+        let _turn = flight.lock().await;
+        let now = self.inner.now_ms();
+        let Some(row) = self.inner.store.credential(&id.to_string(), cred.as_str()).await? else {
+            return Ok(());
+        };
+        if row.value.is_none() || row.due_at.is_none_or(|d| d > now) {
+            return Ok(());
+        }
+        let account = self.inner.account(id).await?;
+        let previous = self.inner.decrypt(&row)?;
+        let plan = Plan {
+            cred,
+            seen: row.version,
+            force: false,
+            trigger: Trigger::Proactive,
+            wait: false,
+            previous,
+        };
+        self.inner.clone().refresh_from(account, plan).await.map(drop)
+    }
+
     /// Drops this process's cached values of an account.
     pub fn forget(&self, id: &AccountId) {
         self.inner.cache.write().unwrap().retain(|(a, _), _| a != id);
     }
 
-    // ------------------------------------------------------------------
-    // Accounts
-
-    pub async fn create_account(&self, new: NewAccount) -> Result<Value> {
-        if !SUPPORTED_KINDS.contains(&new.id.kind()) {
-            return Err(ServiceError::Invalid(format!(
-                "kind {} is not supported by this version of wetoken yet",
-                new.id.kind()
-            )));
-        }
-        let now = to_millis(self.now());
-        let account = Account {
-            id: new.id,
-            secrets: new.secrets,
-            config: new.config,
-            status: AccountStatus::Active,
-            created_at: now,
-            updated_at: now,
-        };
-        match self.inner.store.insert_account(&self.inner.account_row(&account)).await {
-            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("account {} already exists", account.id))),
-            r => r.map_err(ServiceError::from),
-        }?;
-        self.describe(&account, &[]).map(Value::Object)
-    }
-
-    pub async fn list_accounts(&self) -> Result<Vec<Value>> {
-        let rows = self.inner.store.accounts(None).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let account = self.inner.decode_account(&row)?;
-            let creds = self.inner.store.credentials(&row.id).await?;
-            out.push(Value::Object(self.describe(&account, &creds)?));
-        }
-        Ok(out)
-    }
-
-    pub async fn show_account(&self, id: &AccountId) -> Result<Value> {
-        let account = self.inner.account(id).await?;
-        let creds = self.inner.store.credentials(&id.to_string()).await?;
-        self.describe(&account, &creds).map(Value::Object)
-    }
-
-    /// Applies a patch. A changed secret (or token API) drops the account's
-    /// credentials; any patch clears recorded blocks (a manual reset).
-    pub async fn patch_account(&self, id: &AccountId, patch: AccountPatch) -> Result<Value> {
-        let mut account = self.inner.account(id).await?;
-        let drop = patch.invalidates_credentials();
-        patch.apply(&mut account);
-        account.updated_at = to_millis(self.now());
-        match self
-            .inner
-            .store
-            .update_account(&self.inner.account_row(&account), drop)
-            .await
-        {
-            Err(StoreError::NotFound) => Err(not_found(id)),
-            r => r.map_err(ServiceError::from),
-        }?;
-        self.inner.store.clear_blocks(&id.to_string()).await?;
-        if drop {
-            self.forget(id);
-        }
-        self.show_account(id).await
-    }
-
-    pub async fn delete_account(&self, id: &AccountId) -> Result<()> {
-        let existed = self.inner.store.delete_account(&id.to_string()).await?;
-        self.inner
-            .cache
-            .write()
-            .unwrap()
-            .retain(|(a, _), _| a != id && a.parent().as_ref() != Some(id));
-        if existed { Ok(()) } else { Err(not_found(id)) }
-    }
-
-    /// The API view of an account (SPEC §3): id, kind, identifiers, settings
-    /// and credential status; never a secret.
-    fn describe(&self, a: &Account, creds: &[CredentialRow]) -> Result<Map<String, Value>> {
-        let mut m = Map::new();
-        m.insert("id".into(), a.id.to_string().into());
-        m.insert("kind".into(), a.id.kind().as_str().into());
-        for (k, v) in a.id.fields() {
-            m.insert(k.into(), v.into());
-        }
-        if a.id.kind() == crate::domain::AccountKind::Mp {
-            m.insert("token_api".into(), a.config.token_api.as_str().into());
-        }
-        if let Some(agentid) = &a.config.agentid {
-            m.insert("agentid".into(), agentid.clone().into());
-        }
-        m.insert("status".into(), a.status.as_str().into());
-        m.insert("created_at".into(), rfc3339_ms(a.created_at).into());
-        m.insert("updated_at".into(), rfc3339_ms(a.updated_at).into());
-        let mut cm = Map::new();
-        for cred in a.id.kind().credentials() {
-            let row = creds.iter().find(|r| r.kind == cred.as_str());
-            let filled = row.filter(|r| r.value.is_some());
-            let last_error = row.and_then(|r| {
-                Some(json!({
-                    "errcode": r.last_errcode?,
-                    "errmsg": r.last_errmsg.clone().unwrap_or_default(),
-                    "at": rfc3339_ms(r.last_error_at?),
-                }))
-            });
-            cm.insert(
-                cred.as_str().into(),
-                json!({
-                    "expires_at": filled.and_then(|r| r.expires_at).map(rfc3339_ms),
-                    "refreshed_at": filled.and_then(|r| r.refreshed_at).map(rfc3339_ms),
-                    "last_error": last_error,
-                    "blocked_until": row.and_then(|r| r.blocked_until).map(rfc3339_ms),
-                }),
-            );
-        }
-        m.insert("credentials".into(), Value::Object(cm));
-        Ok(m)
-    }
-
-    // ------------------------------------------------------------------
-    // API keys
-
-    /// Creates a client key; returns the key itself, shown only now.
-    pub async fn create_key(&self, name: &str, patterns: &[Pattern]) -> Result<String> {
-        check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
-        if patterns.is_empty() {
-            return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
-        }
-        let key = generate_key();
-        let row = KeyRow {
-            name: name.to_owned(),
-            hash: hash_key(&key),
-            accounts: serde_json::to_string(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>())
-                .expect("strings serialize"),
-            created_at: to_millis(self.now()),
-        };
-        match self.inner.store.insert_key(&row).await {
-            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("key {name} already exists"))),
-            r => r.map_err(ServiceError::from),
-        }?;
-        Ok(key)
-    }
-
-    pub async fn list_keys(&self) -> Result<Vec<Value>> {
-        Ok(self
-            .inner
-            .store
-            .keys()
-            .await?
-            .into_iter()
-            .map(|k| {
-                json!({
-                    "name": k.name,
-                    "accounts": serde_json::from_str::<Value>(&k.accounts).unwrap_or(Value::Null),
-                    "created_at": rfc3339_ms(k.created_at),
-                })
-            })
-            .collect())
-    }
-
-    pub async fn delete_key(&self, name: &str) -> Result<()> {
-        if self.inner.store.delete_key(name).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound(format!("no key named {name:?}")))
+    /// Sets the per-credential remaining-life gauges from this instance's
+    /// cache (called when metrics are scraped).
+    pub fn observe_remaining(&self) {
+        let now = self.inner.now_ms();
+        for ((id, cred), c) in self.inner.cache.read().unwrap().iter() {
+            metrics::gauge!(
+                "wetoken_credential_remaining_seconds",
+                "account" => id.to_string(),
+                "credential" => cred.as_str(),
+            )
+            .set(((c.expires_at - now) as f64 / 1000.0).max(0.0));
         }
     }
 }
@@ -412,6 +335,10 @@ impl Inner {
         to_millis(self.clock.now())
     }
 
+    fn jitter() -> f64 {
+        rand::thread_rng().r#gen()
+    }
+
     fn flight(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
         self.flights.lock().unwrap().entry(key.clone()).or_default().clone()
     }
@@ -428,8 +355,23 @@ impl Inner {
         })
     }
 
-    fn remember(&self, key: &Key, c: Cached) {
-        self.cache.write().unwrap().insert(key.clone(), c);
+    fn remember(&self, key: &Key, value: String, expires_at: i64, now: i64) {
+        self.cache.write().unwrap().insert(
+            key.clone(),
+            Cached {
+                value,
+                expires_at,
+                checked_at: now,
+            },
+        );
+    }
+
+    fn decrypt(&self, row: &CredentialRow) -> Result<Option<String>> {
+        row.value
+            .as_deref()
+            .map(|sealed| self.key.open(sealed))
+            .transpose()
+            .map_err(|e| ServiceError::Store(StoreError::Other(e.to_string())))
     }
 
     /// The valid value of a row, decrypted; also refreshes the cache from it.
@@ -438,24 +380,13 @@ impl Inner {
             self.cache.write().unwrap().remove(key);
             return Ok(None);
         };
-        let (Some(sealed), Some(expires_at)) = (&row.value, row.expires_at) else {
+        let Some(expires_at) = row.expires_at.filter(|e| *e > now) else {
             return Ok(None);
         };
-        if expires_at <= now {
+        let Some(value) = self.decrypt(row)? else {
             return Ok(None);
-        }
-        let value = self
-            .key
-            .open(sealed)
-            .map_err(|e| ServiceError::Store(StoreError::Other(e.to_string())))?;
-        self.remember(
-            key,
-            Cached {
-                value: value.clone(),
-                expires_at,
-                checked_at: now,
-            },
-        );
+        };
+        self.remember(key, value.clone(), expires_at, now);
         Ok(Some(Issued {
             value,
             expires_at: from_millis(expires_at),
@@ -467,9 +398,8 @@ impl Inner {
             return Ok(hit);
         }
         let (id, cred) = key;
-        let sid = id.to_string();
         let now = self.now_ms();
-        let row = self.store.credential(&sid, cred.as_str()).await?;
+        let row = self.store.credential(&id.to_string(), cred.as_str()).await?;
         if let Some(v) = self.usable(key, row.as_ref(), now)? {
             return Ok(v);
         }
@@ -482,8 +412,15 @@ impl Inner {
         if let Some(blocked) = row.as_ref().and_then(blocked_error(now)) {
             return Err(blocked);
         }
-        let seen = row.map_or(0, |r| r.version);
-        self.refresh_from(account, *cred, seen, false).await
+        let plan = Plan {
+            cred: *cred,
+            seen: row.map_or(0, |r| r.version),
+            force: false,
+            trigger: Trigger::Cold,
+            wait: true,
+            previous: None,
+        };
+        self.refresh_from(account, plan).await
     }
 
     async fn refresh_locked(
@@ -519,54 +456,65 @@ impl Inner {
         if let Some(blocked) = row.as_ref().and_then(blocked_error(now)) {
             return Err(blocked);
         }
-        let seen = row.map_or(0, |r| r.version);
-        // The current value is rejected: a stable token must be forced.
-        let force = current.is_some();
-        self.refresh_from(account, cred, seen, force).await
+        let plan = Plan {
+            cred,
+            seen: row.map_or(0, |r| r.version),
+            // The current value is rejected: a stable token must be forced.
+            force: current.is_some(),
+            trigger: Trigger::Passive,
+            wait: true,
+            previous: current.map(|c| c.value),
+        };
+        self.refresh_from(account, plan).await
     }
 
-    /// Takes the lease at `seen` and fetches, or waits for whoever holds it.
+    /// Takes the lease at `plan.seen` and fetches, or waits for whoever holds it.
     /// Boxed: a ticket's fetch recurses into its access token's refresh.
-    fn refresh_from(
-        self: Arc<Self>,
-        account: Account,
-        cred: Credential,
-        seen: i64,
-        force: bool,
-    ) -> BoxFuture<'static, Result<Issued>> {
-        Box::pin(self.refresh_from_inner(account, cred, seen, force))
+    fn refresh_from(self: Arc<Self>, account: Account, plan: Plan) -> BoxFuture<'static, Result<Issued>> {
+        Box::pin(self.refresh_from_inner(account, plan))
     }
 
-    async fn refresh_from_inner(
-        self: Arc<Self>,
-        account: Account,
-        cred: Credential,
-        mut seen: i64,
-        force: bool,
-    ) -> Result<Issued> {
+    async fn refresh_from_inner(self: Arc<Self>, account: Account, mut plan: Plan) -> Result<Issued> {
+        let cred = plan.cred;
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
         let started = self.now_ms();
-        let deadline = tokio::time::Instant::now() + self.cfg.upstream_timeout + Duration::from_secs(2);
+        let waiting_since = tokio::time::Instant::now();
+        let deadline = waiting_since + self.cfg.upstream_timeout + Duration::from_secs(2);
         let mut backoff = Duration::from_millis(20);
+        let mut waited = false;
         loop {
             let now = self.now_ms();
             let until = now + self.cfg.lease.as_millis() as i64;
             if self
                 .store
-                .try_lease(&sid, cred.as_str(), &owner, seen, now, until)
+                .try_lease(&sid, cred.as_str(), &owner, plan.seen, now, until)
                 .await?
             {
+                if waited {
+                    metrics::histogram!("wetoken_lease_wait_seconds").record(waiting_since.elapsed().as_secs_f64());
+                }
                 // Run the fetch in its own task: if the caller goes away the
                 // lease is still written or released.
                 let this = self.clone();
                 let account = account.clone();
-                return tokio::spawn(async move { this.fetch_and_store(account, cred, force).await })
+                let plan = plan.clone();
+                return tokio::spawn(async move { this.fetch_and_store(account, plan).await })
                     .await
                     .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
             }
+            if !plan.wait {
+                return Err(ServiceError::Unavailable(format!(
+                    "{cred} of {} is being refreshed elsewhere",
+                    account.id
+                )));
+            }
             // Another holder: wait for its write.
+            if !waited {
+                waited = true;
+                metrics::counter!("wetoken_lease_waits_total").increment(1);
+            }
             if tokio::time::Instant::now() + backoff > deadline {
                 return Err(ServiceError::Unavailable(format!(
                     "{cred} of {} is being refreshed by another instance; try again",
@@ -579,9 +527,10 @@ impl Inner {
                 return Err(not_found(&account.id));
             };
             let now = self.now_ms();
-            if row.version > seen
+            if row.version > plan.seen
                 && let Some(v) = self.usable(&key, Some(&row), now)?
             {
+                metrics::histogram!("wetoken_lease_wait_seconds").record(waiting_since.elapsed().as_secs_f64());
                 return Ok(v);
             }
             let lease_free = row.lease_until.is_none_or(|u| u < now);
@@ -590,19 +539,27 @@ impl Inner {
                 // than calling WeChat again at once.
                 return Err(recorded_error(&row));
             }
-            seen = row.version;
+            plan.seen = row.version;
         }
     }
 
     /// Holding the lease: call WeChat and write the result.
-    async fn fetch_and_store(self: Arc<Self>, account: Account, cred: Credential, force: bool) -> Result<Issued> {
+    async fn fetch_and_store(self: Arc<Self>, account: Account, plan: Plan) -> Result<Issued> {
+        let cred = plan.cred;
         let key = (account.id.clone(), cred);
         let sid = account.id.to_string();
         let owner = self.cfg.instance_id.clone();
-        match self.clone().fetch(&account, cred, force).await {
+        let outcome = self.clone().fetch(&account, cred, plan.force).await;
+        let result = if outcome.is_ok() { "ok" } else { "error" };
+        metrics::counter!("wetoken_refreshes_total", "trigger" => plan.trigger.as_str(), "result" => result)
+            .increment(1);
+        let now = self.now_ms();
+        match outcome {
             Ok(f) => {
-                let now = self.now_ms();
                 let expires_at = now + f.expires_in * 1000;
+                let unchanged = plan.previous.as_deref() == Some(f.value.as_str());
+                let ahead = self.cfg.refresh_ahead.as_millis() as i64;
+                let due_at = timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), unchanged);
                 let sealed = self.key.seal(&f.value);
                 let version = self
                     .store
@@ -613,30 +570,29 @@ impl Inner {
                         value: &sealed,
                         expires_at,
                         refreshed_at: now,
+                        due_at,
                         account_secrets: None,
                     })
                     .await?;
                 match version {
-                    Some(_) => self.remember(
-                        &key,
-                        Cached {
-                            value: f.value.clone(),
-                            expires_at,
-                            checked_at: now,
-                        },
-                    ),
+                    Some(_) => self.remember(&key, f.value.clone(), expires_at, now),
                     // Our lease expired and someone else refreshed meanwhile:
                     // the value we hold is still valid (WeChat's grace).
                     None => tracing::warn!(account = %sid, %cred, "lease lost during refresh"),
                 }
-                tracing::info!(account = %sid, %cred, expires_in = f.expires_in, "refreshed");
+                tracing::info!(account = %sid, %cred, trigger = plan.trigger.as_str(), unchanged, expires_in = f.expires_in, "refreshed");
                 Ok(Issued {
                     value: f.value,
                     expires_at: from_millis(expires_at),
                 })
             }
             Err(e) => {
-                let now = self.now_ms();
+                let attempts = self
+                    .store
+                    .credential(&sid, cred.as_str())
+                    .await?
+                    .map_or(0, |r| r.attempts)
+                    + 1;
                 let (errcode, errmsg, blocked_until, err) = match e {
                     FetchError::Own(u) => {
                         let blocked = if u.is_quota() {
@@ -653,7 +609,8 @@ impl Inner {
                     }
                     FetchError::Dependency(other) => (-1, other.to_string(), None, other),
                 };
-                tracing::warn!(account = %sid, %cred, errcode, %errmsg, "refresh failed");
+                let due_at = blocked_until.unwrap_or_else(|| timing::due_after_failure(now, attempts, Self::jitter()));
+                tracing::warn!(account = %sid, %cred, errcode, %errmsg, attempts, "refresh failed");
                 self.store
                     .record_failure(&FailureWrite {
                         account_id: &sid,
@@ -663,6 +620,8 @@ impl Inner {
                         errmsg: &errmsg,
                         at: now,
                         blocked_until,
+                        due_at,
+                        attempts,
                     })
                     .await?;
                 Err(err)

@@ -1,0 +1,243 @@
+//! Three real `wetoken serve` processes on one SQLite file (WAL) and one
+//! simulator: the one-refresher invariant across processes (SPEC §2).
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use wetoken_sim::{Fault, Sim, SimConfig, TOKEN};
+
+use crate::helpers::*;
+
+/// Three instances sharing `dir`'s database.
+async fn cluster(sim: &Sim, extra: &[(&str, &str)]) -> Vec<TestServer> {
+    let dir = tempdir();
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(spawn_with(&dir, &sim.url(), extra).await);
+    }
+    servers
+}
+
+/// Sum of a metric's samples whose labels contain every `label="value"`.
+async fn metric(srv: &TestServer, name: &str, labels: &[&str]) -> f64 {
+    let text = srv
+        .client
+        .get(format!("{}/metrics", srv.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
+        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes.
+async fn until<F: std::future::Future<Output = bool>>(limit: Duration, mut cond: impl FnMut() -> F) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_hundred_cold_reads_over_three_instances_make_one_call() {
+    let sim = sim().await;
+    sim.add_app("wxcluster", "s");
+    let servers = cluster(&sim, &[]).await;
+    servers[0].add_mp("wxcluster", "s").await;
+    // A slow WeChat, so that every instance arrives while the lease is held.
+    sim.inject(
+        wetoken_sim::STABLE_TOKEN,
+        Fault::Latency(Duration::from_millis(500)),
+        Some(1),
+    );
+    let reads = (0..600).map(|i| servers[i % 3].get("/v1/mp/wxcluster/access_token", Some(ADMIN)));
+    let answers = join_all(reads).await;
+    let first = answers[0].1["access_token"].clone();
+    for (s, v) in &answers {
+        assert_eq!(*s, StatusCode::OK, "{v}");
+        assert_eq!(v["access_token"], first);
+    }
+    assert_eq!(sim.token_calls(), 1, "exactly one upstream call across three processes");
+    let mut waits = 0.0;
+    for srv in &servers {
+        waits += metric(srv, "wetoken_lease_waits_total", &[]).await;
+    }
+    assert!(waits >= 1.0, "the other instances waited on the lease");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proactive_refresh_keeps_every_served_token_valid() {
+    // Short lives: a token lives 6 s, is due 3 s before expiry; WeChat's
+    // grace is shortened to 3 s so a stale cache would be caught.
+    let sim = Sim::start(SimConfig {
+        token_ttl_secs: 6,
+        grace_secs: 3,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_app("wxproactive", "s");
+    let env = [("WETOKEN_REFRESH_AHEAD_SECS", "5"), ("WETOKEN_CACHE_TTL_SECS", "1")];
+    let servers = cluster(&sim, &env).await;
+    let (s, v) = servers[0]
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(serde_json::json!({"kind":"mp","appid":"wxproactive","secret":"s","token_api":"classic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let mut served = std::collections::HashSet::new();
+    let mut reads = 0;
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        for srv in &servers {
+            let (s, v) = srv.get("/v1/mp/wxproactive/access_token", Some(ADMIN)).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let token = v["access_token"].as_str().unwrap().to_owned();
+            assert!(
+                sim.is_valid(&token),
+                "instance {} served a token WeChat no longer accepts",
+                srv.url
+            );
+            served.insert(token);
+            reads += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served.len() >= 5,
+        "many refreshes: {} tokens over {reads} reads",
+        served.len()
+    );
+    let (mut cold, mut passive, mut proactive) = (0.0, 0.0, 0.0);
+    for srv in &servers {
+        cold += metric(srv, "wetoken_refreshes_total", &["trigger=\"cold\""]).await;
+        passive += metric(srv, "wetoken_refreshes_total", &["trigger=\"passive\""]).await;
+        proactive += metric(srv, "wetoken_refreshes_total", &["trigger=\"proactive\""]).await;
+    }
+    let calls = sim.token_calls() as f64;
+    assert_eq!(cold, 1.0, "only the first read fetched");
+    assert_eq!(passive, 0.0, "no reader-triggered refresh");
+    // Every upstream call was one counted refresh of one instance: no
+    // duplicates across the cluster (a refresh after the last read is fine).
+    assert_eq!(calls, cold + proactive, "upstream calls = refreshes across the cluster");
+    assert!(
+        proactive as usize >= served.len() - 1,
+        "every later token came from the scheduler"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_lease_holder_is_taken_over() {
+    let sim = sim().await;
+    sim.add_app("wxkill", "s");
+    let mut servers = cluster(&sim, &[("WETOKEN_LEASE_SECS", "3")]).await;
+    servers[0].add_mp("wxkill", "s").await;
+    // Instance 0 takes the lease; WeChat is slow to answer it.
+    sim.inject(
+        wetoken_sim::STABLE_TOKEN,
+        Fault::Latency(Duration::from_secs(30)),
+        Some(1),
+    );
+    let holder = servers.remove(0);
+    let url = holder.url.clone();
+    tokio::spawn(async move {
+        let _ = client()
+            .get(format!("{url}/v1/mp/wxkill/access_token"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await;
+    });
+    assert!(
+        until(Duration::from_secs(10), || async { sim.token_calls() == 1 }).await,
+        "instance 0 called WeChat"
+    );
+    holder.kill().await;
+
+    let started = Instant::now();
+    let (s, v) = servers[0].get("/v1/mp/wxkill/access_token", Some(ADMIN)).await;
+    let took = started.elapsed();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        took < Duration::from_secs(3 + 5),
+        "taken over within lease + a few seconds: {took:?}"
+    );
+    let token = v["access_token"].as_str().unwrap();
+    assert!(sim.is_valid(token));
+    assert_eq!(sim.token_calls(), 2);
+    let (s, v) = servers[1].get("/v1/mp/wxkill/access_token", Some(ADMIN)).await;
+    assert_eq!(
+        (s, v["access_token"].as_str()),
+        (StatusCode::OK, Some(token)),
+        "nothing lost, one value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_upstream_serves_the_valid_token_then_fails_fast() {
+    let sim = Sim::start(SimConfig {
+        token_ttl_secs: 4,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_app("wxdown", "s");
+    let servers = cluster(
+        &sim,
+        &[("WETOKEN_REFRESH_AHEAD_SECS", "3"), ("WETOKEN_CACHE_TTL_SECS", "1")],
+    )
+    .await;
+    let (s, _) = servers[0]
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(serde_json::json!({"kind":"mp","appid":"wxdown","secret":"s","token_api":"classic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, v) = servers[1].get("/v1/mp/wxdown/access_token", Some(ADMIN)).await;
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    sim.inject(TOKEN, Fault::Http500, None);
+    // While it is valid, every instance serves it.
+    for srv in &servers {
+        let (s, v) = srv.get("/v1/mp/wxdown/access_token", Some(ADMIN)).await;
+        assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
+    }
+    // Once expired: a quick 502 (or 503), never a hang and never the stale value.
+    let failed = until(Duration::from_secs(10), || async {
+        let started = Instant::now();
+        let (s, v) = servers[2].get("/v1/mp/wxdown/access_token", Some(ADMIN)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3 + 2),
+            "within the request timeout"
+        );
+        if s == StatusCode::OK {
+            assert_eq!(v["access_token"], token.as_str(), "no other token can exist");
+            assert!(v["expires_in"].as_i64().unwrap() <= 4);
+            false
+        } else {
+            assert!(
+                s == StatusCode::BAD_GATEWAY || s == StatusCode::SERVICE_UNAVAILABLE,
+                "{s} {v}"
+            );
+            true
+        }
+    })
+    .await;
+    assert!(failed, "the expired token is not served");
+    let (_, acc) = servers[0].get("/v1/accounts/mp:wxdown", Some(ADMIN)).await;
+    assert_eq!(acc["credentials"]["access_token"]["last_error"]["errcode"], -1, "{acc}");
+}

@@ -1,0 +1,94 @@
+//! The proactive scheduler: refreshes credentials ahead of readers.
+//!
+//! Deadline order lives in the database: every write sets the credential's
+//! `due_at` (see [`crate::timing`]), and each instance asks the store for the
+//! rows whose `due_at` has come (`Store::due`, an index range scan, earliest
+//! first, limited). Nothing is held in memory per credential, so memory and
+//! CPU stay flat with 10 000 accounts, and an instance that starts, or takes
+//! over from a dead one, finds the due work where it is.
+//!
+//! Each due credential is refreshed through [`CredentialService::refresh_due`]:
+//! the same lease as readers, so only one instance does each; at most
+//! `refresh_concurrency` at once per instance. Jitter in `due_at` spreads
+//! credentials that expire together.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::{CredentialService, Result};
+use crate::domain::{AccountId, Credential};
+use crate::store::CredentialRow;
+
+/// How often an idle scheduler looks for due work.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Rows read per look.
+const BATCH: i64 = 256;
+
+fn parse(row: &CredentialRow) -> Option<(AccountId, Credential)> {
+    Some((row.account_id.parse().ok()?, row.kind.parse().ok()?))
+}
+
+impl CredentialService {
+    /// Refreshes every credential due now, waiting for each. How many were
+    /// attempted. For tests and one-shot use; `serve` runs [`Self::spawn_scheduler`].
+    pub async fn run_due_once(&self) -> Result<usize> {
+        let now = self.inner.now_ms();
+        let rows = self.inner.store.due(now, BATCH).await?;
+        let mut n = 0;
+        for (id, cred) in rows.iter().filter_map(parse) {
+            n += 1;
+            if let Err(e) = self.refresh_due(&id, cred).await {
+                tracing::debug!(account = %id, %cred, error = %e, "proactive refresh failed");
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs the scheduler in the background until the returned handle is
+    /// aborted.
+    pub fn spawn_scheduler(&self) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move { service.schedule_forever().await })
+    }
+
+    async fn schedule_forever(self) {
+        let permits = Arc::new(Semaphore::new(self.inner.cfg.refresh_concurrency.max(1)));
+        let in_flight: Arc<Mutex<HashSet<(AccountId, Credential)>>> = Arc::default();
+        loop {
+            let now = self.inner.now_ms();
+            let rows = match self.inner.store.due(now, BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler cannot read due credentials");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            let full = rows.len() as i64 == BATCH;
+            let mut started = 0;
+            for key in rows.iter().filter_map(parse) {
+                if !in_flight.lock().unwrap().insert(key.clone()) {
+                    continue;
+                }
+                // Waits while `refresh_concurrency` refreshes are running.
+                let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+                started += 1;
+                let service = self.clone();
+                let in_flight = in_flight.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = service.refresh_due(&key.0, key.1).await {
+                        tracing::debug!(account = %key.0, cred = %key.1, error = %e, "proactive refresh failed");
+                    }
+                    in_flight.lock().unwrap().remove(&key);
+                    drop(permit);
+                });
+            }
+            if !(full && started > 0) {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
