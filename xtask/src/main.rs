@@ -3,6 +3,8 @@
 //! - `ci`: what CI runs — format check, clippy with `-D warnings`, every test.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
 //!   schema with the backend the URL names.
+//! - `bench [--quick]`: build release and run the benchmarks
+//!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 
 use std::process::{Command, ExitCode};
 
@@ -11,8 +13,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("install-schema") => install_schema(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask ci | install-schema --database-url URL [--print]");
+            eprintln!("usage: cargo xtask ci | bench [--quick] | install-schema --database-url URL [--print]");
             return ExitCode::from(2);
         }
     };
@@ -94,4 +97,24 @@ fn install_schema(args: &[String]) -> Result<(), String> {
         cmd.push("--print");
     }
     cargo(&cmd)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    cargo(&["build", "--release", "-p", "wetoken", "-p", "wetoken-bench"])?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), std::path::PathBuf::from);
+    let wetoken = target.join("release/wetoken");
+    let status = Command::new(target.join("release/wetoken-bench"))
+        .arg("--wetoken")
+        .arg(&wetoken)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run the benchmarks: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("benchmarks failed".into())
+    }
 }

@@ -45,7 +45,7 @@ pub struct Authenticator {
     /// SHA-256 of the admin key; None when keys are off.
     admin_hash: Option<String>,
     enabled: bool,
-    remembered: Mutex<HashMap<String, (Principal, Instant)>>,
+    remembered: Mutex<HashMap<String, (Arc<Principal>, Instant)>>,
     ttl: Duration,
 }
 
@@ -66,9 +66,10 @@ impl Authenticator {
     }
 
     /// Authenticates an `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Principal>, AuthError> {
+        static ADMIN: std::sync::LazyLock<Arc<Principal>> = std::sync::LazyLock::new(|| Arc::new(Principal::Admin));
         if !self.enabled {
-            return Ok(Principal::Admin);
+            return Ok(ADMIN.clone());
         }
         let key = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
@@ -79,7 +80,7 @@ impl Authenticator {
         if let Some(admin) = &self.admin_hash
             && ct_eq(admin.as_bytes(), hash.as_bytes())
         {
-            return Ok(Principal::Admin);
+            return Ok(ADMIN.clone());
         }
         if let Some((p, at)) = self.remembered.lock().unwrap().get(&hash)
             && at.elapsed() < self.ttl
@@ -88,10 +89,10 @@ impl Authenticator {
         }
         let row = self.store.key_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
         let patterns: Vec<String> = serde_json::from_str(&row.accounts).unwrap_or_default();
-        let principal = Principal::Client {
+        let principal = Arc::new(Principal::Client {
             name: row.name,
             patterns: patterns.iter().filter_map(|p| Pattern::parse(p).ok()).collect(),
-        };
+        });
         let mut remembered = self.remembered.lock().unwrap();
         if remembered.len() > 10_000 {
             remembered.clear();

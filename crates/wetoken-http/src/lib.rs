@@ -39,7 +39,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    pub async fn principal(&self, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
         let h = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
         Ok(self.auth.authenticate(h).await?)
     }
@@ -72,12 +72,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), extract::limit_body))
         .layer(axum::middleware::from_fn(ops::record_request))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Installs the process-wide Prometheus recorder (once) and returns the
-/// handle that renders it. Latencies are histograms in seconds.
+/// handle that renders it. Latencies are histograms in seconds. Call from
+/// within a Tokio runtime: it starts the recorder's upkeep task.
 pub fn install_metrics() -> Option<PrometheusHandle> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
@@ -86,11 +86,22 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
             let buckets = [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            // Histograms buffer raw samples until drained: drain them every
+            // few seconds, scraped or not, so memory stays flat.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
         })
         .clone()
 }

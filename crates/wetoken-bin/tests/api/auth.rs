@@ -263,7 +263,7 @@ async fn metrics_cover_upstream_refreshes_cache_and_http() {
         "wetoken_cache_hits_total 1",
         "wetoken_cache_misses_total 1",
         r#"wetoken_credential_remaining_seconds{account="mp:wxmetrics",credential="access_token"} 7"#,
-        r#"wetoken_http_requests_total{method="GET",route="/v1/mp/{appid}/{cred}",status="200"} 2"#,
+        r#"wetoken_http_request_duration_seconds_count{method="GET",route="/v1/mp/{appid}/{cred}",status="200"} 2"#,
         "wetoken_http_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
