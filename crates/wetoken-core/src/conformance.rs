@@ -206,9 +206,9 @@ pub async fn lease_and_versions(s: &dyn Store) {
 pub async fn lease_contention(s: Arc<dyn Store>) {
     let id = "mp:conf_contention";
     s.insert_account(&account(id, None)).await.unwrap();
-    for round in 0..3i64 {
+    for round in 0..5i64 {
         let mut tasks = Vec::new();
-        for i in 0..32 {
+        for i in 0..48 {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 s.try_lease(id, "access_token", &format!("owner{i}"), round, 1_000, 31_000)

@@ -1,0 +1,35 @@
+//! # wetoken-store-postgres
+//!
+//! The PostgreSQL backend of the wetoken `Store`. It owns its connection
+//! options and its migrations (`migrations/postgres/`, embedded at build
+//! time); the SQL and the `Store` implementation are `wetoken-store-sql`'s.
+//! Ids use `COLLATE "C"`: they compare and sort byte for byte. Several
+//! wetoken instances may share one database: the lease is a single
+//! conditional UPDATE (row lock), and migrations take an advisory lock.
+
+use std::time::Duration;
+
+use sqlx::Postgres;
+use sqlx::postgres::PgPoolOptions;
+use wetoken_core::store::StoreResult;
+use wetoken_store_sql::{Dialect, SqlStore, map_err};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub type PostgresStore = SqlStore<Postgres>;
+
+/// The DDL of every migration, for `install-schema --print`.
+pub fn schema_sql() -> String {
+    wetoken_store_sql::schema_sql(&MIGRATOR)
+}
+
+/// Connects to a `postgres://user:password@host:port/database` URL.
+pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(map_err)?;
+    Ok(SqlStore::new(pool, Dialect::Postgres, &MIGRATOR))
+}

@@ -1,0 +1,269 @@
+//! Every SQL statement wetoken runs, written once.
+//!
+//! The canonical text uses `?` placeholders and standard SQL that SQLite,
+//! MySQL/MariaDB, PostgreSQL and Oracle all accept. [`Statements::for_dialect`]
+//! rewrites the placeholders (`$1…` for PostgreSQL, `:1…` for Oracle) and
+//! substitutes the two statements whose syntax differs: inserting a row only
+//! if absent, and limiting a result. Nothing else may differ: no `RETURNING`
+//! (MySQL has none: versions are read back inside the same transaction), no
+//! boolean columns, no empty strings that Oracle would turn into NULL.
+
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+    Postgres,
+    Oracle,
+}
+
+/// Columns of `wt_accounts`, in the order rows are read.
+pub const ACCOUNT_COLUMNS: &str = "id, kind, parent_id, secrets, config, status, created_at, updated_at";
+/// Columns of `wt_credentials`, in the order rows are read.
+pub const CREDENTIAL_COLUMNS: &str = "account_id, kind, value, expires_at, version, refreshed_at, lease_owner, \
+     lease_until, last_errcode, last_errmsg, last_error_at, blocked_until, forced_at, due_at, attempts";
+/// Columns of `wt_keys`, in the order rows are read.
+pub const KEY_COLUMNS: &str = "name, hash, accounts, created_at";
+
+/// One backend's SQL. Field names say what each statement does; the bind
+/// order is the order of `?` in the canonical text below.
+#[derive(Debug)]
+pub struct Statements {
+    pub insert_account: &'static str,
+    pub select_account: &'static str,
+    pub select_all_accounts: &'static str,
+    pub select_child_accounts: &'static str,
+    pub update_account: &'static str,
+    pub delete_account_credentials: &'static str,
+    pub delete_family_credentials: &'static str,
+    pub delete_child_accounts: &'static str,
+    pub delete_account: &'static str,
+    pub select_credential: &'static str,
+    pub select_credentials: &'static str,
+    pub insert_credential_if_absent: &'static str,
+    pub take_lease: &'static str,
+    pub complete_refresh: &'static str,
+    pub select_version: &'static str,
+    pub update_account_secrets: &'static str,
+    pub record_failure: &'static str,
+    pub put_pushed: &'static str,
+    pub mark_forced: &'static str,
+    pub clear_blocks_filled: &'static str,
+    pub clear_blocks_empty: &'static str,
+    pub select_due: &'static str,
+    pub insert_key: &'static str,
+    pub select_keys: &'static str,
+    pub select_key_by_hash: &'static str,
+    pub delete_key: &'static str,
+}
+
+/// Rewrites `?` placeholders as `{prefix}1`, `{prefix}2`, ….
+fn number_placeholders(sql: &str, prefix: char) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push(prefix);
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Statements {
+    /// The statements of one dialect, built once per process.
+    pub fn for_dialect(d: Dialect) -> &'static Statements {
+        static SQLITE: LazyLock<Statements> = LazyLock::new(|| Statements::build(Dialect::Sqlite));
+        static MYSQL: LazyLock<Statements> = LazyLock::new(|| Statements::build(Dialect::MySql));
+        static POSTGRES: LazyLock<Statements> = LazyLock::new(|| Statements::build(Dialect::Postgres));
+        static ORACLE: LazyLock<Statements> = LazyLock::new(|| Statements::build(Dialect::Oracle));
+        match d {
+            Dialect::Sqlite => &SQLITE,
+            Dialect::MySql => &MYSQL,
+            Dialect::Postgres => &POSTGRES,
+            Dialect::Oracle => &ORACLE,
+        }
+    }
+
+    fn build(d: Dialect) -> Statements {
+        // Leaked once per dialect per process: sqlx takes only 'static SQL.
+        let s = |canonical: String| -> &'static str {
+            let text = match d {
+                Dialect::Sqlite | Dialect::MySql => canonical,
+                Dialect::Postgres => number_placeholders(&canonical, '$'),
+                Dialect::Oracle => number_placeholders(&canonical, ':'),
+            };
+            Box::leak(text.into_boxed_str())
+        };
+        let insert_credential_if_absent = match d {
+            Dialect::Sqlite | Dialect::Postgres => {
+                "INSERT INTO wt_credentials (account_id, kind, version, attempts) VALUES (?, ?, 0, 0) \
+                 ON CONFLICT DO NOTHING"
+                    .to_owned()
+            }
+            Dialect::MySql => {
+                "INSERT IGNORE INTO wt_credentials (account_id, kind, version, attempts) VALUES (?, ?, 0, 0)".to_owned()
+            }
+            Dialect::Oracle => "MERGE INTO wt_credentials c USING (SELECT ? account_id, ? kind FROM dual) s \
+                 ON (c.account_id = s.account_id AND c.kind = s.kind) \
+                 WHEN NOT MATCHED THEN INSERT (account_id, kind, version, attempts) \
+                 VALUES (s.account_id, s.kind, 0, 0)"
+                .to_owned(),
+        };
+        let limit = match d {
+            Dialect::Oracle => "FETCH FIRST ? ROWS ONLY",
+            _ => "LIMIT ?",
+        };
+        Statements {
+            insert_account: s(format!(
+                "INSERT INTO wt_accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            )),
+            select_account: s(format!("SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id = ?")),
+            select_all_accounts: s(format!("SELECT {ACCOUNT_COLUMNS} FROM wt_accounts ORDER BY id")),
+            select_child_accounts: s(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE parent_id = ? ORDER BY id"
+            )),
+            update_account: s(
+                "UPDATE wt_accounts SET secrets = ?, config = ?, status = ?, updated_at = ? WHERE id = ?".into(),
+            ),
+            delete_account_credentials: s("DELETE FROM wt_credentials WHERE account_id = ?".into()),
+            delete_family_credentials: s("DELETE FROM wt_credentials WHERE account_id = ? \
+                 OR account_id IN (SELECT id FROM wt_accounts WHERE parent_id = ?)"
+                .into()),
+            delete_child_accounts: s("DELETE FROM wt_accounts WHERE parent_id = ?".into()),
+            delete_account: s("DELETE FROM wt_accounts WHERE id = ?".into()),
+            select_credential: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE account_id = ? AND kind = ?"
+            )),
+            select_credentials: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE account_id = ? ORDER BY kind"
+            )),
+            insert_credential_if_absent: s(insert_credential_if_absent),
+            take_lease: s("UPDATE wt_credentials SET lease_owner = ?, lease_until = ? \
+                 WHERE account_id = ? AND kind = ? AND version = ? \
+                 AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+                .into()),
+            complete_refresh: s(
+                "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
+                 version = version + 1, attempts = 0, lease_owner = NULL, lease_until = NULL, \
+                 last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL \
+                 WHERE account_id = ? AND kind = ? AND lease_owner = ?"
+                    .into(),
+            ),
+            select_version: s("SELECT version FROM wt_credentials WHERE account_id = ? AND kind = ?".into()),
+            update_account_secrets: s("UPDATE wt_accounts SET secrets = ?, updated_at = ? WHERE id = ?".into()),
+            record_failure: s(
+                "UPDATE wt_credentials SET last_errcode = ?, last_errmsg = ?, last_error_at = ?, \
+                 blocked_until = ?, due_at = ?, attempts = ?, lease_owner = NULL, lease_until = NULL \
+                 WHERE account_id = ? AND kind = ? AND (lease_owner = ? OR lease_owner IS NULL)"
+                    .into(),
+            ),
+            put_pushed: s(
+                "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, \
+                 version = version + 1, due_at = NULL WHERE account_id = ? AND kind = ?"
+                    .into(),
+            ),
+            mark_forced: s("UPDATE wt_credentials SET forced_at = ? \
+                 WHERE account_id = ? AND kind = ? AND (forced_at IS NULL OR forced_at < ?)"
+                .into()),
+            clear_blocks_filled: s("UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, \
+                 last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = ? \
+                 WHERE account_id = ? AND value IS NOT NULL"
+                .into()),
+            clear_blocks_empty: s("UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, \
+                 last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = NULL \
+                 WHERE account_id = ? AND value IS NULL"
+                .into()),
+            select_due: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE due_at <= ? AND value IS NOT NULL \
+                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at {limit}"
+            )),
+            insert_key: s(format!("INSERT INTO wt_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?)")),
+            select_keys: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys ORDER BY name")),
+            select_key_by_hash: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys WHERE hash = ?")),
+            delete_key: s("DELETE FROM wt_keys WHERE name = ?".into()),
+        }
+    }
+
+    /// Every statement, for tests that inspect the SQL text.
+    pub fn all(&self) -> Vec<&'static str> {
+        vec![
+            self.insert_account,
+            self.select_account,
+            self.select_all_accounts,
+            self.select_child_accounts,
+            self.update_account,
+            self.delete_account_credentials,
+            self.delete_family_credentials,
+            self.delete_child_accounts,
+            self.delete_account,
+            self.select_credential,
+            self.select_credentials,
+            self.insert_credential_if_absent,
+            self.take_lease,
+            self.complete_refresh,
+            self.select_version,
+            self.update_account_secrets,
+            self.record_failure,
+            self.put_pushed,
+            self.mark_forced,
+            self.clear_blocks_filled,
+            self.clear_blocks_empty,
+            self.select_due,
+            self.insert_key,
+            self.select_keys,
+            self.select_key_by_hash,
+            self.delete_key,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_per_dialect() {
+        let pg = Statements::for_dialect(Dialect::Postgres);
+        assert_eq!(
+            pg.take_lease,
+            "UPDATE wt_credentials SET lease_owner = $1, lease_until = $2 WHERE account_id = $3 AND kind = $4 \
+             AND version = $5 AND (lease_until IS NULL OR lease_until < $6 OR lease_owner = $7)"
+                .replace("  ", " ")
+        );
+        let ora = Statements::for_dialect(Dialect::Oracle);
+        assert!(
+            ora.select_due.ends_with("ORDER BY due_at FETCH FIRST :3 ROWS ONLY"),
+            "{}",
+            ora.select_due
+        );
+        assert!(
+            ora.insert_credential_if_absent
+                .starts_with("MERGE INTO wt_credentials c USING (SELECT :1 account_id, :2 kind FROM dual)")
+        );
+        let my = Statements::for_dialect(Dialect::MySql);
+        assert!(my.insert_credential_if_absent.starts_with("INSERT IGNORE"));
+        assert!(my.select_due.ends_with("LIMIT ?"));
+    }
+
+    #[test]
+    fn no_dialect_specific_syntax_leaks() {
+        for d in [Dialect::Sqlite, Dialect::MySql, Dialect::Postgres, Dialect::Oracle] {
+            for sql in Statements::for_dialect(d).all() {
+                assert!(!sql.contains("RETURNING"), "{d:?}: {sql}");
+                assert!(!sql.contains("''"), "{d:?}: Oracle reads '' as NULL: {sql}");
+                assert!(
+                    !sql.trim_end().ends_with(';'),
+                    "{d:?}: Oracle refuses a trailing ;: {sql}"
+                );
+                if matches!(d, Dialect::Postgres | Dialect::Oracle) {
+                    assert!(!sql.contains('?'), "{d:?}: {sql}");
+                }
+            }
+        }
+    }
+}

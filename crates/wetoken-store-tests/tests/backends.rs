@@ -1,0 +1,73 @@
+//! The store conformance suite on every backend.
+//!
+//! SQLite always runs. MariaDB and PostgreSQL need a server: `cargo xtask ci`
+//! starts both and runs these with `--include-ignored`; by hand, set
+//! `WETOKEN_TEST_MYSQL_URL` / `WETOKEN_TEST_POSTGRES_URL` to a server URL
+//! (each run creates its own database there). Oracle runs when
+//! `WETOKEN_TEST_ORACLE_URL` names a schema on a real server; no Oracle server
+//! can run in CI, so there it says so and passes.
+
+use std::sync::Arc;
+
+use wetoken_core::store::Store;
+
+async fn conform(store: impl Store) {
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrating again is a no-op");
+    wetoken_core::conformance::run(Arc::new(store)).await;
+}
+
+/// A fresh database on the server named by `var`.
+async fn database(var: &str) -> String {
+    let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var} to a server URL, or run `cargo xtask ci`"));
+    wetoken_store_sql::fresh_database(&server)
+        .await
+        .expect("create a test database")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("conf.db").display());
+    conform(wetoken_store_sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs MariaDB/MySQL: run `cargo xtask ci`, or set WETOKEN_TEST_MYSQL_URL and pass --include-ignored"]
+async fn mysql_passes_the_conformance_suite() {
+    let url = database("WETOKEN_TEST_MYSQL_URL").await;
+    conform(wetoken_store_mysql::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: run `cargo xtask ci`, or set WETOKEN_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn postgres_passes_the_conformance_suite() {
+    let url = database("WETOKEN_TEST_POSTGRES_URL").await;
+    conform(wetoken_store_postgres::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs an Oracle server: set WETOKEN_TEST_ORACLE_URL=oracle://user:pass@host:1521/service and pass --include-ignored"]
+async fn oracle_passes_the_conformance_suite() {
+    let Ok(url) = std::env::var("WETOKEN_TEST_ORACLE_URL") else {
+        eprintln!("oracle conformance NOT RUN: WETOKEN_TEST_ORACLE_URL is not set (no Oracle server here)");
+        return;
+    };
+    // The schema must be empty or wetoken's own: the suite adds rows with
+    // fixed ids, so use a schema made for this test.
+    conform(wetoken_store_oracle::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_idempotent_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    for _ in 0..3 {
+        wetoken_store_sqlite::connect(&url)
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+    }
+}
