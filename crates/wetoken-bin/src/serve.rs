@@ -60,7 +60,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     println!("wetoken listening on http://{addr}");
-    tracing::info!(%addr, database = %redact(&settings.database_url), "wetoken listening");
+    tracing::info!(%addr, database = %crate::backend::redact(&settings.database_url), "wetoken listening");
     if let Some(sb) = &sandbox {
         demo(&service, sb, addr, admin_key.as_deref()).await?;
     }
@@ -84,14 +84,6 @@ fn check_network(s: &Settings) -> Result<(), CliError> {
         )));
     }
     Ok(())
-}
-
-/// The database URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }
 
 async fn start_sandbox(settings: &mut Settings) -> Result<Sandbox, CliError> {
@@ -167,12 +159,6 @@ async fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_not_logged() {
-        assert_eq!(redact("mysql://u:pw@db:3306/w"), "mysql://***@db:3306/w");
-        assert_eq!(redact("sqlite://wetoken.db"), "sqlite://wetoken.db");
-    }
 
     #[test]
     fn auth_off_needs_loopback_or_permission() {

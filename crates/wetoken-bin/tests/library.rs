@@ -15,7 +15,6 @@ use wetoken_core::service::{CredentialService, ServiceConfig, ServiceError};
 use wetoken_core::store::Store;
 use wetoken_core::upstream::{Upstream, UpstreamConfig};
 use wetoken_sim::{Sim, SimConfig};
-use wetoken_store_sqlite::SqliteStore;
 
 struct Instance {
     service: CredentialService,
@@ -24,7 +23,7 @@ struct Instance {
 
 /// A service on the SQLite file in `dir`; several share one database.
 async fn instance(dir: &std::path::Path, sim: &Sim, key: &MasterKey) -> Instance {
-    let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("w.db").display()))
+    let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.join("w.db").display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();

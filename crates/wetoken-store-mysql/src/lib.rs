@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use sqlx::MySql;
 use sqlx::mysql::MySqlPoolOptions;
+use sqlx::{Connection, MySql};
 use wetoken_core::store::StoreResult;
 use wetoken_store_sql::{Dialect, SqlStore, map_err};
 
@@ -26,6 +26,13 @@ pub fn schema_sql() -> String {
 /// Connects to a `mysql://user:password@host:port/database` URL.
 pub async fn connect(url: &str) -> StoreResult<MySqlStore> {
     let url = url.replacen("mariadb://", "mysql://", 1);
+    // One direct connection first: a pool only says "timed out", this says why.
+    sqlx::MySqlConnection::connect(&url)
+        .await
+        .map_err(map_err)?
+        .close()
+        .await
+        .map_err(map_err)?;
     let pool = MySqlPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Postgres};
 use wetoken_core::store::StoreResult;
 use wetoken_store_sql::{Dialect, SqlStore, map_err};
 
@@ -25,6 +25,13 @@ pub fn schema_sql() -> String {
 
 /// Connects to a `postgres://user:password@host:port/database` URL.
 pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+    // One direct connection first: a pool only says "timed out", this says why.
+    sqlx::PgConnection::connect(url)
+        .await
+        .map_err(map_err)?
+        .close()
+        .await
+        .map_err(map_err)?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))

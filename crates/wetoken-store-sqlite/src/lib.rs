@@ -8,7 +8,6 @@
 //! busy timeout and `synchronous=FULL`, and every lease operation is a single
 //! conditional statement, atomic across connections and processes.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -24,13 +23,6 @@ pub type SqliteStore = SqlStore<Sqlite>;
 /// The DDL of every migration, for `install-schema --print`.
 pub fn schema_sql() -> String {
     wetoken_store_sql::schema_sql(&MIGRATOR)
-}
-
-/// The file a `sqlite:` URL names, if it names one.
-pub fn database_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// Opens (creating the file if missing) a `sqlite:` URL.
@@ -54,17 +46,6 @@ pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_file_of_urls() {
-        assert_eq!(database_file("sqlite://wetoken.db"), Some(PathBuf::from("wetoken.db")));
-        assert_eq!(
-            database_file("sqlite:///var/lib/w.db?mode=rwc"),
-            Some(PathBuf::from("/var/lib/w.db"))
-        );
-        assert_eq!(database_file("sqlite::memory:"), None);
-        assert_eq!(database_file("mysql://x"), None);
-    }
 
     #[test]
     fn schema_is_printable() {

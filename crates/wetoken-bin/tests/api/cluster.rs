@@ -1,5 +1,7 @@
-//! Three real `wetoken serve` processes on one SQLite file (WAL) and one
-//! simulator: the one-refresher invariant across processes (SPEC §2).
+//! Three real `wetoken serve` processes on one database and one simulator:
+//! the one-refresher invariant across processes (SPEC §2). Every scenario
+//! runs on SQLite (one file, WAL) and, under `cargo xtask ci`, on MariaDB and
+//! PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -9,15 +11,66 @@ use wetoken_sim::{Fault, Sim, SimConfig, TOKEN};
 
 use crate::helpers::*;
 
-/// Three instances sharing `dir`'s database.
-async fn cluster(sim: &Sim, extra: &[(&str, &str)]) -> Vec<TestServer> {
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    MariaDb,
+    Postgres,
+}
+
+/// A fresh database for one test: a file in `dir`, or a new database on the
+/// server `cargo xtask ci` started.
+async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
+    let var = match backend {
+        Backend::Sqlite => return format!("sqlite://{}", dir.join("wetoken.db").display()),
+        Backend::MariaDb => "WETOKEN_TEST_MYSQL_URL",
+        Backend::Postgres => "WETOKEN_TEST_POSTGRES_URL",
+    };
+    let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var}, or run `cargo xtask ci`"));
+    wetoken_store_sql::fresh_database(&server).await.unwrap()
+}
+
+/// Three instances sharing one database (and one data dir, so one master key).
+async fn cluster(sim: &Sim, backend: Backend, extra: &[(&str, &str)]) -> Vec<TestServer> {
     let dir = tempdir();
+    let url = database_url(backend, &dir).await;
+    let mut env: Vec<(&str, &str)> = vec![("WETOKEN_DATABASE_URL", &url)];
+    env.extend_from_slice(extra);
     let mut servers = Vec::new();
     for _ in 0..3 {
-        servers.push(spawn_with(&dir, &sim.url(), extra).await);
+        servers.push(spawn_with(&dir, &sim.url(), &env).await);
     }
     servers
 }
+
+/// Runs a scenario on SQLite always, and on MariaDB and PostgreSQL when
+/// their servers are there (`cargo xtask ci` passes --include-ignored).
+macro_rules! on_every_backend {
+    ($scenario:ident) => {
+        mod $scenario {
+            use super::Backend;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$scenario(Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[ignore = "needs MariaDB: run `cargo xtask ci`, or set WETOKEN_TEST_MYSQL_URL and pass --include-ignored"]
+            async fn mariadb() {
+                super::$scenario(Backend::MariaDb).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[ignore = "needs PostgreSQL: run `cargo xtask ci`, or set WETOKEN_TEST_POSTGRES_URL and pass --include-ignored"]
+            async fn postgres() {
+                super::$scenario(Backend::Postgres).await
+            }
+        }
+    };
+}
+
+on_every_backend!(six_hundred_cold_reads_over_three_instances_make_one_call);
+on_every_backend!(proactive_refresh_keeps_every_served_token_valid);
+on_every_backend!(a_killed_lease_holder_is_taken_over);
+on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
 
 /// Sum of a metric's samples whose labels contain every `label="value"`.
 async fn metric(srv: &TestServer, name: &str, labels: &[&str]) -> f64 {
@@ -49,11 +102,10 @@ async fn until<F: std::future::Future<Output = bool>>(limit: Duration, mut cond:
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn six_hundred_cold_reads_over_three_instances_make_one_call() {
+async fn six_hundred_cold_reads_over_three_instances_make_one_call(backend: Backend) {
     let sim = sim().await;
     sim.add_app("wxcluster", "s");
-    let servers = cluster(&sim, &[]).await;
+    let servers = cluster(&sim, backend, &[]).await;
     servers[0].add_mp("wxcluster", "s").await;
     // A slow WeChat, so that every instance arrives while the lease is held.
     sim.inject(
@@ -76,8 +128,7 @@ async fn six_hundred_cold_reads_over_three_instances_make_one_call() {
     assert!(waits >= 1.0, "the other instances waited on the lease");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn proactive_refresh_keeps_every_served_token_valid() {
+async fn proactive_refresh_keeps_every_served_token_valid(backend: Backend) {
     // Short lives: a token lives 6 s, is due 3 s before expiry; WeChat's
     // grace is shortened to 3 s so a stale cache would be caught.
     let sim = Sim::start(SimConfig {
@@ -89,7 +140,7 @@ async fn proactive_refresh_keeps_every_served_token_valid() {
     .unwrap();
     sim.add_app("wxproactive", "s");
     let env = [("WETOKEN_REFRESH_AHEAD_SECS", "5"), ("WETOKEN_CACHE_TTL_SECS", "1")];
-    let servers = cluster(&sim, &env).await;
+    let servers = cluster(&sim, backend, &env).await;
     let (s, v) = servers[0]
         .post(
             "/v1/accounts",
@@ -140,11 +191,10 @@ async fn proactive_refresh_keeps_every_served_token_valid() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_lease_holder_is_taken_over() {
+async fn a_killed_lease_holder_is_taken_over(backend: Backend) {
     let sim = sim().await;
     sim.add_app("wxkill", "s");
-    let mut servers = cluster(&sim, &[("WETOKEN_LEASE_SECS", "3")]).await;
+    let mut servers = cluster(&sim, backend, &[("WETOKEN_LEASE_SECS", "3")]).await;
     servers[0].add_mp("wxkill", "s").await;
     // Instance 0 takes the lease; WeChat is slow to answer it.
     sim.inject(
@@ -186,8 +236,7 @@ async fn a_killed_lease_holder_is_taken_over() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn failing_upstream_serves_the_valid_token_then_fails_fast() {
+async fn failing_upstream_serves_the_valid_token_then_fails_fast(backend: Backend) {
     let sim = Sim::start(SimConfig {
         token_ttl_secs: 4,
         ..SimConfig::default()
@@ -197,6 +246,7 @@ async fn failing_upstream_serves_the_valid_token_then_fails_fast() {
     sim.add_app("wxdown", "s");
     let servers = cluster(
         &sim,
+        backend,
         &[("WETOKEN_REFRESH_AHEAD_SECS", "3"), ("WETOKEN_CACHE_TTL_SECS", "1")],
     )
     .await;
