@@ -7,12 +7,9 @@
 //! Several wetoken instances may share one database: the lease is a single
 //! conditional UPDATE (row lock), and migrations take MySQL's advisory lock.
 
-use std::time::Duration;
-
-use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{Connection, MySql};
 use wetoken_core::store::StoreResult;
-use wetoken_store_sql::{Dialect, SqlStore, map_err};
+use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -33,11 +30,6 @@ pub async fn connect(url: &str) -> StoreResult<MySqlStore> {
         .close()
         .await
         .map_err(map_err)?;
-    let pool = MySqlPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .map_err(map_err)?;
+    let pool = pool_options::<MySql>(16).connect(&url).await.map_err(map_err)?;
     Ok(SqlStore::new(pool, Dialect::MySql, &MIGRATOR))
 }

@@ -7,12 +7,9 @@
 //! wetoken instances may share one database: the lease is a single
 //! conditional UPDATE (row lock), and migrations take an advisory lock.
 
-use std::time::Duration;
-
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Postgres};
 use wetoken_core::store::StoreResult;
-use wetoken_store_sql::{Dialect, SqlStore, map_err};
+use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -32,11 +29,6 @@ pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         .close()
         .await
         .map_err(map_err)?;
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(map_err)?;
+    let pool = pool_options::<Postgres>(16).connect(url).await.map_err(map_err)?;
     Ok(SqlStore::new(pool, Dialect::Postgres, &MIGRATOR))
 }

@@ -31,6 +31,14 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
+/// Pool settings every sqlx backend uses: enough connections for the
+/// scheduler's concurrency plus readers, and a bounded wait for one.
+pub fn pool_options<DB: Database>(max_connections: u32) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+}
+
 /// The DDL of a backend's migrations, for `install-schema --print`.
 pub fn schema_sql(migrator: &Migrator) -> String {
     migrator

@@ -12,9 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Sqlite;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use wetoken_core::store::{StoreError, StoreResult};
-use wetoken_store_sql::{Dialect, SqlStore, map_err};
+use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -34,12 +34,7 @@ pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
         // FULL: a committed pushed ticket survives power loss, not only kill -9.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(opts)
-        .await
-        .map_err(map_err)?;
+    let pool = pool_options::<Sqlite>(8).connect_with(opts).await.map_err(map_err)?;
     Ok(SqlStore::new(pool, Dialect::Sqlite, &MIGRATOR))
 }
 
