@@ -11,6 +11,7 @@
 //!   compare-and-refresh, the proactive scheduler — and account and key
 //!   management;
 //! - [`auth`], [`keys`]: API keys and who may read what;
+//! - [`msgcrypt`], [`wxml`]: WeChat's callback crypto (WXBizMsgCrypt) and XML;
 //! - [`secret`]: secrets that never print, sealed at rest with AES-256-GCM;
 //! - [`clock`]: injected time; [`timing`]: when to refresh and back off;
 //!   [`jssdk`]: JS-SDK signatures.
@@ -35,8 +36,10 @@ pub mod conformance;
 pub mod domain;
 pub mod jssdk;
 pub mod keys;
+pub mod msgcrypt;
 pub mod secret;
 pub mod service;
 pub mod store;
 pub mod timing;
 pub mod upstream;
+pub mod wxml;
