@@ -17,6 +17,10 @@ use crate::{CliError, app, keyfiles};
 
 pub const DEMO_APPID: &str = "wxsandbox00000001";
 const DEMO_SECRET: &str = "sandbox-secret-not-for-production";
+const DEMO_COMPONENT: &str = "wxsandboxcomponent";
+const DEMO_AUTHORIZER: &str = "wxsandboxauthorizer";
+const DEMO_MSG_TOKEN: &str = "sandboxtoken";
+const DEMO_AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 struct Sandbox {
     sim: Sim,
@@ -49,25 +53,36 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         settings.auth,
         Duration::from_secs(settings.cache_ttl_secs),
     );
-    let state = AppState {
+    let mut state = AppState {
         service: service.clone(),
         auth: Arc::new(auth),
         max_body: settings.max_body_bytes,
         metrics: wetoken_http::install_metrics(),
+        callback_max_skew_secs: settings.callback_max_skew_secs as i64,
+        public_url: String::new(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
+    // WETOKEN_PUBLIC_URL defaults to the address actually bound.
+    state.public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     println!("wetoken listening on http://{addr}");
     tracing::info!(%addr, database = %crate::backend::redact(&settings.database_url), "wetoken listening");
-    if let Some(sb) = &sandbox {
-        demo(&service, sb, addr, admin_key.as_deref()).await?;
-    }
     let scheduler = service.spawn_scheduler();
-    axum::serve(listener, wetoken_http::router(state))
-        .with_graceful_shutdown(shutdown())
+    let public_url = state.public_url.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, wetoken_http::router(state))
+            .with_graceful_shutdown(shutdown())
+            .await
+    });
+    if let Some(sb) = &sandbox {
+        // Serving already: the simulator's pushes reach the callbacks.
+        demo(&service, sb, addr, &public_url, admin_key.as_deref()).await?;
+    }
+    server
         .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     scheduler.abort();
     tracing::info!("stopped");
@@ -105,35 +120,69 @@ async fn demo(
     service: &wetoken_core::service::CredentialService,
     sb: &Sandbox,
     addr: SocketAddr,
+    public_url: &str,
     admin_key: Option<&str>,
 ) -> Result<(), CliError> {
-    let new = NewAccount::from_json(&json!({"kind": "mp", "appid": DEMO_APPID, "secret": DEMO_SECRET}))
-        .expect("demo account is valid");
-    match service.create_account(new).await {
-        Ok(_) | Err(ServiceError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let create = |body: serde_json::Value| async move {
+        let new = NewAccount::from_json(&body).expect("demo accounts are valid");
+        match service.create_account(new).await {
+            Ok(_) | Err(ServiceError::Conflict(_)) => Ok(()),
+            Err(e) => Err(CliError::from(e)),
+        }
+    };
+    create(json!({"kind": "mp", "appid": DEMO_APPID, "secret": DEMO_SECRET})).await?;
+    // The Open Platform flow: WeChat pushes a verify ticket to the callback,
+    // an administrator authorizes an account, wetoken stores it.
+    sb.sim
+        .add_component(DEMO_COMPONENT, DEMO_SECRET, DEMO_MSG_TOKEN, DEMO_AES_KEY);
+    create(
+        json!({"kind": "component", "appid": DEMO_COMPONENT, "secret": DEMO_SECRET,
+                  "token": DEMO_MSG_TOKEN, "aes_key": DEMO_AES_KEY}),
+    )
+    .await?;
+    let callback = format!("{public_url}/callback/component/{DEMO_COMPONENT}");
+    let sandbox_step = |e: String| CliError::Runtime(format!("sandbox: {e}"));
+    sb.sim
+        .push_verify_ticket(DEMO_COMPONENT, &callback)
+        .await
+        .map_err(sandbox_step)?;
+    sb.sim
+        .start_pushing(DEMO_COMPONENT, &callback, std::time::Duration::from_secs(600));
+    sb.sim
+        .authorize(DEMO_COMPONENT, DEMO_AUTHORIZER, Some(&callback))
+        .await
+        .map_err(sandbox_step)?;
+
     let host = if addr.ip().is_unspecified() {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
     } else {
         addr
     };
-    let base = format!("http://{host}/v1/mp/{DEMO_APPID}");
+    let base = format!("http://{host}/v1");
     let auth = admin_key
         .map(|k| format!(" -H 'Authorization: Bearer {k}'"))
         .unwrap_or_default();
+    let mp = format!("{base}/mp/{DEMO_APPID}");
+    let component = format!("{base}/component/{DEMO_COMPONENT}");
     println!();
     println!("sandbox: a WeChat simulator runs at {}", sb.sim.url());
     println!(
-        "sandbox: demo account mp:{DEMO_APPID}; data in {} (removed on exit)",
+        "sandbox: demo accounts mp:{DEMO_APPID}, component:{DEMO_COMPONENT} (verify tickets pushed to {callback}),"
+    );
+    println!(
+        "sandbox: and authorizer {DEMO_AUTHORIZER} authorized to it; data in {} (removed on exit)",
         sb.dir.display()
     );
     println!("sandbox: try these:");
-    println!("  curl -s{auth} {base}/access_token");
-    println!("  curl -s{auth} {base}/jsapi_ticket");
-    println!("  curl -s{auth} -X POST {base}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'");
-    println!("  curl -s{auth} -X POST {base}/access_token/refresh");
-    println!("  curl -s{auth} http://{host}/v1/accounts");
+    println!("  curl -s{auth} {mp}/access_token");
+    println!("  curl -s{auth} {mp}/jsapi_ticket");
+    println!("  curl -s{auth} -X POST {mp}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'");
+    println!("  curl -s{auth} -X POST {mp}/access_token/refresh");
+    println!("  curl -s{auth} {base}/accounts");
+    println!("  curl -s{auth} {component}/access_token");
+    println!("  curl -s{auth} {component}/authorizers");
+    println!("  curl -s{auth} {component}/authorizers/{DEMO_AUTHORIZER}/access_token");
+    println!("  curl -s{auth} '{component}/auth_url?platform=h5'");
     println!();
     Ok(())
 }

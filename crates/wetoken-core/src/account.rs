@@ -36,6 +36,10 @@ pub struct AccountConfig {
     pub agentid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub func_info: Option<Value>,
+    /// When the authorizer (or corp) last authorized (epoch ms; WeChat's
+    /// CreateTime for pushed events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +87,7 @@ pub struct NewAccount {
 
 /// The kinds this build can fetch credentials for; the others parse but are
 /// refused at creation until their upstream support lands.
-pub const SUPPORTED_KINDS: &[AccountKind] = &[AccountKind::Mp];
+pub const SUPPORTED_KINDS: &[AccountKind] = &[AccountKind::Mp, AccountKind::Component, AccountKind::Authorizer];
 
 struct Fields<'a> {
     obj: &'a Map<String, Value>,

@@ -313,19 +313,17 @@ pub async fn failures_and_blocks(s: &dyn Store) {
 pub async fn pushed_values(s: &dyn Store) {
     let id = "component:conf_push";
     s.insert_account(&account(id, None)).await.unwrap();
-    assert_eq!(
-        s.put_pushed(id, "verify_ticket", "v1:t1", 43_200_000, 1).await.unwrap(),
-        1
-    );
-    assert_eq!(
-        s.put_pushed(id, "verify_ticket", "v1:t2", 43_200_001, 2).await.unwrap(),
-        2
-    );
+    let push = |value: &'static str, at: i64| s.put_pushed(id, "verify_ticket", value, 43_200_000 + at, at);
+    assert_eq!(push("v1:t1", 1).await.unwrap(), Some(1));
+    assert_eq!(push("v1:t2", 2).await.unwrap(), Some(2));
+    assert_eq!(push("v1:old", 1).await.unwrap(), None, "an older push changes nothing");
+    assert_eq!(push("v1:t2", 2).await.unwrap(), Some(3), "the same push again is fine");
     let row = s.credential(id, "verify_ticket").await.unwrap().unwrap();
     assert_eq!(
         (row.value.as_deref(), row.expires_at, row.refreshed_at),
-        (Some("v1:t2"), Some(43_200_001), Some(2))
+        (Some("v1:t2"), Some(43_200_002), Some(2))
     );
+    assert_eq!(row.due_at, None, "pushed values are never scheduled");
 }
 
 /// The force-refresh limit holds under concurrency: one winner per window.

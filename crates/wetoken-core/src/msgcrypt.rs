@@ -53,7 +53,9 @@ pub struct MsgCrypt {
 
 impl std::fmt::Debug for MsgCrypt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MsgCrypt").field("receive_id", &self.receive_id).finish_non_exhaustive()
+        f.debug_struct("MsgCrypt")
+            .field("receive_id", &self.receive_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,9 +134,15 @@ impl MsgCrypt {
             return Err(CryptError::Decrypt);
         }
         let dec = cbc::Decryptor::<aes::Aes256>::new((&self.key).into(), self.key[..16].into());
-        let plain = dec.decrypt_padded_mut::<NoPadding>(&mut buf).map_err(|_| CryptError::Decrypt)?;
+        let plain = dec
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .map_err(|_| CryptError::Decrypt)?;
         let pad = *plain.last().ok_or(CryptError::Buffer)? as usize;
-        if pad == 0 || pad > BLOCK || pad > plain.len() || !plain[plain.len() - pad..].iter().all(|&b| b as usize == pad) {
+        if pad == 0
+            || pad > BLOCK
+            || pad > plain.len()
+            || !plain[plain.len() - pad..].iter().all(|&b| b as usize == pad)
+        {
             return Err(CryptError::Buffer);
         }
         let content = &plain[..plain.len() - pad];
@@ -203,10 +211,22 @@ mod tests {
     fn published_url_verification_sample() {
         let c = MsgCrypt::new(TOKEN, KEY, CORPID).unwrap();
         let echo = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==";
-        let plain = c.open("5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "1409659589", "263014780", echo).unwrap();
+        let plain = c
+            .open(
+                "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
+                "1409659589",
+                "263014780",
+                echo,
+            )
+            .unwrap();
         assert_eq!(plain, "1616140317555161061");
         assert_eq!(
-            c.open("5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd4", "1409659589", "263014780", echo),
+            c.open(
+                "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd4",
+                "1409659589",
+                "263014780",
+                echo
+            ),
             Err(CryptError::Signature)
         );
     }
@@ -215,7 +235,14 @@ mod tests {
     fn published_message_sample() {
         let c = MsgCrypt::new(TOKEN, KEY, CORPID).unwrap();
         let encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==";
-        let plain = c.open("477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", encrypt).unwrap();
+        let plain = c
+            .open(
+                "477715d11cdb4164915debcba66cb864d751f3e6",
+                "1409659813",
+                "1372623149",
+                encrypt,
+            )
+            .unwrap();
         assert!(plain.contains("<Content><![CDATA[hello]]></Content>"), "{plain}");
         assert!(plain.contains('\n'), "the plaintext is not normalised");
         let other = MsgCrypt::new(TOKEN, KEY, "wxsomeoneelse").unwrap();
@@ -244,15 +271,26 @@ mod tests {
     /// tests/fixtures/gen_wxbizmsgcrypt.py for how they were made.
     #[test]
     fn matches_wechatpy_vectors() {
-        let v: Vectors =
-            serde_json::from_str(include_str!("../tests/fixtures/wxbizmsgcrypt_wechatpy.json")).unwrap();
+        let v: Vectors = serde_json::from_str(include_str!("../tests/fixtures/wxbizmsgcrypt_wechatpy.json")).unwrap();
         assert!(v.cases.len() >= 50);
         for (i, c) in v.cases.iter().enumerate() {
             let m = MsgCrypt::new(&c.token, &c.encoding_aes_key, &c.receive_id).unwrap();
-            assert_eq!(m.signature(&c.timestamp, &c.nonce, &c.encrypt), c.msg_signature, "case {i}: signature");
-            assert_eq!(m.open(&c.msg_signature, &c.timestamp, &c.nonce, &c.encrypt).unwrap(), c.message, "case {i}");
+            assert_eq!(
+                m.signature(&c.timestamp, &c.nonce, &c.encrypt),
+                c.msg_signature,
+                "case {i}: signature"
+            );
+            assert_eq!(
+                m.open(&c.msg_signature, &c.timestamp, &c.nonce, &c.encrypt).unwrap(),
+                c.message,
+                "case {i}"
+            );
             let random: [u8; 16] = c.random.as_bytes().try_into().unwrap();
-            assert_eq!(m.encrypt_with(&random, &c.message), c.encrypt, "case {i}: encryption byte for byte");
+            assert_eq!(
+                m.encrypt_with(&random, &c.message),
+                c.encrypt,
+                "case {i}: encryption byte for byte"
+            );
         }
     }
 
@@ -276,12 +314,21 @@ mod tests {
         let mut raw = STANDARD.decode(&e).unwrap();
         let n = raw.len();
         raw[n - 1] ^= 1;
-        assert!(c.decrypt(&STANDARD.encode(&raw)).is_err(), "a flipped bit breaks the padding check");
+        assert!(
+            c.decrypt(&STANDARD.encode(&raw)).is_err(),
+            "a flipped bit breaks the padding check"
+        );
         assert_eq!(c.decrypt("not base64!"), Err(CryptError::Base64));
         assert_eq!(c.decrypt("AAAA"), Err(CryptError::Decrypt));
         let (sig, body) = c.seal_push("AppId", "<xml/>", "1", "2");
         assert!(body.starts_with("<xml><AppId><![CDATA[wxc]]></AppId><Encrypt><![CDATA["));
-        let enc = body.split("<Encrypt><![CDATA[").nth(1).unwrap().split("]]>").next().unwrap();
+        let enc = body
+            .split("<Encrypt><![CDATA[")
+            .nth(1)
+            .unwrap()
+            .split("]]>")
+            .next()
+            .unwrap();
         assert_eq!(c.open(&sig, "1", "2", enc).unwrap(), "<xml/>");
     }
 }

@@ -162,10 +162,18 @@ pub trait Store: Send + Sync + 'static {
     /// Records a failed refresh (error, block, attempts, next due) and
     /// releases `owner`'s lease.
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
-    /// Stores a value WeChat pushed (verify_ticket, suite_ticket): version + 1,
-    /// committed before returning. The new version.
-    async fn put_pushed(&self, account_id: &str, kind: &str, value: &str, expires_at: i64, at: i64)
-    -> StoreResult<i64>;
+    /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `at`
+    /// (WeChat's CreateTime), committed before returning, unless a newer push
+    /// is already stored (a replayed old message changes nothing). The new
+    /// version, or None when the stored push is newer.
+    async fn put_pushed(
+        &self,
+        account_id: &str,
+        kind: &str,
+        value: &str,
+        expires_at: i64,
+        at: i64,
+    ) -> StoreResult<Option<i64>>;
     /// Records an unqualified force refresh at `now` if none happened since
     /// `not_before`; false when rate-limited. Creates the row if absent.
     async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool>;

@@ -20,6 +20,8 @@ pub struct Fetched {
     pub value: String,
     /// WeChat's own remaining life, in seconds.
     pub expires_in: i64,
+    /// A new authorizer_refresh_token WeChat returned with the value.
+    pub rotated_refresh_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,6 +191,92 @@ impl Upstream {
         fetched(&v, "ticket")
     }
 
+    /// `POST /cgi-bin/component/api_component_token` (Open Platform).
+    pub async fn component_token(
+        &self,
+        component_appid: &str,
+        secret: &str,
+        verify_ticket: &str,
+    ) -> Result<Fetched, UpstreamError> {
+        let url = format!("{}/cgi-bin/component/api_component_token", self.cfg.mp_base);
+        let body = serde_json::json!({
+            "component_appid": component_appid,
+            "component_appsecret": secret,
+            "component_verify_ticket": verify_ticket,
+        });
+        let v = self
+            .send("api_component_token", self.http.post(url).json(&body))
+            .await?;
+        fetched(&v, "component_access_token")
+    }
+
+    /// A component API call: `POST {path}?component_access_token=…` with a JSON body.
+    async fn component_call(
+        &self,
+        endpoint: &'static str,
+        component_token: &str,
+        body: serde_json::Value,
+    ) -> Result<Value, UpstreamError> {
+        let url = format!("{}/cgi-bin/component/{endpoint}", self.cfg.mp_base);
+        let req = self
+            .http
+            .post(url)
+            .query(&[("component_access_token", component_token)])
+            .json(&body);
+        self.send(endpoint, req).await
+    }
+
+    /// `api_create_preauthcode`: a single-use pre_auth_code.
+    pub async fn pre_auth_code(&self, component_token: &str, component_appid: &str) -> Result<Fetched, UpstreamError> {
+        let body = serde_json::json!({ "component_appid": component_appid });
+        let v = self
+            .component_call("api_create_preauthcode", component_token, body)
+            .await?;
+        fetched(&v, "pre_auth_code")
+    }
+
+    /// `api_query_auth`: exchanges an authorization code; the answer's
+    /// `authorization_info`.
+    pub async fn query_auth(
+        &self,
+        component_token: &str,
+        component_appid: &str,
+        authorization_code: &str,
+    ) -> Result<Value, UpstreamError> {
+        let body = serde_json::json!({ "component_appid": component_appid, "authorization_code": authorization_code });
+        let v = self.component_call("api_query_auth", component_token, body).await?;
+        v.get("authorization_info")
+            .filter(|i| i.get("authorizer_appid").and_then(Value::as_str).is_some())
+            .cloned()
+            .ok_or_else(|| UpstreamError::Malformed("no authorization_info in the answer".into()))
+    }
+
+    /// `api_authorizer_token`: an authorizer's access token from its refresh
+    /// token, and the refresh token WeChat returns with it if it changed.
+    pub async fn authorizer_token(
+        &self,
+        component_token: &str,
+        component_appid: &str,
+        authorizer_appid: &str,
+        refresh_token: &str,
+    ) -> Result<Fetched, UpstreamError> {
+        let body = serde_json::json!({
+            "component_appid": component_appid,
+            "authorizer_appid": authorizer_appid,
+            "authorizer_refresh_token": refresh_token,
+        });
+        let v = self
+            .component_call("api_authorizer_token", component_token, body)
+            .await?;
+        let mut f = fetched(&v, "authorizer_access_token")?;
+        f.rotated_refresh_token = v
+            .get("authorizer_refresh_token")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && *r != refresh_token)
+            .map(str::to_owned);
+        Ok(f)
+    }
+
     /// Sends a request, applies the success rule and counts the call by
     /// endpoint, result and errcode.
     async fn send(&self, endpoint: &'static str, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
@@ -250,6 +338,7 @@ pub fn fetched(v: &Value, field: &str) -> Result<Fetched, UpstreamError> {
     Ok(Fetched {
         value: value.to_owned(),
         expires_in,
+        rotated_refresh_token: None,
     })
 }
 
@@ -275,11 +364,8 @@ mod tests {
     fn fetched_reads_value_and_expiry() {
         let f = fetched(&json!({"access_token":"abc","expires_in":7200}), "access_token").unwrap();
         assert_eq!(
-            f,
-            Fetched {
-                value: "abc".into(),
-                expires_in: 7200
-            }
+            (f.value.as_str(), f.expires_in, f.rotated_refresh_token),
+            ("abc", 7200, None)
         );
         assert!(fetched(&json!({"expires_in":7200}), "access_token").is_err());
         assert!(fetched(&json!({"access_token":"a"}), "access_token").is_err());

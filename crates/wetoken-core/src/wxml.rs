@@ -87,12 +87,16 @@ mod tests {
 
     #[test]
     fn refuses_doctype_and_garbage() {
-        let xxe = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><A>&e;</A></xml>";
+        let xxe =
+            "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><A>&e;</A></xml>";
         assert_eq!(fields(xxe), Err(XmlError::Doctype));
         assert_eq!(fields("<!doctype html><xml/>"), Err(XmlError::Doctype));
         assert!(matches!(fields("<xml><A>unclosed</xml>"), Err(XmlError::Malformed(_))));
         assert!(matches!(fields("not xml"), Err(XmlError::Malformed(_))));
         assert!(matches!(fields(""), Err(XmlError::Malformed(_))));
-        assert!(matches!(fields("<xml><A>&bogus;</A></xml>"), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            fields("<xml><A>&bogus;</A></xml>"),
+            Err(XmlError::Malformed(_))
+        ));
     }
 }

@@ -11,6 +11,8 @@
 //! same JSON shape; every body is read through [`extract`], so the body
 //! limit holds everywhere.
 
+mod callback;
+mod component;
 pub mod error;
 pub mod extract;
 mod native;
@@ -36,6 +38,10 @@ pub struct AppState {
     pub max_body: usize,
     /// Renders `/metrics`; None when no Prometheus recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Callbacks older or newer than this (seconds) are refused.
+    pub callback_max_skew_secs: i64,
+    /// The URL WeChat and browsers reach this server at (no trailing `/`).
+    pub public_url: String,
 }
 
 impl AppState {
@@ -67,6 +73,8 @@ pub fn authorize(p: &Principal, id: &AccountId) -> Result<(), ApiError> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(native::routes())
+        .merge(component::routes())
+        .merge(callback::routes())
         .merge(ops::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -68,14 +68,59 @@ async fn credential_target(
     Ok((id, cred))
 }
 
+/// `GET …/{cred}` for any account.
+pub(crate) async fn read(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: impl FnOnce() -> Result<AccountId, ApiError>,
+    cred: &str,
+) -> Result<Json<Value>, ApiError> {
+    let (id, cred) = credential_target(st, headers, id, cred).await?;
+    let issued = st.service.get(&id, cred).await?;
+    Ok(credential_json(st, cred, &issued))
+}
+
+/// `POST …/{cred}/refresh` for any account.
+pub(crate) async fn refresh(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: impl FnOnce() -> Result<AccountId, ApiError>,
+    cred: &str,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (id, cred) = credential_target(st, headers, id, cred).await?;
+    let stale = stale_of(body.0)?;
+    let issued = st.service.refresh(&id, cred, stale.as_deref()).await?;
+    Ok(credential_json(st, cred, &issued))
+}
+
+/// `POST …/jssdk_config` for an account with a jsapi_ticket and an appid.
+pub(crate) async fn jssdk_config(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: impl FnOnce() -> Result<AccountId, ApiError>,
+    appid: &str,
+    body: JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (id, _) = credential_target(st, headers, id, "jsapi_ticket").await?;
+    let url = page_url(body.required()?)?;
+    let ticket = st.service.get(&id, Credential::JsapiTicket).await?;
+    let timestamp = st.service.now().timestamp();
+    let nonce = jssdk::nonce();
+    Ok(Json(json!({
+        "appId": appid,
+        "timestamp": timestamp,
+        "nonceStr": nonce,
+        "signature": jssdk::signature(&ticket.value, &nonce, timestamp, &url),
+    })))
+}
+
 async fn mp_get(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path((appid, cred)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, cred) = credential_target(&st, &headers, || mp_id(&appid), &cred).await?;
-    let issued = st.service.get(&id, cred).await?;
-    Ok(credential_json(&st, cred, &issued))
+    read(&st, &headers, || mp_id(&appid), &cred).await
 }
 
 /// The optional `{"stale": "…"}` of a refresh.
@@ -100,10 +145,7 @@ async fn mp_refresh(
     Path((appid, cred)): Path<(String, String)>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, cred) = credential_target(&st, &headers, || mp_id(&appid), &cred).await?;
-    let stale = stale_of(body.0)?;
-    let issued = st.service.refresh(&id, cred, stale.as_deref()).await?;
-    Ok(credential_json(&st, cred, &issued))
+    refresh(&st, &headers, || mp_id(&appid), &cred, body).await
 }
 
 async fn mp_jssdk_config(
@@ -112,17 +154,7 @@ async fn mp_jssdk_config(
     Path(appid): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, _) = credential_target(&st, &headers, || mp_id(&appid), "jsapi_ticket").await?;
-    let url = page_url(body.required()?)?;
-    let ticket = st.service.get(&id, Credential::JsapiTicket).await?;
-    let timestamp = st.service.now().timestamp();
-    let nonce = jssdk::nonce();
-    Ok(Json(json!({
-        "appId": appid,
-        "timestamp": timestamp,
-        "nonceStr": nonce,
-        "signature": jssdk::signature(&ticket.value, &nonce, timestamp, &url),
-    })))
+    jssdk_config(&st, &headers, || mp_id(&appid), &appid, body).await
 }
 
 /// The `url` of a jssdk_config request: required, an http(s) URL.

@@ -11,7 +11,17 @@
 //! `{"appid","secret"}`; `GET /__sim/calls`; `POST /__sim/faults`
 //! `{"endpoint","fault":"latency|http500|errcode|hang","ms","errcode","times"}`;
 //! `DELETE /__sim/faults`; `GET /__sim/valid?access_token=` →
-//! `{"valid": bool}`; `POST /__sim/expire` `{"appid","secs"}`.
+//! `{"valid": bool}`; `POST /__sim/expire` `{"appid","secs"}`;
+//! `POST /__sim/components` `{"appid","secret","token","aes_key"}`;
+//! `POST /__sim/components/{c}/push_ticket` `{"callback_url"}` → `{"ticket"}`;
+//! `POST /__sim/components/{c}/authorize` `{"appid","callback_url"?}` →
+//! `{"auth_code"}` (pushes `authorized` when a callback URL is given);
+//! `POST /__sim/components/{c}/unauthorize` `{"appid","callback_url"}`.
+//!
+//! Pushes are what WeChat sends to a component's authorization event URL:
+//! encrypted and signed with the component's token and EncodingAESKey
+//! (`wetoken_core::msgcrypt`, checked against Tencent's and wechatpy's
+//! vectors), `?signature&timestamp&nonce&encrypt_type=aes&msg_signature`.
 
 pub mod rules;
 
@@ -48,6 +58,10 @@ pub enum Fault {
 pub const TOKEN: &str = "token";
 pub const STABLE_TOKEN: &str = "stable_token";
 pub const GETTICKET: &str = "getticket";
+pub const COMPONENT_TOKEN: &str = "api_component_token";
+pub const PRE_AUTH_CODE: &str = "api_create_preauthcode";
+pub const QUERY_AUTH: &str = "api_query_auth";
+pub const AUTHORIZER_TOKEN: &str = "api_authorizer_token";
 
 /// Faults queued per endpoint, each with how many more calls it applies to.
 type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
@@ -56,7 +70,10 @@ type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
 struct Shared {
     world: Mutex<World>,
     calls: Mutex<HashMap<String, u64>>,
+    /// Requests being answered now, and the most ever at once, per endpoint.
+    in_flight: Mutex<HashMap<String, (u64, u64)>>,
     faults: Mutex<FaultQueues>,
+    pushers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -64,9 +81,21 @@ impl Shared {
         chrono::Utc::now().timestamp_millis()
     }
 
-    /// Counts a call and takes the fault to apply to it, if any.
-    fn enter(&self, endpoint: &str) -> Option<Fault> {
+    /// Counts a call and takes the fault to apply to it, if any. The guard
+    /// counts the call as in flight until it is dropped.
+    fn enter(self: &Arc<Self>, endpoint: &str) -> (Option<Fault>, InFlight) {
         *self.calls.lock().unwrap().entry(endpoint.to_owned()).or_default() += 1;
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            let e = f.entry(endpoint.to_owned()).or_default();
+            e.0 += 1;
+            e.1 = e.1.max(e.0);
+        }
+        let guard = InFlight(self.clone(), endpoint.to_owned());
+        (self.take_fault(endpoint), guard)
+    }
+
+    fn take_fault(&self, endpoint: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap();
         let q = faults.get_mut(endpoint)?;
         let (fault, times) = q.front_mut()?;
@@ -81,6 +110,17 @@ impl Shared {
     }
 }
 
+/// A request being answered.
+struct InFlight(Arc<Shared>, String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(e) = self.0.in_flight.lock().unwrap().get_mut(&self.1) {
+            e.0 -= 1;
+        }
+    }
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct Sim {
     addr: SocketAddr,
@@ -91,6 +131,9 @@ pub struct Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         self.task.abort();
+        for p in self.shared.pushers.lock().unwrap().drain(..) {
+            p.abort();
+        }
     }
 }
 
@@ -126,6 +169,21 @@ impl Sim {
     /// Calls received by an endpoint, faulty ones included.
     pub fn calls(&self, endpoint: &str) -> u64 {
         self.shared.calls.lock().unwrap().get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// The most requests to an endpoint ever answered at once.
+    pub fn max_in_flight(&self, endpoint: &str) -> u64 {
+        self.shared.in_flight.lock().unwrap().get(endpoint).map_or(0, |e| e.1)
+    }
+
+    /// An existing authorization of `authorizer` to `component`; its refresh
+    /// token (to import into wetoken).
+    pub fn add_authorization(&self, component: &str, authorizer: &str) -> String {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .add_authorization(component, authorizer)
     }
 
     /// Calls to the token endpoints (classic and stable) together.
@@ -168,6 +226,170 @@ impl Sim {
     pub fn reset_quota(&self) {
         self.shared.world.lock().unwrap().reset_quota();
     }
+
+    /// Registers an Open Platform component.
+    pub fn add_component(&self, appid: &str, secret: &str, token: &str, aes_key: &str) {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .add_component(appid, secret, token, aes_key);
+    }
+
+    /// Pushes a new component_verify_ticket to `callback_url`, as WeChat does
+    /// every 10 minutes. The ticket and the HTTP status of the answer.
+    pub async fn push_verify_ticket(&self, component: &str, callback_url: &str) -> Result<(String, u16), String> {
+        push_verify_ticket(&self.shared, component, callback_url).await
+    }
+
+    /// Pushes a verify ticket now and then every `every`, until the simulator stops.
+    pub fn start_pushing(&self, component: &str, callback_url: &str, every: Duration) {
+        let (shared, c, url) = (self.shared.clone(), component.to_owned(), callback_url.to_owned());
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = push_verify_ticket(&shared, &c, &url).await {
+                    tracing::warn!(component = %c, error = %e, "verify ticket push failed");
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        self.shared.pushers.lock().unwrap().push(task);
+    }
+
+    /// An administrator authorizes `authorizer` to `component`: a new
+    /// authorization code, pushed as an `authorized` event when a callback URL
+    /// is given. The code (it also works on the landing page).
+    pub async fn authorize(
+        &self,
+        component: &str,
+        authorizer: &str,
+        callback_url: Option<&str>,
+    ) -> Result<String, String> {
+        authorize(&self.shared, component, authorizer, callback_url).await
+    }
+
+    /// An administrator revokes the authorization: an `unauthorized` event.
+    pub async fn unauthorize(&self, component: &str, authorizer: &str, callback_url: &str) -> Result<u16, String> {
+        unauthorize(&self.shared, component, authorizer, callback_url).await
+    }
+
+    /// Sends any message to a component's callback, encrypted and signed as WeChat would.
+    pub async fn push_message(&self, component: &str, callback_url: &str, message: &str) -> Result<u16, String> {
+        push(&self.shared, component, callback_url, message).await
+    }
+
+    /// The authorizer's current refresh token at WeChat.
+    pub fn refresh_token_of(&self, component: &str, authorizer: &str) -> Option<String> {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .refresh_token_of(component, authorizer)
+    }
+
+    /// Makes the authorizer's refresh token invalid (61023 next time).
+    pub fn invalidate_refresh_token(&self, component: &str, authorizer: &str) {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .invalidate_refresh_token(component, authorizer);
+    }
+}
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// Encrypts, signs and POSTs a message to a component's callback URL.
+async fn push(shared: &Shared, component: &str, callback_url: &str, message: &str) -> Result<u16, String> {
+    let app = shared
+        .world
+        .lock()
+        .unwrap()
+        .component(component)
+        .cloned()
+        .ok_or("unknown component")?;
+    let crypt =
+        wetoken_core::msgcrypt::MsgCrypt::new(&app.token, &app.aes_key, component).map_err(|e| e.to_string())?;
+    let timestamp = (shared.now() / 1000).to_string();
+    let nonce = rand::random::<u32>().to_string();
+    let (msg_signature, body) = crypt.seal_push("AppId", message, &timestamp, &nonce);
+    let signature = wetoken_core::msgcrypt::sha1_sorted(&[&app.token, &timestamp, &nonce]);
+    let resp = http()
+        .post(callback_url)
+        .query(&[
+            ("signature", signature.as_str()),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("encrypt_type", "aes"),
+            ("msg_signature", msg_signature.as_str()),
+        ])
+        .header("content-type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    if status == 200 && text != "success" {
+        return Err(format!("the callback answered {text:?} instead of success"));
+    }
+    Ok(status)
+}
+
+async fn push_verify_ticket(shared: &Shared, component: &str, callback_url: &str) -> Result<(String, u16), String> {
+    let now = shared.now();
+    let ticket = shared
+        .world
+        .lock()
+        .unwrap()
+        .new_verify_ticket(component, now)
+        .ok_or("unknown component")?;
+    let msg = format!(
+        "<xml><AppId><![CDATA[{component}]]></AppId><CreateTime>{}</CreateTime>\
+         <InfoType><![CDATA[component_verify_ticket]]></InfoType>\
+         <ComponentVerifyTicket><![CDATA[{ticket}]]></ComponentVerifyTicket></xml>",
+        now / 1000
+    );
+    let status = push(shared, component, callback_url, &msg).await?;
+    Ok((ticket, status))
+}
+
+async fn unauthorize(shared: &Shared, component: &str, authorizer: &str, callback_url: &str) -> Result<u16, String> {
+    let msg = format!(
+        "<xml><AppId><![CDATA[{component}]]></AppId><CreateTime>{}</CreateTime>\
+         <InfoType><![CDATA[unauthorized]]></InfoType><AuthorizerAppid><![CDATA[{authorizer}]]></AuthorizerAppid></xml>",
+        shared.now() / 1000
+    );
+    push(shared, component, callback_url, &msg).await
+}
+
+async fn authorize(
+    shared: &Shared,
+    component: &str,
+    authorizer: &str,
+    callback_url: Option<&str>,
+) -> Result<String, String> {
+    let now = shared.now();
+    let code = shared.world.lock().unwrap().new_auth_code(component, authorizer, now);
+    if let Some(url) = callback_url {
+        let msg = format!(
+            "<xml><AppId><![CDATA[{component}]]></AppId><CreateTime>{}</CreateTime>\
+             <InfoType><![CDATA[authorized]]></InfoType><AuthorizerAppid><![CDATA[{authorizer}]]></AuthorizerAppid>\
+             <AuthorizationCode><![CDATA[{code}]]></AuthorizationCode>\
+             <AuthorizationCodeExpiredTime>{}</AuthorizationCodeExpiredTime>\
+             <PreAuthCode><![CDATA[preauthcode@@@sim]]></PreAuthCode></xml>",
+            now / 1000,
+            now / 1000 + 600
+        );
+        push(shared, component, url, &msg).await?;
+    }
+    Ok(code)
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -175,11 +397,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/token", get(classic))
         .route("/cgi-bin/stable_token", post(stable))
         .route("/cgi-bin/ticket/getticket", get(getticket))
+        .route("/cgi-bin/component/{endpoint}", post(component_api))
         .route("/__sim/apps", post(ctl_add_app))
         .route("/__sim/calls", get(ctl_calls))
         .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
         .route("/__sim/valid", get(ctl_valid))
         .route("/__sim/expire", post(ctl_expire))
+        .route("/__sim/components", post(ctl_add_component))
+        .route("/__sim/components/{c}/{action}", post(ctl_component_action))
         .with_state(shared)
 }
 
@@ -212,7 +437,8 @@ fn answer(v: Value) -> Response {
 }
 
 async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = apply(s.enter(TOKEN)).await {
+    let (fault, _in_flight) = s.enter(TOKEN);
+    if let Some(r) = apply(fault).await {
         return r;
     }
     let now = s.now();
@@ -226,7 +452,8 @@ async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, S
 }
 
 async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
-    if let Some(r) = apply(s.enter(STABLE_TOKEN)).await {
+    let (fault, _in_flight) = s.enter(STABLE_TOKEN);
+    if let Some(r) = apply(fault).await {
         return r;
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
@@ -244,7 +471,8 @@ async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respon
 }
 
 async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = apply(s.enter(GETTICKET)).await {
+    let (fault, _in_flight) = s.enter(GETTICKET);
+    if let Some(r) = apply(fault).await {
         return r;
     }
     let now = s.now();
@@ -254,6 +482,87 @@ async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String,
         now,
     );
     answer(a)
+}
+
+/// `POST /cgi-bin/component/{api_component_token|api_create_preauthcode|api_query_auth|api_authorizer_token}`.
+async fn component_api(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(endpoint): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let name = match endpoint.as_str() {
+        "api_component_token" => COMPONENT_TOKEN,
+        "api_create_preauthcode" => PRE_AUTH_CODE,
+        "api_query_auth" => QUERY_AUTH,
+        "api_authorizer_token" => AUTHORIZER_TOKEN,
+        _ => return answer(json!({"errcode": 48001, "errmsg": "api unauthorized"})),
+    };
+    let (fault, _in_flight) = s.enter(name);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
+    };
+    // The component token may come as component_access_token (classic) or access_token (newer docs).
+    let token = q
+        .get("component_access_token")
+        .or_else(|| q.get("access_token"))
+        .map(String::as_str);
+    let now = s.now();
+    let mut w = s.world.lock().unwrap();
+    answer(match name {
+        COMPONENT_TOKEN => w.component_token(&v, now),
+        PRE_AUTH_CODE => w.pre_auth_code(token, &v, now),
+        QUERY_AUTH => w.query_auth(token, &v, now),
+        _ => w.authorizer_token(token, &v, now),
+    })
+}
+
+#[derive(Deserialize)]
+struct ComponentBody {
+    appid: String,
+    secret: String,
+    token: String,
+    aes_key: String,
+}
+
+async fn ctl_add_component(State(s): State<Arc<Shared>>, Json(b): Json<ComponentBody>) -> StatusCode {
+    s.world
+        .lock()
+        .unwrap()
+        .add_component(&b.appid, &b.secret, &b.token, &b.aes_key);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ActionBody {
+    appid: Option<String>,
+    callback_url: Option<String>,
+}
+
+async fn ctl_component_action(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path((c, action)): axum::extract::Path<(String, String)>,
+    Json(b): Json<ActionBody>,
+) -> Response {
+    let result = match (action.as_str(), b.appid.as_deref(), b.callback_url.as_deref()) {
+        ("push_ticket", _, Some(url)) => push_verify_ticket(&s, &c, url).await.map(|(t, _)| json!({"ticket": t})),
+        ("authorize", Some(appid), url) => authorize(&s, &c, appid, url)
+            .await
+            .map(|code| json!({"auth_code": code})),
+        ("unauthorize", Some(appid), Some(url)) => unauthorize(&s, &c, appid, url)
+            .await
+            .map(|status| json!({"status": status})),
+        _ => Err(
+            "push_ticket needs callback_url; authorize needs appid; unauthorize needs appid and callback_url".into(),
+        ),
+    };
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,12 @@
 //! | errors | 40002 grant_type, 41002 no appid, 41004 no secret, 40013 unknown appid, 40125 wrong secret, 41001 no token, 40001 invalid/retired token, 42001 expired token, 45009 daily quota, 47001 bad JSON | as WeChat |
 //! | success | token endpoints omit errcode; getticket says errcode 0 | as WeChat |
 //! | daily quota | 2000 token calls a day on a new account | `daily_quota`, per appid and endpoint |
+//! | component_verify_ticket | pushed every 10 min, valid 12 h; api_component_token needs a valid one (61006 unknown, 61005 expired) | `new_verify_ticket`, `component_token` |
+//! | component_access_token | each fetch issues a new one, the previous valid 5 min | family `Component` |
+//! | pre_auth_code | single use, 600 s | `pre_auth_code` |
+//! | authorization code | from the authorization page or the `authorized` event, 10 min; usable by both | `new_auth_code`, `query_auth` (61009 invalid) |
+//! | authorizer_refresh_token | replaced by a new authorization; may rotate on api_authorizer_token (then the old one works 5 min); else 61023 | `authorizer_token` |
+//! | unknown component | 61011 | |
 
 use std::collections::HashMap;
 
@@ -37,6 +43,8 @@ pub struct SimConfig {
     pub force_min_gap_secs: i64,
     /// Effective force refreshes a day.
     pub force_daily: u32,
+    /// api_authorizer_token answers a new authorizer_refresh_token each time.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for SimConfig {
@@ -49,6 +57,7 @@ impl Default for SimConfig {
             stable_rotate_window_secs: 300,
             force_min_gap_secs: 30,
             force_daily: 20,
+            rotate_refresh_tokens: false,
         }
     }
 }
@@ -57,6 +66,8 @@ impl Default for SimConfig {
 pub enum Family {
     Classic,
     Stable,
+    Component,
+    Authorizer,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +87,23 @@ pub enum TokenState {
     Invalid,
 }
 
+/// An Open Platform component the simulator knows.
+#[derive(Debug, Clone)]
+pub struct ComponentApp {
+    pub secret: String,
+    pub token: String,
+    pub aes_key: String,
+    /// Verify tickets pushed, with the instant each was issued.
+    tickets: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone)]
+struct Authorization {
+    refresh_token: String,
+    /// The previous refresh token and when it stops working.
+    previous: Option<(String, i64)>,
+}
+
 #[derive(Debug, Default)]
 pub struct World {
     pub cfg: SimConfig,
@@ -86,6 +114,11 @@ pub struct World {
     forces_today: HashMap<String, u32>,
     tickets: HashMap<String, (String, i64)>,
     quota_used: HashMap<(String, &'static str), u32>,
+    components: HashMap<String, ComponentApp>,
+    pre_auth_codes: HashMap<String, (String, i64)>,
+    /// code → (component, authorizer appid, expires at)
+    auth_codes: HashMap<String, (String, String, i64)>,
+    authorizations: HashMap<(String, String), Authorization>,
 }
 
 pub type Answer = Value;
@@ -262,6 +295,206 @@ impl World {
             (ticket.clone(), now + self.cfg.ticket_ttl_secs * 1000),
         );
         json!({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": self.cfg.ticket_ttl_secs})
+    }
+
+    pub fn add_component(&mut self, appid: &str, secret: &str, token: &str, aes_key: &str) {
+        self.components.insert(
+            appid.to_owned(),
+            ComponentApp {
+                secret: secret.to_owned(),
+                token: token.to_owned(),
+                aes_key: aes_key.to_owned(),
+                tickets: Vec::new(),
+            },
+        );
+    }
+
+    pub fn component(&self, appid: &str) -> Option<&ComponentApp> {
+        self.components.get(appid)
+    }
+
+    /// A new component_verify_ticket, as WeChat pushes every 10 minutes.
+    pub fn new_verify_ticket(&mut self, component: &str, now: i64) -> Option<String> {
+        let ticket = format!("ticket@@@{}", random(60));
+        self.components.get_mut(component)?.tickets.push((ticket.clone(), now));
+        Some(ticket)
+    }
+
+    /// The appid of a valid token of `family`, or WeChat's error.
+    fn token_owner(&self, token: Option<&str>, family: Family, now: i64) -> Result<String, Answer> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| err(41001, "access_token missing"))?;
+        match self.token_state(token, now) {
+            TokenState::Invalid => Err(err(40001, "invalid credential, access_token is invalid or not latest")),
+            TokenState::Expired => Err(err(42001, "access_token expired")),
+            TokenState::Valid if self.tokens[token].family != family => Err(err(40014, "invalid access_token")),
+            TokenState::Valid => Ok(self.tokens[token].appid.clone()),
+        }
+    }
+
+    /// Re-labels an issued token answer: `{"<field>": token, "expires_in"}`.
+    fn issue_as(&mut self, appid: &str, family: Family, field: &str, now: i64) -> (String, Answer) {
+        let a = self.issue(appid, family, now);
+        let token = a["access_token"].as_str().unwrap_or_default().to_owned();
+        (
+            token.clone(),
+            json!({ field: token, "expires_in": self.cfg.token_ttl_secs }),
+        )
+    }
+
+    /// `POST /cgi-bin/component/api_component_token`.
+    pub fn component_token(&mut self, body: &Value, now: i64) -> Answer {
+        let appid = body["component_appid"].as_str().unwrap_or_default();
+        let Some(c) = self.components.get(appid) else {
+            return err(61011, "invalid component");
+        };
+        match body["component_appsecret"].as_str() {
+            None | Some("") => return err(41004, "appsecret missing"),
+            Some(s) if s != c.secret => return err(40125, "invalid appsecret"),
+            Some(_) => {}
+        }
+        let ticket = body["component_verify_ticket"].as_str().unwrap_or_default();
+        match c.tickets.iter().find(|(t, _)| t == ticket) {
+            None => return err(61006, "component ticket is invalid"),
+            Some((_, issued)) if now - issued > 12 * 3600 * 1000 => return err(61005, "component ticket is expired"),
+            Some(_) => {}
+        }
+        let used = self
+            .quota_used
+            .entry((appid.to_owned(), "api_component_token"))
+            .or_default();
+        if *used >= self.cfg.daily_quota {
+            return err(45009, "reach max api daily quota limit");
+        }
+        *used += 1;
+        let appid = appid.to_owned();
+        self.issue_as(&appid, Family::Component, "component_access_token", now)
+            .1
+    }
+
+    /// `POST /cgi-bin/component/api_create_preauthcode`.
+    pub fn pre_auth_code(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        let owner = match self.token_owner(token, Family::Component, now) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        if body["component_appid"].as_str() != Some(owner.as_str()) {
+            return err(61011, "invalid component");
+        }
+        let code = format!("preauthcode@@@{}", random(40));
+        self.pre_auth_codes.insert(code.clone(), (owner, now + 600_000));
+        json!({"pre_auth_code": code, "expires_in": 600})
+    }
+
+    /// An authorization code, as WeChat gives one after an administrator
+    /// authorizes `authorizer` (in the redirect and in the `authorized` event).
+    pub fn new_auth_code(&mut self, component: &str, authorizer: &str, now: i64) -> String {
+        let code = format!("queryauthcode@@@{}", random(40));
+        self.auth_codes.insert(
+            code.clone(),
+            (component.to_owned(), authorizer.to_owned(), now + 600_000),
+        );
+        code
+    }
+
+    fn new_refresh_token() -> String {
+        format!("refreshtoken@@@{}", random(40))
+    }
+
+    /// `POST /cgi-bin/component/api_query_auth`.
+    pub fn query_auth(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        let owner = match self.token_owner(token, Family::Component, now) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        let code = body["authorization_code"].as_str().unwrap_or_default();
+        let Some((component, authorizer, expires)) = self.auth_codes.get(code).cloned() else {
+            return err(61009, "code is invalid");
+        };
+        if component != owner || now > expires {
+            return err(61009, "code is invalid");
+        }
+        // A new authorization replaces the previous refresh token at once.
+        let refresh = Self::new_refresh_token();
+        self.authorizations.insert(
+            (component, authorizer.clone()),
+            Authorization {
+                refresh_token: refresh.clone(),
+                previous: None,
+            },
+        );
+        let (token, _) = self.issue_as(&authorizer, Family::Authorizer, "authorizer_access_token", now);
+        json!({"authorization_info": {
+            "authorizer_appid": authorizer,
+            "authorizer_access_token": token,
+            "expires_in": self.cfg.token_ttl_secs,
+            "authorizer_refresh_token": refresh,
+            "func_info": [{"funcscope_category": {"id": 1}}, {"funcscope_category": {"id": 15}}],
+        }})
+    }
+
+    /// `POST /cgi-bin/component/api_authorizer_token`.
+    pub fn authorizer_token(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        let owner = match self.token_owner(token, Family::Component, now) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        let appid = body["authorizer_appid"].as_str().unwrap_or_default().to_owned();
+        let presented = body["authorizer_refresh_token"].as_str().unwrap_or_default();
+        let rotate = self.cfg.rotate_refresh_tokens;
+        let grace = self.cfg.grace_secs * 1000;
+        let Some(auth) = self.authorizations.get_mut(&(owner, appid.clone())) else {
+            return err(61023, "refresh_token is invalid");
+        };
+        let current = auth.refresh_token == presented;
+        let in_grace = auth
+            .previous
+            .as_ref()
+            .is_some_and(|(p, until)| p == presented && now < *until);
+        if !current && !in_grace {
+            return err(61023, "refresh_token is invalid");
+        }
+        if rotate && current {
+            let new = Self::new_refresh_token();
+            auth.previous = Some((std::mem::replace(&mut auth.refresh_token, new), now + grace));
+        }
+        let refresh = auth.refresh_token.clone();
+        let (token, _) = self.issue_as(&appid, Family::Authorizer, "authorizer_access_token", now);
+        json!({"authorizer_access_token": token, "expires_in": self.cfg.token_ttl_secs, "authorizer_refresh_token": refresh})
+    }
+
+    /// An existing authorization (as if the administrator had authorized
+    /// long ago): its refresh token, for importing into wetoken.
+    pub fn add_authorization(&mut self, component: &str, authorizer: &str) -> String {
+        let refresh = Self::new_refresh_token();
+        self.authorizations.insert(
+            (component.to_owned(), authorizer.to_owned()),
+            Authorization {
+                refresh_token: refresh.clone(),
+                previous: None,
+            },
+        );
+        refresh
+    }
+
+    /// The authorizer's current refresh token (tests check what wetoken stored).
+    pub fn refresh_token_of(&self, component: &str, authorizer: &str) -> Option<String> {
+        self.authorizations
+            .get(&(component.to_owned(), authorizer.to_owned()))
+            .map(|a| a.refresh_token.clone())
+    }
+
+    /// Invalidates an authorizer's refresh token (as an authorization
+    /// elsewhere would): the next api_authorizer_token answers 61023.
+    pub fn invalidate_refresh_token(&mut self, component: &str, authorizer: &str) {
+        if let Some(a) = self
+            .authorizations
+            .get_mut(&(component.to_owned(), authorizer.to_owned()))
+        {
+            a.refresh_token = Self::new_refresh_token();
+            a.previous = None;
+        }
     }
 
     /// Shortens every live token of an app to expire in `secs` (tests of

@@ -483,12 +483,14 @@ impl Store for OracleStore {
         value: &str,
         expires_at: i64,
         at: i64,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<Option<i64>> {
         let (a, k, v) = (account_id.to_owned(), kind.to_owned(), value.to_owned());
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, &k)?;
-            exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &a, &k])?;
-            version_of(conn, sql, &a, &k)
+            if exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &a, &k, &at])? == 0 {
+                return Ok(None);
+            }
+            version_of(conn, sql, &a, &k).map(Some)
         })
         .await
     }

@@ -396,18 +396,23 @@ macro_rules! sql_store {
                 value: &str,
                 expires_at: i64,
                 at: i64,
-            ) -> StoreResult<i64> {
+            ) -> StoreResult<Option<i64>> {
                 self.ensure_row(account_id, kind).await?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                sqlx::query(self.sql.put_pushed)
+                let n = sqlx::query(self.sql.put_pushed)
                     .bind(value)
                     .bind(expires_at)
                     .bind(at)
                     .bind(account_id)
                     .bind(kind)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(map_err)?;
+                    .map_err(map_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(None);
+                }
                 let (version,): (i64,) = sqlx::query_as(self.sql.select_version)
                     .bind(account_id)
                     .bind(kind)
@@ -415,7 +420,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(version)
+                Ok(Some(version))
             }
 
             async fn try_mark_forced(

@@ -164,7 +164,8 @@ impl Statements {
             ),
             put_pushed: s(
                 "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, \
-                 version = version + 1, due_at = NULL WHERE account_id = ? AND kind = ?"
+                 version = version + 1, due_at = NULL WHERE account_id = ? AND kind = ? \
+                 AND (refreshed_at IS NULL OR refreshed_at <= ?)"
                     .into(),
             ),
             mark_forced: s("UPDATE wt_credentials SET forced_at = ? \

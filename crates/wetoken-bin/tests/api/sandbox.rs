@@ -32,7 +32,7 @@ async fn sandbox_prints_curl_lines_that_work() {
     })
     .await
     .expect("sandbox printed its curl lines");
-    assert_eq!(curls.len(), 5, "{curls:?}");
+    assert_eq!(curls.len(), 9, "{curls:?}");
     let have_curl = std::process::Command::new("curl").arg("--version").output().is_ok();
     for line in &curls {
         let body = if have_curl {
@@ -72,13 +72,17 @@ async fn sandbox_prints_curl_lines_that_work() {
 /// Without curl on the machine: the same request, parsed from the line.
 async fn run_like_curl(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let url = words.iter().find(|w| w.starts_with("http://")).unwrap();
+    let url = words
+        .iter()
+        .find(|w| w.trim_matches('\'').starts_with("http://"))
+        .map(|w| w.trim_matches('\''))
+        .unwrap();
     let key = line.split("Bearer ").nth(1).map(|r| r.split('\'').next().unwrap());
     let body = line.split("-d '").nth(1).map(|r| r.trim_end_matches('\'').to_owned());
     let mut req = if line.contains("-X POST") {
-        client().post(*url)
+        client().post(url)
     } else {
-        client().get(*url)
+        client().get(url)
     };
     if let Some(k) = key {
         req = req.bearer_auth(k);

@@ -20,11 +20,16 @@ impl CredentialService {
                 new.id.kind()
             )));
         }
+        self.require_parent(&new.id).await?;
         let now = to_millis(self.now());
+        let mut config = new.config;
+        if new.id.parent().is_some() {
+            config.authorized_at = Some(now);
+        }
         let account = Account {
             id: new.id,
             secrets: new.secrets,
-            config: new.config,
+            config,
             status: AccountStatus::Active,
             created_at: now,
             updated_at: now,

@@ -23,6 +23,7 @@
 //! before they reach the store.
 
 mod admin;
+pub mod component;
 pub mod scheduler;
 
 use std::collections::HashMap;
@@ -330,6 +331,21 @@ enum FetchError {
     Dependency(ServiceError),
 }
 
+impl From<FetchError> for ServiceError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Own(u) => ServiceError::Upstream(u),
+            FetchError::Dependency(d) => d,
+        }
+    }
+}
+
+/// A secret the fetch needs, or why it cannot start.
+fn secret_of<'a>(s: Option<&'a crate::secret::Secret>, what: &str) -> std::result::Result<&'a str, FetchError> {
+    s.map(crate::secret::Secret::expose)
+        .ok_or_else(|| FetchError::Dependency(ServiceError::Invalid(format!("the account has no {what}"))))
+}
+
 impl Inner {
     fn now_ms(&self) -> i64 {
         to_millis(self.clock.now())
@@ -561,6 +577,13 @@ impl Inner {
                 let ahead = self.cfg.refresh_ahead.as_millis() as i64;
                 let due_at = timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), unchanged);
                 let sealed = self.key.seal(&f.value);
+                // WeChat rotated the authorizer_refresh_token: store it with the token.
+                let rotated = f.rotated_refresh_token.as_ref().map(|r| {
+                    let mut secrets = account.secrets.clone();
+                    secrets.refresh_token = Some(crate::secret::Secret::new(r.clone()));
+                    self.key
+                        .seal(&serde_json::to_string(&secrets).expect("secrets serialize"))
+                });
                 let version = self
                     .store
                     .complete_refresh(&RefreshWrite {
@@ -571,7 +594,7 @@ impl Inner {
                         expires_at,
                         refreshed_at: now,
                         due_at,
-                        account_secrets: None,
+                        account_secrets: rotated.as_deref(),
                     })
                     .await?;
                 match version {
@@ -636,48 +659,153 @@ impl Inner {
         cred: Credential,
         force: bool,
     ) -> std::result::Result<Fetched, FetchError> {
+        let up = &self.upstream;
         match (&account.id, cred) {
             (AccountId::Mp { appid }, Credential::AccessToken) => {
-                let secret = account
-                    .secrets
-                    .secret
-                    .as_ref()
-                    .ok_or_else(|| FetchError::Dependency(ServiceError::Invalid("account has no secret".into())))?;
+                let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
                 let api = account.config.token_api;
                 // Classic always issues a new token; force matters to stable only.
                 let force = force && api == TokenApi::Stable;
-                self.upstream
-                    .mp_access_token(api, appid.as_str(), secret.expose(), force)
+                up.mp_access_token(api, appid.as_str(), secret, force)
                     .await
                     .map_err(FetchError::Own)
             }
-            (AccountId::Mp { .. }, Credential::JsapiTicket | Credential::WxCardTicket) => {
+            (
+                AccountId::Mp { .. } | AccountId::Authorizer { .. },
+                Credential::JsapiTicket | Credential::WxCardTicket,
+            ) => {
                 let ty = if cred == Credential::JsapiTicket {
                     "jsapi"
                 } else {
                     "wx_card"
                 };
-                let service = CredentialService { inner: self.clone() };
-                let token = service
-                    .get(&account.id, Credential::AccessToken)
+                self.with_token(&account.id, move |token| async move { up.mp_ticket(&token, ty).await })
                     .await
-                    .map_err(FetchError::Dependency)?;
-                match self.upstream.mp_ticket(&token.value, ty).await {
-                    Err(e) if e.is_token_rejected() => {
-                        let token = service
-                            .refresh(&account.id, Credential::AccessToken, Some(&token.value))
-                            .await
-                            .map_err(FetchError::Dependency)?;
-                        self.upstream.mp_ticket(&token.value, ty).await.map_err(FetchError::Own)
-                    }
-                    r => r.map_err(FetchError::Own),
+            }
+            (AccountId::Component { appid }, Credential::AccessToken) => {
+                let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
+                let ticket = self
+                    .pushed_value(&account.id, Credential::VerifyTicket)
+                    .await
+                    .map_err(FetchError::Dependency)?
+                    .ok_or_else(|| {
+                        FetchError::Dependency(ServiceError::Unavailable(format!(
+                            "no valid component_verify_ticket has been received for {}: WeChat pushes one every \
+                             10 minutes to the authorization event URL /callback/component/{appid}",
+                            account.id
+                        )))
+                    })?;
+                up.component_token(appid.as_str(), secret, &ticket)
+                    .await
+                    .map_err(FetchError::Own)
+            }
+            (AccountId::Authorizer { component_appid, appid }, Credential::AccessToken) => {
+                let refresh = secret_of(account.secrets.refresh_token.as_ref(), "refresh_token")?;
+                let component = AccountId::Component {
+                    appid: component_appid.clone(),
+                };
+                let (c, a) = (component_appid.as_str(), appid.as_str());
+                let r = self
+                    .with_token(&component, move |token| async move {
+                        up.authorizer_token(&token, c, a, refresh).await
+                    })
+                    .await;
+                if let Err(FetchError::Own(e)) = &r
+                    && e.errcode() == 61023
+                {
+                    // The refresh token is dead: only a new authorization helps.
+                    let _ = self.set_status(account, AccountStatus::NeedsReauthorization).await;
                 }
+                r
             }
             (id, cred) => Err(FetchError::Dependency(ServiceError::Unavailable(format!(
                 "fetching {cred} for {} accounts is not supported by this version",
                 id.kind()
             )))),
         }
+    }
+
+    /// Calls WeChat with the current access token of `holder`; if WeChat
+    /// rejects the token (40001/40014/42001), refreshes it by
+    /// compare-and-refresh and tries once more.
+    async fn with_token<T, F, Fut>(self: &Arc<Self>, holder: &AccountId, call: F) -> std::result::Result<T, FetchError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, UpstreamError>>,
+    {
+        let service = CredentialService { inner: self.clone() };
+        let token = service
+            .get(holder, Credential::AccessToken)
+            .await
+            .map_err(FetchError::Dependency)?;
+        match call(token.value.clone()).await {
+            Err(e) if e.is_token_rejected() => {
+                let token = service
+                    .refresh(holder, Credential::AccessToken, Some(&token.value))
+                    .await
+                    .map_err(FetchError::Dependency)?;
+                call(token.value).await.map_err(FetchError::Own)
+            }
+            r => r.map_err(FetchError::Own),
+        }
+    }
+
+    /// The latest pushed value (verify_ticket, suite_ticket) if still valid.
+    async fn pushed_value(&self, id: &AccountId, cred: Credential) -> Result<Option<String>> {
+        let now = self.now_ms();
+        let row = self.store.credential(&id.to_string(), cred.as_str()).await?;
+        match row.filter(|r| r.expires_at.is_some_and(|e| e > now)) {
+            Some(r) => self.decrypt(&r),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_status(&self, account: &Account, status: AccountStatus) -> Result<()> {
+        let mut a = account.clone();
+        a.status = status;
+        a.updated_at = self.now_ms();
+        self.store.update_account(&self.account_row(&a), false).await?;
+        Ok(())
+    }
+
+    /// Writes a value obtained outside a refresh (api_query_auth's token) under
+    /// the lease, as a refresh would. Skipped if another holder has the lease.
+    async fn store_value(&self, id: &AccountId, cred: Credential, value: &str, expires_in: i64) -> Result<()> {
+        let sid = id.to_string();
+        let owner = &self.cfg.instance_id;
+        let now = self.now_ms();
+        let seen = self
+            .store
+            .credential(&sid, cred.as_str())
+            .await?
+            .map_or(0, |r| r.version);
+        let until = now + self.cfg.lease.as_millis() as i64;
+        if !self
+            .store
+            .try_lease(&sid, cred.as_str(), owner, seen, now, until)
+            .await?
+        {
+            return Ok(());
+        }
+        let expires_at = now + expires_in * 1000;
+        let ahead = self.cfg.refresh_ahead.as_millis() as i64;
+        let written = self
+            .store
+            .complete_refresh(&RefreshWrite {
+                account_id: &sid,
+                kind: cred.as_str(),
+                owner,
+                value: &self.key.seal(value),
+                expires_at,
+                refreshed_at: now,
+                due_at: timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), false),
+                account_secrets: None,
+            })
+            .await?;
+        if written.is_some() {
+            self.remember(&(id.clone(), cred), value.to_owned(), expires_at, now);
+        }
+        Ok(())
     }
 
     /// The account, if it exists and is not revoked.

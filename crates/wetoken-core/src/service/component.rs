@@ -1,0 +1,311 @@
+//! The Open Platform flow (SPEC §3, §5): verify tickets pushed by WeChat,
+//! pre-authorization, authorization events, and the authorizers a component
+//! manages. The component's and authorizers' tokens themselves are fetched by
+//! the engine (`fetch` in `mod.rs`) like any other credential.
+
+use serde_json::{Value, json};
+
+use super::{CredentialService, Result, ServiceError, rfc3339_ms};
+use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
+use crate::domain::{AccountId, Credential, Ident};
+use crate::msgcrypt::MsgCrypt;
+use crate::secret::Secret;
+
+/// WeChat keeps a component_verify_ticket valid for 12 hours.
+const VERIFY_TICKET_LIFE_MS: i64 = 12 * 3600 * 1000;
+
+/// The optional parts of an authorization URL (SPEC §3).
+#[derive(Debug, Clone, Default)]
+pub struct AuthUrlParams {
+    pub auth_type: Option<String>,
+    pub biz_appid: Option<Ident>,
+    pub category_id_list: Option<String>,
+    /// The H5 `bindcomponent` form instead of the PC `componentloginpage`.
+    pub h5: bool,
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The URL an administrator opens to authorize accounts to a component:
+/// every value URL-encoded.
+pub fn auth_url(component_appid: &str, pre_auth_code: &str, redirect_uri: &str, p: &AuthUrlParams) -> String {
+    let mut q = format!(
+        "component_appid={}&pre_auth_code={}&redirect_uri={}&auth_type={}",
+        enc(component_appid),
+        enc(pre_auth_code),
+        enc(redirect_uri),
+        enc(p.auth_type.as_deref().unwrap_or("3"))
+    );
+    if let Some(b) = &p.biz_appid {
+        q.push_str(&format!("&biz_appid={}", enc(b.as_str())));
+    }
+    if let Some(c) = &p.category_id_list {
+        q.push_str(&format!("&category_id_list={}", enc(c)));
+    }
+    if p.h5 {
+        format!(
+            "https://open.weixin.qq.com/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&{q}#wechat_redirect"
+        )
+    } else {
+        format!("https://mp.weixin.qq.com/cgi-bin/componentloginpage?{q}")
+    }
+}
+
+fn component_appid(id: &AccountId) -> Result<&Ident> {
+    match id {
+        AccountId::Component { appid } => Ok(appid),
+        other => Err(ServiceError::Invalid(format!("{other} is not a component"))),
+    }
+}
+
+impl CredentialService {
+    /// The callback crypto of a component or suite: its token and
+    /// EncodingAESKey, receive id = its appid / suite_id.
+    pub async fn callback_crypt(&self, id: &AccountId) -> Result<MsgCrypt> {
+        let a = self.inner.account(id).await?;
+        let receive_id = match id {
+            AccountId::Component { appid } => appid.as_str(),
+            AccountId::Suite { suite_id } => suite_id.as_str(),
+            other => return Err(ServiceError::Invalid(format!("{other} receives no callbacks"))),
+        };
+        let (Some(token), Some(key)) = (&a.secrets.token, &a.secrets.aes_key) else {
+            return Err(ServiceError::Invalid(format!("{id} has no callback token and aes_key")));
+        };
+        MsgCrypt::new(token.expose(), key.expose(), receive_id).map_err(|e| ServiceError::Invalid(e.to_string()))
+    }
+
+    /// Stores a component_verify_ticket WeChat pushed at `create_time`
+    /// (seconds), committed before returning. False when a newer ticket is
+    /// already stored (a replay).
+    pub async fn verify_ticket_pushed(&self, component: &AccountId, ticket: &str, create_time: i64) -> Result<bool> {
+        component_appid(component)?;
+        self.inner.account(component).await?;
+        let at = create_time.saturating_mul(1000);
+        let sealed = self.inner.key.seal(ticket);
+        let stored = self
+            .inner
+            .store
+            .put_pushed(
+                &component.to_string(),
+                Credential::VerifyTicket.as_str(),
+                &sealed,
+                at + VERIFY_TICKET_LIFE_MS,
+                at,
+            )
+            .await?;
+        Ok(stored.is_some())
+    }
+
+    /// A fresh single-use pre_auth_code and its life in seconds.
+    pub async fn pre_auth_code(&self, component: &AccountId) -> Result<(String, i64)> {
+        let c = component_appid(component)?.as_str();
+        self.inner.account(component).await?;
+        let up = &self.inner.upstream;
+        let f = self
+            .inner
+            .with_token(component, move |t| async move { up.pre_auth_code(&t, c).await })
+            .await?;
+        Ok((f.value, f.expires_in))
+    }
+
+    /// Exchanges an authorization code (from an `authorized` event or the
+    /// landing page) with api_query_auth and stores the authorizer, its
+    /// refresh token (sealed) and func_info, and the access token that came
+    /// with it. `event` is (AuthorizerAppid, CreateTime in ms) of a pushed
+    /// event: one already applied, or older than the stored authorization,
+    /// changes nothing.
+    pub async fn authorize(
+        &self,
+        component: &AccountId,
+        code: &str,
+        event: Option<(&Ident, i64)>,
+    ) -> Result<AccountId> {
+        let c = component_appid(component)?.clone();
+        self.inner.account(component).await?;
+        let now = self.inner.now_ms();
+        if let Some((appid, at)) = event {
+            let id = AccountId::Authorizer {
+                component_appid: c.clone(),
+                appid: appid.clone(),
+            };
+            if let Some(row) = self.inner.store.account(&id.to_string()).await? {
+                let a = self.inner.decode_account(&row)?;
+                if a.status == AccountStatus::Active && a.config.authorized_at.is_some_and(|t| t >= at) {
+                    return Ok(id);
+                }
+            }
+        }
+        let up = &self.inner.upstream;
+        let cs = c.as_str();
+        let info = self
+            .inner
+            .with_token(component, move |t| async move { up.query_auth(&t, cs, code).await })
+            .await?;
+        let appid_text = info["authorizer_appid"].as_str().unwrap_or_default();
+        let appid = Ident::parse("authorizer_appid", appid_text).map_err(|e| ServiceError::Invalid(e.0))?;
+        let id = AccountId::Authorizer {
+            component_appid: c,
+            appid,
+        };
+        let at = event.map_or(now, |(_, at)| at);
+        let refresh = info["authorizer_refresh_token"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(Secret::new);
+        let func_info = info.get("func_info").cloned();
+        match self.inner.store.account(&id.to_string()).await? {
+            Some(row) => {
+                let mut a = self.inner.decode_account(&row)?;
+                if refresh.is_some() {
+                    a.secrets.refresh_token = refresh;
+                }
+                a.config.func_info = func_info;
+                a.config.authorized_at = Some(at);
+                a.status = AccountStatus::Active;
+                a.updated_at = now;
+                // A new authorization supersedes every credential of the old one.
+                self.inner
+                    .store
+                    .update_account(&self.inner.account_row(&a), true)
+                    .await?;
+            }
+            None => {
+                let a = Account {
+                    id: id.clone(),
+                    secrets: Secrets {
+                        refresh_token: refresh,
+                        ..Secrets::default()
+                    },
+                    config: AccountConfig {
+                        func_info,
+                        authorized_at: Some(at),
+                        ..AccountConfig::default()
+                    },
+                    status: AccountStatus::Active,
+                    created_at: now,
+                    updated_at: now,
+                };
+                self.inner.store.insert_account(&self.inner.account_row(&a)).await?;
+            }
+        }
+        self.forget(&id);
+        if let (Some(token), Some(expires_in)) = (info["authorizer_access_token"].as_str(), info["expires_in"].as_i64())
+        {
+            self.inner
+                .store_value(&id, Credential::AccessToken, token, expires_in)
+                .await?;
+        }
+        tracing::info!(authorizer = %id, "authorized");
+        Ok(id)
+    }
+
+    /// An `unauthorized` event at `at` (ms): the authorizer is revoked and its
+    /// credentials dropped, unless it authorized again since. Whether it was.
+    pub async fn unauthorize(&self, component: &AccountId, appid: &Ident, at: i64) -> Result<bool> {
+        let c = component_appid(component)?.clone();
+        let id = AccountId::Authorizer {
+            component_appid: c,
+            appid: appid.clone(),
+        };
+        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
+            return Ok(false);
+        };
+        let mut a = self.inner.decode_account(&row)?;
+        if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
+            return Ok(false);
+        }
+        a.status = AccountStatus::Revoked;
+        a.updated_at = self.inner.now_ms();
+        self.inner
+            .store
+            .update_account(&self.inner.account_row(&a), true)
+            .await?;
+        self.forget(&id);
+        tracing::info!(authorizer = %id, "unauthorized");
+        Ok(true)
+    }
+
+    /// The authorizers of a component that are not revoked (SPEC §3).
+    pub async fn authorizers(&self, component: &AccountId) -> Result<Vec<Value>> {
+        component_appid(component)?;
+        self.inner.account(component).await?;
+        let mut out = Vec::new();
+        for row in self.inner.store.accounts(Some(&component.to_string())).await? {
+            let a = self.inner.decode_account(&row)?;
+            let AccountId::Authorizer { appid, .. } = &a.id else {
+                continue;
+            };
+            if a.status == AccountStatus::Revoked {
+                continue;
+            }
+            out.push(json!({
+                "appid": appid.as_str(),
+                "authorized_at": rfc3339_ms(a.config.authorized_at.unwrap_or(a.created_at)),
+                // SPEC §3 names an active authorization `authorized`.
+                "status": match a.status {
+                    AccountStatus::NeedsReauthorization => "needs_reauthorization",
+                    _ => "authorized",
+                },
+                "func_info": a.config.func_info.clone().unwrap_or(Value::Null),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Checks that the parent of a new child account (an imported authorizer
+    /// or corp) exists.
+    pub(super) async fn require_parent(&self, id: &AccountId) -> Result<()> {
+        if let Some(parent) = id.parent() {
+            self.inner.account(&parent).await.map_err(|e| match e {
+                ServiceError::NotFound(_) => {
+                    ServiceError::Invalid(format!("{parent} does not exist: create it before {id}"))
+                }
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_urls_in_both_forms_with_every_value_encoded() {
+        let p = AuthUrlParams {
+            biz_appid: Some(Ident::parse("biz_appid", "wxbiz").unwrap()),
+            category_id_list: Some("1|2".into()),
+            ..AuthUrlParams::default()
+        };
+        let pc = auth_url(
+            "wxc",
+            "pre@auth/code+1",
+            "https://w.example.com/callback/component/wxc/authorized?a=1",
+            &p,
+        );
+        assert_eq!(
+            pc,
+            "https://mp.weixin.qq.com/cgi-bin/componentloginpage?component_appid=wxc&pre_auth_code=pre%40auth%2Fcode%2B1\
+             &redirect_uri=https%3A%2F%2Fw.example.com%2Fcallback%2Fcomponent%2Fwxc%2Fauthorized%3Fa%3D1\
+             &auth_type=3&biz_appid=wxbiz&category_id_list=1%7C2"
+        );
+        let h5 = auth_url(
+            "wxc",
+            "p",
+            "https://x",
+            &AuthUrlParams {
+                h5: true,
+                auth_type: Some("2".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            h5,
+            "https://open.weixin.qq.com/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1\
+             &component_appid=wxc&pre_auth_code=p&redirect_uri=https%3A%2F%2Fx&auth_type=2#wechat_redirect"
+        );
+    }
+}

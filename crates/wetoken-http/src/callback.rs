@@ -1,0 +1,177 @@
+//! Callbacks from WeChat (SPEC §5). They authenticate with WeChat's
+//! msg_signature, not with a key. Order of checks: parse the id (400), read
+//! the body within the limit (413), refuse any DTD (400), parse the envelope
+//! (400), the timestamp window (401), the signature (401), decrypt and the
+//! receive id (401/400), then act. A refused callback changes nothing; every
+//! state change is committed before `success` is answered.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use wetoken_core::domain::{AccountId, Ident};
+use wetoken_core::msgcrypt::{CryptError, MsgCrypt};
+use wetoken_core::wxml::{self, XmlError};
+
+use crate::AppState;
+use crate::component::component_id;
+use crate::error::ApiError;
+use crate::extract::read_body;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/callback/component/{c}", post(component_event))
+        .route("/callback/component/{c}/authorized", get(landing))
+}
+
+fn xml_error(e: XmlError) -> ApiError {
+    ApiError::invalid(e.to_string())
+}
+
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// A verified, decrypted callback message: its fields.
+pub(crate) struct Verified(pub HashMap<String, String>);
+
+/// Runs every check of a pushed, encrypted message against `crypt`.
+pub(crate) async fn verify(
+    st: &AppState,
+    crypt: impl std::future::Future<Output = Result<MsgCrypt, ApiError>>,
+    q: &HashMap<String, String>,
+    body: Body,
+) -> Result<Verified, ApiError> {
+    let bytes = read_body(body, st.max_body).await?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
+    let envelope = wxml::fields(text).map_err(xml_error)?;
+    let encrypt = envelope
+        .get("Encrypt")
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| ApiError::invalid("no Encrypt element: wetoken accepts only encrypted (safe mode) callbacks"))?;
+    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
+    else {
+        return Err(unauthorized("msg_signature, timestamp and nonce are required"));
+    };
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| unauthorized("timestamp is not a number"))?;
+    if (st.service.now().timestamp() - ts).abs() > st.callback_max_skew_secs {
+        return Err(unauthorized("timestamp outside the accepted window"));
+    }
+    let plain = crypt
+        .await?
+        .open(signature, timestamp, nonce, encrypt)
+        .map_err(|e| match e {
+            CryptError::Signature => unauthorized("msg_signature does not match"),
+            CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
+            other => ApiError::invalid(other.to_string()),
+        })?;
+    Ok(Verified(wxml::fields(&plain).map_err(xml_error)?))
+}
+
+fn success() -> Response {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "success").into_response()
+}
+
+/// WeChat's CreateTime (seconds) as epoch milliseconds; now when absent.
+fn create_time_ms(st: &AppState, m: &HashMap<String, String>) -> i64 {
+    m.get("CreateTime")
+        .and_then(|t| t.parse::<i64>().ok())
+        .map_or_else(|| st.service.now().timestamp_millis(), |s| s.saturating_mul(1000))
+}
+
+fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
+    m.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::invalid(format!("the message has no {name}")))
+}
+
+/// `POST /callback/component/{c}`: verify tickets and authorization events.
+async fn component_event(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = component_id(&c)?;
+    let service = st.service.clone();
+    let crypt_id = id.clone();
+    let crypt = async move { Ok(service.callback_crypt(&crypt_id).await?) };
+    let Verified(m) = verify(&st, crypt, &q, body).await?;
+    let at = create_time_ms(&st, &m);
+    match m.get("InfoType").map(String::as_str).unwrap_or_default() {
+        "component_verify_ticket" => {
+            let ticket = field(&m, "ComponentVerifyTicket")?;
+            st.service.verify_ticket_pushed(&id, ticket, at / 1000).await?;
+        }
+        "authorized" | "updateauthorized" => {
+            let appid = Ident::parse("AuthorizerAppid", field(&m, "AuthorizerAppid")?)?;
+            let code = field(&m, "AuthorizationCode")?;
+            st.service.authorize(&id, code, Some((&appid, at))).await?;
+        }
+        "unauthorized" => {
+            let appid = Ident::parse("AuthorizerAppid", field(&m, "AuthorizerAppid")?)?;
+            st.service.unauthorize(&id, &appid, at).await?;
+        }
+        other => tracing::debug!(component = %id, info_type = other, "callback ignored"),
+    }
+    Ok(success())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width\"><title>{t}</title></head><body style=\"font-family:sans-serif;\
+         max-width:32em;margin:3em auto\"><h1>{t}</h1><p>{d}</p></body></html>",
+        t = escape(title),
+        d = escape(detail)
+    );
+    (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// `GET /callback/component/{c}/authorized?auth_code=…`: where WeChat sends
+/// the administrator after authorizing. Exchanges the code, shows the result.
+async fn landing(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let id = match component_id(&c) {
+        Ok(id) => id,
+        Err(e) => return page(StatusCode::BAD_REQUEST, "授权失败 Authorization failed", &e.message),
+    };
+    let Some(code) = q.get("auth_code").filter(|c| !c.is_empty() && c.len() <= 512) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "授权失败 Authorization failed",
+            "no auth_code in the link",
+        );
+    };
+    match st.service.authorize(&id, code, None).await {
+        Ok(AccountId::Authorizer { appid, .. }) => page(
+            StatusCode::OK,
+            "授权成功 Authorized",
+            &format!("{appid} is now authorized to {c}. You can close this page."),
+        ),
+        Ok(other) => page(StatusCode::OK, "授权成功 Authorized", &other.to_string()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            page(e.status, "授权失败 Authorization failed", &e.message)
+        }
+    }
+}
