@@ -520,24 +520,32 @@ async fn a_thousand_authorizers_are_refreshed_proactively_within_the_concurrency
         "the engine's bound of 16: {}",
         sim.max_in_flight(AUTHORIZER_TOKEN)
     );
-    let text = srv
-        .client
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let proactive: f64 = text
-        .lines()
-        .filter(|l| {
-            l.starts_with("wetoken_refreshes_total")
-                && l.contains("trigger=\"proactive\"")
-                && l.contains("result=\"ok\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    // The last refreshes may still be writing: wait for their count.
+    let mut proactive = 0.0;
+    for _ in 0..100 {
+        let text = srv
+            .client
+            .get(format!("{}/metrics", srv.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        proactive = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("wetoken_refreshes_total")
+                    && l.contains("trigger=\"proactive\"")
+                    && l.contains("result=\"ok\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if proactive >= 1000.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(proactive >= 1000.0, "by the scheduler, not by readers: {proactive}");
 }
 
