@@ -72,36 +72,6 @@ on_every_backend!(proactive_refresh_keeps_every_served_token_valid);
 on_every_backend!(a_killed_lease_holder_is_taken_over);
 on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
 
-/// Sum of a metric's samples whose labels contain every `label="value"`.
-async fn metric(srv: &TestServer, name: &str, labels: &[&str]) -> f64 {
-    let text = srv
-        .client
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
-        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes.
-async fn until<F: std::future::Future<Output = bool>>(limit: Duration, mut cond: impl FnMut() -> F) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 async fn six_hundred_cold_reads_over_three_instances_make_one_call(backend: Backend) {
     let sim = sim().await;
     sim.add_app("wxcluster", "s");

@@ -509,7 +509,10 @@ async fn a_thousand_authorizers_are_refreshed_proactively_within_the_concurrency
     assert_eq!(sim.calls(AUTHORIZER_TOKEN), 1000);
     // WeChat answers slowly, so that concurrency shows.
     sim.inject(AUTHORIZER_TOKEN, Fault::Latency(Duration::from_millis(20)), None);
-    let done = wait_for(Duration::from_secs(60), || sim.calls(AUTHORIZER_TOKEN) >= 2000).await;
+    let done = until(Duration::from_secs(60), || async {
+        sim.calls(AUTHORIZER_TOKEN) >= 2000
+    })
+    .await;
     assert!(
         done,
         "every authorizer refreshed: {} calls",
@@ -521,44 +524,17 @@ async fn a_thousand_authorizers_are_refreshed_proactively_within_the_concurrency
         sim.max_in_flight(AUTHORIZER_TOKEN)
     );
     // The last refreshes may still be writing: wait for their count.
-    let mut proactive = 0.0;
-    for _ in 0..100 {
-        let text = srv
-            .client
-            .get(format!("{}/metrics", srv.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        proactive = text
-            .lines()
-            .filter(|l| {
-                l.starts_with("wetoken_refreshes_total")
-                    && l.contains("trigger=\"proactive\"")
-                    && l.contains("result=\"ok\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if proactive >= 1000.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(proactive >= 1000.0, "by the scheduler, not by readers: {proactive}");
-}
-
-/// Polls a condition every 100 ms until it holds or `limit` passes.
-async fn wait_for(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let end = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    let counted = until(Duration::from_secs(10), || async {
+        metric(
+            &srv,
+            "wetoken_refreshes_total",
+            &["trigger=\"proactive\"", "result=\"ok\""],
+        )
+        .await
+            >= 1000.0
+    })
+    .await;
+    assert!(counted, "by the scheduler, not by readers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
