@@ -40,6 +40,9 @@ pub struct AccountConfig {
     /// CreateTime for pushed events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorized_at: Option<i64>,
+    /// A corp's authorization as WeCom described it (auth_corp_info, auth_info).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_info: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +90,7 @@ pub struct NewAccount {
 
 /// The kinds this build can fetch credentials for; the others parse but are
 /// refused at creation until their upstream support lands.
-pub const SUPPORTED_KINDS: &[AccountKind] = &[AccountKind::Mp, AccountKind::Component, AccountKind::Authorizer];
+pub const SUPPORTED_KINDS: &[AccountKind] = &AccountKind::ALL;
 
 struct Fields<'a> {
     obj: &'a Map<String, Value>,

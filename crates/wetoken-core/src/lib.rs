@@ -42,4 +42,5 @@ pub mod service;
 pub mod store;
 pub mod timing;
 pub mod upstream;
+pub mod urlenc;
 pub mod wxml;

@@ -56,7 +56,7 @@ impl UpstreamError {
         matches!(
             self,
             UpstreamError::WeChat {
-                errcode: 40001 | 40014 | 42001 | 42009,
+                errcode: 40001 | 40014 | 40082 | 42001 | 42009,
                 ..
             }
         )
@@ -275,6 +275,101 @@ impl Upstream {
             .filter(|r| !r.is_empty() && *r != refresh_token)
             .map(str::to_owned);
         Ok(f)
+    }
+
+    /// `GET /cgi-bin/gettoken` (WeCom): the token of one app (one secret).
+    pub async fn work_token(&self, corpid: &str, secret: &str) -> Result<Fetched, UpstreamError> {
+        let url = format!("{}/cgi-bin/gettoken", self.cfg.work_base);
+        let req = self.http.get(url).query(&[("corpid", corpid), ("corpsecret", secret)]);
+        let v = self.send("gettoken", req).await?;
+        fetched(&v, "access_token")
+    }
+
+    /// WeCom JS-SDK tickets: the corp's (`get_jsapi_ticket`, for `wx.config`)
+    /// or the app's (`ticket/get?type=agent_config`, for `wx.agentConfig`).
+    pub async fn work_ticket(&self, access_token: &str, agent: bool) -> Result<Fetched, UpstreamError> {
+        let (endpoint, req) = if agent {
+            let url = format!("{}/cgi-bin/ticket/get", self.cfg.work_base);
+            (
+                "ticket/get",
+                self.http
+                    .get(url)
+                    .query(&[("access_token", access_token), ("type", "agent_config")]),
+            )
+        } else {
+            let url = format!("{}/cgi-bin/get_jsapi_ticket", self.cfg.work_base);
+            (
+                "get_jsapi_ticket",
+                self.http.get(url).query(&[("access_token", access_token)]),
+            )
+        };
+        let v = self.send(endpoint, req).await?;
+        fetched(&v, "ticket")
+    }
+
+    /// A WeCom service-provider API: `POST /cgi-bin/service/{endpoint}` with a
+    /// JSON body, authenticated by `suite_access_token` when given.
+    async fn service_call(
+        &self,
+        endpoint: &'static str,
+        suite_token: Option<&str>,
+        body: serde_json::Value,
+    ) -> Result<Value, UpstreamError> {
+        let url = format!("{}/cgi-bin/service/{endpoint}", self.cfg.work_base);
+        let mut req = self.http.post(url).json(&body);
+        if let Some(t) = suite_token {
+            req = req.query(&[("suite_access_token", t)]);
+        }
+        self.send(endpoint, req).await
+    }
+
+    /// `get_provider_token`.
+    pub async fn provider_token(&self, corpid: &str, secret: &str) -> Result<Fetched, UpstreamError> {
+        let body = serde_json::json!({ "corpid": corpid, "provider_secret": secret });
+        let v = self.service_call("get_provider_token", None, body).await?;
+        fetched(&v, "provider_access_token")
+    }
+
+    /// `get_suite_token` with the latest suite_ticket.
+    pub async fn suite_token(&self, suite_id: &str, secret: &str, ticket: &str) -> Result<Fetched, UpstreamError> {
+        let body = serde_json::json!({ "suite_id": suite_id, "suite_secret": secret, "suite_ticket": ticket });
+        let v = self.service_call("get_suite_token", None, body).await?;
+        fetched(&v, "suite_access_token")
+    }
+
+    /// `get_permanent_code`: exchanges an install's temporary auth code.
+    pub async fn permanent_code(&self, suite_token: &str, auth_code: &str) -> Result<Value, UpstreamError> {
+        let body = serde_json::json!({ "auth_code": auth_code });
+        let v = self.service_call("get_permanent_code", Some(suite_token), body).await?;
+        if v["permanent_code"].as_str().is_none_or(str::is_empty) || v["auth_corp_info"]["corpid"].as_str().is_none() {
+            return Err(UpstreamError::Malformed(
+                "no permanent_code or auth_corp_info in the answer".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// `get_auth_info`: a corp's current authorization.
+    pub async fn auth_info(
+        &self,
+        suite_token: &str,
+        auth_corpid: &str,
+        permanent_code: &str,
+    ) -> Result<Value, UpstreamError> {
+        let body = serde_json::json!({ "auth_corpid": auth_corpid, "permanent_code": permanent_code });
+        self.service_call("get_auth_info", Some(suite_token), body).await
+    }
+
+    /// `get_corp_token`: an installed corp's token.
+    pub async fn corp_token(
+        &self,
+        suite_token: &str,
+        auth_corpid: &str,
+        permanent_code: &str,
+    ) -> Result<Fetched, UpstreamError> {
+        let body = serde_json::json!({ "auth_corpid": auth_corpid, "permanent_code": permanent_code });
+        let v = self.service_call("get_corp_token", Some(suite_token), body).await?;
+        fetched(&v, "access_token")
     }
 
     /// Sends a request, applies the success rule and counts the call by

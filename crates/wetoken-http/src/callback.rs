@@ -27,6 +27,21 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/callback/component/{c}", post(component_event))
         .route("/callback/component/{c}/authorized", get(landing))
+        .route("/callback/suite/{s}", get(suite_verify_url).post(suite_event))
+}
+
+/// The callback's query: percent-decoded, `+` kept (a WeCom echostr is
+/// base64 and arrives URL-encoded; form decoding would turn `+` into a space).
+pub(crate) struct RawQuery(pub HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RawQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RawQuery(wetoken_core::urlenc::query_params(
+            parts.uri.query().unwrap_or_default(),
+        )))
+    }
 }
 
 fn xml_error(e: XmlError) -> ApiError {
@@ -54,6 +69,17 @@ pub(crate) async fn verify(
         .get("Encrypt")
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::invalid("no Encrypt element: wetoken accepts only encrypted (safe mode) callbacks"))?;
+    let plain = open(st, crypt, q, encrypt).await?;
+    Ok(Verified(wxml::fields(&plain).map_err(xml_error)?))
+}
+
+/// The timestamp window and the signature of `encrypt`, then its plaintext.
+async fn open(
+    st: &AppState,
+    crypt: impl std::future::Future<Output = Result<MsgCrypt, ApiError>>,
+    q: &HashMap<String, String>,
+    encrypt: &str,
+) -> Result<String, ApiError> {
     let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
     else {
@@ -65,24 +91,25 @@ pub(crate) async fn verify(
     if (st.service.now().timestamp() - ts).abs() > st.callback_max_skew_secs {
         return Err(unauthorized("timestamp outside the accepted window"));
     }
-    let plain = crypt
+    crypt
         .await?
         .open(signature, timestamp, nonce, encrypt)
         .map_err(|e| match e {
             CryptError::Signature => unauthorized("msg_signature does not match"),
             CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
             other => ApiError::invalid(other.to_string()),
-        })?;
-    Ok(Verified(wxml::fields(&plain).map_err(xml_error)?))
+        })
 }
 
 fn success() -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "success").into_response()
 }
 
-/// WeChat's CreateTime (seconds) as epoch milliseconds; now when absent.
+/// WeChat's CreateTime (WeCom's TimeStamp), seconds, as epoch milliseconds;
+/// now when absent.
 fn create_time_ms(st: &AppState, m: &HashMap<String, String>) -> i64 {
     m.get("CreateTime")
+        .or_else(|| m.get("TimeStamp"))
         .and_then(|t| t.parse::<i64>().ok())
         .map_or_else(|| st.service.now().timestamp_millis(), |s| s.saturating_mul(1000))
 }
@@ -98,19 +125,16 @@ fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiE
 async fn component_event(
     State(st): State<AppState>,
     Path(c): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(q): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = component_id(&c)?;
-    let service = st.service.clone();
-    let crypt_id = id.clone();
-    let crypt = async move { Ok(service.callback_crypt(&crypt_id).await?) };
-    let Verified(m) = verify(&st, crypt, &q, body).await?;
+    let Verified(m) = verify(&st, account_crypt(&st, &id), &q, body).await?;
     let at = create_time_ms(&st, &m);
     match m.get("InfoType").map(String::as_str).unwrap_or_default() {
         "component_verify_ticket" => {
             let ticket = field(&m, "ComponentVerifyTicket")?;
-            st.service.verify_ticket_pushed(&id, ticket, at / 1000).await?;
+            st.service.ticket_pushed(&id, ticket, at / 1000).await?;
         }
         "authorized" | "updateauthorized" => {
             let appid = Ident::parse("AuthorizerAppid", field(&m, "AuthorizerAppid")?)?;
@@ -122,6 +146,66 @@ async fn component_event(
             st.service.unauthorize(&id, &appid, at).await?;
         }
         other => tracing::debug!(component = %id, info_type = other, "callback ignored"),
+    }
+    Ok(success())
+}
+
+fn suite_id(s: &str) -> Result<AccountId, ApiError> {
+    Ok(AccountId::Suite {
+        suite_id: Ident::parse("suite_id", s)?,
+    })
+}
+
+/// The callback crypto of the account a callback is for (component or suite).
+fn account_crypt(st: &AppState, id: &AccountId) -> impl std::future::Future<Output = Result<MsgCrypt, ApiError>> {
+    let (service, id) = (st.service.clone(), id.clone());
+    async move { Ok(service.callback_crypt(&id).await?) }
+}
+
+/// `GET /callback/suite/{s}?msg_signature&timestamp&nonce&echostr`: WeCom's
+/// URL verification. Answers the decrypted echostr as plain text.
+async fn suite_verify_url(
+    State(st): State<AppState>,
+    Path(s): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = suite_id(&s)?;
+    let echostr = q
+        .get("echostr")
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| ApiError::invalid("echostr is required"))?;
+    let plain = open(&st, account_crypt(&st, &id), &q, echostr).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
+}
+
+/// `POST /callback/suite/{s}`: suite tickets and install events.
+async fn suite_event(
+    State(st): State<AppState>,
+    Path(s): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = suite_id(&s)?;
+    let Verified(m) = verify(&st, account_crypt(&st, &id), &q, body).await?;
+    let at = create_time_ms(&st, &m);
+    match m.get("InfoType").map(String::as_str).unwrap_or_default() {
+        "suite_ticket" => {
+            st.service
+                .ticket_pushed(&id, field(&m, "SuiteTicket")?, at / 1000)
+                .await?;
+        }
+        "create_auth" | "reset_permanent_code" => {
+            st.service.install(&id, field(&m, "AuthCode")?, Some(at)).await?;
+        }
+        "change_auth" => {
+            let corpid = Ident::parse("AuthCorpId", field(&m, "AuthCorpId")?)?;
+            st.service.change_auth(&id, &corpid, at).await?;
+        }
+        "cancel_auth" => {
+            let corpid = Ident::parse("AuthCorpId", field(&m, "AuthCorpId")?)?;
+            st.service.cancel_auth(&id, &corpid, at).await?;
+        }
+        other => tracing::debug!(suite = %id, info_type = other, "callback ignored"),
     }
     Ok(success())
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 mod native;
 mod ops;
+mod wecom;
 
 use std::sync::Arc;
 
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(native::routes())
         .merge(component::routes())
+        .merge(wecom::routes())
         .merge(callback::routes())
         .merge(ops::routes())
         .fallback(ops::not_found)

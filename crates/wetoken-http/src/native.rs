@@ -39,7 +39,7 @@ fn credential_json(st: &AppState, cred: Credential, issued: &Issued) -> Json<Val
 }
 
 /// A credential named in a URL, which the account's kind must own.
-fn parse_cred(id: &AccountId, s: &str) -> Result<Credential, ApiError> {
+pub(crate) fn parse_cred(id: &AccountId, s: &str) -> Result<Credential, ApiError> {
     s.parse::<Credential>()
         .ok()
         .filter(|c| id.owns(*c))
@@ -104,15 +104,42 @@ pub(crate) async fn jssdk_config(
 ) -> Result<Json<Value>, ApiError> {
     let (id, _) = credential_target(st, headers, id, "jsapi_ticket").await?;
     let url = page_url(body.required()?)?;
-    let ticket = st.service.get(&id, Credential::JsapiTicket).await?;
+    let mut config = sign_page(st, &id, Credential::JsapiTicket, &url).await?;
+    config.insert("appId".into(), appid.into());
+    Ok(Json(Value::Object(reorder(config, "appId"))))
+}
+
+/// `{"timestamp", "nonceStr", "signature"}` for a page, signed with a ticket
+/// (a fresh nonce every time).
+pub(crate) async fn sign_page(
+    st: &AppState,
+    id: &AccountId,
+    ticket: Credential,
+    url: &str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let ticket = st.service.get(id, ticket).await?;
     let timestamp = st.service.now().timestamp();
     let nonce = jssdk::nonce();
-    Ok(Json(json!({
-        "appId": appid,
-        "timestamp": timestamp,
-        "nonceStr": nonce,
-        "signature": jssdk::signature(&ticket.value, &nonce, timestamp, &url),
-    })))
+    let mut m = serde_json::Map::new();
+    m.insert("timestamp".into(), timestamp.into());
+    m.insert(
+        "signature".into(),
+        jssdk::signature(&ticket.value, &nonce, timestamp, url).into(),
+    );
+    m.insert("nonceStr".into(), nonce.into());
+    Ok(m)
+}
+
+/// Puts the identifying fields first, then timestamp, nonceStr, signature, as
+/// WeChat's documentation shows them.
+pub(crate) fn reorder(m: serde_json::Map<String, Value>, first: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for k in first.split(',').chain(["timestamp", "nonceStr", "signature"]) {
+        if let Some(v) = m.get(k) {
+            out.insert(k.to_owned(), v.clone());
+        }
+    }
+    out
 }
 
 async fn mp_get(
@@ -158,7 +185,7 @@ async fn mp_jssdk_config(
 }
 
 /// The `url` of a jssdk_config request: required, an http(s) URL.
-fn page_url(v: Value) -> Result<String, ApiError> {
+pub(crate) fn page_url(v: Value) -> Result<String, ApiError> {
     let url = v
         .get("url")
         .and_then(Value::as_str)

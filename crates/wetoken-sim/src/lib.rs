@@ -62,6 +62,14 @@ pub const COMPONENT_TOKEN: &str = "api_component_token";
 pub const PRE_AUTH_CODE: &str = "api_create_preauthcode";
 pub const QUERY_AUTH: &str = "api_query_auth";
 pub const AUTHORIZER_TOKEN: &str = "api_authorizer_token";
+pub const GETTOKEN: &str = "gettoken";
+pub const GET_JSAPI_TICKET: &str = "get_jsapi_ticket";
+pub const AGENT_TICKET: &str = "ticket/get";
+pub const PROVIDER_TOKEN: &str = "get_provider_token";
+pub const SUITE_TOKEN: &str = "get_suite_token";
+pub const PERMANENT_CODE: &str = "get_permanent_code";
+pub const AUTH_INFO: &str = "get_auth_info";
+pub const CORP_TOKEN: &str = "get_corp_token";
 
 /// Faults queued per endpoint, each with how many more calls it applies to.
 type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
@@ -278,6 +286,142 @@ impl Sim {
         push(&self.shared, component, callback_url, message).await
     }
 
+    /// Registers a WeCom self-built app (one secret per agent).
+    pub fn add_work_app(&self, corpid: &str, agentid: u64, secret: &str) {
+        self.shared.world.lock().unwrap().add_work_app(corpid, agentid, secret);
+    }
+
+    /// Registers a WeCom service provider.
+    pub fn add_provider(&self, corpid: &str, secret: &str) {
+        self.shared.world.lock().unwrap().add_provider(corpid, secret);
+    }
+
+    /// Registers a WeCom third-party suite.
+    pub fn add_suite(&self, suite_id: &str, secret: &str, token: &str, aes_key: &str) {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .add_suite(suite_id, secret, token, aes_key);
+    }
+
+    /// Pushes a new suite_ticket to `callback_url`, as WeCom does every 10
+    /// minutes. The ticket.
+    pub async fn push_suite_ticket(&self, suite_id: &str, callback_url: &str) -> Result<String, String> {
+        let now = self.shared.now();
+        let ticket = self
+            .shared
+            .world
+            .lock()
+            .unwrap()
+            .new_suite_ticket(suite_id, now)
+            .ok_or("unknown suite")?;
+        let msg = format!(
+            "<xml><SuiteId><![CDATA[{suite_id}]]></SuiteId><InfoType> <![CDATA[suite_ticket]]></InfoType>\
+             <TimeStamp>{}</TimeStamp><SuiteTicket><![CDATA[{ticket}]]></SuiteTicket></xml>",
+            now / 1000
+        );
+        push_to_suite(&self.shared, suite_id, callback_url, &msg).await?;
+        Ok(ticket)
+    }
+
+    /// A corp installs the suite from the app market: `create_auth` pushed
+    /// with a temporary auth code (returned). With `reset`, the event is
+    /// `reset_permanent_code` instead (a new permanent code).
+    pub async fn install(
+        &self,
+        suite_id: &str,
+        corpid: &str,
+        agentid: u64,
+        callback_url: &str,
+        reset: bool,
+    ) -> Result<String, String> {
+        let now = self.shared.now();
+        let code = self
+            .shared
+            .world
+            .lock()
+            .unwrap()
+            .new_install_code(suite_id, corpid, agentid, now);
+        let info_type = if reset { "reset_permanent_code" } else { "create_auth" };
+        let msg = format!(
+            "<xml><SuiteId><![CDATA[{suite_id}]]></SuiteId><AuthCode><![CDATA[{code}]]></AuthCode>\
+             <InfoType><![CDATA[{info_type}]]></InfoType><TimeStamp>{}</TimeStamp><State><![CDATA[1]]></State></xml>",
+            now / 1000
+        );
+        push_to_suite(&self.shared, suite_id, callback_url, &msg).await?;
+        Ok(code)
+    }
+
+    /// `change_auth` (after changing the install's agentid) or `cancel_auth`.
+    pub async fn auth_event(
+        &self,
+        suite_id: &str,
+        corpid: &str,
+        info_type: &str,
+        callback_url: &str,
+    ) -> Result<u16, String> {
+        let msg = format!(
+            "<xml><SuiteId><![CDATA[{suite_id}]]></SuiteId><InfoType><![CDATA[{info_type}]]></InfoType>\
+             <TimeStamp>{}</TimeStamp><AuthCorpId><![CDATA[{corpid}]]></AuthCorpId></xml>",
+            self.shared.now() / 1000
+        );
+        push_to_suite(&self.shared, suite_id, callback_url, &msg).await
+    }
+
+    /// An existing install of `suite_id` by `corpid`; its permanent code.
+    pub fn add_install(&self, suite_id: &str, corpid: &str, agentid: u64) -> String {
+        self.shared.world.lock().unwrap().add_install(suite_id, corpid, agentid)
+    }
+
+    /// Changes an install's agentid, as a corp admin's change would.
+    pub fn change_install(&self, suite_id: &str, corpid: &str, agentid: u64) {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .change_install(suite_id, corpid, agentid);
+    }
+
+    /// WeCom's URL verification of a suite's callback: a GET with an
+    /// encrypted echostr whose base64 holds `+` and `/`. The answer's status
+    /// and body, and the plaintext it should be.
+    pub async fn verify_suite_url(&self, suite_id: &str, callback_url: &str) -> Result<(u16, String, String), String> {
+        let app = self
+            .shared
+            .world
+            .lock()
+            .unwrap()
+            .suite(suite_id)
+            .cloned()
+            .ok_or("unknown suite")?;
+        let crypt =
+            wetoken_core::msgcrypt::MsgCrypt::new(&app.token, &app.aes_key, suite_id).map_err(|e| e.to_string())?;
+        let (plain, echostr) = loop {
+            let plain = rand::random::<u64>().to_string();
+            let e = crypt.encrypt(&plain);
+            if e.contains('+') && e.contains('/') {
+                break (plain, e);
+            }
+        };
+        let timestamp = (self.shared.now() / 1000).to_string();
+        let nonce = rand::random::<u32>().to_string();
+        let sig = crypt.signature(&timestamp, &nonce, &echostr);
+        let resp = http()
+            .get(callback_url)
+            .query(&[
+                ("msg_signature", sig.as_str()),
+                ("timestamp", &timestamp),
+                ("nonce", &nonce),
+                ("echostr", &echostr),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.unwrap_or_default(), plain))
+    }
+
     /// The authorizer's current refresh token at WeChat.
     pub fn refresh_token_of(&self, component: &str, authorizer: &str) -> Option<String> {
         self.shared
@@ -305,7 +449,8 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
-/// Encrypts, signs and POSTs a message to a component's callback URL.
+/// Encrypts, signs and POSTs a message to a component's callback URL, as the
+/// Open Platform does (`<AppId>` envelope, `signature` and `encrypt_type` too).
 async fn push(shared: &Shared, component: &str, callback_url: &str, message: &str) -> Result<u16, String> {
     let app = shared
         .world
@@ -314,21 +459,65 @@ async fn push(shared: &Shared, component: &str, callback_url: &str, message: &st
         .component(component)
         .cloned()
         .ok_or("unknown component")?;
-    let crypt =
-        wetoken_core::msgcrypt::MsgCrypt::new(&app.token, &app.aes_key, component).map_err(|e| e.to_string())?;
+    send_push(
+        shared,
+        (&app.token, &app.aes_key, component),
+        "AppId",
+        callback_url,
+        message,
+        true,
+    )
+    .await
+}
+
+/// Encrypts, signs and POSTs a message to a suite's callback URL, as WeCom
+/// does (`<ToUserName>` envelope, msg_signature only).
+async fn push_to_suite(shared: &Shared, suite_id: &str, callback_url: &str, message: &str) -> Result<u16, String> {
+    let app = shared
+        .world
+        .lock()
+        .unwrap()
+        .suite(suite_id)
+        .cloned()
+        .ok_or("unknown suite")?;
+    send_push(
+        shared,
+        (&app.token, &app.aes_key, suite_id),
+        "ToUserName",
+        callback_url,
+        message,
+        false,
+    )
+    .await
+}
+
+async fn send_push(
+    shared: &Shared,
+    (token, aes_key, receive_id): (&str, &str, &str),
+    outer: &str,
+    callback_url: &str,
+    message: &str,
+    open_platform: bool,
+) -> Result<u16, String> {
+    let crypt = wetoken_core::msgcrypt::MsgCrypt::new(token, aes_key, receive_id).map_err(|e| e.to_string())?;
     let timestamp = (shared.now() / 1000).to_string();
     let nonce = rand::random::<u32>().to_string();
-    let (msg_signature, body) = crypt.seal_push("AppId", message, &timestamp, &nonce);
-    let signature = wetoken_core::msgcrypt::sha1_sorted(&[&app.token, &timestamp, &nonce]);
+    let (msg_signature, body) = crypt.seal_push(outer, message, &timestamp, &nonce);
+    let mut query = vec![
+        ("timestamp", timestamp.clone()),
+        ("nonce", nonce.clone()),
+        ("msg_signature", msg_signature),
+    ];
+    if open_platform {
+        query.push((
+            "signature",
+            wetoken_core::msgcrypt::sha1_sorted(&[token, &timestamp, &nonce]),
+        ));
+        query.push(("encrypt_type", "aes".into()));
+    }
     let resp = http()
         .post(callback_url)
-        .query(&[
-            ("signature", signature.as_str()),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("encrypt_type", "aes"),
-            ("msg_signature", msg_signature.as_str()),
-        ])
+        .query(&query)
         .header("content-type", "text/xml")
         .body(body)
         .send()
@@ -398,6 +587,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/stable_token", post(stable))
         .route("/cgi-bin/ticket/getticket", get(getticket))
         .route("/cgi-bin/component/{endpoint}", post(component_api))
+        .route("/cgi-bin/gettoken", get(work_gettoken))
+        .route("/cgi-bin/get_jsapi_ticket", get(work_corp_ticket))
+        .route("/cgi-bin/ticket/get", get(work_agent_ticket))
+        .route("/cgi-bin/service/{endpoint}", post(service_api))
         .route("/__sim/apps", post(ctl_add_app))
         .route("/__sim/calls", get(ctl_calls))
         .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
@@ -517,6 +710,79 @@ async fn component_api(
         PRE_AUTH_CODE => w.pre_auth_code(token, &v, now),
         QUERY_AUTH => w.query_auth(token, &v, now),
         _ => w.authorizer_token(token, &v, now),
+    })
+}
+
+async fn work_gettoken(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (fault, _in_flight) = s.enter(GETTOKEN);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let now = s.now();
+    let (corpid, secret) = (
+        q.get("corpid").map(String::as_str),
+        q.get("corpsecret").map(String::as_str),
+    );
+    let a = s.world.lock().unwrap().work_token(corpid, secret, now);
+    answer(a)
+}
+
+async fn work_ticket(s: Arc<Shared>, q: HashMap<String, String>, agent: bool) -> Response {
+    let (fault, _in_flight) = s.enter(if agent { AGENT_TICKET } else { GET_JSAPI_TICKET });
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    if agent && q.get("type").map(String::as_str) != Some("agent_config") {
+        return answer(json!({"errcode": 40097, "errmsg": "invalid args"}));
+    }
+    let now = s.now();
+    let a = s
+        .world
+        .lock()
+        .unwrap()
+        .work_ticket(q.get("access_token").map(String::as_str), agent, now);
+    answer(a)
+}
+
+async fn work_corp_ticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    work_ticket(s, q, false).await
+}
+
+async fn work_agent_ticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    work_ticket(s, q, true).await
+}
+
+/// `POST /cgi-bin/service/{get_provider_token|get_suite_token|get_permanent_code|get_auth_info|get_corp_token}`.
+async fn service_api(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(endpoint): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let name = match endpoint.as_str() {
+        "get_provider_token" => PROVIDER_TOKEN,
+        "get_suite_token" => SUITE_TOKEN,
+        "get_permanent_code" => PERMANENT_CODE,
+        "get_auth_info" => AUTH_INFO,
+        "get_corp_token" => CORP_TOKEN,
+        _ => return answer(json!({"errcode": 48001, "errmsg": "api unauthorized"})),
+    };
+    let (fault, _in_flight) = s.enter(name);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
+    };
+    let token = q.get("suite_access_token").map(String::as_str);
+    let now = s.now();
+    let mut w = s.world.lock().unwrap();
+    answer(match name {
+        PROVIDER_TOKEN => w.provider_token(&v, now),
+        SUITE_TOKEN => w.suite_token(&v, now),
+        PERMANENT_CODE => w.permanent_code(token, &v, now),
+        AUTH_INFO => w.auth_info(token, &v, now),
+        _ => w.corp_token(token, &v, now),
     })
 }
 

@@ -23,6 +23,7 @@ use oracle::{Connection, Row};
 use wetoken_core::store::{
     AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError, StoreResult,
 };
+use wetoken_core::urlenc::percent_decode;
 use wetoken_store_sql::{Dialect, Statements};
 
 /// The migrations, in order: (version, name, SQL).
@@ -88,27 +89,6 @@ pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
         return Err("an Oracle URL needs user:password@host:port/service".into());
     }
     Ok((percent_decode(user), percent_decode(password), format!("//{target}")))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 3 <= bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Maps an Oracle error code and message (ORA-nnnnn, DPI-nnnn).

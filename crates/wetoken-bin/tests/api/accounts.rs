@@ -111,7 +111,7 @@ async fn account_lifecycle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_kinds_parse_but_wait_for_their_support() {
+async fn every_kind_can_be_created_and_agentid_is_a_string() {
     let sim = sim().await;
     let srv = spawn(&sim).await;
     let (s, v) = srv
@@ -121,8 +121,13 @@ async fn other_kinds_parse_but_wait_for_their_support() {
             Some(json!({"kind":"work","corpid":"ww1","agentid":1000002,"secret":"s"})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("not supported"), "{v}");
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["agentid"].as_str()),
+        (Some("work:ww1:1000002"), Some("1000002"))
+    );
+    let creds: Vec<_> = v["credentials"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(creds, ["access_token", "jsapi_ticket", "agent_ticket"]);
     let (s, v) = srv
         .post(
             "/v1/accounts",
@@ -132,4 +137,20 @@ async fn other_kinds_parse_but_wait_for_their_support() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("agentid"), "{v}");
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"provider","corpid":"wwp","secret":"s"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"corp","suite_id":"nosuite","corpid":"ww","permanent_code":"p"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a corp needs its suite first: {v}");
 }

@@ -9,3 +9,4 @@ mod component;
 mod credentials;
 mod helpers;
 mod sandbox;
+mod wecom;

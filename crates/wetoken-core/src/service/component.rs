@@ -6,13 +6,10 @@
 use serde_json::{Value, json};
 
 use super::{CredentialService, Result, ServiceError, rfc3339_ms};
-use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
+use crate::account::AccountStatus;
 use crate::domain::{AccountId, Credential, Ident};
 use crate::msgcrypt::MsgCrypt;
 use crate::secret::Secret;
-
-/// WeChat keeps a component_verify_ticket valid for 12 hours.
-const VERIFY_TICKET_LIFE_MS: i64 = 12 * 3600 * 1000;
 
 /// The optional parts of an authorization URL (SPEC §3).
 #[derive(Debug, Clone, Default)]
@@ -76,28 +73,6 @@ impl CredentialService {
         MsgCrypt::new(token.expose(), key.expose(), receive_id).map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
-    /// Stores a component_verify_ticket WeChat pushed at `create_time`
-    /// (seconds), committed before returning. False when a newer ticket is
-    /// already stored (a replay).
-    pub async fn verify_ticket_pushed(&self, component: &AccountId, ticket: &str, create_time: i64) -> Result<bool> {
-        component_appid(component)?;
-        self.inner.account(component).await?;
-        let at = create_time.saturating_mul(1000);
-        let sealed = self.inner.key.seal(ticket);
-        let stored = self
-            .inner
-            .store
-            .put_pushed(
-                &component.to_string(),
-                Credential::VerifyTicket.as_str(),
-                &sealed,
-                at + VERIFY_TICKET_LIFE_MS,
-                at,
-            )
-            .await?;
-        Ok(stored.is_some())
-    }
-
     /// A fresh single-use pre_auth_code and its life in seconds.
     pub async fn pre_auth_code(&self, component: &AccountId) -> Result<(String, i64)> {
         let c = component_appid(component)?.as_str();
@@ -124,17 +99,13 @@ impl CredentialService {
     ) -> Result<AccountId> {
         let c = component_appid(component)?.clone();
         self.inner.account(component).await?;
-        let now = self.inner.now_ms();
         if let Some((appid, at)) = event {
             let id = AccountId::Authorizer {
                 component_appid: c.clone(),
                 appid: appid.clone(),
             };
-            if let Some(row) = self.inner.store.account(&id.to_string()).await? {
-                let a = self.inner.decode_account(&row)?;
-                if a.status == AccountStatus::Active && a.config.authorized_at.is_some_and(|t| t >= at) {
-                    return Ok(id);
-                }
+            if self.applied(&id, at).await? {
+                return Ok(id);
             }
         }
         let up = &self.inner.upstream;
@@ -149,55 +120,24 @@ impl CredentialService {
             component_appid: c,
             appid,
         };
-        let at = event.map_or(now, |(_, at)| at);
+        let at = event.map_or_else(|| self.inner.now_ms(), |(_, at)| at);
         let refresh = info["authorizer_refresh_token"]
             .as_str()
             .filter(|r| !r.is_empty())
             .map(Secret::new);
-        let func_info = info.get("func_info").cloned();
-        match self.inner.store.account(&id.to_string()).await? {
-            Some(row) => {
-                let mut a = self.inner.decode_account(&row)?;
-                if refresh.is_some() {
-                    a.secrets.refresh_token = refresh;
-                }
-                a.config.func_info = func_info;
-                a.config.authorized_at = Some(at);
-                a.status = AccountStatus::Active;
-                a.updated_at = now;
-                // A new authorization supersedes every credential of the old one.
-                self.inner
-                    .store
-                    .update_account(&self.inner.account_row(&a), true)
-                    .await?;
+        self.upsert_child(&id, at, true, |a| {
+            if refresh.is_some() {
+                a.secrets.refresh_token = refresh;
             }
-            None => {
-                let a = Account {
-                    id: id.clone(),
-                    secrets: Secrets {
-                        refresh_token: refresh,
-                        ..Secrets::default()
-                    },
-                    config: AccountConfig {
-                        func_info,
-                        authorized_at: Some(at),
-                        ..AccountConfig::default()
-                    },
-                    status: AccountStatus::Active,
-                    created_at: now,
-                    updated_at: now,
-                };
-                self.inner.store.insert_account(&self.inner.account_row(&a)).await?;
-            }
-        }
-        self.forget(&id);
+            a.config.func_info = info.get("func_info").cloned();
+        })
+        .await?;
         if let (Some(token), Some(expires_in)) = (info["authorizer_access_token"].as_str(), info["expires_in"].as_i64())
         {
             self.inner
                 .store_value(&id, Credential::AccessToken, token, expires_in)
                 .await?;
         }
-        tracing::info!(authorizer = %id, "authorized");
         Ok(id)
     }
 
@@ -205,41 +145,24 @@ impl CredentialService {
     /// credentials dropped, unless it authorized again since. Whether it was.
     pub async fn unauthorize(&self, component: &AccountId, appid: &Ident, at: i64) -> Result<bool> {
         let c = component_appid(component)?.clone();
-        let id = AccountId::Authorizer {
-            component_appid: c,
-            appid: appid.clone(),
-        };
-        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
-            return Ok(false);
-        };
-        let mut a = self.inner.decode_account(&row)?;
-        if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
-            return Ok(false);
-        }
-        a.status = AccountStatus::Revoked;
-        a.updated_at = self.inner.now_ms();
-        self.inner
-            .store
-            .update_account(&self.inner.account_row(&a), true)
-            .await?;
-        self.forget(&id);
-        tracing::info!(authorizer = %id, "unauthorized");
-        Ok(true)
+        self.revoke_child(
+            &AccountId::Authorizer {
+                component_appid: c,
+                appid: appid.clone(),
+            },
+            at,
+        )
+        .await
     }
 
     /// The authorizers of a component that are not revoked (SPEC §3).
     pub async fn authorizers(&self, component: &AccountId) -> Result<Vec<Value>> {
         component_appid(component)?;
-        self.inner.account(component).await?;
         let mut out = Vec::new();
-        for row in self.inner.store.accounts(Some(&component.to_string())).await? {
-            let a = self.inner.decode_account(&row)?;
+        for a in self.live_children(component).await? {
             let AccountId::Authorizer { appid, .. } = &a.id else {
                 continue;
             };
-            if a.status == AccountStatus::Revoked {
-                continue;
-            }
             out.push(json!({
                 "appid": appid.as_str(),
                 "authorized_at": rfc3339_ms(a.config.authorized_at.unwrap_or(a.created_at)),

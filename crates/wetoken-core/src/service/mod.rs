@@ -23,8 +23,10 @@
 //! before they reach the store.
 
 mod admin;
+mod children;
 pub mod component;
 pub mod scheduler;
+mod suite;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -717,6 +719,53 @@ impl Inner {
                     let _ = self.set_status(account, AccountStatus::NeedsReauthorization).await;
                 }
                 r
+            }
+            (AccountId::Work { corpid, .. }, Credential::AccessToken) => {
+                let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
+                up.work_token(corpid.as_str(), secret).await.map_err(FetchError::Own)
+            }
+            (AccountId::Work { .. } | AccountId::Corp { .. }, Credential::JsapiTicket | Credential::AgentTicket) => {
+                let agent = cred == Credential::AgentTicket;
+                self.with_token(
+                    &account.id,
+                    move |token| async move { up.work_ticket(&token, agent).await },
+                )
+                .await
+            }
+            (AccountId::Provider { corpid }, Credential::AccessToken) => {
+                let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
+                up.provider_token(corpid.as_str(), secret)
+                    .await
+                    .map_err(FetchError::Own)
+            }
+            (AccountId::Suite { suite_id }, Credential::AccessToken) => {
+                let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
+                let ticket = self
+                    .pushed_value(&account.id, Credential::SuiteTicket)
+                    .await
+                    .map_err(FetchError::Dependency)?
+                    .ok_or_else(|| {
+                        FetchError::Dependency(ServiceError::Unavailable(format!(
+                            "no valid suite_ticket has been received for {}: WeCom pushes one every 10 minutes \
+                             to the instruction callback URL /callback/suite/{suite_id}",
+                            account.id
+                        )))
+                    })?;
+                up.suite_token(suite_id.as_str(), secret, &ticket)
+                    .await
+                    .map_err(FetchError::Own)
+            }
+            (AccountId::Corp { suite_id, corpid }, Credential::AccessToken) => {
+                let permanent = secret_of(account.secrets.permanent_code.as_ref(), "permanent_code")?;
+                let suite = AccountId::Suite {
+                    suite_id: suite_id.clone(),
+                };
+                let corpid = corpid.as_str();
+                self.with_token(
+                    &suite,
+                    move |t| async move { up.corp_token(&t, corpid, permanent).await },
+                )
+                .await
             }
             (id, cred) => Err(FetchError::Dependency(ServiceError::Unavailable(format!(
                 "fetching {cred} for {} accounts is not supported by this version",

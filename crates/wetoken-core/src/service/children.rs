@@ -1,0 +1,120 @@
+//! Accounts that hang under another: authorizers under a component, corps
+//! under a suite. WeChat's events create, change and revoke them; the rules
+//! are the same for both, so they live here once:
+//!
+//! - an authorization carries the instant WeChat made it (`authorized_at`);
+//!   an event no newer than the stored one is already applied (a replay);
+//! - a new authorization drops every credential of the previous one;
+//! - a revocation older than the latest authorization changes nothing.
+
+use super::{CredentialService, Result, ServiceError};
+use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
+use crate::domain::{AccountId, Credential};
+
+/// WeChat keeps a component_verify_ticket valid for 12 hours.
+const VERIFY_TICKET_LIFE_MS: i64 = 12 * 3600 * 1000;
+/// WeCom keeps a suite_ticket valid for 30 minutes.
+const SUITE_TICKET_LIFE_MS: i64 = 30 * 60 * 1000;
+
+impl CredentialService {
+    /// Stores a ticket WeChat pushed to a component (component_verify_ticket)
+    /// or WeCom to a suite (suite_ticket) at `create_time` (seconds),
+    /// committed before returning. False when a newer ticket is already
+    /// stored (a replay or a late push).
+    pub async fn ticket_pushed(&self, parent: &AccountId, ticket: &str, create_time: i64) -> Result<bool> {
+        let (cred, life) = match parent {
+            AccountId::Component { .. } => (Credential::VerifyTicket, VERIFY_TICKET_LIFE_MS),
+            AccountId::Suite { .. } => (Credential::SuiteTicket, SUITE_TICKET_LIFE_MS),
+            other => return Err(ServiceError::Invalid(format!("{other} is pushed no tickets"))),
+        };
+        self.inner.account(parent).await?;
+        let at = create_time.saturating_mul(1000);
+        let sealed = self.inner.key.seal(ticket);
+        let stored = self
+            .inner
+            .store
+            .put_pushed(&parent.to_string(), cred.as_str(), &sealed, at + life, at)
+            .await?;
+        Ok(stored.is_some())
+    }
+
+    /// Whether an authorization made at `at` (ms) is already applied to `id`.
+    pub(super) async fn applied(&self, id: &AccountId, at: i64) -> Result<bool> {
+        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
+            return Ok(false);
+        };
+        let a = self.inner.decode_account(&row)?;
+        Ok(a.status == AccountStatus::Active && a.config.authorized_at.is_some_and(|t| t >= at))
+    }
+
+    /// Creates, or re-activates, a child authorized at `at` (ms), with `set`
+    /// applied to it. A new authorization (`drop_credentials`) drops the
+    /// credentials of the previous one; a changed one keeps them.
+    pub(super) async fn upsert_child(
+        &self,
+        id: &AccountId,
+        at: i64,
+        drop_credentials: bool,
+        set: impl FnOnce(&mut Account),
+    ) -> Result<()> {
+        let now = self.inner.now_ms();
+        let existing = self.inner.store.account(&id.to_string()).await?;
+        let mut a = match &existing {
+            Some(row) => self.inner.decode_account(row)?,
+            None => Account {
+                id: id.clone(),
+                secrets: Secrets::default(),
+                config: AccountConfig::default(),
+                status: AccountStatus::Active,
+                created_at: now,
+                updated_at: now,
+            },
+        };
+        set(&mut a);
+        a.config.authorized_at = Some(at);
+        a.status = AccountStatus::Active;
+        a.updated_at = now;
+        let row = self.inner.account_row(&a);
+        match existing {
+            Some(_) => self.inner.store.update_account(&row, drop_credentials).await?,
+            None => self.inner.store.insert_account(&row).await?,
+        }
+        self.forget(id);
+        tracing::info!(account = %id, "authorized");
+        Ok(())
+    }
+
+    /// Revokes a child (an `unauthorized` / `cancel_auth` at `at` ms) and
+    /// drops its credentials, unless it authorized again since. Whether it did.
+    pub(super) async fn revoke_child(&self, id: &AccountId, at: i64) -> Result<bool> {
+        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
+            return Ok(false);
+        };
+        let mut a = self.inner.decode_account(&row)?;
+        if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
+            return Ok(false);
+        }
+        a.status = AccountStatus::Revoked;
+        a.updated_at = self.inner.now_ms();
+        self.inner
+            .store
+            .update_account(&self.inner.account_row(&a), true)
+            .await?;
+        self.forget(id);
+        tracing::info!(account = %id, "revoked");
+        Ok(true)
+    }
+
+    /// The parent's children that are not revoked, ordered by id.
+    pub(super) async fn live_children(&self, parent: &AccountId) -> Result<Vec<Account>> {
+        self.inner.account(parent).await?;
+        let mut out = Vec::new();
+        for row in self.inner.store.accounts(Some(&parent.to_string())).await? {
+            let a = self.inner.decode_account(&row)?;
+            if a.status != AccountStatus::Revoked {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+}
