@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use rules::SimConfig;
-use rules::{TokenState, World};
+use rules::{Answer, TokenState, World};
 
 /// What a fault does to the next calls of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -645,22 +645,16 @@ async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, S
 }
 
 async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
-    let (fault, _in_flight) = s.enter(STABLE_TOKEN);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
-    };
-    let now = s.now();
-    let a = s.world.lock().unwrap().stable(
-        v["grant_type"].as_str(),
-        v["appid"].as_str(),
-        v["secret"].as_str(),
-        v["force_refresh"].as_bool().unwrap_or(false),
-        now,
-    );
-    answer(a)
+    json_api(&s, STABLE_TOKEN, &body, |w, v, now| {
+        w.stable(
+            v["grant_type"].as_str(),
+            v["appid"].as_str(),
+            v["secret"].as_str(),
+            v["force_refresh"].as_bool().unwrap_or(false),
+            now,
+        )
+    })
+    .await
 }
 
 async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -677,6 +671,30 @@ async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String,
     answer(a)
 }
 
+/// The shape of WeChat's JSON POST APIs: count the call, apply a fault,
+/// parse the body (47001 if it is not JSON), answer by the rules.
+async fn json_api(
+    s: &Arc<Shared>,
+    name: &'static str,
+    body: &[u8],
+    rule: impl FnOnce(&mut World, &Value, i64) -> Answer,
+) -> Response {
+    let (fault, _in_flight) = s.enter(name);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
+    };
+    let now = s.now();
+    let a = rule(&mut s.world.lock().unwrap(), &v, now);
+    answer(a)
+}
+
+fn unknown_api() -> Response {
+    answer(json!({"errcode": 48001, "errmsg": "api unauthorized"}))
+}
+
 /// `POST /cgi-bin/component/{api_component_token|api_create_preauthcode|api_query_auth|api_authorizer_token}`.
 async fn component_api(
     State(s): State<Arc<Shared>>,
@@ -684,33 +702,25 @@ async fn component_api(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let name = match endpoint.as_str() {
-        "api_component_token" => COMPONENT_TOKEN,
-        "api_create_preauthcode" => PRE_AUTH_CODE,
-        "api_query_auth" => QUERY_AUTH,
-        "api_authorizer_token" => AUTHORIZER_TOKEN,
-        _ => return answer(json!({"errcode": 48001, "errmsg": "api unauthorized"})),
-    };
-    let (fault, _in_flight) = s.enter(name);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
-    };
     // The component token may come as component_access_token (classic) or access_token (newer docs).
     let token = q
         .get("component_access_token")
         .or_else(|| q.get("access_token"))
         .map(String::as_str);
-    let now = s.now();
-    let mut w = s.world.lock().unwrap();
-    answer(match name {
-        COMPONENT_TOKEN => w.component_token(&v, now),
-        PRE_AUTH_CODE => w.pre_auth_code(token, &v, now),
-        QUERY_AUTH => w.query_auth(token, &v, now),
-        _ => w.authorizer_token(token, &v, now),
-    })
+    match endpoint.as_str() {
+        "api_component_token" => json_api(&s, COMPONENT_TOKEN, &body, |w, v, now| w.component_token(v, now)).await,
+        "api_create_preauthcode" => {
+            json_api(&s, PRE_AUTH_CODE, &body, |w, v, now| w.pre_auth_code(token, v, now)).await
+        }
+        "api_query_auth" => json_api(&s, QUERY_AUTH, &body, |w, v, now| w.query_auth(token, v, now)).await,
+        "api_authorizer_token" => {
+            json_api(&s, AUTHORIZER_TOKEN, &body, |w, v, now| {
+                w.authorizer_token(token, v, now)
+            })
+            .await
+        }
+        _ => unknown_api(),
+    }
 }
 
 async fn work_gettoken(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -759,31 +769,15 @@ async fn service_api(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let name = match endpoint.as_str() {
-        "get_provider_token" => PROVIDER_TOKEN,
-        "get_suite_token" => SUITE_TOKEN,
-        "get_permanent_code" => PERMANENT_CODE,
-        "get_auth_info" => AUTH_INFO,
-        "get_corp_token" => CORP_TOKEN,
-        _ => return answer(json!({"errcode": 48001, "errmsg": "api unauthorized"})),
-    };
-    let (fault, _in_flight) = s.enter(name);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
-    };
     let token = q.get("suite_access_token").map(String::as_str);
-    let now = s.now();
-    let mut w = s.world.lock().unwrap();
-    answer(match name {
-        PROVIDER_TOKEN => w.provider_token(&v, now),
-        SUITE_TOKEN => w.suite_token(&v, now),
-        PERMANENT_CODE => w.permanent_code(token, &v, now),
-        AUTH_INFO => w.auth_info(token, &v, now),
-        _ => w.corp_token(token, &v, now),
-    })
+    match endpoint.as_str() {
+        "get_provider_token" => json_api(&s, PROVIDER_TOKEN, &body, |w, v, now| w.provider_token(v, now)).await,
+        "get_suite_token" => json_api(&s, SUITE_TOKEN, &body, |w, v, now| w.suite_token(v, now)).await,
+        "get_permanent_code" => json_api(&s, PERMANENT_CODE, &body, |w, v, now| w.permanent_code(token, v, now)).await,
+        "get_auth_info" => json_api(&s, AUTH_INFO, &body, |w, v, now| w.auth_info(token, v, now)).await,
+        "get_corp_token" => json_api(&s, CORP_TOKEN, &body, |w, v, now| w.corp_token(token, v, now)).await,
+        _ => unknown_api(),
+    }
 }
 
 #[derive(Deserialize)]
