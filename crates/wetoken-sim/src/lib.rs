@@ -629,19 +629,38 @@ fn answer(v: Value) -> Response {
     ([("content-type", "application/json; encoding=utf-8")], v.to_string()).into_response()
 }
 
-async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (fault, _in_flight) = s.enter(TOKEN);
+/// The shape of WeChat's GET APIs: count the call, apply a fault, answer by
+/// the rules from the query.
+async fn query_api(
+    s: &Arc<Shared>,
+    name: &'static str,
+    q: &HashMap<String, String>,
+    rule: impl FnOnce(&mut World, Params<'_>, i64) -> Answer,
+) -> Response {
+    let (fault, _in_flight) = s.enter(name);
     if let Some(r) = apply(fault).await {
         return r;
     }
     let now = s.now();
-    let a = s.world.lock().unwrap().classic(
-        q.get("grant_type").map(String::as_str),
-        q.get("appid").map(String::as_str),
-        q.get("secret").map(String::as_str),
-        now,
-    );
+    let a = rule(&mut s.world.lock().unwrap(), Params(q), now);
     answer(a)
+}
+
+/// A request's query parameters.
+#[derive(Clone, Copy)]
+struct Params<'a>(&'a HashMap<String, String>);
+
+impl<'a> Params<'a> {
+    fn get(self, k: &str) -> Option<&'a str> {
+        self.0.get(k).map(String::as_str)
+    }
+}
+
+async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, TOKEN, &q, |w, p, now| {
+        w.classic(p.get("grant_type"), p.get("appid"), p.get("secret"), now)
+    })
+    .await
 }
 
 async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
@@ -658,17 +677,10 @@ async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respon
 }
 
 async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (fault, _in_flight) = s.enter(GETTICKET);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let now = s.now();
-    let a = s.world.lock().unwrap().ticket(
-        q.get("access_token").map(String::as_str),
-        q.get("type").map(String::as_str),
-        now,
-    );
-    answer(a)
+    query_api(&s, GETTICKET, &q, |w, p, now| {
+        w.ticket(p.get("access_token"), p.get("type"), now)
+    })
+    .await
 }
 
 /// The shape of WeChat's JSON POST APIs: count the call, apply a fault,
@@ -724,34 +736,21 @@ async fn component_api(
 }
 
 async fn work_gettoken(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (fault, _in_flight) = s.enter(GETTOKEN);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let now = s.now();
-    let (corpid, secret) = (
-        q.get("corpid").map(String::as_str),
-        q.get("corpsecret").map(String::as_str),
-    );
-    let a = s.world.lock().unwrap().work_token(corpid, secret, now);
-    answer(a)
+    query_api(&s, GETTOKEN, &q, |w, p, now| {
+        w.work_token(p.get("corpid"), p.get("corpsecret"), now)
+    })
+    .await
 }
 
 async fn work_ticket(s: Arc<Shared>, q: HashMap<String, String>, agent: bool) -> Response {
-    let (fault, _in_flight) = s.enter(if agent { AGENT_TICKET } else { GET_JSAPI_TICKET });
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    if agent && q.get("type").map(String::as_str) != Some("agent_config") {
-        return answer(json!({"errcode": 40097, "errmsg": "invalid args"}));
-    }
-    let now = s.now();
-    let a = s
-        .world
-        .lock()
-        .unwrap()
-        .work_ticket(q.get("access_token").map(String::as_str), agent, now);
-    answer(a)
+    let name = if agent { AGENT_TICKET } else { GET_JSAPI_TICKET };
+    query_api(&s, name, &q, |w, p, now| {
+        if agent && p.get("type") != Some("agent_config") {
+            return json!({"errcode": 40097, "errmsg": "invalid args"});
+        }
+        w.work_ticket(p.get("access_token"), agent, now)
+    })
+    .await
 }
 
 async fn work_corp_ticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
