@@ -16,6 +16,7 @@ mod component;
 pub mod error;
 pub mod extract;
 mod native;
+pub mod openapi;
 mod ops;
 mod wecom;
 

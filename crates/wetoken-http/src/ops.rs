@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(crate::openapi::openapi))
 }
 
 /// Prometheus text exposition.

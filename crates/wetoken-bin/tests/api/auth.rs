@@ -269,3 +269,29 @@ async fn metrics_cover_upstream_refreshes_cache_and_http() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_the_api_without_a_key() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let (s, doc) = srv.get("/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/mp/{appid}/{cred}",
+        "/v1/work/{corpid}/{agentid}/jssdk_config",
+        "/v1/component/{component_appid}/authorizers",
+        "/v1/suite/{suite_id}/corps/{corpid}/{cred}",
+        "/v1/accounts/{id}",
+        "/v1/keys",
+        "/callback/suite/{suite_id}",
+        "/healthz",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    assert_eq!(
+        paths["/v1/accounts"]["post"]["responses"]["201"]["description"],
+        "success"
+    );
+}

@@ -1,0 +1,251 @@
+//! `GET /openapi.json`: the HTTP API described as OpenAPI 3.0 (SPEC §3).
+//! Built here rather than derived, so that it names exactly the routes of
+//! this crate; a test checks every route appears.
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+fn op(summary: &str, tag: &str, secured: bool, body: Option<Value>, ok: &str) -> Value {
+    let mut o = json!({
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            ok: {"description": "success"},
+            "4XX": {"$ref": "#/components/responses/Error"},
+            "5XX": {"$ref": "#/components/responses/Error"},
+        },
+    });
+    if secured {
+        o["security"] = json!([{"bearer": []}]);
+    }
+    if let Some(schema) = body {
+        o["requestBody"] = json!({"content": {"application/json": {"schema": schema}}});
+    }
+    o
+}
+
+fn params(path: &str) -> Value {
+    Value::Array(
+        path.split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect(),
+    )
+}
+
+/// One method of a route: (method, summary, body schema, success status).
+type Method = (&'static str, &'static str, Option<Value>, &'static str);
+
+/// Every route: (path, tag, methods).
+fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
+    let stale = Some(json!({"type": "object", "properties": {"stale": {"type": "string"}}}));
+    let url = Some(json!({"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}));
+    let read = |what: &'static str| vec![("get", what, None, "200")];
+    let refresh = || {
+        vec![(
+            "post",
+            "refresh (with the rejected value as stale, or a rate-limited force refresh)",
+            stale.clone(),
+            "200",
+        )]
+    };
+    let jssdk = || vec![("post", "JS-SDK config for a page URL", url.clone(), "200")];
+    vec![
+        (
+            "/v1/mp/{appid}/{cred}",
+            "credentials",
+            read("an Official Account / Mini Program credential"),
+        ),
+        ("/v1/mp/{appid}/{cred}/refresh", "credentials", refresh()),
+        ("/v1/mp/{appid}/jssdk_config", "credentials", jssdk()),
+        (
+            "/v1/work/{corpid}/{agentid}/{cred}",
+            "credentials",
+            read("a WeCom app credential"),
+        ),
+        ("/v1/work/{corpid}/{agentid}/{cred}/refresh", "credentials", refresh()),
+        ("/v1/work/{corpid}/{agentid}/jssdk_config", "credentials", jssdk()),
+        (
+            "/v1/component/{component_appid}/access_token",
+            "open platform",
+            read("the component_access_token"),
+        ),
+        (
+            "/v1/component/{component_appid}/access_token/refresh",
+            "open platform",
+            refresh(),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/{cred}",
+            "open platform",
+            read("an authorizer credential"),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/{cred}/refresh",
+            "open platform",
+            refresh(),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/jssdk_config",
+            "open platform",
+            jssdk(),
+        ),
+        (
+            "/v1/component/{component_appid}/pre_auth_code",
+            "open platform",
+            vec![("post", "a fresh pre_auth_code", None, "200")],
+        ),
+        (
+            "/v1/component/{component_appid}/auth_url",
+            "open platform",
+            read("an authorization URL (PC or H5)"),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers",
+            "open platform",
+            read("the component's authorizers"),
+        ),
+        (
+            "/v1/suite/{suite_id}/access_token",
+            "wecom",
+            read("the suite_access_token"),
+        ),
+        ("/v1/suite/{suite_id}/access_token/refresh", "wecom", refresh()),
+        (
+            "/v1/suite/{suite_id}/corps",
+            "wecom",
+            read("the corps that installed the suite"),
+        ),
+        (
+            "/v1/suite/{suite_id}/corps/{corpid}/{cred}",
+            "wecom",
+            read("an installed corp's credential"),
+        ),
+        ("/v1/suite/{suite_id}/corps/{corpid}/{cred}/refresh", "wecom", refresh()),
+        ("/v1/suite/{suite_id}/corps/{corpid}/jssdk_config", "wecom", jssdk()),
+        (
+            "/v1/provider/{corpid}/access_token",
+            "wecom",
+            read("the provider_access_token"),
+        ),
+        ("/v1/provider/{corpid}/access_token/refresh", "wecom", refresh()),
+        (
+            "/v1/accounts",
+            "admin",
+            vec![
+                ("get", "list accounts", None, "200"),
+                (
+                    "post",
+                    "create an account",
+                    Some(json!({"type": "object", "required": ["kind"]})),
+                    "201",
+                ),
+            ],
+        ),
+        (
+            "/v1/accounts/{id}",
+            "admin",
+            vec![
+                ("get", "one account", None, "200"),
+                (
+                    "patch",
+                    "change secrets or settings (drops cached credentials when a secret changes)",
+                    Some(json!({"type": "object"})),
+                    "200",
+                ),
+                ("delete", "delete an account and its credentials", None, "204"),
+            ],
+        ),
+        (
+            "/v1/keys",
+            "admin",
+            vec![
+                ("get", "list API keys (never the key)", None, "200"),
+                (
+                    "post",
+                    "create a client key (shown once)",
+                    Some(json!({"type": "object", "required": ["name", "accounts"]})),
+                    "201",
+                ),
+            ],
+        ),
+        (
+            "/v1/keys/{name}",
+            "admin",
+            vec![("delete", "delete an API key", None, "204")],
+        ),
+        (
+            "/callback/component/{component_appid}",
+            "callbacks",
+            vec![(
+                "post",
+                "WeChat's encrypted authorization events and verify tickets",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/callback/component/{component_appid}/authorized",
+            "callbacks",
+            read("the landing page after authorization"),
+        ),
+        (
+            "/callback/suite/{suite_id}",
+            "callbacks",
+            vec![
+                ("get", "WeCom's URL verification", None, "200"),
+                (
+                    "post",
+                    "WeCom's encrypted suite tickets and install events",
+                    None,
+                    "200",
+                ),
+            ],
+        ),
+        ("/healthz", "operations", read("the process is up")),
+        ("/readyz", "operations", read("the database answers")),
+        ("/metrics", "operations", read("Prometheus metrics")),
+        ("/openapi.json", "operations", read("this document")),
+    ]
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (path, tag, methods) in routes() {
+        let secured = path.starts_with("/v1/");
+        let mut item = Map::new();
+        item.insert("parameters".into(), params(path));
+        for (method, summary, body, ok) in methods {
+            item.insert(method.into(), op(summary, tag, secured, body, ok));
+        }
+        paths.insert(path.into(), Value::Object(item));
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "wetoken",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "WeChat credential central-control server: one place that fetches, stores, refreshes and serves WeChat and WeCom credentials.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {
+                "description": "an error",
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited", "upstream_error", "unavailable"]},
+                        "message": {"type": "string"},
+                        "upstream": {"type": "object", "properties": {"errcode": {"type": "integer"}, "errmsg": {"type": "string"}}},
+                    },
+                }}},
+            }},
+        },
+    })
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(document())
+}
