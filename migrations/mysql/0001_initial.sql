@@ -32,8 +32,15 @@ CREATE TABLE IF NOT EXISTS wt_credentials (
     forced_at     BIGINT,
     due_at        BIGINT,
     attempts      BIGINT       NOT NULL DEFAULT 0,
+    -- SHA-256 of the value, and of the one before it while WeChat's grace
+    -- lasts: finds the account a presented token belongs to
+    value_hash     VARCHAR(64),
+    previous_hash  VARCHAR(64),
+    previous_until BIGINT,
     PRIMARY KEY (account_id, kind),
-    KEY wt_credentials_due (due_at)
+    KEY wt_credentials_due (due_at),
+    KEY wt_credentials_hash (value_hash),
+    KEY wt_credentials_previous (previous_hash)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS wt_keys (

@@ -34,10 +34,17 @@ CREATE TABLE wt_credentials (
     forced_at     NUMBER(19),
     due_at        NUMBER(19),
     attempts      NUMBER(19)    DEFAULT 0 NOT NULL,
+    value_hash     VARCHAR2(64),
+    previous_hash  VARCHAR2(64),
+    previous_until NUMBER(19),
     PRIMARY KEY (account_id, kind)
 );
 
 CREATE INDEX wt_credentials_due ON wt_credentials (due_at);
+
+CREATE INDEX wt_credentials_hash ON wt_credentials (value_hash);
+
+CREATE INDEX wt_credentials_previous ON wt_credentials (previous_hash);
 
 CREATE TABLE wt_keys (
     name        VARCHAR2(64)  NOT NULL PRIMARY KEY,

@@ -35,10 +35,17 @@ CREATE TABLE IF NOT EXISTS wt_credentials (
     due_at        BIGINT,
     -- consecutive failed attempts, for backoff
     attempts      BIGINT       NOT NULL DEFAULT 0,
+    -- SHA-256 of the value, and of the one before it while WeChat's grace
+    -- lasts: finds the account a presented token belongs to
+    value_hash     VARCHAR(64),
+    previous_hash  VARCHAR(64),
+    previous_until BIGINT,
     PRIMARY KEY (account_id, kind)
 );
 
 CREATE INDEX IF NOT EXISTS wt_credentials_due ON wt_credentials (due_at);
+CREATE INDEX IF NOT EXISTS wt_credentials_hash ON wt_credentials (value_hash);
+CREATE INDEX IF NOT EXISTS wt_credentials_previous ON wt_credentials (previous_hash);
 
 CREATE TABLE IF NOT EXISTS wt_keys (
     name        VARCHAR(64)  NOT NULL PRIMARY KEY,

@@ -24,6 +24,7 @@ pub async fn run(store: Arc<dyn Store>) {
     rotated_secrets_with_refresh(&*store).await;
     long_values(&*store).await;
     due_order(&*store).await;
+    values_by_hash(&*store).await;
     keys(&*store).await;
 }
 
@@ -46,6 +47,8 @@ fn write<'a>(id: &'a str, kind: &'a str, owner: &'a str, value: &'a str, at: i64
         kind,
         owner,
         value,
+        value_hash: value,
+        previous_until: at + 300_000,
         expires_at: at + 7_200_000,
         refreshed_at: at,
         due_at: at + 6_600_000,
@@ -373,9 +376,9 @@ pub async fn long_values(s: &dyn Store) {
     s.insert_account(&account(id, None)).await.unwrap();
     let long = "x".repeat(1_500);
     assert!(s.try_lease(id, "access_token", "a", 0, 0, 30_000).await.unwrap());
-    s.complete_refresh(&write(id, "access_token", "a", &long, 1))
-        .await
-        .unwrap();
+    let mut w = write(id, "access_token", "a", &long, 1);
+    w.value_hash = "long-value-hash";
+    s.complete_refresh(&w).await.unwrap();
     assert_eq!(
         s.credential(id, "access_token").await.unwrap().unwrap().value,
         Some(long)
@@ -428,6 +431,37 @@ pub async fn due_order(s: &dyn Store) {
     assert_eq!(due[0], "mp:conf_due_d/access_token", "an expired lease is due again");
     assert_eq!(due.len(), 4);
     assert_eq!(s.due(base + 1_001, 2).await.unwrap().len(), 2, "limit");
+}
+
+/// A presented token is found by its hash, the previous one within its grace.
+pub async fn values_by_hash(s: &dyn Store) {
+    let id = "mp:conf_hash";
+    s.insert_account(&account(id, None)).await.unwrap();
+    assert!(s.try_lease(id, "access_token", "o", 0, 0, 1).await.unwrap());
+    s.complete_refresh(&write(id, "access_token", "o", "h1", 1_000))
+        .await
+        .unwrap();
+    let found = |h: &'static str, now: i64| async move {
+        s.credential_by_hash(h, now)
+            .await
+            .unwrap()
+            .map(|r| (r.account_id, r.kind))
+    };
+    assert_eq!(
+        found("h1", 2_000).await,
+        Some((id.to_owned(), "access_token".to_owned()))
+    );
+    assert!(s.try_lease(id, "access_token", "o", 1, 2_000, 3_000).await.unwrap());
+    s.complete_refresh(&write(id, "access_token", "o", "h2", 10_000))
+        .await
+        .unwrap();
+    assert!(found("h2", 11_000).await.is_some());
+    assert!(
+        found("h1", 309_999).await.is_some(),
+        "the previous value within its grace"
+    );
+    assert_eq!(found("h1", 310_000).await, None, "not after");
+    assert_eq!(found("nothing", 11_000).await, None);
 }
 
 pub async fn keys(s: &dyn Store) {

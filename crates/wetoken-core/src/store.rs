@@ -66,6 +66,10 @@ pub struct RefreshWrite<'a> {
     pub kind: &'a str,
     pub owner: &'a str,
     pub value: &'a str,
+    /// SHA-256 (hex) of the plaintext value; the previous one's hash stays
+    /// findable until `previous_until` (WeChat's grace).
+    pub value_hash: &'a str,
+    pub previous_until: i64,
     pub expires_at: i64,
     pub refreshed_at: i64,
     /// When the scheduler should next refresh it.
@@ -184,6 +188,11 @@ pub trait Store: Send + Sync + 'static {
     /// free at `now`, earliest first, at most `limit`. An index range scan:
     /// the scheduler's deadline order lives in the database.
     async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>>;
+
+    /// The credential whose value hashes to `hash`, or whose previous value
+    /// does while `previous_until > now`: which account a presented token
+    /// belongs to.
+    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>>;
 
     // ---- API keys
     /// `Conflict` if the name exists.

@@ -418,12 +418,13 @@ impl Store for OracleStore {
             w.value.to_owned(),
         );
         let (expires_at, refreshed_at, due_at) = (w.expires_at, w.refreshed_at, w.due_at);
+        let (h, previous_until) = (w.value_hash.to_owned(), w.previous_until);
         let secrets = w.account_secrets.map(str::to_owned);
         self.run(move |conn, sql| {
             let n = exec(
                 conn,
                 sql.complete_refresh,
-                &[&v, &expires_at, &refreshed_at, &due_at, &a, &k, &o],
+                &[&previous_until, &h, &v, &expires_at, &refreshed_at, &due_at, &a, &k, &o],
             )?;
             if n == 0 {
                 return Ok(None);
@@ -496,6 +497,12 @@ impl Store for OracleStore {
 
     async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>> {
         self.run(move |conn, sql| rows(conn, sql.select_due, &[&now, &now, &limit], credential_from))
+            .await
+    }
+
+    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>> {
+        let h = hash.to_owned();
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_by_hash, &[&h, &h, &now], credential_from)?.pop()))
             .await
     }
 

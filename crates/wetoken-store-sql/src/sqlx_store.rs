@@ -339,6 +339,8 @@ macro_rules! sql_store {
             async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.complete_refresh)
+                    .bind(w.previous_until)
+                    .bind(w.value_hash)
                     .bind(w.value)
                     .bind(w.expires_at)
                     .bind(w.refreshed_at)
@@ -469,6 +471,17 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>> {
+                let c: Option<Credential> = sqlx::query_as(self.sql.select_by_hash)
+                    .bind(hash)
+                    .bind(hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(c.map(Into::into))
             }
 
             async fn insert_key(&self, k: &KeyRow) -> StoreResult<()> {

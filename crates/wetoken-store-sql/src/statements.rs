@@ -52,6 +52,7 @@ pub struct Statements {
     pub clear_blocks_filled: &'static str,
     pub clear_blocks_empty: &'static str,
     pub select_due: &'static str,
+    pub select_by_hash: &'static str,
     pub insert_key: &'static str,
     pub select_keys: &'static str,
     pub select_key_by_hash: &'static str,
@@ -147,8 +148,10 @@ impl Statements {
                  WHERE account_id = ? AND kind = ? AND version = ? \
                  AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
                 .into()),
+            // previous_hash first: MySQL assigns left to right, with new values.
             complete_refresh: s(
-                "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
+                "UPDATE wt_credentials SET previous_hash = value_hash, previous_until = ?, \
+                 value_hash = ?, value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
                  version = version + 1, attempts = 0, lease_owner = NULL, lease_until = NULL, \
                  last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL \
                  WHERE account_id = ? AND kind = ? AND lease_owner = ?"
@@ -183,6 +186,10 @@ impl Statements {
                 "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE due_at <= ? AND value IS NOT NULL \
                  AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at {limit}"
             )),
+            select_by_hash: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE value_hash = ? \
+                 OR (previous_hash = ? AND previous_until > ?)"
+            )),
             insert_key: s(format!("INSERT INTO wt_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?)")),
             select_keys: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys ORDER BY name")),
             select_key_by_hash: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys WHERE hash = ?")),
@@ -215,6 +222,7 @@ impl Statements {
             self.clear_blocks_filled,
             self.clear_blocks_empty,
             self.select_due,
+            self.select_by_hash,
             self.insert_key,
             self.select_keys,
             self.select_key_by_hash,

@@ -77,6 +77,9 @@ pub fn new_instance_id() -> String {
     format!("{}-{}", std::process::id(), &crate::keys::generate_key()[4..16])
 }
 
+/// WeChat keeps a replaced token working this long.
+const GRACE_MS: i64 = 300_000;
+
 /// Permanent upstream errors are not retried automatically for this long.
 const PERMANENT_BLOCK: Duration = Duration::from_secs(600);
 
@@ -593,6 +596,8 @@ impl Inner {
                         kind: cred.as_str(),
                         owner: &owner,
                         value: &sealed,
+                        value_hash: &crate::keys::hash_key(&f.value),
+                        previous_until: now + GRACE_MS,
                         expires_at,
                         refreshed_at: now,
                         due_at,
@@ -845,6 +850,8 @@ impl Inner {
                 kind: cred.as_str(),
                 owner,
                 value: &self.key.seal(value),
+                value_hash: &crate::keys::hash_key(value),
+                previous_until: now + GRACE_MS,
                 expires_at,
                 refreshed_at: now,
                 due_at: timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), false),
