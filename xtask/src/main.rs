@@ -3,7 +3,8 @@
 //! - `ci`: what CI runs — format check, clippy with `-D warnings` on every
 //!   feature, then every test on every backend: MariaDB and PostgreSQL are
 //!   installed from Debian packages if missing, started on loopback in a
-//!   temporary directory, and stopped at the end (see [`Databases`]).
+//!   temporary directory, and stopped at the end (see [`Databases`]); a
+//!   virtualenv with wechatpy from PyPI runs the SDK drop-in test.
 //! - `bench [--quick] [--only a|b|c]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
@@ -69,10 +70,13 @@ fn ci() -> Result<(), String> {
     ])?;
     // Build first, so that the databases are not kept waiting on a compile.
     cargo(&["test", "--workspace", "--all-features", "--no-run"])?;
+    let python = sdk_python()?;
     let dbs = Databases::start()?;
+    let mut env = dbs.env();
+    env.push(("WETOKEN_TEST_PYTHON".into(), python));
     let result = cargo_with(
         &["test", "--workspace", "--all-features", "--", "--include-ignored"],
-        &dbs.env(),
+        &env,
     );
     drop(dbs);
     result?;
@@ -81,6 +85,46 @@ fn ci() -> Result<(), String> {
         started.elapsed()
     );
     Ok(())
+}
+
+/// A Python with wechatpy (a real SDK from PyPI) for the drop-in test: a
+/// virtualenv under target/, made once and reused while it imports.
+fn sdk_python() -> Result<String, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), std::path::PathBuf::from);
+    let venv = target.join("sdk-venv");
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import wechatpy.work"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ready() {
+        eprintln!("==> python3 -m venv {} && pip install wechatpy", venv.display());
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "wechatpy==2.0.0a26",
+                    "cryptography",
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok || !ready() {
+            return Err("cannot make a Python virtualenv with wechatpy (python3 and PyPI are needed)".into());
+        }
+    }
+    Ok(python.display().to_string())
 }
 
 /// The cargo feature of the backend a URL names.

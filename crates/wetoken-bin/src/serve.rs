@@ -60,6 +60,18 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         metrics: wetoken_http::install_metrics(),
         callback_max_skew_secs: settings.callback_max_skew_secs as i64,
         public_url: String::new(),
+        proxy: if settings.proxy {
+            let p = wetoken_http::proxy::Proxy::new(
+                &settings.upstream_mp,
+                &settings.upstream_work,
+                Duration::from_secs(settings.upstream_timeout_secs),
+            )
+            .map_err(CliError::Runtime)?;
+            tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
+            Some(p)
+        } else {
+            None
+        },
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

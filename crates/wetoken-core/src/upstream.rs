@@ -110,7 +110,7 @@ pub struct Upstream {
 
 /// reqwest is built without a default rustls provider (no aws-lc-rs, no
 /// OpenSSL); install ring once per process.
-fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

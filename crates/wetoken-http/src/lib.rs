@@ -12,12 +12,15 @@
 //! limit holds everywhere.
 
 mod callback;
+mod compat;
 mod component;
 pub mod error;
 pub mod extract;
+mod legacy;
 mod native;
 pub mod openapi;
 mod ops;
+pub mod proxy;
 mod wecom;
 
 use std::sync::Arc;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub callback_max_skew_secs: i64,
     /// The URL WeChat and browsers reach this server at (no trailing `/`).
     pub public_url: String,
+    /// The WeChat API proxy, when `WETOKEN_PROXY=on`.
+    pub proxy: Option<proxy::Proxy>,
 }
 
 impl AppState {
@@ -77,9 +82,11 @@ pub fn router(state: AppState) -> Router {
         .merge(native::routes())
         .merge(component::routes())
         .merge(wecom::routes())
+        .merge(compat::routes())
+        .merge(legacy::routes())
         .merge(callback::routes())
         .merge(ops::routes())
-        .fallback(ops::not_found)
+        .fallback(proxy::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), extract::limit_body))
         .layer(axum::middleware::from_fn(ops::record_request))

@@ -70,6 +70,10 @@ pub const SUITE_TOKEN: &str = "get_suite_token";
 pub const PERMANENT_CODE: &str = "get_permanent_code";
 pub const AUTH_INFO: &str = "get_auth_info";
 pub const CORP_TOKEN: &str = "get_corp_token";
+/// Ordinary business APIs (for the proxy): they only check the token.
+pub const GETCALLBACKIP: &str = "getcallbackip";
+pub const MEDIA_UPLOAD: &str = "media/upload";
+pub const USER_GET: &str = "user/get";
 
 /// Faults queued per endpoint, each with how many more calls it applies to.
 type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
@@ -591,6 +595,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/get_jsapi_ticket", get(work_corp_ticket))
         .route("/cgi-bin/ticket/get", get(work_agent_ticket))
         .route("/cgi-bin/service/{endpoint}", post(service_api))
+        .route("/cgi-bin/getcallbackip", get(getcallbackip))
+        .route("/cgi-bin/media/upload", post(media_upload))
+        .route("/cgi-bin/user/get", get(user_get))
         .route("/__sim/apps", post(ctl_add_app))
         .route("/__sim/calls", get(ctl_calls))
         .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
@@ -777,6 +784,49 @@ async fn service_api(
         "get_corp_token" => json_api(&s, CORP_TOKEN, &body, |w, v, now| w.corp_token(token, v, now)).await,
         _ => unknown_api(),
     }
+}
+
+async fn getcallbackip(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, GETCALLBACKIP, &q, |w, p, now| {
+        match w.business(p.get("access_token"), now) {
+            Ok(()) => json!({"ip_list": ["127.0.0.1", "101.226.103.0/25"]}),
+            Err(e) => e,
+        }
+    })
+    .await
+}
+
+async fn user_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, USER_GET, &q, |w, p, now| match w.business(p.get("access_token"), now) {
+        Ok(()) => json!({"errcode": 0, "errmsg": "ok", "userid": p.get("userid").unwrap_or_default(), "name": "Zhang San"}),
+        Err(e) => e,
+    })
+    .await
+}
+
+/// `POST /cgi-bin/media/upload?access_token&type`: the media_id is the
+/// SHA-1 of the body received, so a test can tell it arrived unchanged.
+async fn media_upload(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    query_api(&s, MEDIA_UPLOAD, &q, |w, p, now| {
+        match w.business(p.get("access_token"), now) {
+            Ok(()) => json!({
+                "type": p.get("type").unwrap_or("image"),
+                "media_id": sha1_hex(&body),
+                "created_at": now / 1000,
+            }),
+            Err(e) => e,
+        }
+    })
+    .await
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(bytes))
 }
 
 #[derive(Deserialize)]

@@ -748,6 +748,19 @@ impl World {
         }
     }
 
+    /// The check every business API makes of its token: 41001 missing, 40001
+    /// invalid or retired beyond grace, 42001 expired.
+    pub fn business(&self, token: Option<&str>, now: i64) -> Result<(), Answer> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| err(41001, "access_token missing"))?;
+        match self.token_state(token, now) {
+            TokenState::Valid => Ok(()),
+            TokenState::Expired => Err(err(42001, "access_token expired")),
+            TokenState::Invalid => Err(err(40001, "invalid credential, access_token is invalid or not latest")),
+        }
+    }
+
     /// Shortens every live token of an app to expire in `secs` (tests of
     /// proactive refresh and expiry).
     pub fn expire_tokens_in(&mut self, appid: &str, secs: i64, now: i64) {

@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod cluster;
+mod compat;
 mod component;
 mod credentials;
 mod helpers;

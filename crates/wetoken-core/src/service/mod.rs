@@ -24,6 +24,7 @@
 
 mod admin;
 mod children;
+pub mod compat;
 pub mod component;
 pub mod scheduler;
 mod suite;
@@ -174,6 +175,8 @@ struct Inner {
     cfg: ServiceConfig,
     cache: RwLock<HashMap<Key, Cached>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// token hash → whose it is, and when that was read (see `compat`).
+    owners: RwLock<HashMap<String, (Key, std::time::Instant)>>,
 }
 
 /// How a refresh proceeds once it has decided to call WeChat.
@@ -208,6 +211,7 @@ impl CredentialService {
                 cfg,
                 cache: RwLock::default(),
                 flights: Mutex::default(),
+                owners: RwLock::default(),
             }),
         }
     }

@@ -1,0 +1,247 @@
+//! The optional WeChat API proxy (`WETOKEN_PROXY=on`, SPEC §6): any other
+//! WeChat/WeCom API path carrying a token wetoken manages (current or within
+//! grace) is forwarded to the upstream of the account that owns it (WeCom
+//! accounts to the WeCom API), with the token replaced by the current one.
+//! Bodies and answers pass byte for byte. A 40001/42001/40014 answer triggers
+//! one compare-and-refresh and one retry. A token wetoken does not manage gets
+//! 40001 without any upstream call: wetoken is no open relay.
+//!
+//! Request bodies are bounded by `WETOKEN_MAX_BODY_BYTES` and buffered (a
+//! retry must send them again); answers are bounded by [`MAX_ANSWER`].
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use wetoken_core::domain::{AccountKind, Credential};
+use wetoken_core::urlenc::query_params;
+
+use crate::AppState;
+use crate::compat::{WxError, wx_error, wx_from};
+use crate::extract::read_body;
+
+/// API path prefixes forwarded (WeCom's APIs live under `/cgi-bin/` too).
+const PREFIXES: &[&str] = &[
+    "/cgi-bin/",
+    "/sns/",
+    "/wxa/",
+    "/datacube/",
+    "/card/",
+    "/merchant/",
+    "/customservice/",
+    "/semantic/",
+    "/shakearound/",
+    "/tcb/",
+    "/wxaapi/",
+    "/channels/",
+];
+
+/// Query parameters that carry a token, in the order they are looked for.
+const TOKEN_PARAMS: &[&str] = &[
+    "access_token",
+    "component_access_token",
+    "suite_access_token",
+    "provider_access_token",
+];
+
+/// The largest upstream answer relayed (media downloads included).
+pub const MAX_ANSWER: usize = 64 << 20;
+
+/// Headers not relayed: hop-by-hop ones, and ones the client library sets.
+const DROPPED: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "content-length",
+    "authorization",
+];
+
+/// Where and how the proxy forwards.
+#[derive(Clone)]
+pub struct Proxy {
+    http: reqwest::Client,
+    mp_base: String,
+    work_base: String,
+}
+
+impl Proxy {
+    pub fn new(mp_base: &str, work_base: &str, timeout: Duration) -> Result<Self, String> {
+        wetoken_core::upstream::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Proxy {
+            http,
+            mp_base: mp_base.trim_end_matches('/').to_owned(),
+            work_base: work_base.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// The query string with parameter `name` set to `value`, every other
+/// parameter left byte for byte.
+fn with_param(raw: &str, name: &str, value: &str) -> String {
+    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    raw.split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k == name => format!("{k}={encoded}"),
+            _ => p.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn relayed(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (k, v) in headers {
+        if !DROPPED.contains(&k.as_str()) {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Whether WeChat rejected the token (so one compare-and-refresh is worth it).
+fn token_rejected(body: &[u8]) -> bool {
+    body.first() == Some(&b'{')
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["errcode"].as_i64())
+            .is_some_and(|c| matches!(c, 40001 | 40014 | 42001))
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Proxy {
+    async fn send(
+        &self,
+        method: &axum::http::Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Answer, WxError> {
+        let upstream_unreachable = |e: reqwest::Error| wx_error(-1, format!("system error: {}", e.without_url()));
+        let mut resp = self
+            .http
+            .request(method.clone(), url)
+            .headers(relayed(headers))
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(upstream_unreachable)?;
+        let status = resp.status();
+        let headers = relayed(resp.headers());
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(upstream_unreachable)? {
+            if buf.len() + chunk.len() > MAX_ANSWER {
+                return Err(wx_error(-1, "system error: the upstream answer is too large to relay"));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: Bytes::from(buf),
+        })
+    }
+}
+
+/// The router's fallback: the proxy for WeChat API paths when it is on, else 404.
+pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    match &st.proxy {
+        Some(p) if PREFIXES.iter().any(|pre| path.starts_with(pre)) => forward(&st, p, &path, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        _ => crate::ops::not_found().await.into_response(),
+    }
+}
+
+async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<Response, WxError> {
+    let raw_query = req.uri().query().unwrap_or_default().to_owned();
+    let params = query_params(&raw_query);
+    let (name, token) = TOKEN_PARAMS
+        .iter()
+        .find_map(|n| Some((*n, params.get(*n)?.clone())))
+        .ok_or_else(|| wx_error(41001, "access_token missing"))?;
+    let owner = match st.service.owner_of(&token).await.map_err(wx_from)? {
+        Some((id, Credential::AccessToken)) => id,
+        _ => {
+            return Err(wx_error(
+                40001,
+                "invalid credential, access_token is invalid or not latest (not managed by wetoken)",
+            ));
+        }
+    };
+    let base = match owner.kind() {
+        AccountKind::Work | AccountKind::Suite | AccountKind::Corp | AccountKind::Provider => &p.work_base,
+        _ => &p.mp_base,
+    };
+    let (parts, body): (_, Body) = req.into_parts();
+    let body = match read_body(body, st.max_body).await {
+        Ok(b) => b,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let current = st
+        .service
+        .get(&owner, Credential::AccessToken)
+        .await
+        .map_err(wx_from)?
+        .value;
+    let url = |t: &str| format!("{base}{path}?{}", with_param(&raw_query, name, t));
+    let mut answer = p.send(&parts.method, &url(&current), &parts.headers, &body).await?;
+    if token_rejected(&answer.body) {
+        // One compare-and-refresh, one retry.
+        match st
+            .service
+            .refresh(&owner, Credential::AccessToken, Some(&current))
+            .await
+        {
+            Ok(fresh) => answer = p.send(&parts.method, &url(&fresh.value), &parts.headers, &body).await?,
+            Err(e) => tracing::warn!(account = %owner, error = %e, "proxy could not refresh a rejected token"),
+        }
+    }
+    // A bare body: no default content type before the upstream's own.
+    let mut resp = Response::new(Body::from(answer.body));
+    *resp.status_mut() = answer.status;
+    *resp.headers_mut() = answer.headers;
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_token_parameter_changes() {
+        assert_eq!(
+            with_param("access_token=OLD&type=image&x=%2B1", "access_token", "NEW+/="),
+            "access_token=NEW%2B%2F%3D&type=image&x=%2B1"
+        );
+        assert_eq!(
+            with_param("a=1&component_access_token=o", "component_access_token", "n"),
+            "a=1&component_access_token=n"
+        );
+    }
+
+    #[test]
+    fn rejected_tokens_are_recognised() {
+        assert!(token_rejected(br#"{"errcode":40001,"errmsg":"invalid credential"}"#));
+        assert!(token_rejected(br#"{"errcode":42001}"#));
+        assert!(!token_rejected(br#"{"errcode":0,"errmsg":"ok"}"#));
+        assert!(!token_rejected(b"\x89PNG binary"));
+    }
+}
