@@ -202,6 +202,94 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
                 ),
             ],
         ),
+        (
+            "/cgi-bin/token",
+            "wechat-compatible",
+            read("WeChat's getAccessToken (by appid + secret)"),
+        ),
+        (
+            "/cgi-bin/stable_token",
+            "wechat-compatible",
+            vec![("post", "WeChat's getStableAccessToken", None, "200")],
+        ),
+        (
+            "/cgi-bin/ticket/getticket",
+            "wechat-compatible",
+            read("WeChat's jsapi / wx_card ticket (by a managed token)"),
+        ),
+        (
+            "/cgi-bin/gettoken",
+            "wechat-compatible",
+            read("WeCom's gettoken (by corpid + corpsecret)"),
+        ),
+        (
+            "/cgi-bin/get_jsapi_ticket",
+            "wechat-compatible",
+            read("WeCom's corp ticket"),
+        ),
+        (
+            "/cgi-bin/ticket/get",
+            "wechat-compatible",
+            read("WeCom's agent_config ticket"),
+        ),
+        (
+            "/cgi-bin/component/api_component_token",
+            "wechat-compatible",
+            vec![("post", "the component token (by component_appsecret)", None, "200")],
+        ),
+        (
+            "/cgi-bin/component/api_authorizer_token",
+            "wechat-compatible",
+            vec![(
+                "post",
+                "an authorizer token (by a managed component token)",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/cgi-bin/component/api_create_preauthcode",
+            "wechat-compatible",
+            vec![("post", "a pre_auth_code (by a managed component token)", None, "200")],
+        ),
+        (
+            "/cgi-bin/service/get_suite_token",
+            "wechat-compatible",
+            vec![("post", "the suite token (by suite_secret)", None, "200")],
+        ),
+        (
+            "/cgi-bin/service/get_corp_token",
+            "wechat-compatible",
+            vec![(
+                "post",
+                "an installed corp's token (by a managed suite token)",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/cgi-bin/service/get_provider_token",
+            "wechat-compatible",
+            vec![("post", "the provider token (by provider_secret)", None, "200")],
+        ),
+        (
+            "/wechat/app/create",
+            "go wetoken",
+            vec![
+                ("get", "add an Official Account (admin key)", None, "200"),
+                ("post", "add an Official Account (admin key)", None, "200"),
+            ],
+        ),
+        (
+            "/{appid}/wechat/token/get",
+            "go wetoken",
+            read("the access token, in the Go project's shape"),
+        ),
+        (
+            "/{appid}/wechat/ticket/get",
+            "go wetoken",
+            read("the jsapi ticket, in the Go project's shape"),
+        ),
         ("/healthz", "operations", read("the process is up")),
         ("/readyz", "operations", read("the database answers")),
         ("/metrics", "operations", read("Prometheus metrics")),
@@ -212,7 +300,7 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for (path, tag, methods) in routes() {
-        let secured = path.starts_with("/v1/");
+        let secured = path.starts_with("/v1/") || path.contains("/wechat/");
         let mut item = Map::new();
         item.insert("parameters".into(), params(path));
         for (method, summary, body, ok) in methods {
