@@ -536,7 +536,12 @@ mod tests {
     #[test]
     fn migrations_split_into_statements_without_semicolons() {
         let stmts = split_statements(MIGRATIONS[0].2);
-        assert_eq!(stmts.len(), 5, "{stmts:#?}");
+        assert_eq!(stmts.len(), 7, "{stmts:#?}");
+        assert!(
+            stmts
+                .iter()
+                .any(|s| s == "CREATE INDEX wt_credentials_hash ON wt_credentials (value_hash)")
+        );
         assert!(stmts[0].starts_with("CREATE TABLE wt_accounts ("));
         assert!(stmts[1] == "CREATE INDEX wt_accounts_parent ON wt_accounts (parent_id)");
         for s in &stmts {
