@@ -72,10 +72,6 @@ pub(crate) fn wx_from(e: ServiceError) -> WxError {
 
 type WxResult = Result<Response, WxError>;
 
-fn wx_answer(r: WxResult) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
-}
-
 /// `{field: value, "expires_in": …}`, with `errcode: 0` where WeChat adds it.
 fn issued(st: &AppState, field: &str, i: &Issued, with_errcode: bool) -> Response {
     let mut m = Map::new();
@@ -144,139 +140,109 @@ fn mp_id(appid: Option<&str>) -> Result<AccountId, WxError> {
 }
 
 /// `GET /cgi-bin/token?grant_type=client_credential&appid&secret`.
-async fn token(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    wx_answer(
-        async {
-            if param(&q, "grant_type") != Some("client_credential") {
-                return Err(wx_error(40002, "invalid grant_type"));
-            }
-            let id = by_secret(&st, mp_id(param(&q, "appid"))?, param(&q, "secret"), 40125, 40013).await?;
-            Ok(issued(
-                &st,
-                "access_token",
-                &current(&st, &id, Credential::AccessToken).await?,
-                false,
-            ))
-        }
-        .await,
-    )
+async fn token(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
+    if param(&q, "grant_type") != Some("client_credential") {
+        return Err(wx_error(40002, "invalid grant_type"));
+    }
+    let id = by_secret(&st, mp_id(param(&q, "appid"))?, param(&q, "secret"), 40125, 40013).await?;
+    Ok(issued(
+        &st,
+        "access_token",
+        &current(&st, &id, Credential::AccessToken).await?,
+        false,
+    ))
 }
 
 /// `POST /cgi-bin/stable_token`; `force_refresh: true` follows SPEC §2's
 /// force-refresh limit (within it, the current token).
-async fn stable_token(State(st): State<AppState>, body: Body) -> Response {
-    wx_answer(
-        async {
-            let v = json_body(&st, body).await?;
-            if v["grant_type"].as_str() != Some("client_credential") {
-                return Err(wx_error(40002, "invalid grant_type"));
-            }
-            let id = by_secret(&st, mp_id(v["appid"].as_str())?, v["secret"].as_str(), 40125, 40013).await?;
-            let token = if v["force_refresh"].as_bool() == Some(true) {
-                match st.service.refresh(&id, Credential::AccessToken, None).await {
-                    Err(ServiceError::RateLimited(_)) => current(&st, &id, Credential::AccessToken).await?,
-                    r => r.map_err(wx_from)?,
-                }
-            } else {
-                current(&st, &id, Credential::AccessToken).await?
-            };
-            Ok(issued(&st, "access_token", &token, false))
+async fn stable_token(State(st): State<AppState>, body: Body) -> WxResult {
+    let v = json_body(&st, body).await?;
+    if v["grant_type"].as_str() != Some("client_credential") {
+        return Err(wx_error(40002, "invalid grant_type"));
+    }
+    let id = by_secret(&st, mp_id(v["appid"].as_str())?, v["secret"].as_str(), 40125, 40013).await?;
+    let token = if v["force_refresh"].as_bool() == Some(true) {
+        match st.service.refresh(&id, Credential::AccessToken, None).await {
+            Err(ServiceError::RateLimited(_)) => current(&st, &id, Credential::AccessToken).await?,
+            r => r.map_err(wx_from)?,
         }
-        .await,
-    )
+    } else {
+        current(&st, &id, Credential::AccessToken).await?
+    };
+    Ok(issued(&st, "access_token", &token, false))
 }
 
 /// `GET /cgi-bin/ticket/getticket?access_token&type=jsapi|wx_card`.
-async fn getticket(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    wx_answer(
-        async {
-            let id = by_token(
-                &st,
-                param(&q, "access_token"),
-                &[AccountKind::Mp, AccountKind::Authorizer],
-            )
-            .await?;
-            let cred = match param(&q, "type") {
-                Some("jsapi") => Credential::JsapiTicket,
-                Some("wx_card") => Credential::WxCardTicket,
-                _ => return Err(wx_error(40097, "invalid args: type must be jsapi or wx_card")),
-            };
-            Ok(issued(&st, "ticket", &current(&st, &id, cred).await?, true))
-        }
-        .await,
+async fn getticket(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
+    let id = by_token(
+        &st,
+        param(&q, "access_token"),
+        &[AccountKind::Mp, AccountKind::Authorizer],
     )
+    .await?;
+    let cred = match param(&q, "type") {
+        Some("jsapi") => Credential::JsapiTicket,
+        Some("wx_card") => Credential::WxCardTicket,
+        _ => return Err(wx_error(40097, "invalid args: type must be jsapi or wx_card")),
+    };
+    Ok(issued(&st, "ticket", &current(&st, &id, cred).await?, true))
 }
 
 /// `GET /cgi-bin/gettoken?corpid&corpsecret` (WeCom).
-async fn gettoken(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    wx_answer(
-        async {
-            let corpid = ident(param(&q, "corpid"), "corpid", 41002, 40013)?;
-            let secret = param(&q, "corpsecret").ok_or_else(|| wx_error(41004, "corpsecret missing"))?;
-            let id = match st.service.work_app_by_secret(&corpid, secret).await.map_err(wx_from)? {
-                SecretCheck::Matches(id) => id,
-                SecretCheck::Wrong => return Err(wx_error(40001, "invalid credential")),
-                SecretCheck::NoAccount => return Err(wx_error(40013, "invalid corpid")),
-            };
-            Ok(issued(
-                &st,
-                "access_token",
-                &current(&st, &id, Credential::AccessToken).await?,
-                true,
-            ))
-        }
-        .await,
-    )
+async fn gettoken(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
+    let corpid = ident(param(&q, "corpid"), "corpid", 41002, 40013)?;
+    let secret = param(&q, "corpsecret").ok_or_else(|| wx_error(41004, "corpsecret missing"))?;
+    let id = match st.service.work_app_by_secret(&corpid, secret).await.map_err(wx_from)? {
+        SecretCheck::Matches(id) => id,
+        SecretCheck::Wrong => return Err(wx_error(40001, "invalid credential")),
+        SecretCheck::NoAccount => return Err(wx_error(40013, "invalid corpid")),
+    };
+    Ok(issued(
+        &st,
+        "access_token",
+        &current(&st, &id, Credential::AccessToken).await?,
+        true,
+    ))
 }
 
 /// A WeCom ticket for the app or corp whose token is presented.
-async fn wecom_ticket(st: &AppState, q: &HashMap<String, String>, cred: Credential) -> Response {
-    wx_answer(
-        async {
-            let id = by_token(st, param(q, "access_token"), &[AccountKind::Work, AccountKind::Corp]).await?;
-            Ok(issued(st, "ticket", &current(st, &id, cred).await?, true))
-        }
-        .await,
-    )
+async fn wecom_ticket(st: &AppState, q: &HashMap<String, String>, cred: Credential) -> WxResult {
+    let id = by_token(st, param(q, "access_token"), &[AccountKind::Work, AccountKind::Corp]).await?;
+    Ok(issued(st, "ticket", &current(st, &id, cred).await?, true))
 }
 
 /// `GET /cgi-bin/get_jsapi_ticket?access_token` (WeCom corp ticket).
-async fn get_jsapi_ticket(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn get_jsapi_ticket(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
     wecom_ticket(&st, &q, Credential::JsapiTicket).await
 }
 
 /// `GET /cgi-bin/ticket/get?access_token&type=agent_config` (WeCom app ticket).
-async fn ticket_get(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn ticket_get(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
     if param(&q, "type") != Some("agent_config") {
-        return wx_error(40097, "invalid args: type must be agent_config").into_response();
+        return Err(wx_error(40097, "invalid args: type must be agent_config"));
     }
     wecom_ticket(&st, &q, Credential::AgentTicket).await
 }
 
 /// `POST /cgi-bin/component/api_component_token`: by component_appsecret;
 /// the component_verify_ticket is wetoken's own.
-async fn component_token(State(st): State<AppState>, body: Body) -> Response {
-    wx_answer(
-        async {
-            let v = json_body(&st, body).await?;
-            let appid = ident(v["component_appid"].as_str(), "component_appid", 41002, 61011)?;
-            let id = by_secret(
-                &st,
-                AccountId::Component { appid },
-                v["component_appsecret"].as_str(),
-                40125,
-                61011,
-            )
-            .await?;
-            Ok(issued(
-                &st,
-                "component_access_token",
-                &current(&st, &id, Credential::AccessToken).await?,
-                false,
-            ))
-        }
-        .await,
+async fn component_token(State(st): State<AppState>, body: Body) -> WxResult {
+    let v = json_body(&st, body).await?;
+    let appid = ident(v["component_appid"].as_str(), "component_appid", 41002, 61011)?;
+    let id = by_secret(
+        &st,
+        AccountId::Component { appid },
+        v["component_appsecret"].as_str(),
+        40125,
+        61011,
     )
+    .await?;
+    Ok(issued(
+        &st,
+        "component_access_token",
+        &current(&st, &id, Credential::AccessToken).await?,
+        false,
+    ))
 }
 
 /// The component whose managed token is `?component_access_token=` (or `access_token=`).
@@ -291,127 +257,102 @@ async fn authorizer_token(
     State(st): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     body: Body,
-) -> Response {
-    wx_answer(
-        async {
-            let component = component_of(&st, &q).await?;
-            let v = json_body(&st, body).await?;
-            let appid = ident(v["authorizer_appid"].as_str(), "authorizer_appid", 41002, 40013)?;
-            let AccountId::Component { appid: c } = &component else {
-                unreachable!("by_token checked the kind")
-            };
-            let id = AccountId::Authorizer {
-                component_appid: c.clone(),
-                appid,
-            };
-            let t = st
-                .service
-                .get(&id, Credential::AccessToken)
-                .await
-                .map_err(|e| match e {
-                    ServiceError::NotFound(_) => wx_error(61023, "refresh_token is invalid"),
-                    other => wx_from(other),
-                })?;
-            let mut m = Map::new();
-            m.insert("authorizer_access_token".into(), t.value.clone().into());
-            m.insert("expires_in".into(), t.expires_in(st.service.now()).into());
-            if let Some(r) = v["authorizer_refresh_token"].as_str() {
-                m.insert("authorizer_refresh_token".into(), r.into());
-            }
-            Ok(Json(Value::Object(m)).into_response())
-        }
-        .await,
-    )
+) -> WxResult {
+    let component = component_of(&st, &q).await?;
+    let v = json_body(&st, body).await?;
+    let appid = ident(v["authorizer_appid"].as_str(), "authorizer_appid", 41002, 40013)?;
+    let AccountId::Component { appid: c } = &component else {
+        unreachable!("by_token checked the kind")
+    };
+    let id = AccountId::Authorizer {
+        component_appid: c.clone(),
+        appid,
+    };
+    let t = st
+        .service
+        .get(&id, Credential::AccessToken)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound(_) => wx_error(61023, "refresh_token is invalid"),
+            other => wx_from(other),
+        })?;
+    let mut m = Map::new();
+    m.insert("authorizer_access_token".into(), t.value.clone().into());
+    m.insert("expires_in".into(), t.expires_in(st.service.now()).into());
+    if let Some(r) = v["authorizer_refresh_token"].as_str() {
+        m.insert("authorizer_refresh_token".into(), r.into());
+    }
+    Ok(Json(Value::Object(m)).into_response())
 }
 
 /// `POST /cgi-bin/component/api_create_preauthcode`.
-async fn create_preauthcode(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    wx_answer(
-        async {
-            let component = component_of(&st, &q).await?;
-            let (code, expires_in) = st.service.pre_auth_code(&component).await.map_err(wx_from)?;
-            Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})).into_response())
-        }
-        .await,
-    )
+async fn create_preauthcode(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
+    let component = component_of(&st, &q).await?;
+    let (code, expires_in) = st.service.pre_auth_code(&component).await.map_err(wx_from)?;
+    Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})).into_response())
 }
 
 /// `POST /cgi-bin/service/get_suite_token`: by suite_secret; the suite_ticket
 /// is wetoken's own. No errcode on success, as WeCom.
-async fn suite_token(State(st): State<AppState>, body: Body) -> Response {
-    wx_answer(
-        async {
-            let v = json_body(&st, body).await?;
-            let suite_id = ident(v["suite_id"].as_str(), "suite_id", 41002, 40083)?;
-            let id = by_secret(
-                &st,
-                AccountId::Suite { suite_id },
-                v["suite_secret"].as_str(),
-                40001,
-                40083,
-            )
-            .await?;
-            Ok(issued(
-                &st,
-                "suite_access_token",
-                &current(&st, &id, Credential::AccessToken).await?,
-                false,
-            ))
-        }
-        .await,
+async fn suite_token(State(st): State<AppState>, body: Body) -> WxResult {
+    let v = json_body(&st, body).await?;
+    let suite_id = ident(v["suite_id"].as_str(), "suite_id", 41002, 40083)?;
+    let id = by_secret(
+        &st,
+        AccountId::Suite { suite_id },
+        v["suite_secret"].as_str(),
+        40001,
+        40083,
     )
+    .await?;
+    Ok(issued(
+        &st,
+        "suite_access_token",
+        &current(&st, &id, Credential::AccessToken).await?,
+        false,
+    ))
 }
 
 /// `POST /cgi-bin/service/get_corp_token?suite_access_token`: the
 /// permanent_code is wetoken's own. No errcode on success, as WeCom.
-async fn corp_token(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>, body: Body) -> Response {
-    wx_answer(
-        async {
-            let suite = by_token(&st, param(&q, "suite_access_token"), &[AccountKind::Suite]).await?;
-            let v = json_body(&st, body).await?;
-            let corpid = ident(v["auth_corpid"].as_str(), "auth_corpid", 41002, 40013)?;
-            let AccountId::Suite { suite_id } = &suite else {
-                unreachable!("by_token checked the kind")
-            };
-            let id = AccountId::Corp {
-                suite_id: suite_id.clone(),
-                corpid,
-            };
-            let t = st
-                .service
-                .get(&id, Credential::AccessToken)
-                .await
-                .map_err(|e| match e {
-                    ServiceError::NotFound(_) => wx_error(40084, "invalid permanent_code"),
-                    other => wx_from(other),
-                })?;
-            Ok(issued(&st, "access_token", &t, false))
-        }
-        .await,
-    )
+async fn corp_token(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>, body: Body) -> WxResult {
+    let suite = by_token(&st, param(&q, "suite_access_token"), &[AccountKind::Suite]).await?;
+    let v = json_body(&st, body).await?;
+    let corpid = ident(v["auth_corpid"].as_str(), "auth_corpid", 41002, 40013)?;
+    let AccountId::Suite { suite_id } = &suite else {
+        unreachable!("by_token checked the kind")
+    };
+    let id = AccountId::Corp {
+        suite_id: suite_id.clone(),
+        corpid,
+    };
+    let t = st
+        .service
+        .get(&id, Credential::AccessToken)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound(_) => wx_error(40084, "invalid permanent_code"),
+            other => wx_from(other),
+        })?;
+    Ok(issued(&st, "access_token", &t, false))
 }
 
 /// `POST /cgi-bin/service/get_provider_token`: by provider_secret.
-async fn provider_token(State(st): State<AppState>, body: Body) -> Response {
-    wx_answer(
-        async {
-            let v = json_body(&st, body).await?;
-            let corpid = ident(v["corpid"].as_str(), "corpid", 41002, 40013)?;
-            let id = by_secret(
-                &st,
-                AccountId::Provider { corpid },
-                v["provider_secret"].as_str(),
-                40001,
-                40013,
-            )
-            .await?;
-            Ok(issued(
-                &st,
-                "provider_access_token",
-                &current(&st, &id, Credential::AccessToken).await?,
-                true,
-            ))
-        }
-        .await,
+async fn provider_token(State(st): State<AppState>, body: Body) -> WxResult {
+    let v = json_body(&st, body).await?;
+    let corpid = ident(v["corpid"].as_str(), "corpid", 41002, 40013)?;
+    let id = by_secret(
+        &st,
+        AccountId::Provider { corpid },
+        v["provider_secret"].as_str(),
+        40001,
+        40013,
     )
+    .await?;
+    Ok(issued(
+        &st,
+        "provider_access_token",
+        &current(&st, &id, Credential::AccessToken).await?,
+        true,
+    ))
 }
