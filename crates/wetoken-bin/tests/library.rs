@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
-use wetoken_core::account::NewAccount;
+use wetoken_core::account::{AccountPatch, NewAccount};
 use wetoken_core::clock::{Clock, ManualClock};
-use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::domain::{AccountId, AccountKind, Credential, Ident};
 use wetoken_core::secret::MasterKey;
+use wetoken_core::service::compat::SecretCheck;
 use wetoken_core::service::{CredentialService, ServiceConfig, ServiceError};
 use wetoken_core::store::Store;
 use wetoken_core::upstream::{Upstream, UpstreamConfig};
@@ -238,4 +239,73 @@ async fn failures_back_off_while_the_valid_value_is_served() {
         .unwrap()
         .unwrap();
     assert_eq!((row.attempts, row.last_errcode), (0, None), "success resets");
+}
+
+#[tokio::test]
+async fn a_presented_secret_is_remembered_for_the_cache_ttl_and_forgotten_on_rotation() {
+    // WeCom gettoken names an app only by corpid + secret: without the memo
+    // every call would read and decrypt every account.
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let a = instance(dir.path(), &sim, &key).await;
+    let b = instance(dir.path(), &sim, &key).await;
+    for (agentid, secret) in [(1000002, "first-secret"), (1000003, "other-secret")] {
+        let new = NewAccount::from_json(&json!({"kind":"work","corpid":"wwmemo","agentid":agentid,"secret":secret}));
+        a.service.create_account(new.unwrap()).await.unwrap();
+    }
+    let corpid = Ident::parse("corpid", "wwmemo").unwrap();
+    let id: AccountId = "work:wwmemo:1000002".parse().unwrap();
+    let matches = SecretCheck::Matches(id.clone());
+    assert_eq!(
+        b.service.work_app_by_secret(&corpid, "first-secret").await.unwrap(),
+        matches
+    );
+    assert_eq!(b.service.check_secret(&id, "first-secret").await.unwrap(), matches);
+
+    // a rotates the secret: a knows at once, b within its cache TTL.
+    let patch = AccountPatch::from_json(AccountKind::Work, &json!({"secret":"second-secret"})).unwrap();
+    a.service.patch_account(&id, patch).await.unwrap();
+    assert_eq!(
+        a.service.work_app_by_secret(&corpid, "first-secret").await.unwrap(),
+        SecretCheck::Wrong
+    );
+    assert_eq!(
+        a.service.check_secret(&id, "first-secret").await.unwrap(),
+        SecretCheck::Wrong
+    );
+    b.clock.advance(TimeDelta::seconds(29));
+    assert_eq!(
+        b.service.work_app_by_secret(&corpid, "first-secret").await.unwrap(),
+        matches,
+        "remembered, not read again"
+    );
+    assert_eq!(b.service.check_secret(&id, "first-secret").await.unwrap(), matches);
+    b.clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        b.service.work_app_by_secret(&corpid, "first-secret").await.unwrap(),
+        SecretCheck::Wrong
+    );
+    assert_eq!(
+        b.service.check_secret(&id, "first-secret").await.unwrap(),
+        SecretCheck::Wrong
+    );
+    assert_eq!(
+        b.service.work_app_by_secret(&corpid, "second-secret").await.unwrap(),
+        matches
+    );
+    assert_eq!(
+        b.service
+            .work_app_by_secret(&Ident::parse("corpid", "wwnone").unwrap(), "x")
+            .await
+            .unwrap(),
+        SecretCheck::NoAccount
+    );
+
+    // Deleting forgets it in this process at once.
+    a.service.delete_account(&id).await.unwrap();
+    assert_eq!(
+        a.service.check_secret(&id, "second-secret").await.unwrap(),
+        SecretCheck::NoAccount
+    );
 }

@@ -86,11 +86,7 @@ impl CredentialService {
 
     pub async fn delete_account(&self, id: &AccountId) -> Result<()> {
         let existed = self.inner.store.delete_account(&id.to_string()).await?;
-        self.inner
-            .cache
-            .write()
-            .unwrap()
-            .retain(|(a, _), _| a != id && a.parent().as_ref() != Some(id));
+        self.forget(id);
         if existed { Ok(()) } else { Err(not_found(id)) }
     }
 

@@ -175,8 +175,10 @@ struct Inner {
     cfg: ServiceConfig,
     cache: RwLock<HashMap<Key, Cached>>,
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
-    /// token hash → whose it is, and when that was read (see `compat`).
-    owners: RwLock<HashMap<String, (Key, std::time::Instant)>>,
+    /// Whose a presented token is (see `compat`).
+    owners: compat::Recall<Key>,
+    /// Which account a presented secret opened (see `compat`).
+    secrets: compat::Recall<AccountId>,
 }
 
 /// How a refresh proceeds once it has decided to call WeChat.
@@ -211,7 +213,8 @@ impl CredentialService {
                 cfg,
                 cache: RwLock::default(),
                 flights: Mutex::default(),
-                owners: RwLock::default(),
+                owners: compat::Recall::default(),
+                secrets: compat::Recall::default(),
             }),
         }
     }
@@ -292,9 +295,13 @@ impl CredentialService {
         self.inner.clone().refresh_from(account, plan).await.map(drop)
     }
 
-    /// Drops this process's cached values of an account.
+    /// Drops what this process remembers of an account and its children:
+    /// cached values, and which tokens and secrets were found to be theirs.
     pub fn forget(&self, id: &AccountId) {
-        self.inner.cache.write().unwrap().retain(|(a, _), _| a != id);
+        let gone = |a: &AccountId| a == id || a.parent().as_ref() == Some(id);
+        self.inner.cache.write().unwrap().retain(|(a, _), _| !gone(a));
+        self.inner.owners.retain(|(a, _)| !gone(a));
+        self.inner.secrets.retain(|a| !gone(a));
     }
 
     /// Sets the per-credential remaining-life gauges from this instance's
