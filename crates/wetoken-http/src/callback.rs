@@ -15,13 +15,14 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use wetoken_core::domain::{AccountId, Ident};
-use wetoken_core::msgcrypt::{CryptError, MsgCrypt};
+use wetoken_core::msgcrypt::CryptError;
 use wetoken_core::wxml::{self, XmlError};
 
 use crate::AppState;
 use crate::component::component_id;
 use crate::error::ApiError;
 use crate::extract::read_body;
+use crate::wecom::suite_id;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,10 +56,10 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
 /// A verified, decrypted callback message: its fields.
 pub(crate) struct Verified(pub HashMap<String, String>);
 
-/// Runs every check of a pushed, encrypted message against `crypt`.
+/// Runs every check of a pushed, encrypted message to account `id`.
 pub(crate) async fn verify(
     st: &AppState,
-    crypt: impl std::future::Future<Output = Result<MsgCrypt, ApiError>>,
+    id: &AccountId,
     q: &HashMap<String, String>,
     body: Body,
 ) -> Result<Verified, ApiError> {
@@ -69,17 +70,13 @@ pub(crate) async fn verify(
         .get("Encrypt")
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::invalid("no Encrypt element: wetoken accepts only encrypted (safe mode) callbacks"))?;
-    let plain = open(st, crypt, q, encrypt).await?;
+    let plain = open(st, id, q, encrypt).await?;
     Ok(Verified(wxml::fields(&plain).map_err(xml_error)?))
 }
 
-/// The timestamp window and the signature of `encrypt`, then its plaintext.
-async fn open(
-    st: &AppState,
-    crypt: impl std::future::Future<Output = Result<MsgCrypt, ApiError>>,
-    q: &HashMap<String, String>,
-    encrypt: &str,
-) -> Result<String, ApiError> {
+/// The timestamp window and the signature of `encrypt` (with the callback
+/// crypto of account `id`, read only then), then its plaintext.
+async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encrypt: &str) -> Result<String, ApiError> {
     let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
     else {
@@ -91,7 +88,8 @@ async fn open(
     if (st.service.now().timestamp() - ts).abs() > st.callback_max_skew_secs {
         return Err(unauthorized("timestamp outside the accepted window"));
     }
-    crypt
+    st.service
+        .callback_crypt(id)
         .await?
         .open(signature, timestamp, nonce, encrypt)
         .map_err(|e| match e {
@@ -129,7 +127,7 @@ async fn component_event(
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = component_id(&c)?;
-    let Verified(m) = verify(&st, account_crypt(&st, &id), &q, body).await?;
+    let Verified(m) = verify(&st, &id, &q, body).await?;
     let at = create_time_ms(&st, &m);
     match m.get("InfoType").map(String::as_str).unwrap_or_default() {
         "component_verify_ticket" => {
@@ -150,18 +148,6 @@ async fn component_event(
     Ok(success())
 }
 
-fn suite_id(s: &str) -> Result<AccountId, ApiError> {
-    Ok(AccountId::Suite {
-        suite_id: Ident::parse("suite_id", s)?,
-    })
-}
-
-/// The callback crypto of the account a callback is for (component or suite).
-fn account_crypt(st: &AppState, id: &AccountId) -> impl std::future::Future<Output = Result<MsgCrypt, ApiError>> {
-    let (service, id) = (st.service.clone(), id.clone());
-    async move { Ok(service.callback_crypt(&id).await?) }
-}
-
 /// `GET /callback/suite/{s}?msg_signature&timestamp&nonce&echostr`: WeCom's
 /// URL verification. Answers the decrypted echostr as plain text.
 async fn suite_verify_url(
@@ -174,7 +160,7 @@ async fn suite_verify_url(
         .get("echostr")
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::invalid("echostr is required"))?;
-    let plain = open(&st, account_crypt(&st, &id), &q, echostr).await?;
+    let plain = open(&st, &id, &q, echostr).await?;
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
 }
 
@@ -186,7 +172,7 @@ async fn suite_event(
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = suite_id(&s)?;
-    let Verified(m) = verify(&st, account_crypt(&st, &id), &q, body).await?;
+    let Verified(m) = verify(&st, &id, &q, body).await?;
     let at = create_time_ms(&st, &m);
     match m.get("InfoType").map(String::as_str).unwrap_or_default() {
         "suite_ticket" => {

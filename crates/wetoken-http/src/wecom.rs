@@ -40,7 +40,7 @@ fn work_id(corpid: &str, agentid: &str) -> Result<AccountId, ApiError> {
     })
 }
 
-fn suite_id(s: &str) -> Result<AccountId, ApiError> {
+pub(crate) fn suite_id(s: &str) -> Result<AccountId, ApiError> {
     Ok(AccountId::Suite {
         suite_id: Ident::parse("suite_id", s)?,
     })
