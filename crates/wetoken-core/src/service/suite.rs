@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::{CredentialService, Result, ServiceError, rfc3339_ms};
-use crate::account::AccountStatus;
+use crate::account::{Account, AccountStatus};
 use crate::domain::{AccountId, Credential, Ident};
 use crate::secret::Secret;
 
@@ -17,12 +17,17 @@ fn suite_id(id: &AccountId) -> Result<&Ident> {
     }
 }
 
-/// The agentid of an install: the first agent WeCom lists.
-fn agentid_of(v: &Value) -> Option<String> {
-    let a = &v["auth_info"]["agent"][0]["agentid"];
-    a.as_u64()
+/// Records what WeCom answered about an install (get_permanent_code or
+/// get_auth_info): its agentid (the first agent listed; kept when none is)
+/// and its authorization info.
+fn record_install(a: &mut Account, v: &Value) {
+    let agent = &v["auth_info"]["agent"][0]["agentid"];
+    let agentid = agent
+        .as_u64()
         .map(|n| n.to_string())
-        .or_else(|| a.as_str().map(str::to_owned))
+        .or_else(|| agent.as_str().map(str::to_owned));
+    a.config.agentid = agentid.or(a.config.agentid.take());
+    a.config.auth_info = Some(json!({"auth_corp_info": v["auth_corp_info"], "auth_info": v["auth_info"]}));
 }
 
 impl CredentialService {
@@ -48,8 +53,7 @@ impl CredentialService {
         let permanent = v["permanent_code"].as_str().unwrap_or_default().to_owned();
         self.upsert_child(&id, at, true, |a| {
             a.secrets.permanent_code = Some(Secret::new(permanent));
-            a.config.agentid = agentid_of(&v).or(a.config.agentid.take());
-            a.config.auth_info = Some(json!({"auth_corp_info": v["auth_corp_info"], "auth_info": v["auth_info"]}));
+            record_install(a, &v);
         })
         .await?;
         if let (Some(token), Some(expires_in)) = (v["access_token"].as_str(), v["expires_in"].as_i64()) {
@@ -84,11 +88,7 @@ impl CredentialService {
             .with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
             .await?;
         let at = at.max(corp.config.authorized_at.unwrap_or(at));
-        self.upsert_child(&id, at, false, |a| {
-            a.config.agentid = agentid_of(&v).or(a.config.agentid.take());
-            a.config.auth_info = Some(json!({"auth_corp_info": v["auth_corp_info"], "auth_info": v["auth_info"]}));
-        })
-        .await?;
+        self.upsert_child(&id, at, false, |a| record_install(a, &v)).await?;
         Ok(true)
     }
 
