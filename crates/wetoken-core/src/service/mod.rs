@@ -703,16 +703,13 @@ impl Inner {
             (AccountId::Component { appid }, Credential::AccessToken) => {
                 let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
                 let ticket = self
-                    .pushed_value(&account.id, Credential::VerifyTicket)
-                    .await
-                    .map_err(FetchError::Dependency)?
-                    .ok_or_else(|| {
-                        FetchError::Dependency(ServiceError::Unavailable(format!(
-                            "no valid component_verify_ticket has been received for {}: WeChat pushes one every \
-                             10 minutes to the authorization event URL /callback/component/{appid}",
-                            account.id
-                        )))
-                    })?;
+                    .pushed_ticket(
+                        &account.id,
+                        Credential::VerifyTicket,
+                        "component_verify_ticket",
+                        &format!("WeChat pushes one every 10 minutes to the authorization event URL /callback/component/{appid}"),
+                    )
+                    .await?;
                 up.component_token(appid.as_str(), secret, &ticket)
                     .await
                     .map_err(FetchError::Own)
@@ -757,16 +754,13 @@ impl Inner {
             (AccountId::Suite { suite_id }, Credential::AccessToken) => {
                 let secret = secret_of(account.secrets.secret.as_ref(), "secret")?;
                 let ticket = self
-                    .pushed_value(&account.id, Credential::SuiteTicket)
-                    .await
-                    .map_err(FetchError::Dependency)?
-                    .ok_or_else(|| {
-                        FetchError::Dependency(ServiceError::Unavailable(format!(
-                            "no valid suite_ticket has been received for {}: WeCom pushes one every 10 minutes \
-                             to the instruction callback URL /callback/suite/{suite_id}",
-                            account.id
-                        )))
-                    })?;
+                    .pushed_ticket(
+                        &account.id,
+                        Credential::SuiteTicket,
+                        "suite_ticket",
+                        &format!("WeCom pushes one every 10 minutes to the instruction callback URL /callback/suite/{suite_id}"),
+                    )
+                    .await?;
                 up.suite_token(suite_id.as_str(), secret, &ticket)
                     .await
                     .map_err(FetchError::Own)
@@ -815,14 +809,31 @@ impl Inner {
         }
     }
 
-    /// The latest pushed value (verify_ticket, suite_ticket) if still valid.
-    async fn pushed_value(&self, id: &AccountId, cred: Credential) -> Result<Option<String>> {
+    /// The latest pushed ticket (verify_ticket, suite_ticket) while valid;
+    /// without one the token cannot be fetched: the error names the ticket
+    /// as WeChat does and says where WeChat sends it (`whence`).
+    async fn pushed_ticket(
+        &self,
+        id: &AccountId,
+        cred: Credential,
+        name: &str,
+        whence: &str,
+    ) -> std::result::Result<String, FetchError> {
         let now = self.now_ms();
-        let row = self.store.credential(&id.to_string(), cred.as_str()).await?;
-        match row.filter(|r| r.expires_at.is_some_and(|e| e > now)) {
-            Some(r) => self.decrypt(&r),
-            None => Ok(None),
-        }
+        let row = self
+            .store
+            .credential(&id.to_string(), cred.as_str())
+            .await
+            .map_err(|e| FetchError::Dependency(e.into()))?;
+        let value = match row.filter(|r| r.expires_at.is_some_and(|e| e > now)) {
+            Some(r) => self.decrypt(&r).map_err(FetchError::Dependency)?,
+            None => None,
+        };
+        value.ok_or_else(|| {
+            FetchError::Dependency(ServiceError::Unavailable(format!(
+                "no valid {name} has been received for {id}: {whence}"
+            )))
+        })
     }
 
     async fn set_status(&self, account: &Account, status: AccountStatus) -> Result<()> {
