@@ -97,14 +97,26 @@ pub enum TokenState {
     Invalid,
 }
 
-/// An Open Platform component the simulator knows.
+/// A third-party app WeChat pushes tickets to: an Open Platform component
+/// (component_verify_ticket) or a WeCom suite (suite_ticket).
 #[derive(Debug, Clone)]
-pub struct ComponentApp {
+pub struct ThirdPartyApp {
     pub secret: String,
     pub token: String,
     pub aes_key: String,
-    /// Verify tickets pushed, with the instant each was issued.
+    /// Tickets pushed, with the instant each was issued.
     tickets: Vec<(String, i64)>,
+}
+
+impl ThirdPartyApp {
+    fn new(secret: &str, token: &str, aes_key: &str) -> Self {
+        ThirdPartyApp {
+            secret: secret.to_owned(),
+            token: token.to_owned(),
+            aes_key: aes_key.to_owned(),
+            tickets: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,15 +124,6 @@ struct Authorization {
     refresh_token: String,
     /// The previous refresh token and when it stops working.
     previous: Option<(String, i64)>,
-}
-
-/// A WeCom third-party suite.
-#[derive(Debug, Clone)]
-pub struct SuiteApp {
-    pub secret: String,
-    pub token: String,
-    pub aes_key: String,
-    tickets: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +142,7 @@ pub struct World {
     forces_today: HashMap<String, u32>,
     tickets: HashMap<String, (String, i64)>,
     quota_used: HashMap<(String, &'static str), u32>,
-    components: HashMap<String, ComponentApp>,
+    components: HashMap<String, ThirdPartyApp>,
     pre_auth_codes: HashMap<String, (String, i64)>,
     /// code → (component, authorizer appid, expires at)
     auth_codes: HashMap<String, (String, String, i64)>,
@@ -147,7 +150,7 @@ pub struct World {
     /// corpid → agentid → secret (WeCom self-built apps)
     work_apps: HashMap<String, HashMap<u64, String>>,
     providers: HashMap<String, String>,
-    suites: HashMap<String, SuiteApp>,
+    suites: HashMap<String, ThirdPartyApp>,
     /// install auth code → (suite, corpid, agentid, expires at)
     install_codes: HashMap<String, (String, String, u64, i64)>,
     installs: HashMap<(String, String), Install>,
@@ -330,18 +333,11 @@ impl World {
     }
 
     pub fn add_component(&mut self, appid: &str, secret: &str, token: &str, aes_key: &str) {
-        self.components.insert(
-            appid.to_owned(),
-            ComponentApp {
-                secret: secret.to_owned(),
-                token: token.to_owned(),
-                aes_key: aes_key.to_owned(),
-                tickets: Vec::new(),
-            },
-        );
+        self.components
+            .insert(appid.to_owned(), ThirdPartyApp::new(secret, token, aes_key));
     }
 
-    pub fn component(&self, appid: &str) -> Option<&ComponentApp> {
+    pub fn component(&self, appid: &str) -> Option<&ThirdPartyApp> {
         self.components.get(appid)
     }
 
@@ -541,18 +537,11 @@ impl World {
     }
 
     pub fn add_suite(&mut self, suite_id: &str, secret: &str, token: &str, aes_key: &str) {
-        self.suites.insert(
-            suite_id.to_owned(),
-            SuiteApp {
-                secret: secret.to_owned(),
-                token: token.to_owned(),
-                aes_key: aes_key.to_owned(),
-                tickets: Vec::new(),
-            },
-        );
+        self.suites
+            .insert(suite_id.to_owned(), ThirdPartyApp::new(secret, token, aes_key));
     }
 
-    pub fn suite(&self, suite_id: &str) -> Option<&SuiteApp> {
+    pub fn suite(&self, suite_id: &str) -> Option<&ThirdPartyApp> {
         self.suites.get(suite_id)
     }
 
