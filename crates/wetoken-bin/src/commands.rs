@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use wetoken_core::account::NewAccount;
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::keys::Pattern;
+use wetoken_core::service::AccountView;
+use wetoken_http::render;
 
 use crate::settings::Settings;
 use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app, backend};
@@ -66,7 +68,7 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
             let new = NewAccount::from_json(&args.to_json()).map_err(|e| CliError::Usage(e.0))?;
             let service = app::service(&settings).await?;
             let account = service.create_account(new).await?;
-            println!("{}", account["id"].as_str().unwrap_or_default());
+            println!("{}", account.id);
         }
         AccountCommand::List => {
             let service = app::service(&settings).await?;
@@ -78,7 +80,10 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
             let id = parse_id(&id)?;
             let service = app::service(&settings).await?;
             let a = service.show_account(&id).await?;
-            println!("{}", serde_json::to_string_pretty(&a).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::account(&a)).unwrap_or_default()
+            );
         }
         AccountCommand::Rm { id } => {
             let id = parse_id(&id)?;
@@ -90,24 +95,15 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
 }
 
 /// `id  kind  status  cred=expires_at …`
-fn summary(a: &Value) -> String {
-    let mut line = format!(
-        "{}\t{}\t{}",
-        a["id"].as_str().unwrap_or_default(),
-        a["kind"].as_str().unwrap_or_default(),
-        a["status"].as_str().unwrap_or_default()
-    );
-    if let Some(creds) = a["credentials"].as_object() {
-        for (name, c) in creds {
-            let state = match (&c["expires_at"], &c["last_error"]) {
-                (_, Value::Object(e)) => {
-                    format!("error {}", e.get("errcode").unwrap_or(&Value::Null))
-                }
-                (Value::String(exp), _) => format!("until {exp}"),
-                _ => "-".into(),
-            };
-            line.push_str(&format!("\t{name}={state}"));
-        }
+fn summary(a: &AccountView) -> String {
+    let mut line = format!("{}\t{}\t{}", a.id, a.id.kind(), a.status.as_str());
+    for c in &a.credentials {
+        let state = match (&c.expires_at, &c.last_error) {
+            (_, Some(e)) => format!("error {}", e.errcode),
+            (Some(exp), _) => format!("until {}", render::rfc3339(*exp)),
+            _ => "-".into(),
+        };
+        line.push_str(&format!("\t{}={state}", c.credential));
     }
     line
 }
@@ -127,18 +123,8 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
         KeyCommand::List => {
             let service = app::service(&settings).await?;
             for k in service.list_keys().await? {
-                let patterns: Vec<&str> = k["accounts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                println!(
-                    "{}\t{}\t{}",
-                    k["name"].as_str().unwrap_or_default(),
-                    patterns.join(","),
-                    k["created_at"].as_str().unwrap_or_default()
-                );
+                let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
+                println!("{}\t{}\t{}", k.name, patterns.join(","), render::rfc3339(k.created_at));
             }
         }
         KeyCommand::Rm { name } => app::service(&settings).await?.delete_key(&name).await?,
@@ -161,7 +147,7 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
     let service = app::service(&settings).await?;
     let issued = service.get(&id, cred).await?;
     if json {
-        println!("{}", issued.to_json(cred, service.now()));
+        println!("{}", render::credential(cred, &issued, service.now()));
     } else {
         println!("{}", issued.value);
     }

@@ -47,12 +47,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         tracing::warn!("WETOKEN_AUTH=off: every request is trusted as admin; use only on a trusted network");
         None
     };
-    let auth = Authenticator::new(
-        service.store().clone(),
-        admin_key.as_deref(),
-        settings.auth,
-        Duration::from_secs(settings.cache_ttl_secs),
-    );
+    let auth = Authenticator::new(&service, admin_key.as_deref(), settings.auth);
     let mut state = AppState {
         service: service.clone(),
         auth: Arc::new(auth),

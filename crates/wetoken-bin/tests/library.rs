@@ -137,7 +137,7 @@ async fn the_daily_quota_blocks_until_beijing_midnight() {
     a.clock.advance(TimeDelta::minutes(59));
     assert!(a.service.get(&id, Credential::AccessToken).await.is_err());
     assert_eq!(sim.token_calls(), 1);
-    let shown = a.service.show_account(&id).await.unwrap();
+    let shown = wetoken_http::render::account(&a.service.show_account(&id).await.unwrap());
     assert_eq!(
         shown["credentials"]["access_token"]["blocked_until"],
         "2026-11-21T16:00:00Z"
@@ -170,7 +170,7 @@ async fn the_scheduler_refreshes_ahead_of_expiry_and_tickets_after_their_token()
     assert_ne!(new_ticket, ticket);
     assert!(new_token.expires_at > token.expires_at);
     assert_eq!(a.service.run_due_once().await.unwrap(), 0, "nothing due right after");
-    let shown = a.service.show_account(&id).await.unwrap();
+    let shown = wetoken_http::render::account(&a.service.show_account(&id).await.unwrap());
     assert_eq!(
         shown["credentials"]["access_token"]["last_error"],
         serde_json::Value::Null
@@ -214,7 +214,7 @@ async fn failures_back_off_while_the_valid_value_is_served() {
         let row = a
             .service
             .store()
-            .credential(&id.to_string(), "access_token")
+            .credential(&id, Credential::AccessToken)
             .await
             .unwrap()
             .unwrap();
@@ -234,11 +234,15 @@ async fn failures_back_off_while_the_valid_value_is_served() {
     let row = a
         .service
         .store()
-        .credential(&id.to_string(), "access_token")
+        .credential(&id, Credential::AccessToken)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((row.attempts, row.last_errcode), (0, None), "success resets");
+    assert_eq!(
+        (row.attempts, row.last_error.map(|e| e.errcode)),
+        (0, None),
+        "success resets"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::{AccountId, AccountKind, AgentId, Ident, ParseError, TokenApi};
-use crate::secret::Secret;
+use crate::secret::{KeyError, MasterKey, Sealed, Secret};
 
 /// Everything secret about an account; sealed as one blob at rest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,23 +61,67 @@ impl AccountStatus {
             AccountStatus::Revoked => "revoked",
         }
     }
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "needs_reauthorization" => AccountStatus::NeedsReauthorization,
-            "revoked" => AccountStatus::Revoked,
-            _ => AccountStatus::Active,
+}
+
+impl std::str::FromStr for AccountStatus {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        [
+            AccountStatus::Active,
+            AccountStatus::NeedsReauthorization,
+            AccountStatus::Revoked,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| ParseError(format!("unknown account status {s:?}")))
+    }
+}
+
+/// An account. `S` is what its secrets are: [`Secrets`] in the service,
+/// [`Sealed`] at rest ([`Account::seal`] and [`Account::open`] are the one
+/// place where one becomes the other).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account<S = Secrets> {
+    pub id: AccountId,
+    pub secrets: S,
+    pub config: AccountConfig,
+    pub status: AccountStatus,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An account as a store holds it.
+pub type StoredAccount = Account<Sealed>;
+
+impl<S> Account<S> {
+    fn with_secrets<T>(self, secrets: T) -> Account<T> {
+        Account {
+            id: self.id,
+            secrets,
+            config: self.config,
+            status: self.status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: AccountId,
-    pub secrets: Secrets,
-    pub config: AccountConfig,
-    pub status: AccountStatus,
-    pub created_at: i64,
-    pub updated_at: i64,
+impl Account {
+    /// The account with its secrets sealed as one blob under `key`.
+    pub fn seal(&self, key: &MasterKey) -> StoredAccount {
+        let json = serde_json::to_string(&self.secrets).expect("secrets serialize");
+        self.clone().with_secrets(key.seal(&json))
+    }
+}
+
+impl StoredAccount {
+    /// The account with its secrets opened by `key`.
+    pub fn open(self, key: &MasterKey) -> Result<Account, KeyError> {
+        let json = key.open(&self.secrets)?;
+        let secrets: Secrets = serde_json::from_str(&json).map_err(|_| KeyError::Decrypt)?;
+        Ok(self.with_secrets(secrets))
+    }
 }
 
 /// A validated request to create an account.

@@ -5,13 +5,14 @@
 //! key stops working on this instance at once and on others within the
 //! remembered time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
+use crate::clock::{Clock, to_millis};
 use crate::domain::AccountId;
 use crate::keys::{Pattern, hash_key};
 use crate::secret::ct_eq;
+use crate::service::CredentialService;
+use crate::service::cache::Memo;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,22 +43,25 @@ pub enum AuthError {
 
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     /// SHA-256 of the admin key; None when keys are off.
     admin_hash: Option<String>,
     enabled: bool,
-    remembered: Mutex<HashMap<String, (Arc<Principal>, Instant)>>,
-    ttl: Duration,
+    /// Client keys by hash, for the cache TTL, on the service's clock.
+    remembered: Memo<String, Arc<Principal>>,
 }
 
 impl Authenticator {
-    /// `admin_key: None` with `enabled` means no admin access at all.
-    pub fn new(store: Arc<dyn Store>, admin_key: Option<&str>, enabled: bool, ttl: Duration) -> Self {
+    /// Keys checked against `service`'s store, remembered for its cache TTL
+    /// on its clock. `admin_key: None` with `enabled` means no admin access
+    /// at all.
+    pub fn new(service: &CredentialService, admin_key: Option<&str>, enabled: bool) -> Self {
         Authenticator {
-            store,
+            store: service.store().clone(),
+            clock: service.clock().clone(),
             admin_hash: admin_key.map(hash_key),
             enabled,
-            remembered: Mutex::default(),
-            ttl,
+            remembered: Memo::new(service.config().cache_ttl.as_millis() as i64),
         }
     }
 
@@ -82,27 +86,21 @@ impl Authenticator {
         {
             return Ok(ADMIN.clone());
         }
-        if let Some((p, at)) = self.remembered.lock().unwrap().get(&hash)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(p.clone());
+        let now = to_millis(self.clock.now());
+        if let Some(p) = self.remembered.get(&hash, now) {
+            return Ok(p);
         }
-        let row = self.store.key_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
-        let patterns: Vec<String> = serde_json::from_str(&row.accounts).unwrap_or_default();
+        let key = self.store.key_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
         let principal = Arc::new(Principal::Client {
-            name: row.name,
-            patterns: patterns.iter().filter_map(|p| Pattern::parse(p).ok()).collect(),
+            name: key.name,
+            patterns: key.accounts,
         });
-        let mut remembered = self.remembered.lock().unwrap();
-        if remembered.len() > 10_000 {
-            remembered.clear();
-        }
-        remembered.insert(hash, (principal.clone(), Instant::now()));
+        self.remembered.put(hash, principal.clone(), now);
         Ok(principal)
     }
 
     /// Forget remembered keys (after a key is deleted).
     pub fn forget_all(&self) {
-        self.remembered.lock().unwrap().clear();
+        self.remembered.clear();
     }
 }

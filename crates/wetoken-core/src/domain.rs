@@ -316,14 +316,6 @@ impl Credential {
             Credential::JsapiTicket | Credential::WxCardTicket | Credential::AgentTicket
         )
     }
-
-    /// The JSON field the value is served under (SPEC §3).
-    pub fn response_field(self) -> &'static str {
-        match self {
-            Credential::AccessToken => "access_token",
-            _ => "ticket",
-        }
-    }
 }
 
 impl fmt::Display for Credential {

@@ -4,8 +4,8 @@
 //!
 //! - [`domain`]: account ids, kinds and credentials, parsed once at the edge;
 //! - [`account`]: accounts and the one parser of account requests;
-//! - [`store`]: the `Store` trait every database backend implements, and
-//!   (feature `conformance`) the suite every backend must pass;
+//! - [`store`]: the `Store` trait every database backend implements, in
+//!   domain types (its conformance suite lives in `wetoken-store-tests`);
 //! - [`upstream`]: the WeChat/WeCom client (reqwest + rustls, timeouts);
 //! - [`service`]: the credential service — cache, single flight, lease,
 //!   compare-and-refresh, the proactive scheduler — and account and key
@@ -31,8 +31,6 @@
 pub mod account;
 pub mod auth;
 pub mod clock;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod domain;
 pub mod jssdk;
 pub mod keys;

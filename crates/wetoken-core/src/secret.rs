@@ -74,6 +74,22 @@ impl fmt::Debug for MasterKey {
 
 const SEALED_PREFIX: &str = "v1:";
 
+/// A value sealed by a [`MasterKey`]: what stores hold instead of a secret
+/// or a credential value. Opaque to everything but the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed(String);
+
+impl Sealed {
+    /// The stored text, as a backend read it back.
+    pub fn from_stored(s: impl Into<String>) -> Self {
+        Sealed(s.into())
+    }
+    /// The text to store.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
         MasterKey(Aes256Gcm::new(bytes.into()))
@@ -100,7 +116,7 @@ impl MasterKey {
 
     /// `v1:` + base64(nonce ‖ ciphertext ‖ tag). A fresh nonce every time, so
     /// equal plaintexts do not give equal ciphertexts.
-    pub fn seal(&self, plaintext: &str) -> String {
+    pub fn seal(&self, plaintext: &str) -> Sealed {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
@@ -110,11 +126,11 @@ impl MasterKey {
         let mut out = Vec::with_capacity(12 + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
-        format!("{SEALED_PREFIX}{}", STANDARD.encode(out))
+        Sealed(format!("{SEALED_PREFIX}{}", STANDARD.encode(out)))
     }
 
-    pub fn open(&self, sealed: &str) -> Result<String, KeyError> {
-        let b64 = sealed.strip_prefix(SEALED_PREFIX).ok_or(KeyError::Decrypt)?;
+    pub fn open(&self, sealed: &Sealed) -> Result<String, KeyError> {
+        let b64 = sealed.0.strip_prefix(SEALED_PREFIX).ok_or(KeyError::Decrypt)?;
         let raw = STANDARD.decode(b64).map_err(|_| KeyError::Decrypt)?;
         if raw.len() < 12 + 16 {
             return Err(KeyError::Decrypt);
@@ -138,12 +154,12 @@ mod tests {
         let a = k.seal("secret-value");
         let b = k.seal("secret-value");
         assert_ne!(a, b);
-        assert!(!a.contains("secret-value"));
+        assert!(!a.as_str().contains("secret-value"));
         assert_eq!(k.open(&a).unwrap(), "secret-value");
         let other = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
         assert!(other.open(&a).is_err());
-        assert!(k.open("v1:AAAA").is_err());
-        assert!(k.open("plain").is_err());
+        assert!(k.open(&Sealed::from_stored("v1:AAAA")).is_err());
+        assert!(k.open(&Sealed::from_stored("plain")).is_err());
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The `Store` trait: everything wetoken keeps in a database.
+//! The `Store` trait: everything wetoken keeps in a database, in domain
+//! types.
 //!
 //! A backend (`wetoken-store-sqlite`, …) implements it with its own dialect
-//! and migrations and must pass [`crate::conformance`]. The store is dumb on
-//! purpose: it holds opaque strings (values and secrets arrive already
-//! encrypted by the service), instants as epoch milliseconds, and enforces
-//! only what must be atomic in the database:
+//! and migrations and must pass the conformance suite in
+//! `crates/wetoken-store-tests`. Backends turn their rows into these types in
+//! one place (`wetoken-store-sql`'s `rows` module); a row that does not
+//! decode is a [`StoreError::Corrupt`], never a default. Secrets and values
+//! arrive already [`Sealed`] by the service, so a store never sees
+//! plaintext. Instants are epoch milliseconds. A store enforces only what
+//! must be atomic in the database:
 //!
 //! - **the refresh lease** ([`Store::try_lease`]): one conditional UPDATE on the
 //!   credential row, so that across every instance sharing the database at
@@ -16,38 +20,33 @@
 
 use async_trait::async_trait;
 
-/// One account row. `secrets` is sealed by the master key; `config` is JSON
-/// of non-secret settings (token_api, agentid, func_info…).
+pub use crate::account::StoredAccount;
+use crate::domain::{AccountId, Credential};
+use crate::keys::Pattern;
+pub use crate::secret::Sealed;
+
+/// The last error WeChat (or the way to it) gave for a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountRow {
-    pub id: String,
-    pub kind: String,
-    /// The parent account's id (a component for an authorizer, a suite for a
-    /// corp).
-    pub parent_id: Option<String>,
-    pub secrets: String,
-    pub config: String,
-    /// `active`, `needs_reauthorization` or `revoked`.
-    pub status: String,
-    pub created_at: i64,
-    pub updated_at: i64,
+pub struct LastError {
+    pub errcode: i64,
+    pub errmsg: String,
+    /// Epoch milliseconds.
+    pub at: i64,
 }
 
-/// One credential row. `value` is sealed by the master key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CredentialRow {
-    pub account_id: String,
-    pub kind: String,
-    pub value: Option<String>,
+/// Everything stored about one credential of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialState {
+    pub account: AccountId,
+    pub credential: Credential,
+    pub value: Option<Sealed>,
     pub expires_at: Option<i64>,
     /// Increments on every change of `value`; 0 for a row never filled.
     pub version: i64,
     pub refreshed_at: Option<i64>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
-    pub last_errcode: Option<i64>,
-    pub last_errmsg: Option<String>,
-    pub last_error_at: Option<i64>,
+    pub last_error: Option<LastError>,
     /// No automatic upstream call for this credential before this instant
     /// (permanent errors, daily quota).
     pub blocked_until: Option<i64>,
@@ -59,13 +58,21 @@ pub struct CredentialRow {
     pub attempts: i64,
 }
 
+impl CredentialState {
+    /// The sealed value while it is valid at `now`.
+    pub fn valid_value(&self, now: i64) -> Option<(&Sealed, i64)> {
+        let expires_at = self.expires_at.filter(|e| *e > now)?;
+        Some((self.value.as_ref()?, expires_at))
+    }
+}
+
 /// A refreshed value, written by the lease holder.
 #[derive(Debug, Clone)]
 pub struct RefreshWrite<'a> {
-    pub account_id: &'a str,
-    pub kind: &'a str,
+    pub account: &'a AccountId,
+    pub credential: Credential,
     pub owner: &'a str,
-    pub value: &'a str,
+    pub value: &'a Sealed,
     /// SHA-256 (hex) of the plaintext value; the previous one's hash stays
     /// findable until `previous_until` (WeChat's grace).
     pub value_hash: &'a str,
@@ -76,18 +83,16 @@ pub struct RefreshWrite<'a> {
     pub due_at: i64,
     /// New sealed secrets of the account, written in the same transaction
     /// (an authorizer_refresh_token that WeChat rotated).
-    pub account_secrets: Option<&'a str>,
+    pub account_secrets: Option<&'a Sealed>,
 }
 
 /// A failed refresh, recorded by the lease holder.
 #[derive(Debug, Clone)]
 pub struct FailureWrite<'a> {
-    pub account_id: &'a str,
-    pub kind: &'a str,
+    pub account: &'a AccountId,
+    pub credential: Credential,
     pub owner: &'a str,
-    pub errcode: i64,
-    pub errmsg: &'a str,
-    pub at: i64,
+    pub error: &'a LastError,
     pub blocked_until: Option<i64>,
     /// The next scheduled attempt (backoff or end of block).
     pub due_at: i64,
@@ -97,11 +102,12 @@ pub struct FailureWrite<'a> {
 
 /// One API key, stored by its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyRow {
+pub struct ApiKey {
     pub name: String,
+    /// SHA-256 (hex) of the key.
     pub hash: String,
-    /// JSON array of account patterns.
-    pub accounts: String,
+    /// The accounts it covers.
+    pub accounts: Vec<Pattern>,
     pub created_at: i64,
 }
 
@@ -113,6 +119,9 @@ pub enum StoreError {
     NotFound,
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A row that does not decode into its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -128,31 +137,31 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- accounts
     /// `Conflict` if the id exists.
-    async fn insert_account(&self, row: &AccountRow) -> StoreResult<()>;
-    async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>>;
+    async fn insert_account(&self, account: &StoredAccount) -> StoreResult<()>;
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>>;
     /// All accounts, or those whose parent is `parent`, ordered by id.
-    async fn accounts(&self, parent: Option<&str>) -> StoreResult<Vec<AccountRow>>;
+    async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>>;
     /// Replaces secrets, config, status and updated_at. With
     /// `drop_credentials`, the account's credential rows go in the same
     /// transaction (a rotated secret invalidates everything derived from it).
     /// `NotFound` if absent.
-    async fn update_account(&self, row: &AccountRow, drop_credentials: bool) -> StoreResult<()>;
+    async fn update_account(&self, account: &StoredAccount, drop_credentials: bool) -> StoreResult<()>;
     /// Deletes the account, its children and all their credentials. Whether
     /// it existed.
-    async fn delete_account(&self, id: &str) -> StoreResult<bool>;
+    async fn delete_account(&self, id: &AccountId) -> StoreResult<bool>;
 
     // ---- credentials
-    async fn credential(&self, account_id: &str, kind: &str) -> StoreResult<Option<CredentialRow>>;
+    async fn credential(&self, id: &AccountId, credential: Credential) -> StoreResult<Option<CredentialState>>;
     /// All credential rows of one account.
-    async fn credentials(&self, account_id: &str) -> StoreResult<Vec<CredentialRow>>;
+    async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>>;
     /// Takes the refresh lease for `owner` until `until`, if the row is still
     /// at `seen_version` and no other owner holds an unexpired lease at
     /// `now`. Creates the row (version 0) if absent. Atomic across every
     /// connection and process.
     async fn try_lease(
         &self,
-        account_id: &str,
-        kind: &str,
+        id: &AccountId,
+        credential: Credential,
         owner: &str,
         seen_version: i64,
         now: i64,
@@ -172,32 +181,38 @@ pub trait Store: Send + Sync + 'static {
     /// version, or None when the stored push is newer.
     async fn put_pushed(
         &self,
-        account_id: &str,
-        kind: &str,
-        value: &str,
+        id: &AccountId,
+        credential: Credential,
+        value: &Sealed,
         expires_at: i64,
         at: i64,
     ) -> StoreResult<Option<i64>>;
     /// Records an unqualified force refresh at `now` if none happened since
     /// `not_before`; false when rate-limited. Creates the row if absent.
-    async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool>;
+    async fn try_mark_forced(
+        &self,
+        id: &AccountId,
+        credential: Credential,
+        now: i64,
+        not_before: i64,
+    ) -> StoreResult<bool>;
     /// Clears `blocked_until`, the last error and attempts of every credential
     /// of an account, and makes filled ones due now (a manual reset).
-    async fn clear_blocks(&self, account_id: &str, now: i64) -> StoreResult<()>;
+    async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()>;
     /// Credentials with a value whose `due_at` has come and whose lease is
     /// free at `now`, earliest first, at most `limit`. An index range scan:
     /// the scheduler's deadline order lives in the database.
-    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>>;
+    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialState>>;
 
     /// The credential whose value hashes to `hash`, or whose previous value
     /// does while `previous_until > now`: which account a presented token
     /// belongs to.
-    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>>;
+    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>>;
 
     // ---- API keys
     /// `Conflict` if the name exists.
-    async fn insert_key(&self, row: &KeyRow) -> StoreResult<()>;
-    async fn keys(&self) -> StoreResult<Vec<KeyRow>>;
-    async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
+    async fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn keys(&self) -> StoreResult<Vec<ApiKey>>;
+    async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn delete_key(&self, name: &str) -> StoreResult<bool>;
 }

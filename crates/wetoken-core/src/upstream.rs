@@ -12,7 +12,18 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::TokenApi;
+use crate::domain::{AccountKind, Credential, TokenApi};
+
+/// The errcodes by which WeChat and WeCom say the token a call carried is
+/// not (or no longer) valid: rotated, expired, malformed. The one list:
+/// every call made with a token (a ticket fetch, the proxy) answers them
+/// with one compare-and-refresh and one retry.
+pub const TOKEN_REJECTED: &[i64] = &[40001, 40014, 40082, 42001, 42009];
+
+/// Whether `errcode` says the token used was rejected ([`TOKEN_REJECTED`]).
+pub fn rejects_token(errcode: i64) -> bool {
+    TOKEN_REJECTED.contains(&errcode)
+}
 
 /// A credential as WeChat returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,13 +64,7 @@ impl UpstreamError {
     /// The token used was rejected (rotated, expired, malformed): refresh it
     /// by compare-and-refresh and try once more.
     pub fn is_token_rejected(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::WeChat {
-                errcode: 40001 | 40014 | 40082 | 42001 | 42009,
-                ..
-            }
-        )
+        matches!(self, UpstreamError::WeChat { errcode, .. } if rejects_token(*errcode))
     }
 
     /// The daily quota is spent (45009).
@@ -81,6 +86,81 @@ impl UpstreamError {
             UpstreamError::WeChat { errmsg, .. } => errmsg.clone(),
             other => other.to_string(),
         }
+    }
+}
+
+/// Which ticket endpoint a ticket comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketType {
+    /// `GET /cgi-bin/ticket/getticket?type=jsapi` (Official Accounts, authorizers).
+    MpJsapi,
+    /// `GET /cgi-bin/ticket/getticket?type=wx_card`.
+    MpWxCard,
+    /// `GET /cgi-bin/get_jsapi_ticket` (WeCom, the corp's, for `wx.config`).
+    WorkJsapi,
+    /// `GET /cgi-bin/ticket/get?type=agent_config` (WeCom, the app's, for `wx.agentConfig`).
+    WorkAgent,
+}
+
+impl TicketType {
+    /// The ticket endpoint for a credential of an account of `kind`.
+    pub fn of(kind: AccountKind, cred: Credential) -> Self {
+        match (kind, cred) {
+            (AccountKind::Work | AccountKind::Corp, Credential::AgentTicket) => TicketType::WorkAgent,
+            (AccountKind::Work | AccountKind::Corp, _) => TicketType::WorkJsapi,
+            (_, Credential::WxCardTicket) => TicketType::MpWxCard,
+            _ => TicketType::MpJsapi,
+        }
+    }
+}
+
+/// `api_query_auth`'s `authorization_info`: an authorization just made.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub authorizer_appid: String,
+    pub refresh_token: Option<String>,
+    /// WeChat's `func_info`, kept as WeChat gave it.
+    pub func_info: Option<Value>,
+    /// The access token that came with it.
+    pub token: Option<Fetched>,
+}
+
+/// What WeCom says of a corp's install (`get_permanent_code`,
+/// `get_auth_info`).
+#[derive(Debug, Clone)]
+pub struct Install {
+    pub corpid: String,
+    /// `get_permanent_code` only.
+    pub permanent_code: Option<String>,
+    /// The first agent of the install, when WeCom names one.
+    pub agentid: Option<String>,
+    /// `auth_corp_info` and `auth_info`, kept as WeCom gave them.
+    pub auth_corp_info: Value,
+    pub auth_info: Value,
+    /// The corp token that came with a permanent code.
+    pub token: Option<Fetched>,
+}
+
+impl Install {
+    fn parse(v: &Value) -> Result<Self, UpstreamError> {
+        let corpid = v["auth_corp_info"]["corpid"]
+            .as_str()
+            .ok_or_else(|| UpstreamError::Malformed("no auth_corp_info.corpid in the answer".into()))?;
+        let agent = &v["auth_info"]["agent"][0]["agentid"];
+        Ok(Install {
+            corpid: corpid.to_owned(),
+            permanent_code: v["permanent_code"]
+                .as_str()
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+            agentid: agent
+                .as_u64()
+                .map(|n| n.to_string())
+                .or_else(|| agent.as_str().map(str::to_owned)),
+            auth_corp_info: v["auth_corp_info"].clone(),
+            auth_info: v["auth_info"].clone(),
+            token: fetched(v, "access_token").ok(),
+        })
     }
 }
 
@@ -180,14 +260,22 @@ impl Upstream {
         fetched(&v, "access_token")
     }
 
-    /// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`.
-    pub async fn mp_ticket(&self, access_token: &str, ty: &str) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/ticket/getticket", self.cfg.mp_base);
-        let req = self
+    /// A JS-SDK ticket with an access token.
+    pub async fn ticket(&self, access_token: &str, ty: TicketType) -> Result<Fetched, UpstreamError> {
+        let (endpoint, base, path, kind) = match ty {
+            TicketType::MpJsapi => ("getticket", &self.cfg.mp_base, "ticket/getticket", Some("jsapi")),
+            TicketType::MpWxCard => ("getticket", &self.cfg.mp_base, "ticket/getticket", Some("wx_card")),
+            TicketType::WorkJsapi => ("get_jsapi_ticket", &self.cfg.work_base, "get_jsapi_ticket", None),
+            TicketType::WorkAgent => ("ticket/get", &self.cfg.work_base, "ticket/get", Some("agent_config")),
+        };
+        let mut req = self
             .http
-            .get(url)
-            .query(&[("access_token", access_token), ("type", ty)]);
-        let v = self.send("getticket", req).await?;
+            .get(format!("{base}/cgi-bin/{path}"))
+            .query(&[("access_token", access_token)]);
+        if let Some(kind) = kind {
+            req = req.query(&[("type", kind)]);
+        }
+        let v = self.send(endpoint, req).await?;
         fetched(&v, "ticket")
     }
 
@@ -235,20 +323,28 @@ impl Upstream {
         fetched(&v, "pre_auth_code")
     }
 
-    /// `api_query_auth`: exchanges an authorization code; the answer's
-    /// `authorization_info`.
+    /// `api_query_auth`: exchanges an authorization code.
     pub async fn query_auth(
         &self,
         component_token: &str,
         component_appid: &str,
         authorization_code: &str,
-    ) -> Result<Value, UpstreamError> {
+    ) -> Result<Authorization, UpstreamError> {
         let body = serde_json::json!({ "component_appid": component_appid, "authorization_code": authorization_code });
         let v = self.component_call("api_query_auth", component_token, body).await?;
-        v.get("authorization_info")
-            .filter(|i| i.get("authorizer_appid").and_then(Value::as_str).is_some())
-            .cloned()
-            .ok_or_else(|| UpstreamError::Malformed("no authorization_info in the answer".into()))
+        let info = &v["authorization_info"];
+        let appid = info["authorizer_appid"]
+            .as_str()
+            .ok_or_else(|| UpstreamError::Malformed("no authorization_info in the answer".into()))?;
+        Ok(Authorization {
+            authorizer_appid: appid.to_owned(),
+            refresh_token: info["authorizer_refresh_token"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned),
+            func_info: info.get("func_info").cloned(),
+            token: fetched(info, "authorizer_access_token").ok(),
+        })
     }
 
     /// `api_authorizer_token`: an authorizer's access token from its refresh
@@ -285,28 +381,6 @@ impl Upstream {
         fetched(&v, "access_token")
     }
 
-    /// WeCom JS-SDK tickets: the corp's (`get_jsapi_ticket`, for `wx.config`)
-    /// or the app's (`ticket/get?type=agent_config`, for `wx.agentConfig`).
-    pub async fn work_ticket(&self, access_token: &str, agent: bool) -> Result<Fetched, UpstreamError> {
-        let (endpoint, req) = if agent {
-            let url = format!("{}/cgi-bin/ticket/get", self.cfg.work_base);
-            (
-                "ticket/get",
-                self.http
-                    .get(url)
-                    .query(&[("access_token", access_token), ("type", "agent_config")]),
-            )
-        } else {
-            let url = format!("{}/cgi-bin/get_jsapi_ticket", self.cfg.work_base);
-            (
-                "get_jsapi_ticket",
-                self.http.get(url).query(&[("access_token", access_token)]),
-            )
-        };
-        let v = self.send(endpoint, req).await?;
-        fetched(&v, "ticket")
-    }
-
     /// A WeCom service-provider API: `POST /cgi-bin/service/{endpoint}` with a
     /// JSON body, authenticated by `suite_access_token` when given.
     async fn service_call(
@@ -338,15 +412,14 @@ impl Upstream {
     }
 
     /// `get_permanent_code`: exchanges an install's temporary auth code.
-    pub async fn permanent_code(&self, suite_token: &str, auth_code: &str) -> Result<Value, UpstreamError> {
+    pub async fn permanent_code(&self, suite_token: &str, auth_code: &str) -> Result<Install, UpstreamError> {
         let body = serde_json::json!({ "auth_code": auth_code });
         let v = self.service_call("get_permanent_code", Some(suite_token), body).await?;
-        if v["permanent_code"].as_str().is_none_or(str::is_empty) || v["auth_corp_info"]["corpid"].as_str().is_none() {
-            return Err(UpstreamError::Malformed(
-                "no permanent_code or auth_corp_info in the answer".into(),
-            ));
+        let install = Install::parse(&v)?;
+        if install.permanent_code.is_none() {
+            return Err(UpstreamError::Malformed("no permanent_code in the answer".into()));
         }
-        Ok(v)
+        Ok(install)
     }
 
     /// `get_auth_info`: a corp's current authorization.
@@ -355,9 +428,10 @@ impl Upstream {
         suite_token: &str,
         auth_corpid: &str,
         permanent_code: &str,
-    ) -> Result<Value, UpstreamError> {
+    ) -> Result<Install, UpstreamError> {
         let body = serde_json::json!({ "auth_corpid": auth_corpid, "permanent_code": permanent_code });
-        self.service_call("get_auth_info", Some(suite_token), body).await
+        let v = self.service_call("get_auth_info", Some(suite_token), body).await?;
+        Install::parse(&v)
     }
 
     /// `get_corp_token`: an installed corp's token.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -19,30 +19,14 @@ use wetoken_core::msgcrypt::CryptError;
 use wetoken_core::wxml::{self, XmlError};
 
 use crate::AppState;
-use crate::component::component_id;
 use crate::error::ApiError;
-use crate::extract::read_body;
-use crate::wecom::suite_id;
+use crate::extract::{AccountPath, RawQuery, read_body};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/callback/component/{c}", post(component_event))
-        .route("/callback/component/{c}/authorized", get(landing))
-        .route("/callback/suite/{s}", get(suite_verify_url).post(suite_event))
-}
-
-/// The callback's query: percent-decoded, `+` kept (a WeCom echostr is
-/// base64 and arrives URL-encoded; form decoding would turn `+` into a space).
-pub(crate) struct RawQuery(pub HashMap<String, String>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RawQuery {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RawQuery(wetoken_core::urlenc::query_params(
-            parts.uri.query().unwrap_or_default(),
-        )))
-    }
+        .route("/callback/component/{component_appid}", post(component_event))
+        .route("/callback/component/{component_appid}/authorized", get(landing))
+        .route("/callback/suite/{suite_id}", get(suite_verify_url).post(suite_event))
 }
 
 fn xml_error(e: XmlError) -> ApiError {
@@ -122,11 +106,11 @@ fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiE
 /// `POST /callback/component/{c}`: verify tickets and authorization events.
 async fn component_event(
     State(st): State<AppState>,
-    Path(c): Path<String>,
+    path: RawPathParams,
     RawQuery(q): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = component_id(&c)?;
+    let id = AccountPath::id(&path)?;
     let Verified(m) = verify(&st, &id, &q, body).await?;
     let at = create_time_ms(&st, &m);
     match m.get("InfoType").map(String::as_str).unwrap_or_default() {
@@ -152,10 +136,10 @@ async fn component_event(
 /// URL verification. Answers the decrypted echostr as plain text.
 async fn suite_verify_url(
     State(st): State<AppState>,
-    Path(s): Path<String>,
+    path: RawPathParams,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = suite_id(&s)?;
+    let id = AccountPath::id(&path)?;
     let echostr = q
         .get("echostr")
         .filter(|e| !e.is_empty())
@@ -167,11 +151,11 @@ async fn suite_verify_url(
 /// `POST /callback/suite/{s}`: suite tickets and install events.
 async fn suite_event(
     State(st): State<AppState>,
-    Path(s): Path<String>,
+    path: RawPathParams,
     RawQuery(q): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = suite_id(&s)?;
+    let id = AccountPath::id(&path)?;
     let Verified(m) = verify(&st, &id, &q, body).await?;
     let at = create_time_ms(&st, &m);
     match m.get("InfoType").map(String::as_str).unwrap_or_default() {
@@ -218,10 +202,10 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
 /// the administrator after authorizing. Exchanges the code, shows the result.
 async fn landing(
     State(st): State<AppState>,
-    Path(c): Path<String>,
+    path: RawPathParams,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let id = match component_id(&c) {
+    let id = match AccountPath::id(&path) {
         Ok(id) => id,
         Err(e) => return page(StatusCode::BAD_REQUEST, "授权失败 Authorization failed", &e.message),
     };
@@ -233,10 +217,10 @@ async fn landing(
         );
     };
     match st.service.authorize(&id, code, None).await {
-        Ok(AccountId::Authorizer { appid, .. }) => page(
+        Ok(AccountId::Authorizer { appid, component_appid }) => page(
             StatusCode::OK,
             "授权成功 Authorized",
-            &format!("{appid} is now authorized to {c}. You can close this page."),
+            &format!("{appid} is now authorized to {component_appid}. You can close this page."),
         ),
         Ok(other) => page(StatusCode::OK, "授权成功 Authorized", &other.to_string()),
         Err(e) => {

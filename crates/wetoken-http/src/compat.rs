@@ -15,10 +15,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use wetoken_core::domain::{AccountId, AccountKind, Credential, Ident};
-use wetoken_core::service::compat::SecretCheck;
-use wetoken_core::service::{Issued, ServiceError};
+use wetoken_core::service::{Issued, SecretCheck, ServiceError};
 
 use crate::AppState;
+use crate::error::{WxError, wx_error};
 use crate::extract::read_body;
 
 pub fn routes() -> Router<AppState> {
@@ -35,39 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/cgi-bin/service/get_suite_token", post(suite_token))
         .route("/cgi-bin/service/get_corp_token", post(corp_token))
         .route("/cgi-bin/service/get_provider_token", post(provider_token))
-}
-
-/// WeChat's error answer: `{"errcode": …, "errmsg": …}` with HTTP 200.
-#[derive(Debug)]
-pub(crate) struct WxError {
-    errcode: i64,
-    errmsg: String,
-}
-
-impl IntoResponse for WxError {
-    fn into_response(self) -> Response {
-        Json(json!({"errcode": self.errcode, "errmsg": self.errmsg})).into_response()
-    }
-}
-
-pub(crate) fn wx_error(errcode: i64, errmsg: impl Into<String>) -> WxError {
-    WxError {
-        errcode,
-        errmsg: errmsg.into(),
-    }
-}
-
-/// A service error in WeChat's terms.
-pub(crate) fn wx_from(e: ServiceError) -> WxError {
-    match e {
-        ServiceError::Upstream(u) => wx_error(u.errcode(), u.errmsg()),
-        ServiceError::NotFound(m) => wx_error(40013, format!("invalid appid: {m}")),
-        ServiceError::Invalid(m) => wx_error(40097, format!("invalid args: {m}")),
-        ServiceError::RateLimited(m) => wx_error(45011, m),
-        ServiceError::Unavailable(m) => wx_error(-1, format!("system error: {m}")),
-        ServiceError::Conflict(m) => wx_error(-1, m),
-        ServiceError::Store(_) => wx_error(-1, "system error"),
-    }
 }
 
 type WxResult = Result<Response, WxError>;
@@ -103,7 +70,7 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, WxError> {
 }
 
 async fn current(st: &AppState, id: &AccountId, cred: Credential) -> Result<Issued, WxError> {
-    st.service.get(id, cred).await.map_err(wx_from)
+    st.service.get(id, cred).await.map_err(WxError::from)
 }
 
 /// The secret check of WeChat's token endpoints.
@@ -115,7 +82,7 @@ async fn by_secret(
     unknown: i64,
 ) -> Result<AccountId, WxError> {
     let secret = secret.ok_or_else(|| wx_error(41004, "appsecret missing"))?;
-    match st.service.check_secret(&id, secret).await.map_err(wx_from)? {
+    match st.service.check_secret(&id, secret).await.map_err(WxError::from)? {
         SecretCheck::Matches(id) => Ok(id),
         SecretCheck::Wrong => Err(wx_error(wrong, "invalid appsecret")),
         SecretCheck::NoAccount => Err(wx_error(unknown, "invalid appid")),
@@ -126,7 +93,7 @@ async fn by_secret(
 /// if it is of one of `kinds`.
 async fn by_token(st: &AppState, token: Option<&str>, kinds: &[AccountKind]) -> Result<AccountId, WxError> {
     let token = token.ok_or_else(|| wx_error(41001, "access_token missing"))?;
-    match st.service.owner_of(token).await.map_err(wx_from)? {
+    match st.service.owner_of(token).await.map_err(WxError::from)? {
         Some((id, Credential::AccessToken)) if kinds.contains(&id.kind()) => Ok(id),
         _ => Err(wx_error(
             40001,
@@ -164,7 +131,7 @@ async fn stable_token(State(st): State<AppState>, body: Body) -> WxResult {
     let token = if v["force_refresh"].as_bool() == Some(true) {
         match st.service.refresh(&id, Credential::AccessToken, None).await {
             Err(ServiceError::RateLimited(_)) => current(&st, &id, Credential::AccessToken).await?,
-            r => r.map_err(wx_from)?,
+            r => r.map_err(WxError::from)?,
         }
     } else {
         current(&st, &id, Credential::AccessToken).await?
@@ -192,7 +159,12 @@ async fn getticket(State(st): State<AppState>, Query(q): Query<HashMap<String, S
 async fn gettoken(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
     let corpid = ident(param(&q, "corpid"), "corpid", 41002, 40013)?;
     let secret = param(&q, "corpsecret").ok_or_else(|| wx_error(41004, "corpsecret missing"))?;
-    let id = match st.service.work_app_by_secret(&corpid, secret).await.map_err(wx_from)? {
+    let id = match st
+        .service
+        .work_app_by_secret(&corpid, secret)
+        .await
+        .map_err(WxError::from)?
+    {
         SecretCheck::Matches(id) => id,
         SecretCheck::Wrong => return Err(wx_error(40001, "invalid credential")),
         SecretCheck::NoAccount => return Err(wx_error(40013, "invalid corpid")),
@@ -274,7 +246,7 @@ async fn authorizer_token(
         .await
         .map_err(|e| match e {
             ServiceError::NotFound(_) => wx_error(61023, "refresh_token is invalid"),
-            other => wx_from(other),
+            other => other.into(),
         })?;
     let mut m = Map::new();
     m.insert("authorizer_access_token".into(), t.value.clone().into());
@@ -288,7 +260,7 @@ async fn authorizer_token(
 /// `POST /cgi-bin/component/api_create_preauthcode`.
 async fn create_preauthcode(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
     let component = component_of(&st, &q).await?;
-    let (code, expires_in) = st.service.pre_auth_code(&component).await.map_err(wx_from)?;
+    let (code, expires_in) = st.service.pre_auth_code(&component).await.map_err(WxError::from)?;
     Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})).into_response())
 }
 
@@ -332,7 +304,7 @@ async fn corp_token(State(st): State<AppState>, Query(q): Query<HashMap<String, 
         .await
         .map_err(|e| match e {
             ServiceError::NotFound(_) => wx_error(40084, "invalid permanent_code"),
-            other => wx_from(other),
+            other => other.into(),
         })?;
     Ok(issued(&st, "access_token", &t, false))
 }

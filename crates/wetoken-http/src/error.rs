@@ -1,12 +1,14 @@
-//! The one mapping from every error to its HTTP answer (SPEC §3):
-//! `{"error": "<code>", "message": "…"}` plus `"upstream"` when WeChat said no.
+//! The one mapping from every error to its HTTP answer: [`ApiError`] for the
+//! native API (SPEC §3: `{"error": "<code>", "message": "…"}` plus
+//! `"upstream"` when WeChat said no), [`WxError`] for WeChat-shaped routes
+//! (SPEC §6: `{"errcode", "errmsg"}` with HTTP 200).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use wetoken_core::auth::AuthError;
-use wetoken_core::domain::ParseError;
+use wetoken_core::domain::{AccountId, Credential, ParseError};
 use wetoken_core::service::ServiceError;
 use wetoken_core::store::StoreError;
 use wetoken_core::upstream::UpstreamError;
@@ -71,9 +73,26 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => ApiError::new(S::CONFLICT, "conflict", m),
             ServiceError::RateLimited(m) => ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", m),
             ServiceError::Unavailable(m) => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", m),
+            ServiceError::TicketMissing { ref account, ticket } => {
+                let hint = ticket_hint(account, ticket);
+                ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", format!("{e}: {hint}"))
+            }
             ServiceError::Upstream(u) => upstream(u),
             ServiceError::Store(s) => store(s),
         }
+    }
+}
+
+/// Where WeChat sends a pushed ticket: this server's callback route.
+fn ticket_hint(account: &AccountId, ticket: Credential) -> String {
+    match (account, ticket) {
+        (AccountId::Component { appid }, _) => {
+            format!("WeChat pushes one every 10 minutes to the authorization event URL /callback/component/{appid}")
+        }
+        (AccountId::Suite { suite_id }, _) => {
+            format!("WeCom pushes one every 10 minutes to the instruction callback URL /callback/suite/{suite_id}")
+        }
+        (_, t) => format!("WeChat pushes {t} to this server's callback URL"),
     }
 }
 
@@ -93,7 +112,9 @@ fn store(s: StoreError) -> ApiError {
         ),
         StoreError::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", "already exists"),
         StoreError::NotFound => ApiError::not_found("not found"),
-        StoreError::Other(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        StoreError::Corrupt(_) | StoreError::Other(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
     }
 }
 
@@ -102,6 +123,43 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
             AuthError::Store(s) => store(s),
+        }
+    }
+}
+
+/// WeChat's error answer: `{"errcode": …, "errmsg": …}` with HTTP 200.
+#[derive(Debug)]
+pub struct WxError {
+    pub errcode: i64,
+    pub errmsg: String,
+}
+
+impl IntoResponse for WxError {
+    fn into_response(self) -> Response {
+        Json(json!({"errcode": self.errcode, "errmsg": self.errmsg})).into_response()
+    }
+}
+
+pub fn wx_error(errcode: i64, errmsg: impl Into<String>) -> WxError {
+    WxError {
+        errcode,
+        errmsg: errmsg.into(),
+    }
+}
+
+impl From<ServiceError> for WxError {
+    /// A service error in WeChat's terms.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Upstream(u) => wx_error(u.errcode(), u.errmsg()),
+            ServiceError::NotFound(m) => wx_error(40013, format!("invalid appid: {m}")),
+            ServiceError::Invalid(m) => wx_error(40097, format!("invalid args: {m}")),
+            ServiceError::RateLimited(m) => wx_error(45011, m),
+            e @ (ServiceError::Unavailable(_) | ServiceError::TicketMissing { .. }) => {
+                wx_error(-1, format!("system error: {e}"))
+            }
+            ServiceError::Conflict(m) => wx_error(-1, m),
+            ServiceError::Store(_) => wx_error(-1, "system error"),
         }
     }
 }

@@ -12,21 +12,21 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::FixedOffset;
 use serde_json::json;
 use wetoken_core::account::{AccountPatch, NewAccount};
-use wetoken_core::domain::{AccountId, Credential, Ident};
+use wetoken_core::domain::Credential;
 use wetoken_core::secret::Secret;
 use wetoken_core::service::ServiceError;
 
-use crate::compat::{wx_error, wx_from};
-use crate::error::ApiError;
-use crate::{AppState, authorize};
+use crate::AppState;
+use crate::error::{ApiError, WxError, wx_error};
+use crate::extract::{AccountPath, Admin, Authed};
+use crate::render;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,10 +37,9 @@ pub fn routes() -> Router<AppState> {
 
 async fn create(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    st.require_admin(&headers).await?;
     let (Some(appid), Some(secret)) = (q.get("appid"), q.get("secret").filter(|s| !s.is_empty())) else {
         return Ok(wx_error(41002, "appid and secret are required").into_response());
     };
@@ -60,25 +59,23 @@ async fn create(
                 ..Default::default()
             };
             if let Err(e) = st.service.patch_account(&id, patch).await {
-                return Ok(wx_from(e).into_response());
+                return Ok(WxError::from(e).into_response());
             }
         }
-        Err(e) => return Ok(wx_from(e).into_response()),
+        Err(e) => return Ok(WxError::from(e).into_response()),
     }
     Ok(Json(json!({"errcode": 0, "errmsg": "success"})).into_response())
 }
 
-async fn serve(st: AppState, headers: HeaderMap, appid: String, cred: Credential) -> Result<Response, ApiError> {
-    let principal = st.principal(&headers).await?;
-    let id = AccountId::mp(Ident::parse("appid", &appid)?);
-    authorize(&principal, &id)?;
+async fn serve(st: AppState, a: Authed<AccountPath>, cred: Credential) -> Response {
+    let id = a.target.0;
     let issued = match st.service.get(&id, cred).await {
         Ok(i) => i,
-        Err(e) => return Ok(wx_from(e).into_response()),
+        Err(e) => return WxError::from(e).into_response(),
     };
     let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
     let mut v = json!({"errcode": 0, "errmsg": "success"});
-    v[cred.response_field()] = issued.value.clone().into();
+    v[render::field(cred)] = issued.value.clone().into();
     v["expires_in"] = issued.expires_in(st.service.now()).into();
     v["expires_date"] = issued
         .expires_at
@@ -86,21 +83,13 @@ async fn serve(st: AppState, headers: HeaderMap, appid: String, cred: Credential
         .format("%Y%m%d%H%M%S")
         .to_string()
         .into();
-    Ok(Json(v).into_response())
+    Json(v).into_response()
 }
 
-async fn token(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(appid): Path<String>,
-) -> Result<Response, ApiError> {
-    serve(st, headers, appid, Credential::AccessToken).await
+async fn token(State(st): State<AppState>, a: Authed<AccountPath>) -> Response {
+    serve(st, a, Credential::AccessToken).await
 }
 
-async fn ticket(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(appid): Path<String>,
-) -> Result<Response, ApiError> {
-    serve(st, headers, appid, Credential::JsapiTicket).await
+async fn ticket(State(st): State<AppState>, a: Authed<AccountPath>) -> Response {
+    serve(st, a, Credential::JsapiTicket).await
 }

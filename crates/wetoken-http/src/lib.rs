@@ -7,33 +7,33 @@
 //! `/metrics` renders the process's Prometheus recorder, which the binary
 //! installs ([`install_metrics`]).
 //!
-//! Every error leaves through [`error::ApiError`], so every failure has the
-//! same JSON shape; every body is read through [`extract`], so the body
-//! limit holds everywhere.
+//! Route modules (`credentials`, `accounts`, `platforms`, `compat`,
+//! `proxy`, `legacy`, `callback`, `ops`) import nothing from each other:
+//! only the shared [`extract`]ors (body limit, serde bodies, authenticate →
+//! parse → authorize once), [`error`]s (every native failure leaves through
+//! [`error::ApiError`], every WeChat-shaped one through [`error::WxError`])
+//! and [`render`] (the JSON shapes of SPEC §3, rendered from the service's
+//! typed values).
 
+mod accounts;
 mod callback;
 mod compat;
-mod component;
+mod credentials;
 pub mod error;
 pub mod extract;
 mod legacy;
-mod native;
 pub mod openapi;
 mod ops;
+mod platforms;
 pub mod proxy;
-mod wecom;
+pub mod render;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use metrics_exporter_prometheus::PrometheusHandle;
-use wetoken_core::auth::{Authenticator, Principal};
-use wetoken_core::domain::AccountId;
+use wetoken_core::auth::Authenticator;
 use wetoken_core::service::CredentialService;
-
-use crate::error::ApiError;
 
 /// What every handler needs.
 #[derive(Clone)]
@@ -51,37 +51,12 @@ pub struct AppState {
     pub proxy: Option<proxy::Proxy>,
 }
 
-impl AppState {
-    pub async fn principal(&self, headers: &HeaderMap) -> Result<Arc<Principal>, ApiError> {
-        let h = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        Ok(self.auth.authenticate(h).await?)
-    }
-
-    /// The admin key (or auth off).
-    pub async fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.principal(headers).await?.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("this endpoint needs the admin key"))
-        }
-    }
-}
-
-/// A caller that may read `id`.
-pub fn authorize(p: &Principal, id: &AccountId) -> Result<(), ApiError> {
-    if p.may_read(id) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!("this key does not cover {id}")))
-    }
-}
-
 /// The whole wetoken HTTP API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(native::routes())
-        .merge(component::routes())
-        .merge(wecom::routes())
+        .merge(credentials::routes())
+        .merge(platforms::routes())
+        .merge(accounts::routes())
         .merge(compat::routes())
         .merge(legacy::routes())
         .merge(callback::routes())

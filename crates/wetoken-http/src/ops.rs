@@ -92,10 +92,6 @@ async fn readyz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"status": "ready"})))
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
-}
-
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,

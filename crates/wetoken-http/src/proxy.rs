@@ -2,8 +2,10 @@
 //! WeChat/WeCom API path carrying a token wetoken manages (current or within
 //! grace) is forwarded to the upstream of the account that owns it (WeCom
 //! accounts to the WeCom API), with the token replaced by the current one.
-//! Bodies and answers pass byte for byte. A 40001/42001/40014 answer triggers
-//! one compare-and-refresh and one retry. A token wetoken does not manage gets
+//! Bodies and answers pass byte for byte. An answer that rejects the token
+//! (`wetoken_core::upstream::TOKEN_REJECTED`, the list core uses) triggers
+//! one compare-and-refresh and one retry, through the service's
+//! `with_token`, as every other call made with a token. A token wetoken does not manage gets
 //! 40001 without any upstream call: wetoken is no open relay.
 //!
 //! Request bodies are bounded by `WETOKEN_MAX_BODY_BYTES` and buffered (a
@@ -16,10 +18,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wetoken_core::domain::{AccountKind, Credential};
+use wetoken_core::service::TokenCall;
+use wetoken_core::upstream::rejects_token;
 use wetoken_core::urlenc::query_params;
 
 use crate::AppState;
-use crate::compat::{WxError, wx_error, wx_from};
+use crate::error::{ApiError, WxError, wx_error};
 use crate::extract::read_body;
 
 /// API path prefixes forwarded (WeCom's APIs live under `/cgi-bin/` too).
@@ -116,7 +120,7 @@ fn token_rejected(body: &[u8]) -> bool {
         && serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v["errcode"].as_i64())
-            .is_some_and(|c| matches!(c, 40001 | 40014 | 42001))
+            .is_some_and(rejects_token)
 }
 
 struct Answer {
@@ -166,7 +170,7 @@ pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
         Some(p) if PREFIXES.iter().any(|pre| path.starts_with(pre)) => forward(&st, p, &path, req)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-        _ => crate::ops::not_found().await.into_response(),
+        _ => ApiError::not_found("no such endpoint").into_response(),
     }
 }
 
@@ -177,7 +181,7 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
         .iter()
         .find_map(|n| Some((*n, params.get(*n)?.clone())))
         .ok_or_else(|| wx_error(41001, "access_token missing"))?;
-    let owner = match st.service.owner_of(&token).await.map_err(wx_from)? {
+    let owner = match st.service.owner_of(&token).await? {
         Some((id, Credential::AccessToken)) => id,
         _ => {
             return Err(wx_error(
@@ -195,25 +199,20 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
         Ok(b) => b,
         Err(e) => return Ok(e.into_response()),
     };
-    let current = st
-        .service
-        .get(&owner, Credential::AccessToken)
-        .await
-        .map_err(wx_from)?
-        .value;
-    let url = |t: &str| format!("{base}{path}?{}", with_param(&raw_query, name, t));
-    let mut answer = p.send(&parts.method, &url(&current), &parts.headers, &body).await?;
-    if token_rejected(&answer.body) {
-        // One compare-and-refresh, one retry.
-        match st
-            .service
-            .refresh(&owner, Credential::AccessToken, Some(&current))
-            .await
-        {
-            Ok(fresh) => answer = p.send(&parts.method, &url(&fresh.value), &parts.headers, &body).await?,
-            Err(e) => tracing::warn!(account = %owner, error = %e, "proxy could not refresh a rejected token"),
+    let (method, headers, body, raw_query) = (&parts.method, &parts.headers, &body, &raw_query);
+    let call = |token: String| async move {
+        let url = format!("{base}{path}?{}", with_param(raw_query, name, &token));
+        p.send(method, &url, headers, body).await
+    };
+    let rejected = |r: &Result<Answer, WxError>| r.as_ref().is_ok_and(|a| token_rejected(&a.body));
+    let answer = match st.service.with_token(&owner, call, rejected).await? {
+        TokenCall::Answered(answer) => answer?,
+        TokenCall::RefreshFailed(first, e) => {
+            // WeChat's own answer stands.
+            tracing::warn!(account = %owner, error = %e, "proxy could not refresh a rejected token");
+            first?
         }
-    }
+    };
     // A bare body: no default content type before the upstream's own.
     let mut resp = Response::new(Body::from(answer.body));
     *resp.status_mut() = answer.status;

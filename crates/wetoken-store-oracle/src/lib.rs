@@ -20,10 +20,12 @@ use async_trait::async_trait;
 use oracle::pool::{Pool, PoolBuilder};
 use oracle::sql_type::ToSql;
 use oracle::{Connection, Row};
+use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::store::{
-    AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError, StoreResult,
+    ApiKey, CredentialState, FailureWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
+use wetoken_store_sql::rows::{AccountRow, CredentialRow, KeyRow};
 use wetoken_store_sql::{Dialect, Statements};
 
 /// The migrations, in order: (version, name, SQL).
@@ -166,6 +168,19 @@ pub fn credential_from<C: Columns>(r: &C) -> Result<CredentialRow, StoreError> {
         due_at: r.int(13)?,
         attempts: r.int(14)?.unwrap_or(0),
     })
+}
+
+/// Row readers that decode into domain types (in `wetoken_store_sql::rows`).
+fn account_of(r: &Row) -> Result<StoredAccount, StoreError> {
+    account_from(r)?.decode()
+}
+
+fn credential_of(r: &Row) -> Result<CredentialState, StoreError> {
+    credential_from(r)?.decode()
+}
+
+fn key_of(r: &Row) -> Result<ApiKey, StoreError> {
+    key_from(r)?.decode()
 }
 
 /// A `wt_keys` row in `KEY_COLUMNS` order.
@@ -314,8 +329,8 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn insert_account(&self, r: &AccountRow) -> StoreResult<()> {
-        let r = r.clone();
+    async fn insert_account(&self, a: &StoredAccount) -> StoreResult<()> {
+        let r = AccountRow::encode(a);
         self.run(move |conn, sql| {
             exec(
                 conn,
@@ -336,23 +351,23 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
-        let id = id.to_owned();
-        self.run(move |conn, sql| Ok(rows(conn, sql.select_account, &[&id], account_from)?.pop()))
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>> {
+        let id = id.to_string();
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_account, &[&id], account_of)?.pop()))
             .await
     }
 
-    async fn accounts(&self, parent: Option<&str>) -> StoreResult<Vec<AccountRow>> {
-        let parent = parent.map(str::to_owned);
+    async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>> {
+        let parent = parent.map(ToString::to_string);
         self.run(move |conn, sql| match &parent {
-            Some(p) => rows(conn, sql.select_child_accounts, &[p], account_from),
-            None => rows(conn, sql.select_all_accounts, &[], account_from),
+            Some(p) => rows(conn, sql.select_child_accounts, &[p], account_of),
+            None => rows(conn, sql.select_all_accounts, &[], account_of),
         })
         .await
     }
 
-    async fn update_account(&self, r: &AccountRow, drop_credentials: bool) -> StoreResult<()> {
-        let r = r.clone();
+    async fn update_account(&self, a: &StoredAccount, drop_credentials: bool) -> StoreResult<()> {
+        let r = AccountRow::encode(a);
         self.run(move |conn, sql| {
             let n = exec(
                 conn,
@@ -370,8 +385,8 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn delete_account(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_owned();
+    async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
+        let id = id.to_string();
         self.run(move |conn, sql| {
             exec(conn, sql.delete_family_credentials, &[&id, &id])?;
             exec(conn, sql.delete_child_accounts, &[&id])?;
@@ -380,30 +395,30 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn credential(&self, account_id: &str, kind: &str) -> StoreResult<Option<CredentialRow>> {
-        let (a, k) = (account_id.to_owned(), kind.to_owned());
-        self.run(move |conn, sql| Ok(rows(conn, sql.select_credential, &[&a, &k], credential_from)?.pop()))
+    async fn credential(&self, id: &AccountId, c: Credential) -> StoreResult<Option<CredentialState>> {
+        let (a, k) = (id.to_string(), c.as_str());
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_credential, &[&a, &k], credential_of)?.pop()))
             .await
     }
 
-    async fn credentials(&self, account_id: &str) -> StoreResult<Vec<CredentialRow>> {
-        let a = account_id.to_owned();
-        self.run(move |conn, sql| rows(conn, sql.select_credentials, &[&a], credential_from))
+    async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>> {
+        let a = id.to_string();
+        self.run(move |conn, sql| rows(conn, sql.select_credentials, &[&a], credential_of))
             .await
     }
 
     async fn try_lease(
         &self,
-        account_id: &str,
-        kind: &str,
+        id: &AccountId,
+        c: Credential,
         owner: &str,
         seen_version: i64,
         now: i64,
         until: i64,
     ) -> StoreResult<bool> {
-        let (a, k, o) = (account_id.to_owned(), kind.to_owned(), owner.to_owned());
+        let (a, k, o) = (id.to_string(), c.as_str(), owner.to_owned());
         self.run(move |conn, sql| {
-            ensure_row(conn, sql, &a, &k)?;
+            ensure_row(conn, sql, &a, k)?;
             conn.commit().map_err(map_err)?;
             Ok(exec(conn, sql.take_lease, &[&o, &until, &a, &k, &seen_version, &now, &o])? == 1)
         })
@@ -412,14 +427,14 @@ impl Store for OracleStore {
 
     async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>> {
         let (a, k, o, v) = (
-            w.account_id.to_owned(),
-            w.kind.to_owned(),
+            w.account.to_string(),
+            w.credential.as_str(),
             w.owner.to_owned(),
-            w.value.to_owned(),
+            w.value.as_str().to_owned(),
         );
         let (expires_at, refreshed_at, due_at) = (w.expires_at, w.refreshed_at, w.due_at);
         let (h, previous_until) = (w.value_hash.to_owned(), w.previous_until);
-        let secrets = w.account_secrets.map(str::to_owned);
+        let secrets = w.account_secrets.map(|s| s.as_str().to_owned());
         self.run(move |conn, sql| {
             let n = exec(
                 conn,
@@ -429,7 +444,7 @@ impl Store for OracleStore {
             if n == 0 {
                 return Ok(None);
             }
-            let version = version_of(conn, sql, &a, &k)?;
+            let version = version_of(conn, sql, &a, k)?;
             if let Some(s) = &secrets {
                 exec(conn, sql.update_account_secrets, &[s, &refreshed_at, &a])?;
             }
@@ -440,12 +455,13 @@ impl Store for OracleStore {
 
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
         let (a, k, o, m) = (
-            w.account_id.to_owned(),
-            w.kind.to_owned(),
+            w.account.to_string(),
+            w.credential.as_str(),
             w.owner.to_owned(),
-            w.errmsg.to_owned(),
+            w.error.errmsg.clone(),
         );
-        let (errcode, at, blocked, due, attempts) = (w.errcode, w.at, w.blocked_until, w.due_at, w.attempts);
+        let (errcode, at) = (w.error.errcode, w.error.at);
+        let (blocked, due, attempts) = (w.blocked_until, w.due_at, w.attempts);
         self.run(move |conn, sql| {
             exec(
                 conn,
@@ -459,35 +475,35 @@ impl Store for OracleStore {
 
     async fn put_pushed(
         &self,
-        account_id: &str,
-        kind: &str,
-        value: &str,
+        id: &AccountId,
+        c: Credential,
+        value: &Sealed,
         expires_at: i64,
         at: i64,
     ) -> StoreResult<Option<i64>> {
-        let (a, k, v) = (account_id.to_owned(), kind.to_owned(), value.to_owned());
+        let (a, k, v) = (id.to_string(), c.as_str(), value.as_str().to_owned());
         self.run(move |conn, sql| {
-            ensure_row(conn, sql, &a, &k)?;
+            ensure_row(conn, sql, &a, k)?;
             if exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &a, &k, &at])? == 0 {
                 return Ok(None);
             }
-            version_of(conn, sql, &a, &k).map(Some)
+            version_of(conn, sql, &a, k).map(Some)
         })
         .await
     }
 
-    async fn try_mark_forced(&self, account_id: &str, kind: &str, now: i64, not_before: i64) -> StoreResult<bool> {
-        let (a, k) = (account_id.to_owned(), kind.to_owned());
+    async fn try_mark_forced(&self, id: &AccountId, c: Credential, now: i64, not_before: i64) -> StoreResult<bool> {
+        let (a, k) = (id.to_string(), c.as_str());
         self.run(move |conn, sql| {
-            ensure_row(conn, sql, &a, &k)?;
+            ensure_row(conn, sql, &a, k)?;
             conn.commit().map_err(map_err)?;
             Ok(exec(conn, sql.mark_forced, &[&now, &a, &k, &not_before])? == 1)
         })
         .await
     }
 
-    async fn clear_blocks(&self, account_id: &str, now: i64) -> StoreResult<()> {
-        let a = account_id.to_owned();
+    async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()> {
+        let a = id.to_string();
         self.run(move |conn, sql| {
             exec(conn, sql.clear_blocks_filled, &[&now, &a])?;
             exec(conn, sql.clear_blocks_empty, &[&a]).map(drop)
@@ -495,30 +511,30 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>> {
-        self.run(move |conn, sql| rows(conn, sql.select_due, &[&now, &now, &limit], credential_from))
+    async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialState>> {
+        self.run(move |conn, sql| rows(conn, sql.select_due, &[&now, &now, &limit], credential_of))
             .await
     }
 
-    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>> {
+    async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>> {
         let h = hash.to_owned();
-        self.run(move |conn, sql| Ok(rows(conn, sql.select_by_hash, &[&h, &h, &now], credential_from)?.pop()))
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_by_hash, &[&h, &h, &now], credential_of)?.pop()))
             .await
     }
 
-    async fn insert_key(&self, k: &KeyRow) -> StoreResult<()> {
-        let k = k.clone();
+    async fn insert_key(&self, k: &ApiKey) -> StoreResult<()> {
+        let k = KeyRow::encode(k);
         self.run(move |conn, sql| exec(conn, sql.insert_key, &[&k.name, &k.hash, &k.accounts, &k.created_at]).map(drop))
             .await
     }
 
-    async fn keys(&self) -> StoreResult<Vec<KeyRow>> {
-        self.run(|conn, sql| rows(conn, sql.select_keys, &[], key_from)).await
+    async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.run(|conn, sql| rows(conn, sql.select_keys, &[], key_of)).await
     }
 
-    async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
+    async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
         let h = hash.to_owned();
-        self.run(move |conn, sql| Ok(rows(conn, sql.select_key_by_hash, &[&h], key_from)?.pop()))
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_key_by_hash, &[&h], key_of)?.pop()))
             .await
     }
 

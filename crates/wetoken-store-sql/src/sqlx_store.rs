@@ -2,12 +2,14 @@
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::{Database, FromRow, Pool};
-
-use crate::statements::{Dialect, Statements};
+use sqlx::{Database, Pool};
+use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::store::{
-    AccountRow, CredentialRow, FailureWrite, KeyRow, RefreshWrite, Store, StoreError, StoreResult,
+    ApiKey, CredentialState, FailureWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
 };
+
+use crate::rows::{AccountRow, CredentialRow, KeyRow, decode_all};
+use crate::statements::{Dialect, Statements};
 
 /// A `Store` on a sqlx pool, with its dialect's statements and its
 /// backend's migrations.
@@ -65,93 +67,6 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
 }
 
-#[derive(FromRow)]
-struct Account {
-    id: String,
-    kind: String,
-    parent_id: Option<String>,
-    secrets: String,
-    config: String,
-    status: String,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl From<Account> for AccountRow {
-    fn from(a: Account) -> Self {
-        AccountRow {
-            id: a.id,
-            kind: a.kind,
-            parent_id: a.parent_id,
-            secrets: a.secrets,
-            config: a.config,
-            status: a.status,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct Credential {
-    account_id: String,
-    kind: String,
-    value: Option<String>,
-    expires_at: Option<i64>,
-    version: i64,
-    refreshed_at: Option<i64>,
-    lease_owner: Option<String>,
-    lease_until: Option<i64>,
-    last_errcode: Option<i64>,
-    last_errmsg: Option<String>,
-    last_error_at: Option<i64>,
-    blocked_until: Option<i64>,
-    forced_at: Option<i64>,
-    due_at: Option<i64>,
-    attempts: i64,
-}
-
-impl From<Credential> for CredentialRow {
-    fn from(c: Credential) -> Self {
-        CredentialRow {
-            account_id: c.account_id,
-            kind: c.kind,
-            value: c.value,
-            expires_at: c.expires_at,
-            version: c.version,
-            refreshed_at: c.refreshed_at,
-            lease_owner: c.lease_owner,
-            lease_until: c.lease_until,
-            last_errcode: c.last_errcode,
-            last_errmsg: c.last_errmsg,
-            last_error_at: c.last_error_at,
-            blocked_until: c.blocked_until,
-            forced_at: c.forced_at,
-            due_at: c.due_at,
-            attempts: c.attempts,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct Key {
-    name: String,
-    hash: String,
-    accounts: String,
-    created_at: i64,
-}
-
-impl From<Key> for KeyRow {
-    fn from(k: Key) -> Self {
-        KeyRow {
-            name: k.name,
-            hash: k.hash,
-            accounts: k.accounts,
-            created_at: k.created_at,
-        }
-    }
-}
-
 /// Runs a statement once more if the database aborted it as a deadlock
 /// victim (MySQL InnoDB and PostgreSQL may, under lease contention).
 macro_rules! retry {
@@ -167,7 +82,8 @@ macro_rules! retry {
 }
 
 /// The one `Store` implementation, instantiated per sqlx database. Every
-/// backend runs exactly this code with its own dialect's text.
+/// backend runs exactly this code with its own dialect's text; rows become
+/// domain types in `crate::rows`.
 macro_rules! sql_store {
     ($db:ty) => {
         impl SqlStore<$db> {
@@ -200,7 +116,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_account(&self, r: &AccountRow) -> StoreResult<()> {
+            async fn insert_account(&self, a: &StoredAccount) -> StoreResult<()> {
+                let r = AccountRow::encode(a);
                 sqlx::query(self.sql.insert_account)
                     .bind(&r.id)
                     .bind(&r.kind)
@@ -216,20 +133,20 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
-                let a: Option<Account> = sqlx::query_as(self.sql.select_account)
-                    .bind(id)
+            async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>> {
+                let a: Option<AccountRow> = sqlx::query_as(self.sql.select_account)
+                    .bind(id.to_string())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(a.map(Into::into))
+                a.map(AccountRow::decode).transpose()
             }
 
-            async fn accounts(&self, parent: Option<&str>) -> StoreResult<Vec<AccountRow>> {
-                let rows: Vec<Account> = match parent {
+            async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>> {
+                let rows: Vec<AccountRow> = match parent {
                     Some(p) => {
                         sqlx::query_as(self.sql.select_child_accounts)
-                            .bind(p)
+                            .bind(p.to_string())
                             .fetch_all(&self.pool)
                             .await
                     }
@@ -240,10 +157,11 @@ macro_rules! sql_store {
                     }
                 }
                 .map_err(map_err)?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                decode_all(rows, AccountRow::decode)
             }
 
-            async fn update_account(&self, r: &AccountRow, drop_credentials: bool) -> StoreResult<()> {
+            async fn update_account(&self, a: &StoredAccount, drop_credentials: bool) -> StoreResult<()> {
+                let r = AccountRow::encode(a);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.update_account)
                     .bind(&r.secrets)
@@ -268,21 +186,22 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn delete_account(&self, id: &str) -> StoreResult<bool> {
+            async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
+                let id = id.to_string();
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(self.sql.delete_family_credentials)
-                    .bind(id)
-                    .bind(id)
+                    .bind(&id)
+                    .bind(&id)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 sqlx::query(self.sql.delete_child_accounts)
-                    .bind(id)
+                    .bind(&id)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 let n = sqlx::query(self.sql.delete_account)
-                    .bind(id)
+                    .bind(&id)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?
@@ -291,41 +210,42 @@ macro_rules! sql_store {
                 Ok(n > 0)
             }
 
-            async fn credential(&self, account_id: &str, kind: &str) -> StoreResult<Option<CredentialRow>> {
-                let c: Option<Credential> = sqlx::query_as(self.sql.select_credential)
-                    .bind(account_id)
-                    .bind(kind)
+            async fn credential(&self, id: &AccountId, c: Credential) -> StoreResult<Option<CredentialState>> {
+                let row: Option<CredentialRow> = sqlx::query_as(self.sql.select_credential)
+                    .bind(id.to_string())
+                    .bind(c.as_str())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(c.map(Into::into))
+                row.map(CredentialRow::decode).transpose()
             }
 
-            async fn credentials(&self, account_id: &str) -> StoreResult<Vec<CredentialRow>> {
-                let rows: Vec<Credential> = sqlx::query_as(self.sql.select_credentials)
-                    .bind(account_id)
+            async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>> {
+                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_credentials)
+                    .bind(id.to_string())
                     .fetch_all(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                decode_all(rows, CredentialRow::decode)
             }
 
             async fn try_lease(
                 &self,
-                account_id: &str,
-                kind: &str,
+                id: &AccountId,
+                c: Credential,
                 owner: &str,
                 seen_version: i64,
                 now: i64,
                 until: i64,
             ) -> StoreResult<bool> {
-                self.ensure_row(account_id, kind).await?;
+                let id = id.to_string();
+                self.ensure_row(&id, c.as_str()).await?;
                 let n = retry!(
                     sqlx::query(self.sql.take_lease)
                         .bind(owner)
                         .bind(until)
-                        .bind(account_id)
-                        .bind(kind)
+                        .bind(&id)
+                        .bind(c.as_str())
                         .bind(seen_version)
                         .bind(now)
                         .bind(owner)
@@ -337,16 +257,17 @@ macro_rules! sql_store {
             }
 
             async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>> {
+                let id = w.account.to_string();
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.complete_refresh)
                     .bind(w.previous_until)
                     .bind(w.value_hash)
-                    .bind(w.value)
+                    .bind(w.value.as_str())
                     .bind(w.expires_at)
                     .bind(w.refreshed_at)
                     .bind(w.due_at)
-                    .bind(w.account_id)
-                    .bind(w.kind)
+                    .bind(&id)
+                    .bind(w.credential.as_str())
                     .bind(w.owner)
                     .execute(&mut *tx)
                     .await
@@ -356,16 +277,16 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let (version,): (i64,) = sqlx::query_as(self.sql.select_version)
-                    .bind(w.account_id)
-                    .bind(w.kind)
+                    .bind(&id)
+                    .bind(w.credential.as_str())
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 if let Some(secrets) = w.account_secrets {
                     sqlx::query(self.sql.update_account_secrets)
-                        .bind(secrets)
+                        .bind(secrets.as_str())
                         .bind(w.refreshed_at)
-                        .bind(w.account_id)
+                        .bind(&id)
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
@@ -376,14 +297,14 @@ macro_rules! sql_store {
 
             async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
                 sqlx::query(self.sql.record_failure)
-                    .bind(w.errcode)
-                    .bind(w.errmsg)
-                    .bind(w.at)
+                    .bind(w.error.errcode)
+                    .bind(&w.error.errmsg)
+                    .bind(w.error.at)
                     .bind(w.blocked_until)
                     .bind(w.due_at)
                     .bind(w.attempts)
-                    .bind(w.account_id)
-                    .bind(w.kind)
+                    .bind(w.account.to_string())
+                    .bind(w.credential.as_str())
                     .bind(w.owner)
                     .execute(&self.pool)
                     .await
@@ -393,20 +314,21 @@ macro_rules! sql_store {
 
             async fn put_pushed(
                 &self,
-                account_id: &str,
-                kind: &str,
-                value: &str,
+                id: &AccountId,
+                c: Credential,
+                value: &Sealed,
                 expires_at: i64,
                 at: i64,
             ) -> StoreResult<Option<i64>> {
-                self.ensure_row(account_id, kind).await?;
+                let id = id.to_string();
+                self.ensure_row(&id, c.as_str()).await?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.put_pushed)
-                    .bind(value)
+                    .bind(value.as_str())
                     .bind(expires_at)
                     .bind(at)
-                    .bind(account_id)
-                    .bind(kind)
+                    .bind(&id)
+                    .bind(c.as_str())
                     .bind(at)
                     .execute(&mut *tx)
                     .await
@@ -416,8 +338,8 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let (version,): (i64,) = sqlx::query_as(self.sql.select_version)
-                    .bind(account_id)
-                    .bind(kind)
+                    .bind(&id)
+                    .bind(c.as_str())
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -427,17 +349,18 @@ macro_rules! sql_store {
 
             async fn try_mark_forced(
                 &self,
-                account_id: &str,
-                kind: &str,
+                id: &AccountId,
+                c: Credential,
                 now: i64,
                 not_before: i64,
             ) -> StoreResult<bool> {
-                self.ensure_row(account_id, kind).await?;
+                let id = id.to_string();
+                self.ensure_row(&id, c.as_str()).await?;
                 let n = retry!(
                     sqlx::query(self.sql.mark_forced)
                         .bind(now)
-                        .bind(account_id)
-                        .bind(kind)
+                        .bind(&id)
+                        .bind(c.as_str())
                         .bind(not_before)
                         .execute(&self.pool)
                         .await
@@ -446,45 +369,47 @@ macro_rules! sql_store {
                 Ok(n == 1)
             }
 
-            async fn clear_blocks(&self, account_id: &str, now: i64) -> StoreResult<()> {
+            async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()> {
+                let id = id.to_string();
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(self.sql.clear_blocks_filled)
                     .bind(now)
-                    .bind(account_id)
+                    .bind(&id)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 sqlx::query(self.sql.clear_blocks_empty)
-                    .bind(account_id)
+                    .bind(&id)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialRow>> {
-                let rows: Vec<Credential> = sqlx::query_as(self.sql.select_due)
+            async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialState>> {
+                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_due)
                     .bind(now)
                     .bind(now)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                decode_all(rows, CredentialRow::decode)
             }
 
-            async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialRow>> {
-                let c: Option<Credential> = sqlx::query_as(self.sql.select_by_hash)
+            async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>> {
+                let row: Option<CredentialRow> = sqlx::query_as(self.sql.select_by_hash)
                     .bind(hash)
                     .bind(hash)
                     .bind(now)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(c.map(Into::into))
+                row.map(CredentialRow::decode).transpose()
             }
 
-            async fn insert_key(&self, k: &KeyRow) -> StoreResult<()> {
+            async fn insert_key(&self, k: &ApiKey) -> StoreResult<()> {
+                let k = KeyRow::encode(k);
                 sqlx::query(self.sql.insert_key)
                     .bind(&k.name)
                     .bind(&k.hash)
@@ -496,21 +421,21 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn keys(&self) -> StoreResult<Vec<KeyRow>> {
-                let rows: Vec<Key> = sqlx::query_as(self.sql.select_keys)
+            async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
+                let rows: Vec<KeyRow> = sqlx::query_as(self.sql.select_keys)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                decode_all(rows, KeyRow::decode)
             }
 
-            async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
-                let k: Option<Key> = sqlx::query_as(self.sql.select_key_by_hash)
+            async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
+                let k: Option<KeyRow> = sqlx::query_as(self.sql.select_key_by_hash)
                     .bind(hash)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(map_err)?;
-                Ok(k.map(Into::into))
+                k.map(KeyRow::decode).transpose()
             }
 
             async fn delete_key(&self, name: &str) -> StoreResult<bool> {
@@ -532,42 +457,3 @@ sql_store!(sqlx::Sqlite);
 sql_store!(sqlx::MySql);
 #[cfg(feature = "postgres")]
 sql_store!(sqlx::Postgres);
-
-#[cfg(any(feature = "mysql", feature = "postgres"))]
-/// Creates a fresh, uniquely named database on a MySQL/MariaDB or PostgreSQL
-/// server and returns its URL. For tests: each run gets its own database.
-pub async fn fresh_database(server_url: &str) -> Result<String, String> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!(
-        "wt_test_{}_{}_{nanos}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
-    let base = server_url.trim_end_matches('/');
-    let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"));
-    let scheme = base.split(':').next().unwrap_or_default();
-    match scheme {
-        #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => {
-            use sqlx::Connection;
-            let mut c = sqlx::MySqlConnection::connect(&base.replacen("mariadb://", "mysql://", 1))
-                .await
-                .map_err(|e| format!("cannot reach {base}: {e}"))?;
-            sqlx::query(create).execute(&mut c).await.map_err(|e| e.to_string())?;
-        }
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(base)
-                .await
-                .map_err(|e| format!("cannot reach {base}: {e}"))?;
-            sqlx::query(create).execute(&mut c).await.map_err(|e| e.to_string())?;
-        }
-        _ => return Err(format!("no test databases for {scheme:?} in this build")),
-    }
-    Ok(format!("{base}/{name}"))
-}

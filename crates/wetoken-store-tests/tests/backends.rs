@@ -14,13 +14,13 @@ use wetoken_core::store::Store;
 async fn conform(store: impl Store) {
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating again is a no-op");
-    wetoken_core::conformance::run(Arc::new(store)).await;
+    wetoken_store_tests::conformance::run(Arc::new(store)).await;
 }
 
 /// A fresh database on the server named by `var`.
 async fn database(var: &str) -> String {
     let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var} to a server URL, or run `cargo xtask ci`"));
-    wetoken_store_sql::fresh_database(&server)
+    wetoken_store_tests::fresh_database(&server)
         .await
         .expect("create a test database")
 }

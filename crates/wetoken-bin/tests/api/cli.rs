@@ -188,7 +188,7 @@ async fn install_schema_on_database_servers_is_idempotent() {
     let env = base_env(&tempdir(), "http://127.0.0.1:1");
     for var in ["WETOKEN_TEST_MYSQL_URL", "WETOKEN_TEST_POSTGRES_URL"] {
         let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var}"));
-        let url = wetoken_store_sql::fresh_database(&server).await.unwrap();
+        let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
         for _ in 0..2 {
             let out = cli(&["install-schema", "--database-url", &url], &env).await;
             assert!(out.status.success(), "{url}: {}", text(&out.stderr));

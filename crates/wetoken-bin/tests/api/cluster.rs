@@ -27,7 +27,7 @@ async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
         Backend::Postgres => "WETOKEN_TEST_POSTGRES_URL",
     };
     let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var}, or run `cargo xtask ci`"));
-    wetoken_store_sql::fresh_database(&server).await.unwrap()
+    wetoken_store_tests::fresh_database(&server).await.unwrap()
 }
 
 /// Three instances sharing one database (and one data dir, so one master key).

@@ -10,6 +10,7 @@
 use super::{CredentialService, Result, ServiceError};
 use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
 use crate::domain::{AccountId, Credential};
+use crate::upstream::Fetched;
 
 /// WeChat keeps a component_verify_ticket valid for 12 hours.
 const VERIFY_TICKET_LIFE_MS: i64 = 12 * 3600 * 1000;
@@ -33,17 +34,16 @@ impl CredentialService {
         let stored = self
             .inner
             .store
-            .put_pushed(&parent.to_string(), cred.as_str(), &sealed, at + life, at)
+            .put_pushed(parent, cred, &sealed, at + life, at)
             .await?;
         Ok(stored.is_some())
     }
 
     /// Whether an authorization made at `at` (ms) is already applied to `id`.
     pub(super) async fn applied(&self, id: &AccountId, at: i64) -> Result<bool> {
-        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
+        let Some(a) = self.inner.store.account(id).await? else {
             return Ok(false);
         };
-        let a = self.inner.decode_account(&row)?;
         Ok(a.status == AccountStatus::Active && a.config.authorized_at.is_some_and(|t| t >= at))
     }
 
@@ -58,9 +58,10 @@ impl CredentialService {
         set: impl FnOnce(&mut Account),
     ) -> Result<()> {
         let now = self.inner.now_ms();
-        let existing = self.inner.store.account(&id.to_string()).await?;
-        let mut a = match &existing {
-            Some(row) => self.inner.decode_account(row)?,
+        let existing = self.inner.any_account(id).await?;
+        let known = existing.is_some();
+        let mut a = match existing {
+            Some(a) => a,
             None => Account {
                 id: id.clone(),
                 secrets: Secrets::default(),
@@ -74,10 +75,11 @@ impl CredentialService {
         a.config.authorized_at = Some(at);
         a.status = AccountStatus::Active;
         a.updated_at = now;
-        let row = self.inner.account_row(&a);
-        match existing {
-            Some(_) => self.inner.store.update_account(&row, drop_credentials).await?,
-            None => self.inner.store.insert_account(&row).await?,
+        let stored = a.seal(&self.inner.key);
+        if known {
+            self.inner.store.update_account(&stored, drop_credentials).await?;
+        } else {
+            self.inner.store.insert_account(&stored).await?;
         }
         self.forget(id);
         tracing::info!(account = %id, "authorized");
@@ -87,19 +89,15 @@ impl CredentialService {
     /// Revokes a child (an `unauthorized` / `cancel_auth` at `at` ms) and
     /// drops its credentials, unless it authorized again since. Whether it did.
     pub(super) async fn revoke_child(&self, id: &AccountId, at: i64) -> Result<bool> {
-        let Some(row) = self.inner.store.account(&id.to_string()).await? else {
+        let Some(mut a) = self.inner.any_account(id).await? else {
             return Ok(false);
         };
-        let mut a = self.inner.decode_account(&row)?;
         if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
             return Ok(false);
         }
         a.status = AccountStatus::Revoked;
         a.updated_at = self.inner.now_ms();
-        self.inner
-            .store
-            .update_account(&self.inner.account_row(&a), true)
-            .await?;
+        self.inner.store.update_account(&a.seal(&self.inner.key), true).await?;
         self.forget(id);
         tracing::info!(account = %id, "revoked");
         Ok(true)
@@ -109,12 +107,21 @@ impl CredentialService {
     pub(super) async fn live_children(&self, parent: &AccountId) -> Result<Vec<Account>> {
         self.inner.account(parent).await?;
         let mut out = Vec::new();
-        for row in self.inner.store.accounts(Some(&parent.to_string())).await? {
-            let a = self.inner.decode_account(&row)?;
+        for stored in self.inner.store.accounts(Some(parent)).await? {
+            let a = self.inner.open_account(stored)?;
             if a.status != AccountStatus::Revoked {
                 out.push(a);
             }
         }
         Ok(out)
+    }
+
+    /// Stores the token an authorization came with (api_query_auth's,
+    /// get_permanent_code's), so the first read needs no upstream call.
+    pub(super) async fn keep_token(&self, id: &AccountId, token: Option<&Fetched>) -> Result<()> {
+        match token {
+            Some(t) => self.inner.store_obtained(id, Credential::AccessToken, t).await,
+            None => Ok(()),
+        }
     }
 }

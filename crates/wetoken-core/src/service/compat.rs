@@ -8,12 +8,9 @@
 //! change to an account is seen within that TTL, this instance's at once
 //! (`forget`).
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
 use super::{CredentialService, Result};
 use crate::account::AccountStatus;
-use crate::domain::{AccountId, AccountKind, Credential, Ident};
+use crate::domain::{AccountId, Credential, Ident};
 use crate::keys::hash_key;
 
 /// A presented secret, checked against an account.
@@ -24,50 +21,11 @@ pub enum SecretCheck {
     NoAccount,
 }
 
-/// What presented tokens or secrets resolved to, by their SHA-256 (the
-/// presented text itself is not kept), with when (ms) that was read.
-pub(super) struct Recall<V> {
-    map: RwLock<HashMap<String, (V, i64)>>,
-}
-
-impl<V> Default for Recall<V> {
-    fn default() -> Self {
-        Recall { map: RwLock::default() }
-    }
-}
-
-impl<V: Clone> Recall<V> {
-    /// At most this many are remembered; beyond, the memo starts over.
-    const CAPACITY: usize = 100_000;
-
-    fn get(&self, hash: &str, now: i64, ttl_ms: i64) -> Option<V> {
-        let map = self.map.read().unwrap();
-        let (v, at) = map.get(hash)?;
-        (now - at < ttl_ms).then(|| v.clone())
-    }
-
-    fn put(&self, hash: String, v: V, now: i64) {
-        let mut map = self.map.write().unwrap();
-        if map.len() >= Self::CAPACITY {
-            map.clear();
-        }
-        map.insert(hash, (v, now));
-    }
-
-    pub(super) fn retain(&self, keep: impl Fn(&V) -> bool) {
-        self.map.write().unwrap().retain(|_, (v, _)| keep(v));
-    }
-}
-
 impl CredentialService {
-    fn ttl_ms(&self) -> i64 {
-        self.inner.cfg.cache_ttl.as_millis() as i64
-    }
-
     /// A secret presented for `scope` that opened an account recently.
     fn recalled_secret(&self, scope: &str, presented: &str) -> (String, Option<AccountId>) {
         let hash = hash_key(&format!("{scope}\n{presented}"));
-        let hit = self.inner.secrets.get(&hash, self.inner.now_ms(), self.ttl_ms());
+        let hit = self.inner.secrets.get(&hash, self.inner.now_ms());
         (hash, hit)
     }
 
@@ -82,7 +40,7 @@ impl CredentialService {
     pub async fn owner_of(&self, token: &str) -> Result<Option<(AccountId, Credential)>> {
         let hash = hash_key(token);
         let now = self.inner.now_ms();
-        if let Some(owner) = self.inner.owners.get(&hash, now, self.ttl_ms()) {
+        if let Some(owner) = self.inner.owners.get(&hash, now) {
             return Ok(Some(owner));
         }
         let owner = self
@@ -90,7 +48,7 @@ impl CredentialService {
             .store
             .credential_by_hash(&hash, now)
             .await?
-            .and_then(|r| Some((r.account_id.parse().ok()?, r.kind.parse().ok()?)));
+            .map(|r| (r.account, r.credential));
         if let Some(o) = &owner {
             self.inner.owners.put(hash, o.clone(), now);
         }
@@ -99,15 +57,13 @@ impl CredentialService {
 
     /// Whether `presented` is the `secret` of account `id`.
     pub async fn check_secret(&self, id: &AccountId, presented: &str) -> Result<SecretCheck> {
-        let sid = id.to_string();
-        let (hash, hit) = self.recalled_secret(&sid, presented);
+        let (hash, hit) = self.recalled_secret(&id.to_string(), presented);
         if let Some(id) = hit {
             return Ok(SecretCheck::Matches(id));
         }
-        let Some(row) = self.inner.store.account(&sid).await? else {
+        let Some(a) = self.inner.any_account(id).await? else {
             return Ok(SecretCheck::NoAccount);
         };
-        let a = self.inner.decode_account(&row)?;
         if a.status == AccountStatus::Revoked {
             return Ok(SecretCheck::NoAccount);
         }
@@ -128,17 +84,12 @@ impl CredentialService {
             return Ok(SecretCheck::Matches(id));
         }
         let mut known = false;
-        for row in self.inner.store.accounts(None).await? {
-            if row.kind != AccountKind::Work.as_str() {
-                continue;
+        for stored in self.inner.store.accounts(None).await? {
+            match &stored.id {
+                AccountId::Work { corpid: c, .. } if c == corpid => {}
+                _ => continue,
             }
-            let a = self.inner.decode_account(&row)?;
-            let AccountId::Work { corpid: c, .. } = &a.id else {
-                continue;
-            };
-            if c != corpid {
-                continue;
-            }
+            let a = self.inner.open_account(stored)?;
             known = true;
             if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {
                 let check = SecretCheck::Matches(a.id);

@@ -3,11 +3,9 @@
 //! manages. The component's and authorizers' tokens themselves are fetched by
 //! the engine (`fetch` in `mod.rs`) like any other credential.
 
-use serde_json::{Value, json};
-
-use super::{CredentialService, Result, ServiceError, rfc3339_ms};
-use crate::account::AccountStatus;
-use crate::domain::{AccountId, Credential, Ident};
+use super::{AuthorizerEntry, ChildStatus, CredentialService, Result, ServiceError};
+use crate::clock::from_millis;
+use crate::domain::{AccountId, Ident};
 use crate::msgcrypt::MsgCrypt;
 use crate::secret::Secret;
 
@@ -80,7 +78,7 @@ impl CredentialService {
         let up = &self.inner.upstream;
         let f = self
             .inner
-            .with_token(component, move |t| async move { up.pre_auth_code(&t, c).await })
+            .upstream_with_token(component, move |t| async move { up.pre_auth_code(&t, c).await })
             .await?;
         Ok((f.value, f.expires_in))
     }
@@ -112,32 +110,24 @@ impl CredentialService {
         let cs = c.as_str();
         let info = self
             .inner
-            .with_token(component, move |t| async move { up.query_auth(&t, cs, code).await })
+            .upstream_with_token(component, move |t| async move { up.query_auth(&t, cs, code).await })
             .await?;
-        let appid_text = info["authorizer_appid"].as_str().unwrap_or_default();
-        let appid = Ident::parse("authorizer_appid", appid_text).map_err(|e| ServiceError::Invalid(e.0))?;
+        let appid = Ident::parse("authorizer_appid", &info.authorizer_appid).map_err(|e| ServiceError::Invalid(e.0))?;
         let id = AccountId::Authorizer {
             component_appid: c,
             appid,
         };
         let at = event.map_or_else(|| self.inner.now_ms(), |(_, at)| at);
-        let refresh = info["authorizer_refresh_token"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            .map(Secret::new);
+        let refresh = info.refresh_token.clone().map(Secret::new);
+        let func_info = info.func_info.clone();
         self.upsert_child(&id, at, true, |a| {
             if refresh.is_some() {
                 a.secrets.refresh_token = refresh;
             }
-            a.config.func_info = info.get("func_info").cloned();
+            a.config.func_info = func_info;
         })
         .await?;
-        if let (Some(token), Some(expires_in)) = (info["authorizer_access_token"].as_str(), info["expires_in"].as_i64())
-        {
-            self.inner
-                .store_value(&id, Credential::AccessToken, token, expires_in)
-                .await?;
-        }
+        self.keep_token(&id, info.token.as_ref()).await?;
         Ok(id)
     }
 
@@ -156,23 +146,19 @@ impl CredentialService {
     }
 
     /// The authorizers of a component that are not revoked (SPEC §3).
-    pub async fn authorizers(&self, component: &AccountId) -> Result<Vec<Value>> {
+    pub async fn authorizers(&self, component: &AccountId) -> Result<Vec<AuthorizerEntry>> {
         component_appid(component)?;
         let mut out = Vec::new();
         for a in self.live_children(component).await? {
             let AccountId::Authorizer { appid, .. } = &a.id else {
                 continue;
             };
-            out.push(json!({
-                "appid": appid.as_str(),
-                "authorized_at": rfc3339_ms(a.config.authorized_at.unwrap_or(a.created_at)),
-                // SPEC §3 names an active authorization `authorized`.
-                "status": match a.status {
-                    AccountStatus::NeedsReauthorization => "needs_reauthorization",
-                    _ => "authorized",
-                },
-                "func_info": a.config.func_info.clone().unwrap_or(Value::Null),
-            }));
+            out.push(AuthorizerEntry {
+                appid: appid.clone(),
+                authorized_at: from_millis(a.config.authorized_at.unwrap_or(a.created_at)),
+                status: ChildStatus::of(&a),
+                func_info: a.config.func_info.clone(),
+            });
         }
         Ok(out)
     }

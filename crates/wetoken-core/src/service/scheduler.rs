@@ -20,15 +20,15 @@ use tokio::sync::Semaphore;
 
 use super::{CredentialService, Result};
 use crate::domain::{AccountId, Credential};
-use crate::store::CredentialRow;
+use crate::store::CredentialState;
 
 /// How often an idle scheduler looks for due work.
 pub const POLL: Duration = Duration::from_secs(1);
 /// Rows read per look.
 const BATCH: i64 = 256;
 
-fn parse(row: &CredentialRow) -> Option<(AccountId, Credential)> {
-    Some((row.account_id.parse().ok()?, row.kind.parse().ok()?))
+fn key(row: &CredentialState) -> (AccountId, Credential) {
+    (row.account.clone(), row.credential)
 }
 
 impl CredentialService {
@@ -38,7 +38,7 @@ impl CredentialService {
         let now = self.inner.now_ms();
         let rows = self.inner.store.due(now, BATCH).await?;
         let mut n = 0;
-        for (id, cred) in rows.iter().filter_map(parse) {
+        for (id, cred) in rows.iter().map(key) {
             n += 1;
             if let Err(e) = self.refresh_due(&id, cred).await {
                 tracing::debug!(account = %id, %cred, error = %e, "proactive refresh failed");
@@ -69,7 +69,7 @@ impl CredentialService {
             };
             let full = rows.len() as i64 == BATCH;
             let mut started = 0;
-            for key in rows.iter().filter_map(parse) {
+            for key in rows.iter().map(key) {
                 if !in_flight.lock().unwrap().insert(key.clone()) {
                     continue;
                 }

@@ -3,12 +3,14 @@
 //! cancellations, and the corps a suite serves. Tokens themselves are fetched
 //! by the engine like any other credential.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{CredentialService, Result, ServiceError, rfc3339_ms};
-use crate::account::{Account, AccountStatus};
-use crate::domain::{AccountId, Credential, Ident};
+use super::{ChildStatus, CorpEntry, CredentialService, Result, ServiceError};
+use crate::account::Account;
+use crate::clock::from_millis;
+use crate::domain::{AccountId, Ident};
 use crate::secret::Secret;
+use crate::upstream::Install;
 
 fn suite_id(id: &AccountId) -> Result<&Ident> {
     match id {
@@ -20,14 +22,9 @@ fn suite_id(id: &AccountId) -> Result<&Ident> {
 /// Records what WeCom answered about an install (get_permanent_code or
 /// get_auth_info): its agentid (the first agent listed; kept when none is)
 /// and its authorization info.
-fn record_install(a: &mut Account, v: &Value) {
-    let agent = &v["auth_info"]["agent"][0]["agentid"];
-    let agentid = agent
-        .as_u64()
-        .map(|n| n.to_string())
-        .or_else(|| agent.as_str().map(str::to_owned));
-    a.config.agentid = agentid.or(a.config.agentid.take());
-    a.config.auth_info = Some(json!({"auth_corp_info": v["auth_corp_info"], "auth_info": v["auth_info"]}));
+fn record_install(a: &mut Account, i: &Install) {
+    a.config.agentid = i.agentid.clone().or(a.config.agentid.take());
+    a.config.auth_info = Some(json!({"auth_corp_info": i.auth_corp_info, "auth_info": i.auth_info}));
 }
 
 impl CredentialService {
@@ -39,28 +36,20 @@ impl CredentialService {
         let s = suite_id(suite)?.clone();
         self.inner.account(suite).await?;
         let up = &self.inner.upstream;
-        let v = self
+        let install = self
             .inner
-            .with_token(suite, move |t| async move { up.permanent_code(&t, auth_code).await })
+            .upstream_with_token(suite, move |t| async move { up.permanent_code(&t, auth_code).await })
             .await?;
-        let corpid = Ident::parse(
-            "auth_corp_info.corpid",
-            v["auth_corp_info"]["corpid"].as_str().unwrap_or_default(),
-        )
-        .map_err(|e| ServiceError::Invalid(e.0))?;
+        let corpid = Ident::parse("auth_corp_info.corpid", &install.corpid).map_err(|e| ServiceError::Invalid(e.0))?;
         let id = AccountId::Corp { suite_id: s, corpid };
         let at = at.unwrap_or_else(|| self.inner.now_ms());
-        let permanent = v["permanent_code"].as_str().unwrap_or_default().to_owned();
+        let permanent = install.permanent_code.clone().map(Secret::new);
         self.upsert_child(&id, at, true, |a| {
-            a.secrets.permanent_code = Some(Secret::new(permanent));
-            record_install(a, &v);
+            a.secrets.permanent_code = permanent;
+            record_install(a, &install);
         })
         .await?;
-        if let (Some(token), Some(expires_in)) = (v["access_token"].as_str(), v["expires_in"].as_i64()) {
-            self.inner
-                .store_value(&id, Credential::AccessToken, token, expires_in)
-                .await?;
-        }
+        self.keep_token(&id, install.token.as_ref()).await?;
         Ok(id)
     }
 
@@ -83,12 +72,13 @@ impl CredentialService {
             .unwrap_or_default();
         let up = &self.inner.upstream;
         let (c, p) = (corpid.as_str(), permanent.as_str());
-        let v = self
+        let install = self
             .inner
-            .with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
+            .upstream_with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
             .await?;
         let at = at.max(corp.config.authorized_at.unwrap_or(at));
-        self.upsert_child(&id, at, false, |a| record_install(a, &v)).await?;
+        self.upsert_child(&id, at, false, |a| record_install(a, &install))
+            .await?;
         Ok(true)
     }
 
@@ -111,22 +101,19 @@ impl CredentialService {
     }
 
     /// The corps that installed a suite and did not cancel (SPEC §3).
-    pub async fn corps(&self, suite: &AccountId) -> Result<Vec<Value>> {
+    pub async fn corps(&self, suite: &AccountId) -> Result<Vec<CorpEntry>> {
         suite_id(suite)?;
         let mut out = Vec::new();
         for a in self.live_children(suite).await? {
             let AccountId::Corp { corpid, .. } = &a.id else {
                 continue;
             };
-            out.push(json!({
-                "corpid": corpid.as_str(),
-                "agentid": a.config.agentid,
-                "authorized_at": rfc3339_ms(a.config.authorized_at.unwrap_or(a.created_at)),
-                "status": match a.status {
-                    AccountStatus::NeedsReauthorization => "needs_reauthorization",
-                    _ => "authorized",
-                },
-            }));
+            out.push(CorpEntry {
+                corpid: corpid.clone(),
+                agentid: a.config.agentid.clone(),
+                authorized_at: from_millis(a.config.authorized_at.unwrap_or(a.created_at)),
+                status: ChildStatus::of(&a),
+            });
         }
         Ok(out)
     }

@@ -1,0 +1,41 @@
+//! API keys (SPEC §3): created with a name and account patterns, stored as
+//! SHA-256, listed without the key.
+
+use super::{CredentialService, KeyView, Result, ServiceError};
+use crate::clock::to_millis;
+use crate::keys::{Pattern, check_name, generate_key, hash_key};
+use crate::store::{ApiKey, StoreError};
+
+impl CredentialService {
+    /// Creates a client key; returns the key itself, shown only now.
+    pub async fn create_key(&self, name: &str, patterns: &[Pattern]) -> Result<String> {
+        check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
+        if patterns.is_empty() {
+            return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
+        }
+        let key = generate_key();
+        let row = ApiKey {
+            name: name.to_owned(),
+            hash: hash_key(&key),
+            accounts: patterns.to_vec(),
+            created_at: to_millis(self.now()),
+        };
+        match self.inner.store.insert_key(&row).await {
+            Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("key {name} already exists"))),
+            r => r.map_err(ServiceError::from),
+        }?;
+        Ok(key)
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyView>> {
+        Ok(self.inner.store.keys().await?.into_iter().map(KeyView::from).collect())
+    }
+
+    pub async fn delete_key(&self, name: &str) -> Result<()> {
+        if self.inner.store.delete_key(name).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("no key named {name:?}")))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What this process remembers, all on the service's clock (so tests move
+//! time for every memo at once):
+//!
+//! - [`Cache`]: credential values, answered while valid and checked against
+//!   the database less than the cache TTL ago. That bound keeps every
+//!   instance within WeChat's 5-minute grace after another one refreshed.
+//! - [`Memo`]: what a presented token, secret or key resolved to, by its
+//!   SHA-256 (the presented text is not kept), for the same TTL.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+
+use super::Key;
+use crate::clock::from_millis;
+use crate::service::Issued;
+
+#[derive(Debug, Clone)]
+struct Cached {
+    value: String,
+    expires_at: i64,
+    checked_at: i64,
+}
+
+/// Credential values by (account, credential).
+pub(super) struct Cache {
+    map: RwLock<HashMap<Key, Cached>>,
+    ttl_ms: i64,
+}
+
+impl Cache {
+    pub(super) fn new(ttl_ms: i64) -> Self {
+        Cache {
+            map: RwLock::default(),
+            ttl_ms,
+        }
+    }
+
+    /// A value that is valid at `now` and was checked recently enough.
+    pub(super) fn fresh(&self, key: &Key, now: i64) -> Option<Issued> {
+        let map = self.map.read().unwrap();
+        let c = map.get(key)?;
+        (c.expires_at > now && now - c.checked_at < self.ttl_ms).then(|| Issued {
+            value: c.value.clone(),
+            expires_at: from_millis(c.expires_at),
+        })
+    }
+
+    /// Remembers a value read from, or written to, the database at `now`.
+    pub(super) fn put(&self, key: &Key, value: String, expires_at: i64, now: i64) {
+        self.map.write().unwrap().insert(
+            key.clone(),
+            Cached {
+                value,
+                expires_at,
+                checked_at: now,
+            },
+        );
+    }
+
+    pub(super) fn remove(&self, key: &Key) {
+        self.map.write().unwrap().remove(key);
+    }
+
+    pub(super) fn retain(&self, keep: impl Fn(&Key) -> bool) {
+        self.map.write().unwrap().retain(|k, _| keep(k));
+    }
+
+    /// (key, seconds of life left) of every cached value.
+    pub(super) fn remaining(&self, now: i64) -> Vec<(Key, f64)> {
+        let map = self.map.read().unwrap();
+        map.iter()
+            .map(|(k, c)| (k.clone(), ((c.expires_at - now) as f64 / 1000.0).max(0.0)))
+            .collect()
+    }
+}
+
+/// What presented values resolved to, by their hash, with when (ms) that
+/// was read.
+pub struct Memo<K, V> {
+    map: RwLock<HashMap<K, (V, i64)>>,
+    ttl_ms: i64,
+}
+
+impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+    /// At most this many are remembered; beyond, the memo starts over.
+    const CAPACITY: usize = 100_000;
+
+    pub fn new(ttl_ms: i64) -> Self {
+        Memo {
+            map: RwLock::default(),
+            ttl_ms,
+        }
+    }
+
+    pub fn get(&self, k: &K, now: i64) -> Option<V> {
+        let map = self.map.read().unwrap();
+        let (v, at) = map.get(k)?;
+        (now - at < self.ttl_ms).then(|| v.clone())
+    }
+
+    pub fn put(&self, k: K, v: V, now: i64) {
+        let mut map = self.map.write().unwrap();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(k, (v, now));
+    }
+
+    pub fn retain(&self, keep: impl Fn(&V) -> bool) {
+        self.map.write().unwrap().retain(|_, (v, _)| keep(v));
+    }
+
+    pub fn clear(&self) {
+        self.map.write().unwrap().clear();
+    }
+}

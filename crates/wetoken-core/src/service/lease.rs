@@ -1,0 +1,127 @@
+//! The database lease (SPEC §2 "one refresher"): with no valid value, a
+//! caller takes the lease on the credential row with a conditional UPDATE at
+//! the version it saw. Only the holder calls WeChat; another instance waits
+//! for the holder's write, bounded by the upstream timeout plus 2 s. The
+//! fetch runs in its own task, so a caller that goes away does not strand
+//! the lease: the result is written (or the failure recorded) either way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Inner, Issued, Result, ServiceError, Trigger, failure, not_found};
+use crate::account::Account;
+use crate::domain::Credential;
+
+/// How a refresh proceeds once it has decided to call WeChat.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    pub cred: Credential,
+    /// The row version seen; the lease is taken against it.
+    pub seen: i64,
+    /// stable_token `force_refresh` (the current value was rejected).
+    pub force: bool,
+    pub trigger: Trigger,
+    /// Wait for another instance's lease (readers) or give up (scheduler).
+    pub wait: bool,
+    /// The value held before, to notice an unchanged answer.
+    pub previous: Option<String>,
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// How long a reader polls another holder's lease: first and longest gap.
+const FIRST_POLL: Duration = Duration::from_millis(20);
+const LONGEST_POLL: Duration = Duration::from_millis(500);
+
+impl Inner {
+    /// Takes the lease at `plan.seen` and fetches, or waits for whoever holds it.
+    /// Boxed: a ticket's fetch recurses into its access token's refresh.
+    pub(super) fn refresh_from(self: Arc<Self>, account: Account, plan: Plan) -> BoxFuture<'static, Result<Issued>> {
+        Box::pin(self.take_or_wait(account, plan))
+    }
+
+    async fn take_or_wait(self: Arc<Self>, account: Account, mut plan: Plan) -> Result<Issued> {
+        let cred = plan.cred;
+        let key = (account.id.clone(), cred);
+        let started = self.now_ms();
+        let waiting_since = tokio::time::Instant::now();
+        let deadline = waiting_since + self.cfg.upstream_timeout + Duration::from_secs(2);
+        let mut backoff = FIRST_POLL;
+        let mut waited = false;
+        loop {
+            let now = self.now_ms();
+            let until = now + self.cfg.lease.as_millis() as i64;
+            if self
+                .store
+                .try_lease(&account.id, cred, &self.cfg.instance_id, plan.seen, now, until)
+                .await?
+            {
+                if waited {
+                    metrics::histogram!("wetoken_lease_wait_seconds").record(waiting_since.elapsed().as_secs_f64());
+                }
+                // Run the fetch in its own task: if the caller goes away the
+                // lease is still written or released.
+                let this = self.clone();
+                let account = account.clone();
+                let plan = plan.clone();
+                return tokio::spawn(async move { this.fetch_and_store(account, plan).await })
+                    .await
+                    .map_err(|e| ServiceError::Unavailable(format!("refresh task failed: {e}")))?;
+            }
+            if !plan.wait {
+                return Err(ServiceError::Unavailable(format!(
+                    "{cred} of {} is being refreshed elsewhere",
+                    account.id
+                )));
+            }
+            // Another holder: wait for its write.
+            if !waited {
+                waited = true;
+                metrics::counter!("wetoken_lease_waits_total").increment(1);
+            }
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(ServiceError::Unavailable(format!(
+                    "{cred} of {} is being refreshed by another instance; try again",
+                    account.id
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(LONGEST_POLL);
+            let Some(row) = self.store.credential(&account.id, cred).await? else {
+                return Err(not_found(&account.id));
+            };
+            let now = self.now_ms();
+            if row.version > plan.seen
+                && let Some(v) = self.usable(&key, Some(&row), now)?
+            {
+                metrics::histogram!("wetoken_lease_wait_seconds").record(waiting_since.elapsed().as_secs_f64());
+                return Ok(v);
+            }
+            let lease_free = row.lease_until.is_none_or(|u| u < now);
+            if lease_free && row.last_error.as_ref().is_some_and(|e| e.at >= started) {
+                // The holder failed while we waited: answer its error rather
+                // than calling WeChat again at once.
+                return Err(failure::recorded(&row));
+            }
+            plan.seen = row.version;
+        }
+    }
+
+    /// Holding the lease: call WeChat and write the outcome.
+    async fn fetch_and_store(self: Arc<Self>, account: Account, plan: Plan) -> Result<Issued> {
+        let cred = plan.cred;
+        let outcome = self.fetch(&account, cred, plan.force).await;
+        let result = if outcome.is_ok() { "ok" } else { "error" };
+        metrics::counter!("wetoken_refreshes_total", "trigger" => plan.trigger.as_str(), "result" => result)
+            .increment(1);
+        match outcome {
+            Ok(f) => {
+                let unchanged = plan.previous.as_deref() == Some(f.value.as_str());
+                let issued = self.write_fetched(&account, cred, &f, unchanged).await?;
+                tracing::info!(account = %account.id, %cred, trigger = plan.trigger.as_str(), unchanged, expires_in = f.expires_in, "refreshed");
+                Ok(issued)
+            }
+            Err(e) => Err(self.write_failure(&account.id, cred, e).await?),
+        }
+    }
+}

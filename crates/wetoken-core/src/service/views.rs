@@ -1,0 +1,154 @@
+//! What the service hands out, as types. Rendering them (JSON for the HTTP
+//! API, lines for the CLI) is the caller's job: this crate builds no
+//! response body.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::account::{Account, AccountStatus};
+use crate::clock::from_millis;
+use crate::domain::{AccountId, Credential, Ident, TokenApi};
+use crate::keys::Pattern;
+use crate::store::{ApiKey, CredentialState};
+
+/// A credential value handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub value: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Issued {
+    /// Remaining whole seconds at `now` (never negative).
+    pub fn expires_in(&self, now: DateTime<Utc>) -> i64 {
+        // Instants are stored as whole milliseconds: compare in those.
+        ((self.expires_at.timestamp_millis() - now.timestamp_millis()) / 1000).max(0)
+    }
+}
+
+/// The last error recorded for a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorView {
+    pub errcode: i64,
+    pub errmsg: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The state of one credential of an account (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialView {
+    pub credential: Credential,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<ErrorView>,
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
+/// An account as its administrator sees it: identifiers, settings and the
+/// state of each credential it owns, in display order; never a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
+    pub id: AccountId,
+    /// `mp` accounts only.
+    pub token_api: Option<TokenApi>,
+    pub agentid: Option<String>,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub credentials: Vec<CredentialView>,
+}
+
+impl AccountView {
+    pub(super) fn new(a: &Account, rows: &[CredentialState]) -> Self {
+        let credentials =
+            a.id.kind()
+                .credentials()
+                .iter()
+                .map(|&credential| {
+                    let row = rows.iter().find(|r| r.credential == credential);
+                    let filled = row.filter(|r| r.value.is_some());
+                    CredentialView {
+                        credential,
+                        expires_at: filled.and_then(|r| r.expires_at).map(from_millis),
+                        refreshed_at: filled.and_then(|r| r.refreshed_at).map(from_millis),
+                        last_error: row.and_then(|r| r.last_error.as_ref()).map(|e| ErrorView {
+                            errcode: e.errcode,
+                            errmsg: e.errmsg.clone(),
+                            at: from_millis(e.at),
+                        }),
+                        blocked_until: row.and_then(|r| r.blocked_until).map(from_millis),
+                    }
+                })
+                .collect();
+        AccountView {
+            id: a.id.clone(),
+            token_api: (a.id.kind() == crate::domain::AccountKind::Mp).then_some(a.config.token_api),
+            agentid: a.config.agentid.clone(),
+            status: a.status,
+            created_at: from_millis(a.created_at),
+            updated_at: from_millis(a.updated_at),
+            credentials,
+        }
+    }
+}
+
+/// How a child account's authorization stands (SPEC §3 names an active
+/// one `authorized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    Authorized,
+    NeedsReauthorization,
+}
+
+impl ChildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildStatus::Authorized => "authorized",
+            ChildStatus::NeedsReauthorization => "needs_reauthorization",
+        }
+    }
+
+    pub(super) fn of(a: &Account) -> Self {
+        match a.status {
+            AccountStatus::NeedsReauthorization => ChildStatus::NeedsReauthorization,
+            _ => ChildStatus::Authorized,
+        }
+    }
+}
+
+/// An account authorized to a component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerEntry {
+    pub appid: Ident,
+    pub authorized_at: DateTime<Utc>,
+    pub status: ChildStatus,
+    /// WeChat's `func_info`, as WeChat gave it.
+    pub func_info: Option<Value>,
+}
+
+/// A corp that installed a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorpEntry {
+    pub corpid: Ident,
+    pub agentid: Option<String>,
+    pub authorized_at: DateTime<Utc>,
+    pub status: ChildStatus,
+}
+
+/// An API key as listed (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    pub name: String,
+    pub accounts: Vec<Pattern>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKey> for KeyView {
+    fn from(k: ApiKey) -> Self {
+        KeyView {
+            name: k.name,
+            accounts: k.accounts,
+            created_at: from_millis(k.created_at),
+        }
+    }
+}

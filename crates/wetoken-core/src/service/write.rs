@@ -1,0 +1,114 @@
+//! The one write path of what a fetch got from WeChat: the value sealed,
+//! its hash (so a presented token can be traced to its account), its
+//! expiry as WeChat said, its next refresh (`due_at`), a rotated
+//! authorizer_refresh_token in the same transaction, and the cache. And the
+//! one way a failure is recorded.
+
+use super::failure::{self, FetchError};
+use super::{Inner, Issued, Result, ServiceError};
+use crate::account::Account;
+use crate::clock::from_millis;
+use crate::domain::{AccountId, Credential};
+use crate::secret::Secret;
+use crate::store::{FailureWrite, RefreshWrite, Sealed};
+use crate::timing;
+use crate::upstream::Fetched;
+
+/// WeChat keeps a replaced token working this long.
+pub(super) const GRACE_MS: i64 = 300_000;
+
+impl Inner {
+    /// Writes a fetched value under this instance's lease (and the account's
+    /// new secrets, if WeChat rotated its refresh token). The value is
+    /// answered even when the lease was lost meanwhile: it is valid (WeChat's
+    /// grace), only not the stored one.
+    pub(super) async fn write_fetched(
+        &self,
+        account: &Account,
+        cred: Credential,
+        f: &Fetched,
+        unchanged: bool,
+    ) -> Result<Issued> {
+        let rotated = f.rotated_refresh_token.as_ref().map(|r| {
+            let mut a = account.clone();
+            a.secrets.refresh_token = Some(Secret::new(r.clone()));
+            a.seal(&self.key).secrets
+        });
+        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref())
+            .await
+    }
+
+    async fn write_value(
+        &self,
+        id: &AccountId,
+        cred: Credential,
+        f: &Fetched,
+        unchanged: bool,
+        account_secrets: Option<&Sealed>,
+    ) -> Result<Issued> {
+        let now = self.now_ms();
+        let expires_at = now + f.expires_in * 1000;
+        let ahead = self.cfg.refresh_ahead.as_millis() as i64;
+        let written = self
+            .store
+            .complete_refresh(&RefreshWrite {
+                account: id,
+                credential: cred,
+                owner: &self.cfg.instance_id,
+                value: &self.key.seal(&f.value),
+                value_hash: &crate::keys::hash_key(&f.value),
+                previous_until: now + GRACE_MS,
+                expires_at,
+                refreshed_at: now,
+                due_at: timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), unchanged),
+                account_secrets,
+            })
+            .await?;
+        match written {
+            Some(_) => self.cache.put(&(id.clone(), cred), f.value.clone(), expires_at, now),
+            None => tracing::warn!(account = %id, %cred, "lease lost during refresh"),
+        }
+        Ok(Issued {
+            value: f.value.clone(),
+            expires_at: from_millis(expires_at),
+        })
+    }
+
+    /// Stores a value obtained outside a refresh (the token api_query_auth or
+    /// get_permanent_code answers with) as a refresh would, under the lease.
+    /// Skipped if another instance holds the lease.
+    pub(super) async fn store_obtained(&self, id: &AccountId, cred: Credential, f: &Fetched) -> Result<()> {
+        let now = self.now_ms();
+        let seen = self.store.credential(id, cred).await?.map_or(0, |r| r.version);
+        let until = now + self.cfg.lease.as_millis() as i64;
+        if self
+            .store
+            .try_lease(id, cred, &self.cfg.instance_id, seen, now, until)
+            .await?
+        {
+            self.write_value(id, cred, f, false, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed fetch under this instance's lease (releasing it) and
+    /// returns the error to answer.
+    pub(super) async fn write_failure(&self, id: &AccountId, cred: Credential, e: FetchError) -> Result<ServiceError> {
+        let now = self.now_ms();
+        let attempts = self.store.credential(id, cred).await?.map_or(0, |r| r.attempts) + 1;
+        let f = failure::classify(&e, cred, now, attempts, Self::jitter());
+        tracing::warn!(account = %id, %cred, errcode = f.error.errcode, errmsg = %f.error.errmsg, attempts, "refresh failed");
+        self.store
+            .record_failure(&FailureWrite {
+                account: id,
+                credential: cred,
+                owner: &self.cfg.instance_id,
+                error: &f.error,
+                blocked_until: f.blocked_until,
+                due_at: f.due_at,
+                attempts,
+            })
+            .await?;
+        Ok(e.into())
+    }
+}

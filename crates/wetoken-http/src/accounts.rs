@@ -1,0 +1,117 @@
+//! Accounts and API keys (SPEC §3), admin key only.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wetoken_core::account::{AccountPatch, NewAccount};
+use wetoken_core::domain::AccountId;
+use wetoken_core::keys::Pattern;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Admin, JsonBody};
+use crate::render;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/accounts", get(list_accounts).post(create_account))
+        .route(
+            "/v1/accounts/{id}",
+            get(show_account).patch(patch_account).delete(delete_account),
+        )
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/{name}", delete(delete_key))
+}
+
+fn account_id(s: &str) -> Result<AccountId, ApiError> {
+    Ok(s.parse::<AccountId>()?)
+}
+
+/// An account body: parsed by the one account parser the CLI shares, which
+/// names the bad field.
+fn object(v: Value) -> Result<Value, ApiError> {
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid("the body must be a JSON object"))
+    }
+}
+
+async fn create_account(
+    State(st): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let new = NewAccount::from_json(&object(body)?)?;
+    let account = st.service.create_account(new).await?;
+    Ok((StatusCode::CREATED, Json(render::account(&account))).into_response())
+}
+
+async fn list_accounts(State(st): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let accounts: Vec<Value> = st.service.list_accounts().await?.iter().map(render::account).collect();
+    Ok(Json(json!({ "accounts": accounts })))
+}
+
+async fn show_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let account = st.service.show_account(&account_id(&id)?).await?;
+    Ok(Json(render::account(&account)))
+}
+
+async fn patch_account(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let id = account_id(&id)?;
+    let patch = AccountPatch::from_json(id.kind(), &object(body)?)?;
+    Ok(Json(render::account(&st.service.patch_account(&id, patch).await?)))
+}
+
+async fn delete_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    st.service.delete_account(&account_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: Option<String>,
+    accounts: Option<Vec<String>>,
+}
+
+async fn create_key(
+    State(st): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<NewKey>,
+) -> Result<Response, ApiError> {
+    let name = body.name.ok_or_else(|| ApiError::invalid("name is required"))?;
+    let patterns = body
+        .accounts
+        .ok_or_else(|| ApiError::invalid("accounts is required: a list of account patterns"))?
+        .iter()
+        .map(|p| Pattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = st.service.create_key(&name, &patterns).await?;
+    let accounts: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "key": key, "accounts": accounts})),
+    )
+        .into_response())
+}
+
+async fn list_keys(State(st): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let keys: Vec<Value> = st.service.list_keys().await?.iter().map(render::key).collect();
+    Ok(Json(json!({ "keys": keys })))
+}
+
+async fn delete_key(State(st): State<AppState>, _: Admin, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    st.service.delete_key(&name).await?;
+    st.auth.forget_all();
+    Ok(StatusCode::NO_CONTENT)
+}
