@@ -1,14 +1,11 @@
-//! Wiring shared by `serve` and the other commands: open the store, apply
-//! the schema, build the credential service.
+//! Wiring shared by `serve` and the other commands: settings into the
+//! library's [`wetoken::Builder`], the one way a wetoken is assembled.
 
-use std::sync::Arc;
-
-use wetoken_core::clock::SystemClock;
+use wetoken::{Builder, Wetoken};
 use wetoken_core::service::{CredentialService, ServiceError};
-use wetoken_core::upstream::Upstream;
 
 use crate::settings::Settings;
-use crate::{CliError, backend, keyfiles};
+use crate::{CliError, keyfiles};
 
 impl From<ServiceError> for CliError {
     fn from(e: ServiceError) -> Self {
@@ -19,23 +16,29 @@ impl From<ServiceError> for CliError {
     }
 }
 
+/// A builder with every setting applied (the master key read, or generated
+/// into the data directory).
+pub fn builder(settings: &Settings) -> Result<Builder, CliError> {
+    let key = keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?;
+    let up = settings.upstream_config();
+    Ok(Wetoken::builder()
+        .database(&settings.database_url)
+        .key(key)
+        .service_config(settings.service_config())
+        .upstream(&up.mp_base, &up.work_base)
+        .auto_migrate(settings.auto_migrate)
+        .auth(settings.auth)
+        .max_body_bytes(settings.max_body_bytes)
+        .callback_max_skew(settings.callback_max_skew_secs as i64)
+        .proxy(settings.proxy))
+}
+
 /// Opens the database (migrating it when `auto_migrate`) and builds the
 /// service.
 pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
-    let store = backend::open(&settings.database_url).await.map_err(CliError::Runtime)?;
-    if settings.auto_migrate {
-        store
-            .migrate()
-            .await
-            .map_err(|e| CliError::Runtime(format!("cannot install the schema: {e}")))?;
-    }
-    let key = keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?;
-    let upstream = Upstream::new(settings.upstream_config()).map_err(|e| CliError::Runtime(e.to_string()))?;
-    Ok(CredentialService::new(
-        store,
-        upstream,
-        Arc::new(SystemClock),
-        key,
-        settings.service_config(),
-    ))
+    let wetoken = builder(settings)?
+        .build()
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(wetoken.service().clone())
 }

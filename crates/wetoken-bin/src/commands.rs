@@ -9,7 +9,8 @@ use wetoken_core::service::AccountView;
 use wetoken_http::render;
 
 use crate::settings::Settings;
-use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app, backend};
+use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app};
+use wetoken::backend;
 
 fn parse_id(s: &str) -> Result<AccountId, CliError> {
     s.parse()

@@ -4,7 +4,6 @@
 //! as one line starting with `error:`.
 
 mod app;
-mod backend;
 mod commands;
 mod keyfiles;
 mod serve;

@@ -2,14 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 use wetoken_core::account::NewAccount;
-use wetoken_core::auth::Authenticator;
 use wetoken_core::service::ServiceError;
-use wetoken_http::AppState;
 use wetoken_sim::{Sim, SimConfig};
 
 use crate::settings::Settings;
@@ -40,52 +36,34 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     } else {
         None
     };
-    let service = app::service(&settings).await?;
     let admin_key = if settings.auth {
         Some(keyfiles::admin_key(settings.admin_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?)
     } else {
         tracing::warn!("WETOKEN_AUTH=off: every request is trusted as admin; use only on a trusted network");
         None
     };
-    let auth = Authenticator::new(&service, admin_key.as_deref(), settings.auth);
-    let mut state = AppState {
-        service: service.clone(),
-        auth: Arc::new(auth),
-        max_body: settings.max_body_bytes,
-        metrics: wetoken_http::install_metrics(),
-        callback_max_skew_secs: settings.callback_max_skew_secs as i64,
-        public_url: String::new(),
-        proxy: if settings.proxy {
-            let p = wetoken_http::proxy::Proxy::new(
-                &settings.upstream_mp,
-                &settings.upstream_work,
-                Duration::from_secs(settings.upstream_timeout_secs),
-            )
-            .map_err(CliError::Runtime)?;
-            tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
-            Some(p)
-        } else {
-            None
-        },
-    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
     let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     // WETOKEN_PUBLIC_URL defaults to the address actually bound.
-    state.public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let mut builder = app::builder(&settings)?.public_url(&public_url).metrics(true);
+    if let Some(k) = &admin_key {
+        builder = builder.admin_key(k);
+    }
+    let wetoken = builder.build().await.map_err(|e| CliError::Runtime(e.to_string()))?;
+    if settings.proxy {
+        tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
+    }
     println!("wetoken listening on http://{addr}");
-    tracing::info!(%addr, database = %crate::backend::redact(&settings.database_url), "wetoken listening");
-    let scheduler = service.spawn_scheduler();
-    let public_url = state.public_url.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, wetoken_http::router(state))
-            .with_graceful_shutdown(shutdown())
-            .await
-    });
+    tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
+    let scheduler = wetoken.run_scheduler();
+    let router = wetoken.router();
+    let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown()).await });
     if let Some(sb) = &sandbox {
         // Serving already: the simulator's pushes reach the callbacks.
-        demo(&service, sb, addr, &public_url, admin_key.as_deref()).await?;
+        demo(wetoken.service(), sb, addr, &public_url, admin_key.as_deref()).await?;
     }
     server
         .await

@@ -200,7 +200,7 @@ impl Settings {
         if let Some(d) = &self.data_dir {
             return d.clone();
         }
-        crate::backend::sqlite_file(&self.database_url)
+        wetoken::backend::sqlite_file(&self.database_url)
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."))

@@ -313,3 +313,32 @@ async fn a_presented_secret_is_remembered_for_the_cache_ttl_and_forgotten_on_rot
         SecretCheck::NoAccount
     );
 }
+
+#[tokio::test]
+async fn a_removed_key_is_forgotten_when_the_service_clock_passes_the_ttl() {
+    use wetoken_core::auth::{AuthError, Authenticator};
+    use wetoken_core::keys::Pattern;
+    let (sim, dir, key, a, _id) = setup("wxkeys", "right", "classic").await;
+    let b = instance(dir.path(), &sim, &key).await;
+    let client_key = a
+        .service
+        .create_key("reader", &[Pattern::parse("mp:wxkeys").unwrap()])
+        .await
+        .unwrap();
+    let auth = Authenticator::new(&b.service, None, true);
+    let header = format!("Bearer {client_key}");
+    assert!(!auth.authenticate(Some(&header)).await.unwrap().is_admin());
+    a.service.delete_key("reader").await.unwrap();
+    // b remembers the key for its cache TTL, on its service's clock: moving
+    // that clock, not waiting, ends it.
+    b.clock.advance(TimeDelta::seconds(29));
+    assert!(
+        auth.authenticate(Some(&header)).await.is_ok(),
+        "remembered within the TTL"
+    );
+    b.clock.advance(TimeDelta::seconds(1));
+    assert!(matches!(
+        auth.authenticate(Some(&header)).await,
+        Err(AuthError::Unauthorized)
+    ));
+}

@@ -71,3 +71,33 @@ async fn sqlite_migrations_are_idempotent_across_restarts() {
             .unwrap();
     }
 }
+
+/// A row the service did not write (a hand edit, a newer version's value)
+/// is an error where it is read, never a default.
+#[tokio::test]
+async fn rows_that_do_not_decode_are_errors() {
+    use wetoken_core::domain::{AccountId, Credential};
+    use wetoken_core::store::StoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corrupt.db").display());
+    let store = wetoken_store_sqlite::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    for sql in [
+        "INSERT INTO wt_accounts (id, kind, parent_id, secrets, config, status, created_at, updated_at) \
+         VALUES ('mp:wxbad', 'mp', NULL, 'v1:x', '{}', 'suspended', 1, 1)",
+        "INSERT INTO wt_credentials (account_id, kind, version, attempts) VALUES ('mp:wxbad', 'refresh_token', 0, 0)",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    let id: AccountId = "mp:wxbad".parse().unwrap();
+    assert!(
+        matches!(store.account(&id).await, Err(StoreError::Corrupt(_))),
+        "unknown status"
+    );
+    assert!(matches!(store.accounts(None).await, Err(StoreError::Corrupt(_))));
+    assert!(
+        matches!(store.credentials(&id).await, Err(StoreError::Corrupt(_))),
+        "unknown credential"
+    );
+    assert_eq!(store.credential(&id, Credential::AccessToken).await.unwrap(), None);
+}

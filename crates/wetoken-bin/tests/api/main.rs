@@ -8,6 +8,7 @@ mod cluster;
 mod compat;
 mod component;
 mod credentials;
+mod embedded;
 mod helpers;
 mod sandbox;
 mod wecom;
