@@ -25,58 +25,15 @@ use wetoken_core::store::{
     ApiKey, CredentialState, FailureWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, CredentialRow, KeyRow};
+use wetoken_store_sql::rows::{AccountRow, KeyRow};
 use wetoken_store_sql::{Dialect, Statements};
 
-/// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+mod migrate;
+mod rows;
 
-/// The DDL for a DBA, for `install-schema --print`.
-pub fn schema_sql() -> String {
-    let mut out = String::from(
-        "CREATE TABLE wt_schema_migrations (version NUMBER(19) PRIMARY KEY, description VARCHAR2(200), installed_at NUMBER(19));\n",
-    );
-    for (version, name, sql) in MIGRATIONS {
-        out.push_str(&format!("-- {version} {name}\n"));
-        for stmt in split_statements(sql) {
-            out.push_str(&stmt);
-            out.push_str(";\n");
-        }
-        out.push_str(&format!(
-            "INSERT INTO wt_schema_migrations (version, description, installed_at) VALUES ({version}, '{name}', 0);\n"
-        ));
-    }
-    out
-}
-
-/// Splits a migration into statements: each ends with `;` at the end of a
-/// line; `--` comment lines and blank lines are dropped; the `;` is not sent
-/// (Oracle refuses it).
-pub fn split_statements(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in sql.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with("--") {
-            continue;
-        }
-        let code = line.split(" --").next().unwrap_or(line).trim_end();
-        if !current.is_empty() {
-            current.push('\n');
-        }
-        match code.strip_suffix(';') {
-            Some(last) => {
-                current.push_str(last);
-                out.push(std::mem::take(&mut current).trim().to_owned());
-            }
-            None => current.push_str(code),
-        }
-    }
-    if !current.trim().is_empty() {
-        out.push(current.trim().to_owned());
-    }
-    out
-}
+pub use migrate::{MIGRATIONS, schema_sql, split_statements};
+pub use rows::{Columns, account_from, credential_from, key_from};
+use rows::{account_of, credential_of, key_of, required};
 
 /// `oracle://user:password@host:port/service` → (user, password, `//host:port/service`).
 pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
@@ -112,85 +69,8 @@ pub fn classify(code: Option<i32>, message: &str) -> StoreError {
     }
 }
 
-fn map_err(e: oracle::Error) -> StoreError {
+pub(crate) fn map_err(e: oracle::Error) -> StoreError {
     classify(e.db_error().map(|d| d.code()), &e.to_string())
-}
-
-/// A read column, for row mapping that tests can drive without a server.
-pub trait Columns {
-    fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
-    fn int(&self, i: usize) -> Result<Option<i64>, StoreError>;
-}
-
-impl Columns for Row {
-    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        self.get::<usize, Option<String>>(i).map_err(map_err)
-    }
-    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        self.get::<usize, Option<i64>>(i).map_err(map_err)
-    }
-}
-
-fn required<T>(v: Option<T>, what: &str) -> Result<T, StoreError> {
-    v.ok_or_else(|| StoreError::Other(format!("NULL in {what}")))
-}
-
-/// A `wt_accounts` row in `ACCOUNT_COLUMNS` order.
-pub fn account_from<C: Columns>(r: &C) -> Result<AccountRow, StoreError> {
-    Ok(AccountRow {
-        id: required(r.text(0)?, "id")?,
-        kind: required(r.text(1)?, "kind")?,
-        parent_id: r.text(2)?,
-        secrets: required(r.text(3)?, "secrets")?,
-        config: required(r.text(4)?, "config")?,
-        status: required(r.text(5)?, "status")?,
-        created_at: required(r.int(6)?, "created_at")?,
-        updated_at: required(r.int(7)?, "updated_at")?,
-    })
-}
-
-/// A `wt_credentials` row in `CREDENTIAL_COLUMNS` order.
-pub fn credential_from<C: Columns>(r: &C) -> Result<CredentialRow, StoreError> {
-    Ok(CredentialRow {
-        account_id: required(r.text(0)?, "account_id")?,
-        kind: required(r.text(1)?, "kind")?,
-        value: r.text(2)?,
-        expires_at: r.int(3)?,
-        version: required(r.int(4)?, "version")?,
-        refreshed_at: r.int(5)?,
-        lease_owner: r.text(6)?,
-        lease_until: r.int(7)?,
-        last_errcode: r.int(8)?,
-        last_errmsg: r.text(9)?,
-        last_error_at: r.int(10)?,
-        blocked_until: r.int(11)?,
-        forced_at: r.int(12)?,
-        due_at: r.int(13)?,
-        attempts: r.int(14)?.unwrap_or(0),
-    })
-}
-
-/// Row readers that decode into domain types (in `wetoken_store_sql::rows`).
-fn account_of(r: &Row) -> Result<StoredAccount, StoreError> {
-    account_from(r)?.decode()
-}
-
-fn credential_of(r: &Row) -> Result<CredentialState, StoreError> {
-    credential_from(r)?.decode()
-}
-
-fn key_of(r: &Row) -> Result<ApiKey, StoreError> {
-    key_from(r)?.decode()
-}
-
-/// A `wt_keys` row in `KEY_COLUMNS` order.
-pub fn key_from<C: Columns>(r: &C) -> Result<KeyRow, StoreError> {
-    Ok(KeyRow {
-        name: required(r.text(0)?, "name")?,
-        hash: required(r.text(1)?, "hash")?,
-        accounts: required(r.text(2)?, "accounts")?,
-        created_at: required(r.int(3)?, "created_at")?,
-    })
 }
 
 pub struct OracleStore {
@@ -214,12 +94,6 @@ pub async fn connect(url: &str) -> StoreResult<OracleStore> {
         pool: Arc::new(pool),
         sql: Statements::for_dialect(Dialect::Oracle),
     })
-}
-
-/// Errors that mean "already done" when a migration statement is re-run:
-/// ORA-00955 (name already used), ORA-01408 (columns already indexed).
-fn already_exists(e: &oracle::Error) -> bool {
-    matches!(e.db_error().map(|d| d.code()), Some(955 | 1408))
 }
 
 impl OracleStore {
@@ -280,48 +154,7 @@ fn version_of(conn: &Connection, sql: &Statements, account_id: &str, kind: &str)
 #[async_trait]
 impl Store for OracleStore {
     async fn migrate(&self) -> StoreResult<()> {
-        self.run(|conn, _| {
-            if let Err(e) = conn.execute(
-                "CREATE TABLE wt_schema_migrations (version NUMBER(19) PRIMARY KEY, \
-                 description VARCHAR2(200), installed_at NUMBER(19))",
-                &[],
-            ) && !already_exists(&e)
-            {
-                return Err(map_err(e));
-            }
-            for (version, name, text) in MIGRATIONS {
-                let done = conn
-                    .query(
-                        "SELECT version FROM wt_schema_migrations WHERE version = :1",
-                        &[version],
-                    )
-                    .map_err(map_err)?
-                    .next()
-                    .is_some();
-                if done {
-                    continue;
-                }
-                for stmt in split_statements(text) {
-                    if let Err(e) = conn.execute(&stmt, &[])
-                        && !already_exists(&e)
-                    {
-                        return Err(StoreError::Other(format!("migration {version} {name}: {e}")));
-                    }
-                }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                if let Err(e) = conn.execute(
-                    "INSERT INTO wt_schema_migrations (version, description, installed_at) VALUES (:1, :2, :3)",
-                    &[version, name, &now],
-                ) && e.db_error().map(|d| d.code()) != Some(1)
-                {
-                    return Err(map_err(e));
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.run(|conn, _| migrate::run(conn)).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -550,34 +383,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_split_into_statements_without_semicolons() {
-        let stmts = split_statements(MIGRATIONS[0].2);
-        assert_eq!(stmts.len(), 7, "{stmts:#?}");
-        assert!(
-            stmts
-                .iter()
-                .any(|s| s == "CREATE INDEX wt_credentials_hash ON wt_credentials (value_hash)")
-        );
-        assert!(stmts[0].starts_with("CREATE TABLE wt_accounts ("));
-        assert!(stmts[1] == "CREATE INDEX wt_accounts_parent ON wt_accounts (parent_id)");
-        for s in &stmts {
-            assert!(!s.ends_with(';'), "{s}");
-            assert!(!s.contains("--"), "comments are dropped: {s}");
-            assert!(
-                !s.contains("IF NOT EXISTS"),
-                "Oracle before 23ai has no IF NOT EXISTS: {s}"
-            );
-            assert!(!s.contains("BOOLEAN"), "{s}");
-        }
-        let value_col = stmts[2].lines().find(|l| l.trim_start().starts_with("value")).unwrap();
-        assert!(
-            value_col.contains("VARCHAR2(4000)"),
-            "a credential holds at least 512 characters: {value_col}"
-        );
-        assert_eq!(split_statements("A;\n-- c\nB\n  C;\nD"), ["A", "B\n  C", "D"]);
-    }
-
-    #[test]
     fn urls_become_connect_strings() {
         assert_eq!(
             parse_url("oracle://wt:p%40ss@db.example.com:1521/ORCLPDB1").unwrap(),
@@ -612,82 +417,5 @@ mod tests {
             StoreError::Unavailable(m) => assert!(m.contains("Instant Client") && m.contains("LD_LIBRARY_PATH")),
             other => panic!("{other:?}"),
         }
-    }
-
-    /// Columns from memory, as a row would give them.
-    struct Fake(Vec<Option<&'static str>>);
-
-    impl Columns for Fake {
-        fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
-            Ok(self.0[i].map(str::to_owned))
-        }
-        fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-            self.0[i]
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| StoreError::Other(format!("column {i} is not a number")))
-                })
-                .transpose()
-        }
-    }
-
-    #[test]
-    fn rows_map_in_column_order() {
-        use wetoken_store_sql::statements::{ACCOUNT_COLUMNS, CREDENTIAL_COLUMNS, KEY_COLUMNS};
-        fn cols(c: &'static str) -> Vec<&'static str> {
-            c.split(',').map(str::trim).collect()
-        }
-        assert_eq!(cols(CREDENTIAL_COLUMNS).len(), 15);
-        let row = Fake(vec![
-            Some("mp:wx1"),
-            Some("access_token"),
-            Some("v1:x"),
-            Some("7200"),
-            Some("3"),
-            Some("10"),
-            None,
-            None,
-            Some("40125"),
-            Some("invalid appsecret"),
-            Some("11"),
-            Some("12"),
-            Some("13"),
-            Some("14"),
-            Some("2"),
-        ]);
-        let c = credential_from(&row).unwrap();
-        assert_eq!(
-            (c.account_id.as_str(), c.kind.as_str(), c.version, c.attempts),
-            ("mp:wx1", "access_token", 3, 2)
-        );
-        assert_eq!((c.last_errcode, c.due_at, c.lease_owner), (Some(40125), Some(14), None));
-        assert_eq!(cols(ACCOUNT_COLUMNS)[3], "secrets");
-        let a = account_from(&Fake(vec![
-            Some("authorizer:c:wx"),
-            Some("authorizer"),
-            Some("component:c"),
-            Some("v1:s"),
-            Some("{}"),
-            Some("active"),
-            Some("1"),
-            Some("2"),
-        ]))
-        .unwrap();
-        assert_eq!((a.parent_id.as_deref(), a.updated_at), (Some("component:c"), 2));
-        assert_eq!(cols(KEY_COLUMNS), ["name", "hash", "accounts", "created_at"]);
-        let k = key_from(&Fake(vec![Some("k"), Some("ab"), Some("[\"*\"]"), Some("5")])).unwrap();
-        assert_eq!(k.created_at, 5);
-        assert!(
-            key_from(&Fake(vec![None, Some("ab"), Some("[]"), Some("5")])).is_err(),
-            "NULL name"
-        );
-    }
-
-    #[test]
-    fn schema_for_a_dba_is_complete() {
-        let ddl = schema_sql();
-        assert!(ddl.contains("CREATE TABLE wt_schema_migrations"));
-        assert!(ddl.contains("CREATE TABLE wt_credentials"));
-        assert!(ddl.contains("VALUES (1, 'initial', 0);"));
     }
 }

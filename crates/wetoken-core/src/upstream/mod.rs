@@ -6,163 +6,23 @@
 //! errmsg (it carries a per-request `rid`). Every call has a timeout.
 //! See ../shared/reference/wechat-upstream-contract.md.
 
+//!
+//! - `error`: [`UpstreamError`] and the one list of token-rejected errcodes;
+//! - `answers`: the success rule and every answer parsed into a type.
+
+mod answers;
+mod error;
+
 use std::sync::Once;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{AccountKind, Credential, TokenApi};
+pub use answers::{Authorization, Fetched, Install, TicketType, check_errcode, fetched};
+pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
 
-/// The errcodes by which WeChat and WeCom say the token a call carried is
-/// not (or no longer) valid: rotated, expired, malformed. The one list:
-/// every call made with a token (a ticket fetch, the proxy) answers them
-/// with one compare-and-refresh and one retry.
-pub const TOKEN_REJECTED: &[i64] = &[40001, 40014, 40082, 42001, 42009];
-
-/// Whether `errcode` says the token used was rejected ([`TOKEN_REJECTED`]).
-pub fn rejects_token(errcode: i64) -> bool {
-    TOKEN_REJECTED.contains(&errcode)
-}
-
-/// A credential as WeChat returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub value: String,
-    /// WeChat's own remaining life, in seconds.
-    pub expires_in: i64,
-    /// A new authorizer_refresh_token WeChat returned with the value.
-    pub rotated_refresh_token: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("WeChat answered errcode {errcode}: {errmsg}")]
-    WeChat { errcode: i64, errmsg: String },
-    #[error("WeChat did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("cannot reach WeChat: {0}")]
-    Transport(String),
-    #[error("WeChat answered HTTP {0}")]
-    Status(u16),
-    #[error("WeChat answered something unreadable: {0}")]
-    Malformed(String),
-}
-
-impl UpstreamError {
-    /// Transient: network, timeout, HTTP 5xx, errcode -1 (system busy) and
-    /// the minute/concurrency limits. Worth retrying with backoff.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            UpstreamError::WeChat { errcode, .. } => matches!(errcode, -1 | 45011 | 45033),
-            UpstreamError::Timeout(_) | UpstreamError::Transport(_) => true,
-            UpstreamError::Status(s) => *s >= 500 || *s == 429,
-            UpstreamError::Malformed(_) => true,
-        }
-    }
-
-    /// The token used was rejected (rotated, expired, malformed): refresh it
-    /// by compare-and-refresh and try once more.
-    pub fn is_token_rejected(&self) -> bool {
-        matches!(self, UpstreamError::WeChat { errcode, .. } if rejects_token(*errcode))
-    }
-
-    /// The daily quota is spent (45009).
-    pub fn is_quota(&self) -> bool {
-        matches!(self, UpstreamError::WeChat { errcode: 45009, .. })
-    }
-
-    /// The errcode to record; transport failures use -1 like WeChat's own
-    /// "system busy".
-    pub fn errcode(&self) -> i64 {
-        match self {
-            UpstreamError::WeChat { errcode, .. } => *errcode,
-            _ => -1,
-        }
-    }
-
-    pub fn errmsg(&self) -> String {
-        match self {
-            UpstreamError::WeChat { errmsg, .. } => errmsg.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// Which ticket endpoint a ticket comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketType {
-    /// `GET /cgi-bin/ticket/getticket?type=jsapi` (Official Accounts, authorizers).
-    MpJsapi,
-    /// `GET /cgi-bin/ticket/getticket?type=wx_card`.
-    MpWxCard,
-    /// `GET /cgi-bin/get_jsapi_ticket` (WeCom, the corp's, for `wx.config`).
-    WorkJsapi,
-    /// `GET /cgi-bin/ticket/get?type=agent_config` (WeCom, the app's, for `wx.agentConfig`).
-    WorkAgent,
-}
-
-impl TicketType {
-    /// The ticket endpoint for a credential of an account of `kind`.
-    pub fn of(kind: AccountKind, cred: Credential) -> Self {
-        match (kind, cred) {
-            (AccountKind::Work | AccountKind::Corp, Credential::AgentTicket) => TicketType::WorkAgent,
-            (AccountKind::Work | AccountKind::Corp, _) => TicketType::WorkJsapi,
-            (_, Credential::WxCardTicket) => TicketType::MpWxCard,
-            _ => TicketType::MpJsapi,
-        }
-    }
-}
-
-/// `api_query_auth`'s `authorization_info`: an authorization just made.
-#[derive(Debug, Clone)]
-pub struct Authorization {
-    pub authorizer_appid: String,
-    pub refresh_token: Option<String>,
-    /// WeChat's `func_info`, kept as WeChat gave it.
-    pub func_info: Option<Value>,
-    /// The access token that came with it.
-    pub token: Option<Fetched>,
-}
-
-/// What WeCom says of a corp's install (`get_permanent_code`,
-/// `get_auth_info`).
-#[derive(Debug, Clone)]
-pub struct Install {
-    pub corpid: String,
-    /// `get_permanent_code` only.
-    pub permanent_code: Option<String>,
-    /// The first agent of the install, when WeCom names one.
-    pub agentid: Option<String>,
-    /// `auth_corp_info` and `auth_info`, kept as WeCom gave them.
-    pub auth_corp_info: Value,
-    pub auth_info: Value,
-    /// The corp token that came with a permanent code.
-    pub token: Option<Fetched>,
-}
-
-impl Install {
-    fn parse(v: &Value) -> Result<Self, UpstreamError> {
-        let corpid = v["auth_corp_info"]["corpid"]
-            .as_str()
-            .ok_or_else(|| UpstreamError::Malformed("no auth_corp_info.corpid in the answer".into()))?;
-        let agent = &v["auth_info"]["agent"][0]["agentid"];
-        Ok(Install {
-            corpid: corpid.to_owned(),
-            permanent_code: v["permanent_code"]
-                .as_str()
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned),
-            agentid: agent
-                .as_u64()
-                .map(|n| n.to_string())
-                .or_else(|| agent.as_str().map(str::to_owned)),
-            auth_corp_info: v["auth_corp_info"].clone(),
-            auth_info: v["auth_info"].clone(),
-            token: fetched(v, "access_token").ok(),
-        })
-    }
-}
+use crate::domain::TokenApi;
 
 /// Where the two WeChat APIs live (SPEC §7 `WETOKEN_UPSTREAM_MP`/`_WORK`).
 #[derive(Debug, Clone)]
@@ -478,66 +338,5 @@ impl Upstream {
             // The URL carries secrets in the classic API's query: never echo it.
             UpstreamError::Transport(e.without_url().to_string())
         }
-    }
-}
-
-/// success ⇔ errcode absent or 0.
-pub fn check_errcode(v: Value) -> Result<Value, UpstreamError> {
-    match v.get("errcode").and_then(Value::as_i64) {
-        None | Some(0) => Ok(v),
-        Some(errcode) => Err(UpstreamError::WeChat {
-            errcode,
-            errmsg: v.get("errmsg").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        }),
-    }
-}
-
-/// Reads `{field, expires_in}` from a successful answer.
-pub fn fetched(v: &Value, field: &str) -> Result<Fetched, UpstreamError> {
-    let value = v
-        .get(field)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| UpstreamError::Malformed(format!("no {field} in the answer")))?;
-    let expires_in = v
-        .get("expires_in")
-        .and_then(|e| e.as_i64().or_else(|| e.as_str()?.parse().ok()))
-        .filter(|e| *e > 0)
-        .ok_or_else(|| UpstreamError::Malformed("no expires_in in the answer".into()))?;
-    Ok(Fetched {
-        value: value.to_owned(),
-        expires_in,
-        rotated_refresh_token: None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn success_rule() {
-        assert!(check_errcode(json!({"access_token":"a","expires_in":7200})).is_ok());
-        assert!(check_errcode(json!({"errcode":0,"errmsg":"ok","ticket":"t"})).is_ok());
-        let e = check_errcode(json!({"errcode":40125,"errmsg":"invalid appsecret, rid: x"})).unwrap_err();
-        assert_eq!(e.errcode(), 40125);
-        assert!(!e.is_retryable());
-        let busy = check_errcode(json!({"errcode":-1,"errmsg":"system error"})).unwrap_err();
-        assert!(busy.is_retryable());
-        assert!(UpstreamError::Status(502).is_retryable());
-        assert!(!UpstreamError::Status(404).is_retryable());
-    }
-
-    #[test]
-    fn fetched_reads_value_and_expiry() {
-        let f = fetched(&json!({"access_token":"abc","expires_in":7200}), "access_token").unwrap();
-        assert_eq!(
-            (f.value.as_str(), f.expires_in, f.rotated_refresh_token),
-            ("abc", 7200, None)
-        );
-        assert!(fetched(&json!({"expires_in":7200}), "access_token").is_err());
-        assert!(fetched(&json!({"access_token":"a"}), "access_token").is_err());
-        assert!(fetched(&json!({"access_token":"","expires_in":1}), "access_token").is_err());
     }
 }

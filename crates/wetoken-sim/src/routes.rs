@@ -1,0 +1,365 @@
+//! The simulator's HTTP surface: WeChat's endpoints (each one a thin
+//! handler over [`crate::rules`], with fault injection and counters) and the
+//! `/__sim` control API.
+
+use super::*;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/cgi-bin/token", get(classic))
+        .route("/cgi-bin/stable_token", post(stable))
+        .route("/cgi-bin/ticket/getticket", get(getticket))
+        .route("/cgi-bin/component/{endpoint}", post(component_api))
+        .route("/cgi-bin/gettoken", get(work_gettoken))
+        .route("/cgi-bin/get_jsapi_ticket", get(work_corp_ticket))
+        .route("/cgi-bin/ticket/get", get(work_agent_ticket))
+        .route("/cgi-bin/service/{endpoint}", post(service_api))
+        .route("/cgi-bin/getcallbackip", get(getcallbackip))
+        .route("/cgi-bin/media/upload", post(media_upload))
+        .route("/cgi-bin/user/get", get(user_get))
+        .route("/__sim/apps", post(ctl_add_app))
+        .route("/__sim/calls", get(ctl_calls))
+        .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
+        .route("/__sim/valid", get(ctl_valid))
+        .route("/__sim/expire", post(ctl_expire))
+        .route("/__sim/components", post(ctl_add_component))
+        .route("/__sim/components/{c}/{action}", post(ctl_component_action))
+        .with_state(shared)
+}
+
+/// Applies a fault; `Some(response)` when the fault replaces the answer.
+async fn apply(fault: Option<Fault>) -> Option<Response> {
+    match fault? {
+        Fault::Latency(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Fault::Http500 => Some(
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html><body>500 Internal Server Error</body></html>",
+            )
+                .into_response(),
+        ),
+        Fault::Errcode(c) => Some(Json(json!({"errcode": c, "errmsg": "system error"})).into_response()),
+        Fault::Hang => {
+            std::future::pending::<()>().await;
+            None
+        }
+    }
+}
+
+/// WeChat answers JSON with a text/plain content type at times; keep
+/// clients honest about not relying on it.
+fn answer(v: Value) -> Response {
+    ([("content-type", "application/json; encoding=utf-8")], v.to_string()).into_response()
+}
+
+/// The shape of WeChat's GET APIs: count the call, apply a fault, answer by
+/// the rules from the query.
+async fn query_api(
+    s: &Arc<Shared>,
+    name: &'static str,
+    q: &HashMap<String, String>,
+    rule: impl FnOnce(&mut World, Params<'_>, i64) -> Answer,
+) -> Response {
+    let (fault, _in_flight) = s.enter(name);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let now = s.now();
+    let a = rule(&mut s.world.lock().unwrap(), Params(q), now);
+    answer(a)
+}
+
+/// A request's query parameters.
+#[derive(Clone, Copy)]
+struct Params<'a>(&'a HashMap<String, String>);
+
+impl<'a> Params<'a> {
+    fn get(self, k: &str) -> Option<&'a str> {
+        self.0.get(k).map(String::as_str)
+    }
+}
+
+async fn classic(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, TOKEN, &q, |w, p, now| {
+        w.classic(p.get("grant_type"), p.get("appid"), p.get("secret"), now)
+    })
+    .await
+}
+
+async fn stable(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    json_api(&s, STABLE_TOKEN, &body, |w, v, now| {
+        w.stable(
+            v["grant_type"].as_str(),
+            v["appid"].as_str(),
+            v["secret"].as_str(),
+            v["force_refresh"].as_bool().unwrap_or(false),
+            now,
+        )
+    })
+    .await
+}
+
+async fn getticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, GETTICKET, &q, |w, p, now| {
+        w.ticket(p.get("access_token"), p.get("type"), now)
+    })
+    .await
+}
+
+/// The shape of WeChat's JSON POST APIs: count the call, apply a fault,
+/// parse the body (47001 if it is not JSON), answer by the rules.
+async fn json_api(
+    s: &Arc<Shared>,
+    name: &'static str,
+    body: &[u8],
+    rule: impl FnOnce(&mut World, &Value, i64) -> Answer,
+) -> Response {
+    let (fault, _in_flight) = s.enter(name);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
+    };
+    let now = s.now();
+    let a = rule(&mut s.world.lock().unwrap(), &v, now);
+    answer(a)
+}
+
+fn unknown_api() -> Response {
+    answer(json!({"errcode": 48001, "errmsg": "api unauthorized"}))
+}
+
+/// `POST /cgi-bin/component/{api_component_token|api_create_preauthcode|api_query_auth|api_authorizer_token}`.
+async fn component_api(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(endpoint): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    // The component token may come as component_access_token (classic) or access_token (newer docs).
+    let token = q
+        .get("component_access_token")
+        .or_else(|| q.get("access_token"))
+        .map(String::as_str);
+    match endpoint.as_str() {
+        "api_component_token" => json_api(&s, COMPONENT_TOKEN, &body, |w, v, now| w.component_token(v, now)).await,
+        "api_create_preauthcode" => {
+            json_api(&s, PRE_AUTH_CODE, &body, |w, v, now| w.pre_auth_code(token, v, now)).await
+        }
+        "api_query_auth" => json_api(&s, QUERY_AUTH, &body, |w, v, now| w.query_auth(token, v, now)).await,
+        "api_authorizer_token" => {
+            json_api(&s, AUTHORIZER_TOKEN, &body, |w, v, now| {
+                w.authorizer_token(token, v, now)
+            })
+            .await
+        }
+        _ => unknown_api(),
+    }
+}
+
+async fn work_gettoken(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, GETTOKEN, &q, |w, p, now| {
+        w.work_token(p.get("corpid"), p.get("corpsecret"), now)
+    })
+    .await
+}
+
+async fn work_ticket(s: Arc<Shared>, q: HashMap<String, String>, agent: bool) -> Response {
+    let name = if agent { AGENT_TICKET } else { GET_JSAPI_TICKET };
+    query_api(&s, name, &q, |w, p, now| {
+        if agent && p.get("type") != Some("agent_config") {
+            return json!({"errcode": 40097, "errmsg": "invalid args"});
+        }
+        w.work_ticket(p.get("access_token"), agent, now)
+    })
+    .await
+}
+
+async fn work_corp_ticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    work_ticket(s, q, false).await
+}
+
+async fn work_agent_ticket(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    work_ticket(s, q, true).await
+}
+
+/// `POST /cgi-bin/service/{get_provider_token|get_suite_token|get_permanent_code|get_auth_info|get_corp_token}`.
+async fn service_api(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(endpoint): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = q.get("suite_access_token").map(String::as_str);
+    match endpoint.as_str() {
+        "get_provider_token" => json_api(&s, PROVIDER_TOKEN, &body, |w, v, now| w.provider_token(v, now)).await,
+        "get_suite_token" => json_api(&s, SUITE_TOKEN, &body, |w, v, now| w.suite_token(v, now)).await,
+        "get_permanent_code" => json_api(&s, PERMANENT_CODE, &body, |w, v, now| w.permanent_code(token, v, now)).await,
+        "get_auth_info" => json_api(&s, AUTH_INFO, &body, |w, v, now| w.auth_info(token, v, now)).await,
+        "get_corp_token" => json_api(&s, CORP_TOKEN, &body, |w, v, now| w.corp_token(token, v, now)).await,
+        _ => unknown_api(),
+    }
+}
+
+async fn getcallbackip(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, GETCALLBACKIP, &q, |w, p, now| {
+        match w.business(p.get("access_token"), now) {
+            Ok(()) => json!({"ip_list": ["127.0.0.1", "101.226.103.0/25"]}),
+            Err(e) => e,
+        }
+    })
+    .await
+}
+
+async fn user_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, USER_GET, &q, |w, p, now| match w.business(p.get("access_token"), now) {
+        Ok(()) => json!({"errcode": 0, "errmsg": "ok", "userid": p.get("userid").unwrap_or_default(), "name": "Zhang San"}),
+        Err(e) => e,
+    })
+    .await
+}
+
+/// `POST /cgi-bin/media/upload?access_token&type`: the media_id is the
+/// SHA-1 of the body received, so a test can tell it arrived unchanged.
+async fn media_upload(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    query_api(&s, MEDIA_UPLOAD, &q, |w, p, now| {
+        match w.business(p.get("access_token"), now) {
+            Ok(()) => json!({
+                "type": p.get("type").unwrap_or("image"),
+                "media_id": sha1_hex(&body),
+                "created_at": now / 1000,
+            }),
+            Err(e) => e,
+        }
+    })
+    .await
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(bytes))
+}
+
+#[derive(Deserialize)]
+struct ComponentBody {
+    appid: String,
+    secret: String,
+    token: String,
+    aes_key: String,
+}
+
+async fn ctl_add_component(State(s): State<Arc<Shared>>, Json(b): Json<ComponentBody>) -> StatusCode {
+    s.world
+        .lock()
+        .unwrap()
+        .add_component(&b.appid, &b.secret, &b.token, &b.aes_key);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ActionBody {
+    appid: Option<String>,
+    callback_url: Option<String>,
+}
+
+async fn ctl_component_action(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path((c, action)): axum::extract::Path<(String, String)>,
+    Json(b): Json<ActionBody>,
+) -> Response {
+    let result = match (action.as_str(), b.appid.as_deref(), b.callback_url.as_deref()) {
+        ("push_ticket", _, Some(url)) => push_verify_ticket(&s, &c, url).await.map(|(t, _)| json!({"ticket": t})),
+        ("authorize", Some(appid), url) => authorize(&s, &c, appid, url)
+            .await
+            .map(|code| json!({"auth_code": code})),
+        ("unauthorize", Some(appid), Some(url)) => unauthorize(&s, &c, appid, url)
+            .await
+            .map(|status| json!({"status": status})),
+        _ => Err(
+            "push_ticket needs callback_url; authorize needs appid; unauthorize needs appid and callback_url".into(),
+        ),
+    };
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AppBody {
+    appid: String,
+    secret: String,
+}
+
+async fn ctl_add_app(State(s): State<Arc<Shared>>, Json(b): Json<AppBody>) -> StatusCode {
+    s.world.lock().unwrap().add_app(&b.appid, &b.secret);
+    StatusCode::NO_CONTENT
+}
+
+async fn ctl_calls(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!(*s.calls.lock().unwrap()))
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    endpoint: String,
+    fault: String,
+    ms: Option<u64>,
+    errcode: Option<i64>,
+    times: Option<u32>,
+}
+
+async fn ctl_fault(State(s): State<Arc<Shared>>, Json(b): Json<FaultBody>) -> Response {
+    let fault = match b.fault.as_str() {
+        "latency" => Fault::Latency(Duration::from_millis(b.ms.unwrap_or(1000))),
+        "http500" => Fault::Http500,
+        "errcode" => Fault::Errcode(b.errcode.unwrap_or(-1)),
+        "hang" => Fault::Hang,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "fault must be latency, http500, errcode or hang",
+            )
+                .into_response();
+        }
+    };
+    s.faults
+        .lock()
+        .unwrap()
+        .entry(b.endpoint)
+        .or_default()
+        .push_back((fault, b.times));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn ctl_clear_faults(State(s): State<Arc<Shared>>) -> StatusCode {
+    s.faults.lock().unwrap().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn ctl_valid(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let now = s.now();
+    let token = q.get("access_token").map(String::as_str).unwrap_or_default();
+    let valid = s.world.lock().unwrap().token_state(token, now) == TokenState::Valid;
+    Json(json!({ "valid": valid }))
+}
+
+#[derive(Deserialize)]
+struct ExpireBody {
+    appid: String,
+    secs: i64,
+}
+
+async fn ctl_expire(State(s): State<Arc<Shared>>, Json(b): Json<ExpireBody>) -> StatusCode {
+    let now = s.now();
+    s.world.lock().unwrap().expire_tokens_in(&b.appid, b.secs, now);
+    StatusCode::NO_CONTENT
+}
