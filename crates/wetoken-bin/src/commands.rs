@@ -148,7 +148,8 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
     let service = app::service(&settings).await?;
     let issued = service.get(&id, cred).await?;
     if json {
-        println!("{}", render::credential(cred, &issued, service.now()));
+        let body = render::credential(cred, issued, service.now());
+        println!("{}", serde_json::to_string(&body).unwrap_or_default());
     } else {
         println!("{}", issued.value);
     }

@@ -38,7 +38,7 @@ use wetoken_core::auth::Authenticator;
 use wetoken_core::clock::{Clock, SystemClock};
 use wetoken_core::secret::MasterKey;
 use wetoken_core::upstream::{Upstream, UpstreamConfig};
-use wetoken_http::AppState;
+use wetoken_http::{AppConfig, AppState};
 
 /// Why a [`Wetoken`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +208,7 @@ impl Builder {
         } else {
             None
         };
-        let state = AppState {
+        let state = AppState::new(AppConfig {
             service: service.clone(),
             auth: Arc::new(auth),
             max_body: self.max_body_bytes,
@@ -220,7 +220,7 @@ impl Builder {
             callback_max_skew_secs: self.callback_max_skew_secs,
             public_url: self.public_url,
             proxy,
-        };
+        });
         Ok(Wetoken { service, state })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, to_millis};
 use crate::domain::AccountId;
-use crate::keys::{Pattern, hash_key};
+use crate::keys::{Pattern, digest};
 use crate::secret::ct_eq;
 use crate::service::CredentialService;
 use crate::service::cache::Memo;
@@ -45,10 +45,10 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     /// SHA-256 of the admin key; None when keys are off.
-    admin_hash: Option<String>,
+    admin_hash: Option<[u8; 32]>,
     enabled: bool,
     /// Client keys by hash, for the cache TTL, on the service's clock.
-    remembered: Memo<String, Arc<Principal>>,
+    remembered: Memo<[u8; 32], Arc<Principal>>,
 }
 
 impl Authenticator {
@@ -59,7 +59,7 @@ impl Authenticator {
         Authenticator {
             store: service.store().clone(),
             clock: service.clock().clone(),
-            admin_hash: admin_key.map(hash_key),
+            admin_hash: admin_key.map(digest),
             enabled,
             remembered: Memo::new(service.config().cache_ttl.as_millis() as i64),
         }
@@ -80,9 +80,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(AuthError::Unauthorized)?;
-        let hash = hash_key(key);
+        let hash = digest(key);
         if let Some(admin) = &self.admin_hash
-            && ct_eq(admin.as_bytes(), hash.as_bytes())
+            && ct_eq(admin, &hash)
         {
             return Ok(ADMIN.clone());
         }
@@ -90,7 +90,11 @@ impl Authenticator {
         if let Some(p) = self.remembered.get(&hash, now) {
             return Ok(p);
         }
-        let key = self.store.key_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
+        let key = self
+            .store
+            .key_by_hash(&hex::encode(hash))
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
         let principal = Arc::new(Principal::Client {
             name: key.name,
             patterns: key.accounts,

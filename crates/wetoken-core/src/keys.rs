@@ -15,9 +15,14 @@ pub fn generate_key() -> String {
     format!("wtk_{}", URL_SAFE_NO_PAD.encode(b))
 }
 
-/// The stored form of a key.
+/// The stored form of a key: [`digest`] in hex.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(digest(key))
+}
+
+/// SHA-256 of a key (what in-memory memos are keyed by).
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// A key's name: 1 to 64 characters of `A-Z a-z 0-9 _ - .`.

@@ -13,7 +13,7 @@ use wetoken_core::jssdk;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AccountPath, Authed, CredentialPath, JsonBody};
-use crate::render;
+use crate::render::{self, CredentialBody};
 
 pub fn routes() -> Router<AppState> {
     let read = || get(read);
@@ -47,10 +47,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET …/{cred}`.
-async fn read(State(st): State<AppState>, a: Authed<CredentialPath>) -> Result<Json<Value>, ApiError> {
+async fn read(State(st): State<AppState>, a: Authed<CredentialPath>) -> Result<CredentialBody, ApiError> {
     let CredentialPath(id, cred) = a.target;
     let issued = st.service.get(&id, cred).await?;
-    Ok(Json(render::credential(cred, &issued, st.service.now())))
+    Ok(render::credential(cred, issued, st.service.now()))
 }
 
 /// The optional body of a refresh: the value the caller saw rejected.
@@ -65,13 +65,13 @@ async fn refresh(
     State(st): State<AppState>,
     a: Authed<CredentialPath>,
     JsonBody(body): JsonBody<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<CredentialBody, ApiError> {
     let CredentialPath(id, cred) = a.target;
     if body.stale.as_deref() == Some("") {
         return Err(ApiError::invalid("stale must be a non-empty string"));
     }
     let issued = st.service.refresh(&id, cred, body.stale.as_deref()).await?;
-    Ok(Json(render::credential(cred, &issued, st.service.now())))
+    Ok(render::credential(cred, issued, st.service.now()))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
 //! Request plumbing shared by every route, so that each rule is written
 //! once:
 //!
-//! - the body limit ([`limit_body`], [`read_body`]) and JSON bodies as serde
+//! - the body limit while reading ([`read_body`]; a declared length over it
+//!   is refused in front of every route, `ops::front`) and JSON bodies as serde
 //!   types that refuse unknown fields ([`JsonBody`], no Content-Type needed);
 //! - who may do what: [`Authed`] authenticates the key (401), parses the
 //!   target from the path (400, or 404 for a credential the kind does not
@@ -16,11 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use wetoken_core::auth::Principal;
@@ -28,21 +27,6 @@ use wetoken_core::domain::{AccountId, AgentId, Credential, Ident};
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// Refuses a declared Content-Length over the limit. Bodies without a length
-/// are capped while read (see [`read_body`]).
-pub async fn limit_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > st.max_body as u64) {
-        let _ = read_body(req.into_body(), st.max_body).await;
-        return ApiError::too_large(st.max_body).into_response();
-    }
-    next.run(req).await
-}
 
 /// Reads a whole body, at most `limit` bytes. An oversized body is read on
 /// and discarded up to a cap before the 413 goes out: a client still

@@ -35,9 +35,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use wetoken_core::auth::Authenticator;
 use wetoken_core::service::CredentialService;
 
-/// What every handler needs.
+/// What every handler needs: cheap to clone (one `Arc`), since every
+/// request clones it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppConfig>);
+
+/// The parts of an [`AppState`].
+pub struct AppConfig {
     pub service: CredentialService,
     pub auth: Arc<Authenticator>,
     pub max_body: usize,
@@ -49,6 +53,19 @@ pub struct AppState {
     pub public_url: String,
     /// The WeChat API proxy, when `WETOKEN_PROXY=on`.
     pub proxy: Option<proxy::Proxy>,
+}
+
+impl AppState {
+    pub fn new(config: AppConfig) -> Self {
+        AppState(Arc::new(config))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppConfig;
+    fn deref(&self) -> &AppConfig {
+        &self.0
+    }
 }
 
 /// The whole wetoken HTTP API.
@@ -63,8 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::limit_body))
-        .layer(axum::middleware::from_fn(ops::record_request))
+        .layer(ops::Front(state.clone()))
         .with_state(state)
 }
 

@@ -9,10 +9,13 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
+
+use metrics::Counter;
 
 use super::Key;
 use crate::clock::from_millis;
+use crate::domain::{AccountId, Credential};
 use crate::service::Issued;
 
 #[derive(Debug, Clone)]
@@ -22,10 +25,17 @@ struct Cached {
     checked_at: i64,
 }
 
-/// Credential values by (account, credential).
+/// Credential values, by account then credential: a read borrows the
+/// account id (no allocation on a hit).
 pub(super) struct Cache {
-    map: RwLock<HashMap<Key, Cached>>,
+    map: RwLock<HashMap<AccountId, [Option<Cached>; Credential::ALL.len()]>>,
     ttl_ms: i64,
+    hits: OnceLock<Counter>,
+    misses: OnceLock<Counter>,
+}
+
+fn slot(c: Credential) -> usize {
+    Credential::ALL.iter().position(|x| *x == c).expect("every credential has a slot")
 }
 
 impl Cache {
@@ -33,13 +43,28 @@ impl Cache {
         Cache {
             map: RwLock::default(),
             ttl_ms,
+            hits: OnceLock::new(),
+            misses: OnceLock::new(),
         }
     }
 
+    /// A read's first look: [`Cache::fresh`], counted as a hit or a miss.
+    pub(super) fn lookup(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
+        let hit = self.fresh(id, cred, now);
+        // Handles are taken on first use, after the binary installed its
+        // recorder: no registry lookup per read.
+        let counter = match hit {
+            Some(_) => self.hits.get_or_init(|| metrics::counter!("wetoken_cache_hits_total")),
+            None => self.misses.get_or_init(|| metrics::counter!("wetoken_cache_misses_total")),
+        };
+        counter.increment(1);
+        hit
+    }
+
     /// A value that is valid at `now` and was checked recently enough.
-    pub(super) fn fresh(&self, key: &Key, now: i64) -> Option<Issued> {
+    pub(super) fn fresh(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
         let map = self.map.read().unwrap();
-        let c = map.get(key)?;
+        let c = map.get(id)?[slot(cred)].as_ref()?;
         (c.expires_at > now && now - c.checked_at < self.ttl_ms).then(|| Issued {
             value: c.value.clone(),
             expires_at: from_millis(c.expires_at),
@@ -48,29 +73,39 @@ impl Cache {
 
     /// Remembers a value read from, or written to, the database at `now`.
     pub(super) fn put(&self, key: &Key, value: String, expires_at: i64, now: i64) {
-        self.map.write().unwrap().insert(
-            key.clone(),
-            Cached {
-                value,
-                expires_at,
-                checked_at: now,
-            },
-        );
+        let mut map = self.map.write().unwrap();
+        let slots = match map.get_mut(&key.0) {
+            Some(s) => s,
+            None => map.entry(key.0.clone()).or_default(),
+        };
+        slots[slot(key.1)] = Some(Cached {
+            value,
+            expires_at,
+            checked_at: now,
+        });
     }
 
     pub(super) fn remove(&self, key: &Key) {
-        self.map.write().unwrap().remove(key);
+        if let Some(slots) = self.map.write().unwrap().get_mut(&key.0) {
+            slots[slot(key.1)] = None;
+        }
     }
 
-    pub(super) fn retain(&self, keep: impl Fn(&Key) -> bool) {
-        self.map.write().unwrap().retain(|k, _| keep(k));
+    /// Keeps the accounts `keep` says yes to.
+    pub(super) fn retain(&self, keep: impl Fn(&AccountId) -> bool) {
+        self.map.write().unwrap().retain(|id, _| keep(id));
     }
 
     /// (key, seconds of life left) of every cached value.
     pub(super) fn remaining(&self, now: i64) -> Vec<(Key, f64)> {
         let map = self.map.read().unwrap();
         map.iter()
-            .map(|(k, c)| (k.clone(), ((c.expires_at - now) as f64 / 1000.0).max(0.0)))
+            .flat_map(|(id, slots)| {
+                Credential::ALL.iter().zip(slots).filter_map(move |(cred, c)| {
+                    let c = c.as_ref()?;
+                    Some(((id.clone(), *cred), ((c.expires_at - now) as f64 / 1000.0).max(0.0)))
+                })
+            })
             .collect()
     }
 }

@@ -203,12 +203,10 @@ impl CredentialService {
     /// The current value of a credential, fetching it if none is valid.
     pub async fn get(&self, id: &AccountId, cred: Credential) -> Result<Issued> {
         check_owns(id, cred)?;
-        let key = (id.clone(), cred);
-        if let Some(hit) = self.inner.cache.fresh(&key, self.inner.now_ms()) {
-            metrics::counter!("wetoken_cache_hits_total").increment(1);
+        if let Some(hit) = self.inner.cache.lookup(id, cred, self.inner.now_ms()) {
             return Ok(hit);
         }
-        metrics::counter!("wetoken_cache_misses_total").increment(1);
+        let key = (id.clone(), cred);
         let _turn = self.inner.flights.turn(&key).await;
         self.inner.clone().get_locked(&key).await
     }
@@ -282,7 +280,7 @@ impl CredentialService {
     /// cached values, and which tokens and secrets were found to be theirs.
     pub fn forget(&self, id: &AccountId) {
         let gone = |a: &AccountId| a == id || a.parent().as_ref() == Some(id);
-        self.inner.cache.retain(|(a, _)| !gone(a));
+        self.inner.cache.retain(|a| !gone(a));
         self.inner.owners.retain(|(a, _)| !gone(a));
         self.inner.secrets.retain(|a| !gone(a));
     }
@@ -357,10 +355,10 @@ impl Inner {
 
     async fn get_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
         let now = self.now_ms();
-        if let Some(hit) = self.cache.fresh(key, now) {
+        let (id, cred) = key;
+        if let Some(hit) = self.cache.fresh(id, *cred, now) {
             return Ok(hit);
         }
-        let (id, cred) = key;
         let row = self.store.credential(id, *cred).await?;
         if let Some(v) = self.usable(key, row.as_ref(), now)? {
             return Ok(v);
