@@ -3,7 +3,8 @@
 //! Three figures, each against a baseline measured in the same run:
 //! (a) cache-hit `GET /v1/mp/{appid}/access_token` with a client key, against
 //!     a bare axum handler answering a same-size JSON from memory, both
-//!     separate processes under the same load generator: the ratio;
+//!     separate processes under the same load generator (wrk, from Debian's
+//!     package): the ratio of interleaved runs;
 //! (b) a cold stampede: 1000 concurrent readers over 3 instances on one
 //!     SQLite file: upstream calls and time to serve all;
 //! (c) 10 000 accounts expiring together: peak upstream calls per second,
@@ -15,7 +16,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -157,47 +157,59 @@ struct Load {
     p99_ms: f64,
 }
 
-/// `conns` keep-alive workers hammering `url` for `secs`.
-async fn load(url: &str, key: Option<&str>, conns: usize, secs: f64) -> Load {
-    let c = client();
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..conns {
-        let (c, url, key, stop, count) = (
-            c.clone(),
-            url.to_owned(),
-            key.map(str::to_owned),
-            stop.clone(),
-            count.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(100_000);
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let mut req = c.get(&url);
-                if let Some(k) = &key {
-                    req = req.bearer_auth(k);
-                }
-                let resp = req.send().await.unwrap();
-                assert!(resp.status().is_success(), "{}", resp.status());
-                resp.bytes().await.unwrap();
-                lat.push(started.elapsed().as_micros() as u32);
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            lat
-        }));
+/// wrk (Debian's package, installed when missing): a load generator in C,
+/// faster than either server, so that it is not what is measured.
+struct Wrk;
+
+impl Wrk {
+    fn find() -> Self {
+        let present = || std::process::Command::new("wrk").arg("--version").output().is_ok();
+        if !present() {
+            eprintln!("installing wrk (apt-get install -y wrk)");
+            let _ = std::process::Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .status();
+            assert!(present(), "wrk is needed for (a): apt-get install wrk");
+        }
+        Wrk
     }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut lat: Vec<u32> = join_all(workers).await.into_iter().flat_map(Result::unwrap).collect();
-    lat.sort_unstable();
-    Load {
-        per_sec: count.load(Ordering::Relaxed) as f64 / elapsed,
-        p99_ms: lat[lat.len() * 99 / 100] as f64 / 1000.0,
+
+    /// One run: requests per second and p99 latency.
+    fn run(&self, url: &str, header: Option<&str>, threads: u32, conns: u32, secs: u32) -> Load {
+        let mut cmd = std::process::Command::new("wrk");
+        cmd.args([
+            &format!("-t{threads}"),
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+        ]);
+        if let Some(h) = header {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd.arg(url).output().expect("run wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
+        parse_wrk(&text).unwrap_or_else(|| panic!("cannot read wrk's output:\n{text}"))
     }
+}
+
+/// `Requests/sec: N` and the `99%` latency line of `wrk --latency`.
+fn parse_wrk(text: &str) -> Option<Load> {
+    let per_sec = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%"))?.trim();
+    let p99_ms = if let Some(us) = p99.strip_suffix("us") {
+        us.parse::<f64>().ok()? / 1000.0
+    } else if let Some(ms) = p99.strip_suffix("ms") {
+        ms.parse().ok()?
+    } else {
+        p99.strip_suffix('s')?.parse::<f64>().ok()? * 1000.0
+    };
+    Some(Load { per_sec, p99_ms })
 }
 
 /// (a) the authenticated cache hit against a bare handler.
@@ -246,16 +258,18 @@ async fn hot_path(args: &Args) {
         .await
         .unwrap();
 
-    let (conns, secs, rounds) = (32, 3.0, if args.quick { 3 } else { 7 });
-    // Warm both, then measure in pairs, back to back, and take medians: the
-    // ratio of each pair is immune to the machine getting busier or quieter
-    // between pairs.
-    load(&format!("{burl}{path}"), None, conns, 1.0).await;
-    load(&format!("{wurl}{path}"), Some(&key), conns, 1.0).await;
+    let (threads, conns, secs, rounds) = (2, 64, if args.quick { 3 } else { 8 }, if args.quick { 3 } else { 7 });
+    let wrk = Wrk::find();
+    let auth = format!("Authorization: Bearer {key}");
+    // Warm both, then measure in interleaved pairs, back to back, and take
+    // medians: the ratio of each pair is immune to the machine getting
+    // busier or quieter between pairs.
+    wrk.run(&format!("{burl}{path}"), None, threads, conns, 1);
+    wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, 1);
     let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
-        let b = load(&format!("{burl}{path}"), None, conns, secs).await;
-        let w = load(&format!("{wurl}{path}"), Some(&key), conns, secs).await;
+        let b = wrk.run(&format!("{burl}{path}"), None, threads, conns, secs);
+        let w = wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, secs);
         ratios.push(w.per_sec / b.per_sec);
         bare_rps.push(b.per_sec);
         ours_rps.push(w.per_sec);
@@ -263,7 +277,7 @@ async fn hot_path(args: &Args) {
         ours_p99.push(w.p99_ms);
     }
     println!(
-        "(a) cache-hit GET {path}, client key, {conns} keep-alive connections, {rounds} pairs of {secs} s runs (medians)"
+        "(a) cache-hit GET {path}, client key, wrk -t{threads} -c{conns}, {rounds} interleaved pairs of {secs} s runs (medians)"
     );
     println!(
         "    response bytes: wetoken {} / bare {}",

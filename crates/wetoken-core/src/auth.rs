@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::clock::{Clock, to_millis};
+use crate::clock::Clock;
 use crate::domain::AccountId;
 use crate::keys::{Pattern, digest};
 use crate::secret::ct_eq;
@@ -86,7 +86,7 @@ impl Authenticator {
         {
             return Ok(ADMIN.clone());
         }
-        let now = to_millis(self.clock.now());
+        let now = self.clock.now_ms();
         if let Some(p) = self.remembered.get(&hash, now) {
             return Ok(p);
         }

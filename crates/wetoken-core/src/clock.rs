@@ -7,6 +7,11 @@ use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+    /// [`Clock::now`] as epoch milliseconds, how instants are stored and
+    /// compared (a clock may answer it without building a date).
+    fn now_ms(&self) -> i64 {
+        to_millis(self.now())
+    }
 }
 
 /// The wall clock.
@@ -16,6 +21,11 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 }
 
@@ -79,6 +89,13 @@ mod tests {
             next_quota_day(t),
             "2026-11-22T16:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
+    }
+
+    #[test]
+    fn the_system_clock_in_milliseconds_agrees_with_its_date() {
+        let c = SystemClock;
+        let (a, ms, b) = (to_millis(c.now()), c.now_ms(), to_millis(c.now()));
+        assert!(a <= ms && ms <= b, "{a} {ms} {b}");
     }
 
     #[test]

@@ -80,7 +80,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(ops::Front(state.clone()))
+        .layer(ops::Front {
+            max_body: state.max_body,
+        })
         .with_state(state)
 }
 

@@ -3,7 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{LazyLock, RwLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -47,15 +50,18 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> 
 /// clones the route and boxes a `Next` per request), with one cached metric
 /// handle per (method, route, status): the hot path allocates nothing here
 /// but its future.
-#[derive(Clone)]
-pub struct Front(pub AppState);
+#[derive(Clone, Copy)]
+pub struct Front {
+    /// `WETOKEN_MAX_BODY_BYTES`.
+    pub max_body: usize,
+}
 
 impl<S> Layer<S> for Front {
     type Service = FrontService<S>;
     fn layer(&self, inner: S) -> FrontService<S> {
         FrontService {
             inner,
-            st: self.0.clone(),
+            max_body: self.max_body,
         }
     }
 }
@@ -63,7 +69,7 @@ impl<S> Layer<S> for Front {
 #[derive(Clone)]
 pub struct FrontService<S> {
     inner: S,
-    st: AppState,
+    max_body: usize,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -71,45 +77,71 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send
 impl<S> Service<Request> for FrontService<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
+    type Future = FrontFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let started = Instant::now();
-        let method = method_label(req.method());
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |p| intern(p.as_str()));
-        let max_body = self.st.max_body;
+        let labels = Measured {
+            started: Instant::now(),
+            method: method_label(req.method()),
+            route: req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| intern(p.as_str())),
+        };
+        let max_body = self.max_body;
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let record = move |resp: Response| {
-            latency(method, route, status_label(resp.status())).record(started.elapsed().as_secs_f64());
-            Ok(resp)
-        };
         if declared.is_some_and(|n| n > max_body as u64) {
-            return Box::pin(async move {
-                let _ = read_body(req.into_body(), max_body).await;
-                record(ApiError::too_large(max_body).into_response())
-            });
+            return FrontFuture::TooLarge(
+                Box::pin(async move {
+                    let _ = read_body(req.into_body(), max_body).await;
+                    Ok(ApiError::too_large(max_body).into_response())
+                }),
+                labels,
+            );
         }
         // A route is always ready (axum's `Route`): call it in place.
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let Ok(resp) = fut.await;
-            record(resp)
-        })
+        FrontFuture::Route(self.inner.call(req), labels)
+    }
+}
+
+/// When a request started and what it is recorded under.
+#[derive(Clone, Copy)]
+pub struct Measured {
+    started: Instant,
+    method: &'static str,
+    route: &'static str,
+}
+
+/// The route's answer, recorded: no allocation on the way.
+pub enum FrontFuture<F> {
+    Route(F, Measured),
+    TooLarge(BoxFuture<Result<Response, Infallible>>, Measured),
+}
+
+impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (poll, m) = match self.get_mut() {
+            FrontFuture::Route(f, m) => (Pin::new(f).poll(cx), *m),
+            FrontFuture::TooLarge(f, m) => (f.as_mut().poll(cx), *m),
+        };
+        if let Poll::Ready(Ok(resp)) = &poll {
+            latency(m.method, m.route, status_label(resp.status())).record(m.started.elapsed().as_secs_f64());
+        }
+        poll
     }
 }
 

@@ -35,7 +35,10 @@ pub(super) struct Cache {
 }
 
 fn slot(c: Credential) -> usize {
-    Credential::ALL.iter().position(|x| *x == c).expect("every credential has a slot")
+    Credential::ALL
+        .iter()
+        .position(|x| *x == c)
+        .expect("every credential has a slot")
 }
 
 impl Cache {
@@ -55,7 +58,9 @@ impl Cache {
         // recorder: no registry lookup per read.
         let counter = match hit {
             Some(_) => self.hits.get_or_init(|| metrics::counter!("wetoken_cache_hits_total")),
-            None => self.misses.get_or_init(|| metrics::counter!("wetoken_cache_misses_total")),
+            None => self
+                .misses
+                .get_or_init(|| metrics::counter!("wetoken_cache_misses_total")),
         };
         counter.increment(1);
         hit

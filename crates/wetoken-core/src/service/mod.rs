@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::account::{Account, AccountStatus};
-use crate::clock::{Clock, to_millis};
+use crate::clock::Clock;
 use crate::domain::{AccountId, Credential};
 use crate::secret::MasterKey;
 use crate::store::{Store, StoreError};
@@ -317,7 +317,7 @@ fn corrupt(e: impl std::fmt::Display) -> ServiceError {
 
 impl Inner {
     fn now_ms(&self) -> i64 {
-        to_millis(self.clock.now())
+        self.clock.now_ms()
     }
 
     fn jitter() -> f64 {
