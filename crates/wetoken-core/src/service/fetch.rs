@@ -1,7 +1,8 @@
 //! One upstream fetch of a credential: the dispatch table by account kind
 //! and credential, and calls that need another credential's token
-//! ([`with_token`]: a ticket needs its account's access token, an
-//! authorizer's token its component's, a corp's its suite's).
+//! (through [`CredentialService::with_token`]: a ticket needs its
+//! account's access token, an authorizer's token its component's, a corp's
+//! its suite's).
 
 use std::sync::Arc;
 
@@ -20,31 +21,6 @@ pub enum TokenCall<T> {
     /// WeChat rejected the token and refreshing it failed: the first answer,
     /// and why there was no retry.
     RefreshFailed(T, ServiceError),
-}
-
-/// See [`CredentialService::with_token`].
-pub(super) async fn with_token<T, F, Fut>(
-    service: &CredentialService,
-    holder: &AccountId,
-    call: F,
-    rejected: impl Fn(&T) -> bool,
-) -> Result<TokenCall<T>>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let token = service.get(holder, Credential::AccessToken).await?;
-    let first = call(token.value.clone()).await;
-    if !rejected(&first) {
-        return Ok(TokenCall::Answered(first));
-    }
-    match service
-        .refresh(holder, Credential::AccessToken, Some(&token.value))
-        .await
-    {
-        Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
-        Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
-    }
 }
 
 /// A secret the fetch needs, or why it cannot start.
@@ -148,7 +124,7 @@ impl Inner {
     {
         let service = CredentialService { inner: self.clone() };
         let rejected = |r: &Result<T, UpstreamError>| matches!(r, Err(e) if e.is_token_rejected());
-        match with_token(&service, holder, call, rejected).await {
+        match service.with_token(holder, call, rejected).await {
             Ok(TokenCall::Answered(r)) => r.map_err(FetchError::Own),
             Ok(TokenCall::RefreshFailed(_, e)) | Err(e) => Err(FetchError::Dependency(e)),
         }

@@ -273,7 +273,15 @@ impl CredentialService {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        fetch::with_token(self, holder, call, rejected).await
+        let token = self.get(holder, Credential::AccessToken).await?;
+        let first = call(token.value.clone()).await;
+        if !rejected(&first) {
+            return Ok(TokenCall::Answered(first));
+        }
+        match self.refresh(holder, Credential::AccessToken, Some(&token.value)).await {
+            Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
+            Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
+        }
     }
 
     /// Drops what this process remembers of an account and its children:
