@@ -1,11 +1,12 @@
 //! Operations endpoints (no key): `/healthz`, `/readyz`, `/metrics`, and the
 //! layer in front of every route (body limit, request metrics).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -146,39 +147,61 @@ impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontF
 }
 
 /// A route pattern as a `&'static str`: routes are few and fixed, so each
-/// is leaked once.
+/// is leaked once (per process; each worker thread remembers it by the
+/// address of the matched path, so a request takes no lock here).
 fn intern(route: &str) -> &'static str {
-    static ROUTES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(RwLock::default);
-    if let Some(r) = ROUTES.read().unwrap().get(route) {
+    static ROUTES: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Mutex::default);
+    thread_local! {
+        static SEEN: RefCell<HashMap<usize, &'static str>> = RefCell::default();
+    }
+    let addr = route.as_ptr() as usize;
+    if let Some(r) = SEEN.with_borrow(|seen| seen.get(&addr).copied())
+        && r == route
+    {
         return r;
     }
-    let mut routes = ROUTES.write().unwrap();
-    match routes.get(route) {
-        Some(r) => r,
-        None => {
-            let r: &'static str = Box::leak(route.to_owned().into_boxed_str());
-            routes.insert(r);
-            r
+    let r = {
+        let mut routes = ROUTES.lock().unwrap();
+        match routes.get(route) {
+            Some(r) => *r,
+            None => {
+                let r: &'static str = Box::leak(route.to_owned().into_boxed_str());
+                routes.insert(r);
+                r
+            }
         }
-    }
+    };
+    SEEN.with_borrow_mut(|seen| {
+        // axum keeps one matched path per route; should that ever change,
+        // this memo still stays small.
+        if seen.len() >= 1024 {
+            seen.clear();
+        }
+        seen.insert(addr, r)
+    });
+    r
 }
 
 type Labels = (&'static str, &'static str, &'static str);
 
-/// The latency histogram of one (method, route, status).
+/// The latency histogram of one (method, route, status), its handle kept
+/// per worker thread (the labels are interned: compared by address).
 fn latency(method: &'static str, route: &'static str, status: &'static str) -> Histogram {
-    static HANDLES: LazyLock<RwLock<HashMap<Labels, Histogram>>> = LazyLock::new(RwLock::default);
-    let labels = (method, route, status);
-    if let Some(h) = HANDLES.read().unwrap().get(&labels) {
-        return h.clone();
+    thread_local! {
+        static HANDLES: RefCell<HashMap<(usize, usize, usize), Histogram>> = RefCell::default();
     }
+    let key = (method.as_ptr() as usize, route.as_ptr() as usize, status.as_ptr() as usize);
+    if let Some(h) = HANDLES.with_borrow(|m| m.get(&key).cloned()) {
+        return h;
+    }
+    let labels: Labels = (method, route, status);
     let h = metrics::histogram!(
         "wetoken_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => status,
+        "method" => labels.0,
+        "route" => labels.1,
+        "status" => labels.2,
     );
-    HANDLES.write().unwrap().insert(labels, h.clone());
+    HANDLES.with_borrow_mut(|m| m.insert(key, h.clone()));
     h
 }
 
