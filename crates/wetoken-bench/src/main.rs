@@ -155,6 +155,19 @@ async fn post(c: &Client, url: &str, key: &str, body: Value) -> Value {
 struct Load {
     per_sec: f64,
     p99_ms: f64,
+    /// Requests served in the run.
+    requests: f64,
+}
+
+/// User + system CPU seconds a process has used (Linux `/proc`), to report
+/// each server's CPU per request beside the throughput.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field, stime the 15th, in clock ticks (100 Hz on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
 /// wrk (Debian's package, installed when missing): a load generator in C,
@@ -209,7 +222,18 @@ fn parse_wrk(text: &str) -> Option<Load> {
     } else {
         p99.strip_suffix('s')?.parse::<f64>().ok()? * 1000.0
     };
-    Some(Load { per_sec, p99_ms })
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))?
+        .0
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Load {
+        per_sec,
+        p99_ms,
+        requests,
+    })
 }
 
 /// (a) the authenticated cache hit against a bare handler.
@@ -217,7 +241,8 @@ async fn hot_path(args: &Args) {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_app("wxbench", "s");
     let dir = tempfile::tempdir().unwrap();
-    let (_w, wurl) = wetoken(args, dir.path(), &sim.url(), &[]).await;
+    let (w_child, wurl) = wetoken(args, dir.path(), &sim.url(), &[]).await;
+    let w_pid = w_child.id().expect("wetoken runs");
     let c = client();
     post(
         &c,
@@ -248,7 +273,8 @@ async fn hot_path(args: &Args) {
         .unwrap();
     let mut bare_cmd = Command::new(std::env::current_exe().unwrap());
     bare_cmd.args(["--bare-server", &sample.len().to_string()]);
-    let (_b, burl) = spawn_listening(bare_cmd).await;
+    let (b_child, burl) = spawn_listening(bare_cmd).await;
+    let b_pid = b_child.id().expect("the bare server runs");
     let bare_sample = c
         .get(format!("{burl}{path}"))
         .send()
@@ -267,9 +293,14 @@ async fn hot_path(args: &Args) {
     wrk.run(&format!("{burl}{path}"), None, threads, conns, 1);
     wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, 1);
     let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
     for _ in 0..rounds {
+        let before = cpu_secs(b_pid);
         let b = wrk.run(&format!("{burl}{path}"), None, threads, conns, secs);
+        bare_cpu.push((cpu_secs(b_pid) - before) * 1e6 / b.requests);
+        let before = cpu_secs(w_pid);
         let w = wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, secs);
+        ours_cpu.push((cpu_secs(w_pid) - before) * 1e6 / w.requests);
         ratios.push(w.per_sec / b.per_sec);
         bare_rps.push(b.per_sec);
         ours_rps.push(w.per_sec);
@@ -284,16 +315,18 @@ async fn hot_path(args: &Args) {
         sample.len(),
         bare_sample.len()
     );
+    let (bc, oc) = (median(&mut bare_cpu), median(&mut ours_cpu));
     println!(
-        "    bare axum handler   {:>9.0} req/s   p99 {:.2} ms",
+        "    bare axum handler   {:>9.0} req/s   p99 {:.2} ms   server CPU {bc:.1} µs/request",
         median(&mut bare_rps),
         median(&mut bare_p99)
     );
     println!(
-        "    wetoken             {:>9.0} req/s   p99 {:.2} ms",
+        "    wetoken             {:>9.0} req/s   p99 {:.2} ms   server CPU {oc:.1} µs/request",
         median(&mut ours_rps),
         median(&mut ours_p99)
     );
+    println!("    CPU per request, bare / wetoken: {:.2}", bc / oc);
     let mut sorted = ratios.clone();
     println!(
         "    ratio (wetoken / bare, per pair): median {:.2}, range {:.2}–{:.2}\n",
