@@ -58,14 +58,6 @@ pub struct CredentialState {
     pub attempts: i64,
 }
 
-impl CredentialState {
-    /// The sealed value while it is valid at `now`.
-    pub fn valid_value(&self, now: i64) -> Option<(&Sealed, i64)> {
-        let expires_at = self.expires_at.filter(|e| *e > now)?;
-        Some((self.value.as_ref()?, expires_at))
-    }
-}
-
 /// A refreshed value, written by the lease holder.
 #[derive(Debug, Clone)]
 pub struct RefreshWrite<'a> {

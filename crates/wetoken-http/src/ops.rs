@@ -190,7 +190,11 @@ fn latency(method: &'static str, route: &'static str, status: &'static str) -> H
     thread_local! {
         static HANDLES: RefCell<HashMap<(usize, usize, usize), Histogram>> = RefCell::default();
     }
-    let key = (method.as_ptr() as usize, route.as_ptr() as usize, status.as_ptr() as usize);
+    let key = (
+        method.as_ptr() as usize,
+        route.as_ptr() as usize,
+        status.as_ptr() as usize,
+    );
     if let Some(h) = HANDLES.with_borrow(|m| m.get(&key).cloned()) {
         return h;
     }
