@@ -99,6 +99,21 @@ impl Shared {
         chrono::Utc::now().timestamp_millis()
     }
 
+    /// A component's settings (token, EncodingAESKey), copied out of the world.
+    fn component(&self, appid: &str) -> Result<rules::ThirdPartyApp, String> {
+        let world = self.world.lock().unwrap();
+        world
+            .component(appid)
+            .cloned()
+            .ok_or_else(|| "unknown component".into())
+    }
+
+    /// A suite's settings, copied out of the world.
+    fn suite(&self, suite_id: &str) -> Result<rules::ThirdPartyApp, String> {
+        let world = self.world.lock().unwrap();
+        world.suite(suite_id).cloned().ok_or_else(|| "unknown suite".into())
+    }
+
     /// Counts a call and takes the fault to apply to it, if any. The guard
     /// counts the call as in flight until it is dropped.
     fn enter(self: &Arc<Self>, endpoint: &str) -> (Option<Fault>, InFlight) {
@@ -397,14 +412,7 @@ impl Sim {
     /// encrypted echostr whose base64 holds `+` and `/`. The answer's status
     /// and body, and the plaintext it should be.
     pub async fn verify_suite_url(&self, suite_id: &str, callback_url: &str) -> Result<(u16, String, String), String> {
-        let app = self
-            .shared
-            .world
-            .lock()
-            .unwrap()
-            .suite(suite_id)
-            .cloned()
-            .ok_or("unknown suite")?;
+        let app = self.shared.suite(suite_id)?;
         let crypt =
             wetoken_core::msgcrypt::MsgCrypt::new(&app.token, &app.aes_key, suite_id).map_err(|e| e.to_string())?;
         let (plain, echostr) = loop {

@@ -14,13 +14,7 @@ pub(crate) fn http() -> reqwest::Client {
 /// Encrypts, signs and POSTs a message to a component's callback URL, as the
 /// Open Platform does (`<AppId>` envelope, `signature` and `encrypt_type` too).
 pub(crate) async fn push(shared: &Shared, component: &str, callback_url: &str, message: &str) -> Result<u16, String> {
-    let app = shared
-        .world
-        .lock()
-        .unwrap()
-        .component(component)
-        .cloned()
-        .ok_or("unknown component")?;
+    let app = shared.component(component)?;
     send_push(
         shared,
         (&app.token, &app.aes_key, component),
@@ -40,13 +34,7 @@ pub(crate) async fn push_to_suite(
     callback_url: &str,
     message: &str,
 ) -> Result<u16, String> {
-    let app = shared
-        .world
-        .lock()
-        .unwrap()
-        .suite(suite_id)
-        .cloned()
-        .ok_or("unknown suite")?;
+    let app = shared.suite(suite_id)?;
     send_push(
         shared,
         (&app.token, &app.aes_key, suite_id),
