@@ -139,11 +139,11 @@ impl Inner {
             .credential(id, cred)
             .await
             .map_err(|e| FetchError::Dependency(e.into()))?;
-        let value = match row.filter(|r| r.expires_at.is_some_and(|e| e > now)) {
-            Some(r) => self.open_value(&r).map_err(FetchError::Dependency)?,
+        let value = match row {
+            Some(r) => self.valid(&r, now).map_err(FetchError::Dependency)?,
             None => None,
         };
-        value.ok_or_else(|| {
+        value.map(|i| i.value).ok_or_else(|| {
             FetchError::Dependency(ServiceError::TicketMissing {
                 account: id.clone(),
                 ticket: cred,

@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::account::{Account, AccountStatus};
-use crate::clock::Clock;
+use crate::clock::{Clock, to_millis};
 use crate::domain::{AccountId, Credential};
 use crate::secret::MasterKey;
 use crate::store::{Store, StoreError};
@@ -341,24 +341,29 @@ impl Inner {
             .map_err(|e| corrupt(format!("{}/{}: {e}", row.account, row.credential)))
     }
 
-    /// The valid value of a row, opened; refreshes the cache from it (and
-    /// forgets a row that is gone).
+    /// A row's value while it is valid at `now`, opened.
+    fn valid(&self, row: &crate::store::CredentialState, now: i64) -> Result<Option<Issued>> {
+        let Some(expires_at) = row.expires_at.filter(|e| *e > now) else {
+            return Ok(None);
+        };
+        Ok(self.open_value(row)?.map(|value| Issued {
+            value,
+            expires_at: crate::clock::from_millis(expires_at),
+        }))
+    }
+
+    /// [`Inner::valid`], and the cache refreshed from it (a row that is gone
+    /// is forgotten).
     fn usable(&self, key: &Key, row: Option<&crate::store::CredentialState>, now: i64) -> Result<Option<Issued>> {
         let Some(row) = row else {
             self.cache.remove(key);
             return Ok(None);
         };
-        let Some(expires_at) = row.expires_at.filter(|e| *e > now) else {
-            return Ok(None);
-        };
-        let Some(value) = self.open_value(row)? else {
-            return Ok(None);
-        };
-        self.cache.put(key, value.clone(), expires_at, now);
-        Ok(Some(Issued {
-            value,
-            expires_at: crate::clock::from_millis(expires_at),
-        }))
+        let issued = self.valid(row, now)?;
+        if let Some(i) = &issued {
+            self.cache.put(key, i.value.clone(), to_millis(i.expires_at), now);
+        }
+        Ok(issued)
     }
 
     async fn get_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
