@@ -31,22 +31,12 @@ fn account_id(s: &str) -> Result<AccountId, ApiError> {
     Ok(s.parse::<AccountId>()?)
 }
 
-/// An account body: parsed by the one account parser the CLI shares, which
-/// names the bad field.
-fn object(v: Value) -> Result<Value, ApiError> {
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(ApiError::invalid("the body must be a JSON object"))
-    }
-}
-
 async fn create_account(
     State(st): State<AppState>,
     _: Admin,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let new = NewAccount::from_json(&object(body)?)?;
+    let new = NewAccount::from_json(&body)?;
     let account = st.service.create_account(new).await?;
     Ok((StatusCode::CREATED, Json(render::account(&account))).into_response())
 }
@@ -68,7 +58,7 @@ async fn patch_account(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let id = account_id(&id)?;
-    let patch = AccountPatch::from_json(id.kind(), &object(body)?)?;
+    let patch = AccountPatch::from_json(id.kind(), &body)?;
     Ok(Json(render::account(&st.service.patch_account(&id, patch).await?)))
 }
 
