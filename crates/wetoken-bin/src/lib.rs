@@ -209,7 +209,7 @@ impl Builder {
             None
         };
         let state = AppState::new(AppConfig {
-            service: service.clone(),
+            service,
             auth: Arc::new(auth),
             max_body: self.max_body_bytes,
             metrics: if self.metrics {
@@ -221,14 +221,14 @@ impl Builder {
             public_url: self.public_url,
             proxy,
         });
-        Ok(Wetoken { service, state })
+        Ok(Wetoken { state })
     }
 }
 
 /// An embedded wetoken: the credential service and its HTTP API.
 #[derive(Clone)]
 pub struct Wetoken {
-    service: CredentialService,
+    /// The service and the router's settings (`state.service`).
     state: AppState,
 }
 
@@ -239,18 +239,18 @@ impl Wetoken {
 
     /// The current value of a credential, fetched if none is valid.
     pub async fn get(&self, id: &AccountId, cred: Credential) -> Result<Issued, ServiceError> {
-        self.service.get(id, cred).await
+        self.state.service.get(id, cred).await
     }
 
     /// SPEC §2 passive refresh: with the value WeChat rejected as `stale`, or
     /// a rate-limited force refresh without.
     pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued, ServiceError> {
-        self.service.refresh(id, cred, stale).await
+        self.state.service.refresh(id, cred, stale).await
     }
 
     /// Everything else: accounts, keys, the Open Platform and WeCom flows.
     pub fn service(&self) -> &CredentialService {
-        &self.service
+        &self.state.service
     }
 
     /// The whole HTTP API as an axum router, to serve or to merge into an
@@ -263,6 +263,6 @@ impl Wetoken {
     /// the handle is aborted (one refresher per credential across every
     /// instance sharing the database).
     pub fn run_scheduler(&self) -> tokio::task::JoinHandle<()> {
-        self.service.spawn_scheduler()
+        self.state.service.spawn_scheduler()
     }
 }
