@@ -148,8 +148,8 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
     let service = app::service(&settings).await?;
     let issued = service.get(&id, cred).await?;
     if json {
-        let body = render::credential(cred, issued, service.now());
-        println!("{}", serde_json::to_string(&body).unwrap_or_default());
+        let body = render::credential(cred, issued, service.now_ms()).to_bytes();
+        println!("{}", String::from_utf8_lossy(&body));
     } else {
         println!("{}", issued.value);
     }

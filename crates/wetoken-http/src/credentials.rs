@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
 async fn read(State(st): State<AppState>, a: Authed<CredentialPath>) -> Result<CredentialBody, ApiError> {
     let CredentialPath(id, cred) = a.target;
     let issued = st.service.get(&id, cred).await?;
-    Ok(render::credential(cred, issued, st.service.now()))
+    Ok(render::credential(cred, issued, st.service.now_ms()))
 }
 
 /// The optional body of a refresh: the value the caller saw rejected.
@@ -71,7 +71,7 @@ async fn refresh(
         return Err(ApiError::invalid("stale must be a non-empty string"));
     }
     let issued = st.service.refresh(&id, cred, body.stale.as_deref()).await?;
-    Ok(render::credential(cred, issued, st.service.now()))
+    Ok(render::credential(cred, issued, st.service.now_ms()))
 }
 
 #[derive(Deserialize)]

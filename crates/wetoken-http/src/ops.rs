@@ -2,11 +2,11 @@
 //! layer in front of every route (body limit, request metrics).
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -91,11 +91,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let labels = Measured {
             started: Instant::now(),
-            method: method_label(req.method()),
-            route: req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", |p| intern(p.as_str())),
+            metrics: RouteMetrics::of(req.method(), req.extensions().get::<MatchedPath>()),
         };
         let max_body = self.max_body;
         let declared = req
@@ -117,12 +113,11 @@ where
     }
 }
 
-/// When a request started and what it is recorded under.
+/// When a request started and where its latency is recorded.
 #[derive(Clone, Copy)]
 pub struct Measured {
     started: Instant,
-    method: &'static str,
-    route: &'static str,
+    metrics: &'static RouteMetrics,
 }
 
 /// The route's answer, recorded: no allocation on the way.
@@ -140,106 +135,121 @@ impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontF
             FrontFuture::TooLarge(f, m) => (f.as_mut().poll(cx), *m),
         };
         if let Poll::Ready(Ok(resp)) = &poll {
-            latency(m.method, m.route, status_label(resp.status())).record(m.started.elapsed().as_secs_f64());
+            m.metrics
+                .latency(resp.status())
+                .record(m.started.elapsed().as_secs_f64());
         }
         poll
     }
 }
 
-/// A route pattern as a `&'static str`: routes are few and fixed, so each
-/// is leaked once (per process; each worker thread remembers it by the
-/// address of the matched path, so a request takes no lock here).
-fn intern(route: &str) -> &'static str {
-    static ROUTES: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Mutex::default);
-    thread_local! {
-        static SEEN: RefCell<HashMap<usize, &'static str>> = RefCell::default();
-    }
-    let addr = route.as_ptr() as usize;
-    if let Some(r) = SEEN.with_borrow(|seen| seen.get(&addr).copied())
-        && r == route
-    {
-        return r;
-    }
-    let r = {
-        let mut routes = ROUTES.lock().unwrap();
-        match routes.get(route) {
-            Some(r) => *r,
-            None => {
-                let r: &'static str = Box::leak(route.to_owned().into_boxed_str());
-                routes.insert(r);
-                r
-            }
-        }
-    };
-    SEEN.with_borrow_mut(|seen| {
-        // axum keeps one matched path per route; should that ever change,
-        // this memo still stays small.
-        if seen.len() >= 1024 {
-            seen.clear();
-        }
-        seen.insert(addr, r)
-    });
-    r
-}
+const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"];
 
-type Labels = (&'static str, &'static str, &'static str);
+/// Status labels without allocating; the rest are "other".
+const STATUSES: [&str; 15] = [
+    "200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "429", "500", "502", "503", "other",
+];
 
-/// The latency histogram of one (method, route, status), its handle kept
-/// per worker thread (the labels are interned: compared by address).
-fn latency(method: &'static str, route: &'static str, status: &'static str) -> Histogram {
-    thread_local! {
-        static HANDLES: RefCell<HashMap<(usize, usize, usize), Histogram>> = RefCell::default();
-    }
-    let key = (
-        method.as_ptr() as usize,
-        route.as_ptr() as usize,
-        status.as_ptr() as usize,
-    );
-    if let Some(h) = HANDLES.with_borrow(|m| m.get(&key).cloned()) {
-        return h;
-    }
-    let labels: Labels = (method, route, status);
-    let h = metrics::histogram!(
-        "wetoken_http_request_duration_seconds",
-        "method" => labels.0,
-        "route" => labels.1,
-        "status" => labels.2,
-    );
-    HANDLES.with_borrow_mut(|m| m.insert(key, h.clone()));
-    h
-}
-
-fn method_label(m: &Method) -> &'static str {
+fn method_index(m: &Method) -> usize {
     match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
-/// A status as a label without allocating for the common ones.
-fn status_label(s: StatusCode) -> &'static str {
+/// The index of `s`'s label in [`STATUSES`].
+fn status_index(s: StatusCode) -> usize {
     match s.as_u16() {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        409 => "409",
-        413 => "413",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        _ => "other",
+        200 => 0,
+        201 => 1,
+        204 => 2,
+        400 => 3,
+        401 => 4,
+        403 => 5,
+        404 => 6,
+        405 => 7,
+        409 => 8,
+        413 => 9,
+        429 => 10,
+        500 => 11,
+        502 => 12,
+        503 => 13,
+        _ => 14,
+    }
+}
+
+/// The latency histograms of one (method, route pattern), one per status,
+/// each registered on first use. Routes and methods are few and fixed, so
+/// each pair's is made once per process and leaked; a worker thread finds
+/// it by the address of axum's matched path (one per route), so a request
+/// takes no lock and allocates nothing here.
+pub struct RouteMetrics {
+    method: &'static str,
+    route: &'static str,
+    by_status: [OnceLock<Histogram>; STATUSES.len()],
+}
+
+type Seen = HashMap<(usize, usize, usize), &'static RouteMetrics, foldhash::fast::RandomState>;
+
+impl RouteMetrics {
+    fn of(method: &Method, route: Option<&MatchedPath>) -> &'static RouteMetrics {
+        thread_local! {
+            static SEEN: RefCell<Seen> = RefCell::default();
+        }
+        let route = route.map_or("unmatched", |p| p.as_str());
+        let m = method_index(method);
+        let key = (route.as_ptr() as usize, route.len(), m);
+        if let Some(r) = SEEN.with_borrow(|seen| seen.get(&key).copied())
+            && r.route == route
+        {
+            return r;
+        }
+        let r = Self::shared(METHODS[m], route);
+        SEEN.with_borrow_mut(|seen| {
+            // axum keeps one matched path per route; should that ever
+            // change, this memo still stays small.
+            if seen.len() >= 1024 {
+                seen.clear();
+            }
+            seen.insert(key, r)
+        });
+        r
+    }
+
+    /// The process's one [`RouteMetrics`] of (method, route).
+    fn shared(method: &'static str, route: &str) -> &'static RouteMetrics {
+        static ALL: LazyLock<Mutex<HashMap<(&'static str, String), &'static RouteMetrics>>> =
+            LazyLock::new(Mutex::default);
+        let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (method, route.to_owned());
+        if let Some(r) = all.get(&key) {
+            return r;
+        }
+        let r: &'static RouteMetrics = Box::leak(Box::new(RouteMetrics {
+            method,
+            route: Box::leak(route.to_owned().into_boxed_str()),
+            by_status: Default::default(),
+        }));
+        all.insert(key, r);
+        r
+    }
+
+    fn latency(&self, status: StatusCode) -> &Histogram {
+        let i = status_index(status);
+        self.by_status[i].get_or_init(|| {
+            metrics::histogram!(
+                "wetoken_http_request_duration_seconds",
+                "method" => self.method,
+                "route" => self.route,
+                "status" => STATUSES[i],
+            )
+        })
     }
 }
 
@@ -266,4 +276,35 @@ pub async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this endpoint",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_method_and_status_or_other() {
+        for (i, label) in METHODS.iter().enumerate().take(METHODS.len() - 1) {
+            assert_eq!(method_index(&label.parse::<Method>().unwrap()), i);
+        }
+        assert_eq!(METHODS[method_index(&Method::from_bytes(b"PURGE").unwrap())], "other");
+        for code in 100..600 {
+            let s = StatusCode::from_u16(code).unwrap();
+            let label = STATUSES[status_index(s)];
+            assert!(label == s.as_str() || label == "other", "{code} → {label}");
+            assert_eq!(label == "other", !STATUSES.contains(&s.as_str()), "{code}");
+        }
+    }
+
+    #[test]
+    fn one_route_metrics_per_method_and_route_across_threads() {
+        let here = RouteMetrics::of(&Method::GET, None);
+        let there = std::thread::spawn(|| RouteMetrics::of(&Method::GET, None) as *const _ as usize)
+            .join()
+            .unwrap();
+        assert_eq!(here as *const _ as usize, there);
+        assert_eq!((here.method, here.route), ("GET", "unmatched"));
+        let post = RouteMetrics::of(&Method::POST, None);
+        assert_eq!((post.method, post.route), ("POST", "unmatched"));
+    }
 }

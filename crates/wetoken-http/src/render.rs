@@ -2,11 +2,11 @@
 //! The CLI prints the same shapes (`wetoken account show`, `token get
 //! --json`), so they live here once.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use wetoken_core::domain::Credential;
 use wetoken_core::service::{AccountView, AuthorizerEntry, CorpEntry, Issued, KeyView};
@@ -25,33 +25,55 @@ pub fn field(cred: Credential) -> &'static str {
 }
 
 /// `{"access_token"|"ticket": …, "expires_in": …, "expires_at": …}`,
-/// written straight from the issued value (the hot path: no intermediate
-/// map, no format string parsed, one buffer sized up front).
+/// written straight into one buffer sized up front (the hot path: no
+/// intermediate map, no serializer state, no date built for `now`).
 pub struct CredentialBody {
     cred: Credential,
     issued: Issued,
-    now: DateTime<Utc>,
+    now_ms: i64,
 }
 
-impl Serialize for CredentialBody {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry(field(self.cred), &self.issued.value)?;
-        m.serialize_entry("expires_in", &self.issued.expires_in(self.now))?;
-        let at = rfc3339_bytes(self.issued.expires_at);
-        m.serialize_entry("expires_at", std::str::from_utf8(&at).unwrap_or_default())?;
-        m.end()
+impl CredentialBody {
+    /// The body's text, as serde_json would write the same object.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let value = self.issued.value.as_str();
+        let mut out = Vec::with_capacity(value.len() + 80);
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(field(self.cred).as_bytes());
+        out.extend_from_slice(b"\":");
+        json_string(&mut out, value);
+        out.extend_from_slice(b",\"expires_in\":");
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.issued.expires_in_ms(self.now_ms))
+                .as_bytes(),
+        );
+        out.extend_from_slice(b",\"expires_at\":\"");
+        out.extend_from_slice(&rfc3339_bytes(self.issued.expires_at));
+        out.extend_from_slice(b"\"}");
+        out
+    }
+}
+
+/// `s` as a JSON string: copied as is when nothing in it needs escaping
+/// (a credential value never does), else escaped by serde_json.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
 impl IntoResponse for CredentialBody {
     fn into_response(self) -> Response {
-        let mut buf = Vec::with_capacity(self.issued.value.len() + 96);
-        match serde_json::to_writer(&mut buf, &self) {
-            Ok(()) => ([(CONTENT_TYPE, "application/json")], buf).into_response(),
-            Err(e) => crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                .into_response(),
-        }
+        let mut resp = Response::new(Body::from(self.to_bytes()));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
     }
 }
 
@@ -76,8 +98,9 @@ fn rfc3339_bytes(t: DateTime<Utc>) -> [u8; 20] {
     out
 }
 
-pub fn credential(cred: Credential, issued: Issued, now: DateTime<Utc>) -> CredentialBody {
-    CredentialBody { cred, issued, now }
+/// A credential's body at `now_ms` (the service clock's epoch milliseconds).
+pub fn credential(cred: Credential, issued: Issued, now_ms: i64) -> CredentialBody {
+    CredentialBody { cred, issued, now_ms }
 }
 
 /// An account: id, kind, identifiers, settings and credential state.
@@ -148,17 +171,22 @@ mod tests {
     #[test]
     fn credentials_render_as_spec_3_says() {
         let now: DateTime<Utc> = "2026-11-21T08:00:00.400Z".parse().unwrap();
+        let now = now.timestamp_millis();
         let issued = Issued {
             value: "tok\"en".into(),
             expires_at: "2026-11-21T10:00:00Z".parse().unwrap(),
         };
-        let text = serde_json::to_string(&credential(Credential::AccessToken, issued.clone(), now)).unwrap();
+        let text = credential(Credential::AccessToken, issued.clone(), now).to_bytes();
         assert_eq!(
-            text,
+            String::from_utf8(text).unwrap(),
             r#"{"access_token":"tok\"en","expires_in":7199,"expires_at":"2026-11-21T10:00:00Z"}"#
         );
-        let v = serde_json::to_value(credential(Credential::JsapiTicket, issued.clone(), now)).unwrap();
+        let v: Value =
+            serde_json::from_slice(&credential(Credential::JsapiTicket, issued.clone(), now).to_bytes()).unwrap();
         assert_eq!(v["ticket"], "tok\"en");
+        // Past its expiry a value has 0 seconds left, never fewer.
+        let late = credential(Credential::AccessToken, issued.clone(), now + 3 * 3_600_000).to_bytes();
+        assert!(String::from_utf8(late).unwrap().contains(r#""expires_in":0,"#));
         assert_eq!(rfc3339(issued.expires_at), "2026-11-21T10:00:00Z");
         for t in ["1999-01-02T03:04:05Z", "2026-12-31T23:59:59Z", "0042-07-09T00:00:00Z"] {
             let at: DateTime<Utc> = t.parse().unwrap();
@@ -168,6 +196,37 @@ mod tests {
                 at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 "as chrono writes it"
             );
+        }
+    }
+
+    #[test]
+    fn a_credential_body_is_the_json_serde_writes_for_any_value() {
+        // Every ASCII character, alone and inside a token, and some beyond.
+        let mut values: Vec<String> = (0u8..=0x7f).map(|b| char::from(b).to_string()).collect();
+        values.extend((0u8..=0x7f).map(|b| format!("AB{}cd_-{}", char::from(b), char::from(b))));
+        values.extend(["", "中控服务器", "\u{2028}x\u{7f}", "é\"\\\n\u{10ffff}"].map(String::from));
+        for (i, value) in values.into_iter().enumerate() {
+            let left = i as i64 * 997;
+            let expires_at = DateTime::from_timestamp(1_800_000_000 + left, 0).unwrap();
+            let issued = Issued {
+                value: value.clone(),
+                expires_at,
+            };
+            for (cred, field) in [
+                (Credential::AccessToken, "access_token"),
+                (Credential::AgentTicket, "ticket"),
+            ] {
+                let body = credential(cred, issued.clone(), 1_800_000_000_000).to_bytes();
+                let mut expected = Map::new();
+                expected.insert(field.into(), value.clone().into());
+                expected.insert("expires_in".into(), left.into());
+                expected.insert("expires_at".into(), rfc3339(expires_at).into());
+                assert_eq!(
+                    String::from_utf8(body).unwrap(),
+                    Value::Object(expected).to_string(),
+                    "{value:?}"
+                );
+            }
         }
     }
 }

@@ -18,6 +18,11 @@ use crate::clock::from_millis;
 use crate::domain::{AccountId, Credential};
 use crate::service::Issued;
 
+/// The maps here are read on every request and keyed by what wetoken
+/// itself admitted (accounts, and digests of values that were accepted):
+/// a fast hasher, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Clone)]
 struct Cached {
     value: String,
@@ -28,7 +33,7 @@ struct Cached {
 /// Credential values, by account then credential: a read borrows the
 /// account id (no allocation on a hit).
 pub(super) struct Cache {
-    map: RwLock<HashMap<AccountId, [Option<Cached>; Credential::ALL.len()]>>,
+    map: RwLock<Map<AccountId, [Option<Cached>; Credential::ALL.len()]>>,
     ttl_ms: i64,
     hits: OnceLock<Counter>,
     misses: OnceLock<Counter>,
@@ -118,7 +123,7 @@ impl Cache {
 /// What presented values resolved to, by their hash, with when (ms) that
 /// was read.
 pub struct Memo<K, V> {
-    map: RwLock<HashMap<K, (V, i64)>>,
+    map: RwLock<Map<K, (V, i64)>>,
     ttl_ms: i64,
 }
 

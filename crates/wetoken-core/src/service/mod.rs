@@ -196,6 +196,11 @@ impl CredentialService {
         self.inner.clock.now()
     }
 
+    /// [`CredentialService::now`] as epoch milliseconds (no date built).
+    pub fn now_ms(&self) -> i64 {
+        self.inner.now_ms()
+    }
+
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.cfg
     }

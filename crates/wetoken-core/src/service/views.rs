@@ -21,8 +21,14 @@ pub struct Issued {
 impl Issued {
     /// Remaining whole seconds at `now` (never negative).
     pub fn expires_in(&self, now: DateTime<Utc>) -> i64 {
+        self.expires_in_ms(now.timestamp_millis())
+    }
+
+    /// [`Issued::expires_in`] at `now_ms` (epoch milliseconds, as the
+    /// service's clock answers `CredentialService::now_ms`).
+    pub fn expires_in_ms(&self, now_ms: i64) -> i64 {
         // Instants are stored as whole milliseconds: compare in those.
-        ((self.expires_at.timestamp_millis() - now.timestamp_millis()) / 1000).max(0)
+        ((self.expires_at.timestamp_millis() - now_ms) / 1000).max(0)
     }
 }
 
