@@ -342,3 +342,76 @@ async fn a_removed_key_is_forgotten_when_the_service_clock_passes_the_ttl() {
         Err(AuthError::Unauthorized)
     ));
 }
+
+/// SPEC §2 "a fetch outlives its caller": the first reader gives up after
+/// 100 ms while WeChat takes 2 s; the fetch goes on, and the next reader
+/// joins it instead of starting a second one (a second rotation on the
+/// classic API).
+#[tokio::test]
+async fn a_fetch_outlives_its_cancelled_caller() {
+    let (sim, _dir, _key, a, id) = setup("wxcancel", "right", "classic").await;
+    sim.inject(
+        wetoken_sim::TOKEN,
+        wetoken_sim::Fault::Latency(Duration::from_secs(2)),
+        Some(1),
+    );
+    let cut = tokio::time::timeout(
+        Duration::from_millis(100),
+        a.service.get(&id, Credential::AccessToken),
+    )
+    .await;
+    assert!(cut.is_err(), "the first caller gave up");
+    let got = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    assert_eq!(sim.token_calls(), 1, "one fetch, joined");
+    assert!(sim.is_valid(&got.value));
+    // And once it landed, from the cache.
+    assert_eq!(a.service.get(&id, Credential::AccessToken).await.unwrap(), got);
+    assert_eq!(sim.token_calls(), 1);
+}
+
+/// SPEC §2 "readers are bounded": with WeChat hanging, a reader answers
+/// within the upstream timeout + 2 s, whether it started the fetch or
+/// joined it, and a ticket's reader too (its fetch needs the token first).
+#[tokio::test]
+async fn readers_answer_within_the_upstream_timeout_plus_two_seconds() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_app("wxhang", "right");
+    let dir = tempfile::tempdir().unwrap();
+    let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let timeout = Duration::from_secs(1);
+    let upstream = Upstream::new(UpstreamConfig {
+        mp_base: sim.url(),
+        work_base: sim.url(),
+        timeout,
+    })
+    .unwrap();
+    let service = CredentialService::new(
+        Arc::new(store),
+        upstream,
+        Arc::new(wetoken_core::clock::SystemClock),
+        key(),
+        ServiceConfig {
+            upstream_timeout: timeout,
+            ..ServiceConfig::default()
+        },
+    );
+    let new = NewAccount::from_json(&json!({"kind":"mp","appid":"wxhang","secret":"right"})).unwrap();
+    service.create_account(new).await.unwrap();
+    let id: AccountId = "mp:wxhang".parse().unwrap();
+    sim.inject(wetoken_sim::STABLE_TOKEN, wetoken_sim::Fault::Hang, None);
+    let started = std::time::Instant::now();
+    let reads = (0..3)
+        .map(|_| service.get(&id, Credential::AccessToken))
+        .chain((0..2).map(|_| service.get(&id, Credential::JsapiTicket)));
+    for r in futures::future::join_all(reads).await {
+        assert!(
+            matches!(r, Err(ServiceError::Unavailable(_) | ServiceError::Upstream(_))),
+            "{r:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(took < timeout + Duration::from_secs(2), "readers waited {took:?}");
+}

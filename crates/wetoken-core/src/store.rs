@@ -103,7 +103,7 @@ pub struct ApiKey {
     pub created_at: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
@@ -147,9 +147,10 @@ pub trait Store: Send + Sync + 'static {
     /// All credential rows of one account.
     async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>>;
     /// Takes the refresh lease for `owner` until `until`, if the row is still
-    /// at `seen_version` and no other owner holds an unexpired lease at
-    /// `now`. Creates the row (version 0) if absent. Atomic across every
-    /// connection and process.
+    /// at `seen_version` and nobody holds an unexpired lease at `now` — its
+    /// own holder included: an instance never starts a second fetch while
+    /// its first is in flight. Creates the row (version 0) if absent.
+    /// Atomic across every connection and process.
     async fn try_lease(
         &self,
         id: &AccountId,
@@ -165,7 +166,8 @@ pub trait Store: Send + Sync + 'static {
     /// was lost.
     async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>>;
     /// Records a failed refresh (error, block, attempts, next due) and
-    /// releases `owner`'s lease.
+    /// releases the lease, only if `owner` still holds it: a late failure
+    /// from a holder whose lease was taken over or released changes nothing.
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `at`
     /// (WeChat's CreateTime), committed before returning, unless a newer push

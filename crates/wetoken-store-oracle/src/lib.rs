@@ -253,7 +253,7 @@ impl Store for OracleStore {
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, k)?;
             conn.commit().map_err(map_err)?;
-            Ok(exec(conn, sql.take_lease, &[&o, &until, &a, &k, &seen_version, &now, &o])? == 1)
+            Ok(exec(conn, sql.take_lease, &[&o, &until, &a, &k, &seen_version, &now])? == 1)
         })
         .await
     }

@@ -248,7 +248,6 @@ macro_rules! sql_store {
                         .bind(c.as_str())
                         .bind(seen_version)
                         .bind(now)
-                        .bind(owner)
                         .execute(&self.pool)
                         .await
                 )?

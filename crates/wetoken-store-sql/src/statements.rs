@@ -146,7 +146,7 @@ impl Statements {
             insert_credential_if_absent: s(insert_credential_if_absent),
             take_lease: s("UPDATE wt_credentials SET lease_owner = ?, lease_until = ? \
                  WHERE account_id = ? AND kind = ? AND version = ? \
-                 AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+                 AND (lease_until IS NULL OR lease_until < ?)"
                 .into()),
             // previous_hash first: MySQL assigns left to right, with new values.
             complete_refresh: s(
@@ -162,7 +162,7 @@ impl Statements {
             record_failure: s(
                 "UPDATE wt_credentials SET last_errcode = ?, last_errmsg = ?, last_error_at = ?, \
                  blocked_until = ?, due_at = ?, attempts = ?, lease_owner = NULL, lease_until = NULL \
-                 WHERE account_id = ? AND kind = ? AND (lease_owner = ? OR lease_owner IS NULL)"
+                 WHERE account_id = ? AND kind = ? AND lease_owner = ?"
                     .into(),
             ),
             put_pushed: s(
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(
             pg.take_lease,
             "UPDATE wt_credentials SET lease_owner = $1, lease_until = $2 WHERE account_id = $3 AND kind = $4 \
-             AND version = $5 AND (lease_until IS NULL OR lease_until < $6 OR lease_owner = $7)"
+             AND version = $5 AND (lease_until IS NULL OR lease_until < $6)"
                 .replace("  ", " ")
         );
         let ora = Statements::for_dialect(Dialect::Oracle);

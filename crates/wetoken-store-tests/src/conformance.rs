@@ -165,8 +165,8 @@ pub async fn lease_and_versions(s: &dyn Store) {
         "held lease refuses another owner"
     );
     assert!(
-        s.try_lease(id, AccessToken, "a", 0, 200, 30_200).await.unwrap(),
-        "holder may renew"
+        !s.try_lease(id, AccessToken, "a", 0, 200, 30_200).await.unwrap(),
+        "a held lease refuses its own holder too: no second fetch while one is in flight"
     );
     assert_eq!(
         s.complete_refresh(&write(id, AccessToken, "b", &sealed("x"), 300))
@@ -254,6 +254,52 @@ pub async fn lease_expiry(s: &dyn Store) {
         None,
         "dead owner cannot write after takeover"
     );
+    // Nor record a late failure over the new holder's work.
+    s.record_failure(&FailureWrite {
+        account: id,
+        credential: JsapiTicket,
+        owner: "dead",
+        error: &LastError {
+            errcode: 45009,
+            errmsg: "late".into(),
+            at: 31_003,
+        },
+        blocked_until: Some(99_999_999),
+        due_at: 99_999_999,
+        attempts: 7,
+    })
+    .await
+    .unwrap();
+    let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
+    assert_eq!(
+        (row.last_error, row.blocked_until, row.attempts, row.lease_owner.as_deref()),
+        (None, None, 0, Some("alive")),
+        "a late failure from an expired holder changes nothing"
+    );
+    // Nor once the lease is released (no owner at all).
+    assert_eq!(
+        s.complete_refresh(&write(id, JsapiTicket, "alive", &sealed("v"), 31_004))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    s.record_failure(&FailureWrite {
+        account: id,
+        credential: JsapiTicket,
+        owner: "dead",
+        error: &LastError {
+            errcode: 45009,
+            errmsg: "late".into(),
+            at: 31_005,
+        },
+        blocked_until: Some(99_999_999),
+        due_at: 99_999_999,
+        attempts: 7,
+    })
+    .await
+    .unwrap();
+    let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
+    assert_eq!((row.last_error, row.blocked_until), (None, None));
 }
 
 pub async fn failures_and_blocks(s: &dyn Store) {

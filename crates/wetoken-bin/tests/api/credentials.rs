@@ -276,3 +276,33 @@ async fn a_hanging_upstream_times_out() {
         "bounded by the upstream timeout (3 s here)"
     );
 }
+
+/// SPEC §2 "a fetch outlives its caller", over HTTP: a client that
+/// disconnects 100 ms into a 2 s WeChat call does not cancel the fetch;
+/// the next reader gets its result, with one upstream call in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_does_not_cause_a_second_fetch() {
+    let sim = sim().await;
+    sim.add_app("wxgone", "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp("wxgone", "s").await;
+    sim.inject(
+        STABLE_TOKEN,
+        Fault::Latency(std::time::Duration::from_secs(2)),
+        Some(1),
+    );
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .get(format!("{}/v1/mp/wxgone/access_token", srv.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up and closed the connection");
+    let (status, v) = srv.get("/v1/mp/wxgone/access_token", Some(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(sim.is_valid(v["access_token"].as_str().unwrap()));
+    assert_eq!(sim.calls(STABLE_TOKEN), 1);
+}

@@ -83,7 +83,7 @@ pub fn new_instance_id() -> String {
     format!("{}-{}", std::process::id(), &crate::keys::generate_key()[4..16])
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
     #[error("{0}")]
     Invalid(String),
@@ -212,8 +212,9 @@ impl CredentialService {
             return Ok(hit);
         }
         let key = (id.clone(), cred);
-        let _turn = self.inner.flights.turn(&key).await;
-        self.inner.clone().get_locked(&key).await
+        let (inner, k) = (self.inner.clone(), key.clone());
+        let flight = self.inner.read_flight(&key, async move { inner.get_locked(&k).await });
+        self.inner.bounded(flight).await
     }
 
     /// Passive refresh (SPEC §2). With `stale`, refreshes only if that value is
@@ -228,9 +229,11 @@ impl CredentialService {
             )));
         }
         let account = self.inner.account(id).await?;
-        let key = (id.clone(), cred);
-        let _turn = self.inner.flights.turn(&key).await;
-        self.inner.clone().refresh_locked(account, cred, stale).await
+        let (inner, stale) = (self.inner.clone(), stale.map(str::to_owned));
+        let flight = self.inner.in_turn((id.clone(), cred), async move {
+            inner.refresh_locked(account, cred, stale.as_deref()).await
+        });
+        self.inner.bounded(flight).await
     }
 
     /// Proactive refresh of one credential whose `due_at` has come. Skips it
