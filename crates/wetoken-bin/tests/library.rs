@@ -355,11 +355,7 @@ async fn a_fetch_outlives_its_cancelled_caller() {
         wetoken_sim::Fault::Latency(Duration::from_secs(2)),
         Some(1),
     );
-    let cut = tokio::time::timeout(
-        Duration::from_millis(100),
-        a.service.get(&id, Credential::AccessToken),
-    )
-    .await;
+    let cut = tokio::time::timeout(Duration::from_millis(100), a.service.get(&id, Credential::AccessToken)).await;
     assert!(cut.is_err(), "the first caller gave up");
     let got = a.service.get(&id, Credential::AccessToken).await.unwrap();
     assert_eq!(sim.token_calls(), 1, "one fetch, joined");

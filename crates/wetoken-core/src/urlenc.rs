@@ -26,16 +26,73 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A query string's parameters, percent-decoded, `+` kept.
+/// A query string's parameters, percent-decoded, `+` kept (the last of
+/// a repeated name wins).
 pub fn query_params(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    Query::parse(query)
+        .pairs
+        .into_iter()
+        .map(|p| (p.name, p.value))
         .collect()
+}
+
+/// A query string read once, in order: each parameter's name and value
+/// decoded as [`percent_decode`] does, beside its text as sent. What is
+/// checked is what is rewritten: `acc%65ss_token` is `access_token` for
+/// both.
+pub struct Query<'a> {
+    pairs: Vec<Param<'a>>,
+}
+
+struct Param<'a> {
+    raw: &'a str,
+    raw_name: &'a str,
+    name: String,
+    value: String,
+}
+
+impl<'a> Query<'a> {
+    pub fn parse(query: &'a str) -> Self {
+        let pairs = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|raw| {
+                let (raw_name, v) = raw.split_once('=').unwrap_or((raw, ""));
+                Param {
+                    raw,
+                    raw_name,
+                    name: percent_decode(raw_name),
+                    value: percent_decode(v),
+                }
+            })
+            .collect();
+        Query { pairs }
+    }
+
+    /// Every (decoded) value of the parameters named (decoded) `name`.
+    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.pairs
+            .iter()
+            .filter(move |p| p.name == name)
+            .map(|p| p.value.as_str())
+    }
+
+    /// The query as sent, with every parameter whose decoded name is in
+    /// `names` set to `value` (percent-encoded); the rest byte for byte.
+    pub fn with_values(&self, names: &[&str], value: &str) -> String {
+        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        self.pairs
+            .iter()
+            .map(|p| {
+                if names.contains(&p.name.as_str()) {
+                    format!("{}={encoded}", p.raw_name)
+                } else {
+                    p.raw.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +107,16 @@ mod tests {
         let q = query_params("echostr=a%2Bb+c&nonce=1&empty=&flag");
         assert_eq!(q["echostr"], "a+b+c");
         assert_eq!((q["empty"].as_str(), q["flag"].as_str()), ("", ""));
+    }
+
+    #[test]
+    fn what_is_checked_is_what_is_rewritten() {
+        let q = Query::parse("acc%65ss_token=OLD&type=image&x=%2B1&access_token=OLD2&&flag");
+        assert_eq!(q.values("access_token").collect::<Vec<_>>(), ["OLD", "OLD2"]);
+        assert_eq!(
+            q.with_values(&["access_token"], "NEW+/="),
+            "acc%65ss_token=NEW%2B%2F%3D&type=image&x=%2B1&access_token=NEW%2B%2F%3D&flag"
+        );
+        assert_eq!(q.values("type").collect::<Vec<_>>(), ["image"]);
     }
 }

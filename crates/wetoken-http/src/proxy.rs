@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use wetoken_core::domain::{AccountKind, Credential};
 use wetoken_core::service::TokenCall;
 use wetoken_core::upstream::rejects_token;
-use wetoken_core::urlenc::query_params;
+use wetoken_core::urlenc::Query;
 
 use crate::AppState;
 use crate::error::{ApiError, WxError, wx_error};
@@ -91,17 +91,19 @@ impl Proxy {
     }
 }
 
-/// The query string with parameter `name` set to `value`, every other
-/// parameter left byte for byte.
-fn with_param(raw: &str, name: &str, value: &str) -> String {
-    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    raw.split('&')
-        .map(|p| match p.split_once('=') {
-            Some((k, _)) if k == name => format!("{k}={encoded}"),
-            _ => p.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+/// The one token a request carries: every token parameter it has (by
+/// decoded name, repeated or not) must carry the same value, or it is
+/// refused before anything goes upstream.
+fn presented_token(q: &Query<'_>) -> Result<String, WxError> {
+    let mut values = TOKEN_PARAMS.iter().flat_map(|n| q.values(n));
+    let token = values.next().ok_or_else(|| wx_error(41001, "access_token missing"))?;
+    if values.any(|v| v != token) {
+        return Err(wx_error(
+            40001,
+            "invalid credential, the request carries more than one token (not forwarded)",
+        ));
+    }
+    Ok(token.to_owned())
 }
 
 fn relayed(headers: &HeaderMap) -> HeaderMap {
@@ -176,11 +178,8 @@ pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
 
 async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<Response, WxError> {
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
-    let params = query_params(&raw_query);
-    let (name, token) = TOKEN_PARAMS
-        .iter()
-        .find_map(|n| Some((*n, params.get(*n)?.clone())))
-        .ok_or_else(|| wx_error(41001, "access_token missing"))?;
+    let query = Query::parse(&raw_query);
+    let token = presented_token(&query)?;
     let owner = match st.service.owner_of(&token).await? {
         Some((id, Credential::AccessToken)) => id,
         _ => {
@@ -199,9 +198,9 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
         Ok(b) => b,
         Err(e) => return Ok(e.into_response()),
     };
-    let (method, headers, body, raw_query) = (&parts.method, &parts.headers, &body, &raw_query);
+    let (method, headers, body, query) = (&parts.method, &parts.headers, &body, &query);
     let call = |token: String| async move {
-        let url = format!("{base}{path}?{}", with_param(raw_query, name, &token));
+        let url = format!("{base}{path}?{}", query.with_values(TOKEN_PARAMS, &token));
         p.send(method, &url, headers, body).await
     };
     let rejected = |r: &Result<Answer, WxError>| r.as_ref().is_ok_and(|a| token_rejected(&a.body));
@@ -225,15 +224,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_token_parameter_changes() {
+    fn one_token_per_request_whatever_its_spelling() {
+        let q = Query::parse("access_token=T&type=image&acc%65ss_token=T");
+        assert_eq!(presented_token(&q).unwrap(), "T");
         assert_eq!(
-            with_param("access_token=OLD&type=image&x=%2B1", "access_token", "NEW+/="),
-            "access_token=NEW%2B%2F%3D&type=image&x=%2B1"
+            q.with_values(TOKEN_PARAMS, "NEW+/="),
+            "access_token=NEW%2B%2F%3D&type=image&acc%65ss_token=NEW%2B%2F%3D"
         );
-        assert_eq!(
-            with_param("a=1&component_access_token=o", "component_access_token", "n"),
-            "a=1&component_access_token=n"
-        );
+        for junk in [
+            "access_token=T&access_token=junk",
+            "access_token=T&component_access_token=junk",
+            "acc%65ss_token=junk&access_token=T",
+        ] {
+            let e = presented_token(&Query::parse(junk)).unwrap_err();
+            assert_eq!(e.errcode, 40001, "{junk}");
+        }
+        assert_eq!(presented_token(&Query::parse("type=image")).unwrap_err().errcode, 41001);
     }
 
     #[test]

@@ -272,7 +272,12 @@ pub async fn lease_expiry(s: &dyn Store) {
     .unwrap();
     let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
     assert_eq!(
-        (row.last_error, row.blocked_until, row.attempts, row.lease_owner.as_deref()),
+        (
+            row.last_error,
+            row.blocked_until,
+            row.attempts,
+            row.lease_owner.as_deref()
+        ),
         (None, None, 0, Some("alive")),
         "a late failure from an expired holder changes nothing"
     );

@@ -71,6 +71,72 @@ on_every_backend!(six_hundred_cold_reads_over_three_instances_make_one_call);
 on_every_backend!(proactive_refresh_keeps_every_served_token_valid);
 on_every_backend!(a_killed_lease_holder_is_taken_over);
 on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
+on_every_backend!(a_fetch_whose_caller_left_serves_every_instance);
+on_every_backend!(stale_reports_over_three_instances_share_one_budget);
+
+/// SPEC §2 "a fetch outlives its caller": the client that started the fetch
+/// disconnects after 100 ms of a 2 s WeChat call; readers on every
+/// instance, the first one included, get its result: one upstream call.
+async fn a_fetch_whose_caller_left_serves_every_instance(backend: Backend) {
+    let sim = sim().await;
+    sim.add_app("wxleft", "s");
+    let servers = cluster(&sim, backend, &[]).await;
+    servers[0].add_mp("wxleft", "s").await;
+    sim.inject(
+        wetoken_sim::STABLE_TOKEN,
+        Fault::Latency(Duration::from_secs(2)),
+        Some(1),
+    );
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .get(format!("{}/v1/mp/wxleft/access_token", servers[0].url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the first client left");
+    let reads = (0..30).map(|i| servers[i % 3].get("/v1/mp/wxleft/access_token", Some(ADMIN)));
+    let answers = join_all(reads).await;
+    let first = answers[0].1["access_token"].clone();
+    for (s, v) in &answers {
+        assert_eq!(*s, StatusCode::OK, "{v}");
+        assert_eq!(v["access_token"], first);
+    }
+    assert_eq!(sim.token_calls(), 1, "one fetch across three processes");
+}
+
+/// SPEC §2 "callers cannot drain the quota", cluster-wide: stale reports of
+/// the current value spread over three instances refresh it once.
+async fn stale_reports_over_three_instances_share_one_budget(backend: Backend) {
+    let sim = sim().await;
+    sim.add_app("wxbudget", "s");
+    let servers = cluster(&sim, backend, &[]).await;
+    servers[0].add_mp("wxbudget", "s").await;
+    let (_, v) = servers[0].get("/v1/mp/wxbudget/access_token", Some(ADMIN)).await;
+    let mut current = v["access_token"].as_str().unwrap().to_owned();
+    let mut refreshed = 0;
+    for i in 0..21 {
+        let (s, v) = servers[i % 3]
+            .post(
+                "/v1/mp/wxbudget/access_token/refresh",
+                Some(ADMIN),
+                Some(serde_json::json!({"stale": current})),
+            )
+            .await;
+        match s {
+            StatusCode::OK => {
+                current = v["access_token"].as_str().unwrap().to_owned();
+                refreshed += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!(refreshed, 1);
+    assert_eq!(sim.token_calls(), 2, "the first fetch and one refresh, in all");
+}
 
 async fn six_hundred_cold_reads_over_three_instances_make_one_call(backend: Backend) {
     let sim = sim().await;

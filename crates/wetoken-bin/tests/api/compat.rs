@@ -302,17 +302,58 @@ async fn the_proxy_forwards_with_the_current_token_and_refuses_unmanaged_ones() 
     assert!(v["ip_list"].is_array(), "{v}");
     assert_eq!(mp.calls(GETCALLBACKIP), 2);
 
-    // WeChat rejects the token once: one compare-and-refresh, one retry.
+    // wxproxy's refresh budget is spent (the stale report above): WeChat
+    // rejecting its token now gets WeChat's own answer, no refresh.
     let tokens_before = mp.token_calls();
     mp.inject(GETCALLBACKIP, Fault::Errcode(40001), Some(1));
     let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?access_token={current}")).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+    assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (3, tokens_before));
+
+    // Another account, budget intact: WeChat rejects its token once → one
+    // compare-and-refresh, one retry.
+    mp.add_app("wxproxy2", "s");
+    srv.add_mp("wxproxy2", "s").await;
+    let (_, t) = srv.get("/v1/mp/wxproxy2/access_token", Some(ADMIN)).await;
+    let current2 = t["access_token"].as_str().unwrap().to_owned();
+    let tokens_before = mp.token_calls();
+    mp.inject(GETCALLBACKIP, Fault::Errcode(40001), Some(1));
+    let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?access_token={current2}")).await;
     assert!(v["ip_list"].is_array(), "{v}");
-    assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (4, tokens_before + 1));
+    assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (5, tokens_before + 1));
+
+    // SPEC §2 "callers cannot drain the quota": WeChat keeps rejecting (as
+    // it would a junk token the caller slipped in); 20 calls, no refresh.
+    let (_, t) = srv.get("/v1/mp/wxproxy2/access_token", Some(ADMIN)).await;
+    let current2 = t["access_token"].as_str().unwrap().to_owned();
+    let tokens_before = mp.token_calls();
+    mp.inject(GETCALLBACKIP, Fault::Errcode(40001), Some(20));
+    for _ in 0..20 {
+        let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?access_token={current2}")).await;
+        assert_eq!(v["errcode"], 40001, "WeChat's own answer: {v}");
+    }
+    assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (25, tokens_before));
+    mp.clear_faults();
+
+    // A junk extra token parameter, however spelled: refused, nothing sent.
+    for junk in [
+        format!("access_token={current2}&access_token=junk"),
+        format!("access_token={current2}&acc%65ss_token=junk"),
+        format!("acc%65ss_token=junk&access_token={current2}"),
+        format!("access_token={current2}&component_access_token=junk"),
+    ] {
+        let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?{junk}")).await;
+        assert_eq!(v["errcode"], 40001, "{junk}: {v}");
+    }
+    // The token under another spelling is still checked and replaced.
+    let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?acc%65ss_token={old}")).await;
+    assert!(v["ip_list"].is_array(), "{v}");
+    assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (26, tokens_before));
 
     // A token wetoken does not manage: 40001 and no upstream call.
     let v = wx_get(&srv, "/cgi-bin/getcallbackip?access_token=someone-elses-token").await;
     assert_eq!(v["errcode"], 40001);
-    assert_eq!(mp.calls(GETCALLBACKIP), 4, "no open relay");
+    assert_eq!(mp.calls(GETCALLBACKIP), 26, "no open relay");
 
     // Bodies pass byte for byte (a multipart upload), answers too.
     let (_, t) = srv.get("/v1/mp/wxproxy/access_token", Some(ADMIN)).await;

@@ -286,11 +286,7 @@ async fn a_client_that_disconnects_does_not_cause_a_second_fetch() {
     sim.add_app("wxgone", "s");
     let srv = spawn(&sim).await;
     srv.add_mp("wxgone", "s").await;
-    sim.inject(
-        STABLE_TOKEN,
-        Fault::Latency(std::time::Duration::from_secs(2)),
-        Some(1),
-    );
+    sim.inject(STABLE_TOKEN, Fault::Latency(std::time::Duration::from_secs(2)), Some(1));
     let impatient = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(100))
         .build()
@@ -305,4 +301,66 @@ async fn a_client_that_disconnects_does_not_cause_a_second_fetch() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(sim.is_valid(v["access_token"].as_str().unwrap()));
     assert_eq!(sim.calls(STABLE_TOKEN), 1);
+}
+
+/// SPEC §2 "callers cannot drain the quota": a client key that reports the
+/// current value as stale in a loop rotates the token once per
+/// interval, not once per call; an older value still answers the current
+/// one at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_reports_of_the_current_value_cannot_drain_the_quota() {
+    let sim = sim().await;
+    sim.add_app("wxdrain", "s");
+    let srv = spawn(&sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"mp","appid":"wxdrain","secret":"s","token_api":"classic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let client = srv.key_for("drainer", &["mp:wxdrain"]).await;
+    let (_, v) = srv.get("/v1/mp/wxdrain/access_token", Some(&client)).await;
+    let first = v["access_token"].as_str().unwrap().to_owned();
+    let mut current = first.clone();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let (s, v) = srv
+            .post(
+                "/v1/mp/wxdrain/access_token/refresh",
+                Some(&client),
+                Some(json!({"stale": current})),
+            )
+            .await;
+        match s {
+            StatusCode::OK => current = v["access_token"].as_str().unwrap().to_owned(),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(v["error"], "rate_limited", "{v}");
+                refused += 1;
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!(sim.calls(wetoken_sim::TOKEN), 2, "the first fetch and one refresh");
+    assert_eq!(refused, 19);
+    assert_ne!(current, first);
+    // A force refresh shares the budget.
+    let (s, _) = srv
+        .post("/v1/mp/wxdrain/access_token/refresh", Some(&client), None)
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // An older value: the current one at once.
+    let (s, v) = srv
+        .post(
+            "/v1/mp/wxdrain/access_token/refresh",
+            Some(&client),
+            Some(json!({"stale": first})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["access_token"].as_str()),
+        (StatusCode::OK, Some(current.as_str()))
+    );
+    assert_eq!(sim.calls(wetoken_sim::TOKEN), 2);
 }

@@ -219,8 +219,10 @@ impl CredentialService {
 
     /// Passive refresh (SPEC §2). With `stale`, refreshes only if that value is
     /// still the current one and otherwise answers the newer value at once.
-    /// Without it, a force refresh limited to one per credential per
-    /// `force_refresh_min_interval` (else `RateLimited`).
+    /// Without it, a force refresh. Either refresh of a current value counts
+    /// against one budget per credential, shared by the cluster: at most one
+    /// per `force_refresh_min_interval`, else `RateLimited` with nothing
+    /// called upstream. With no valid value at all it is a plain fetch.
     pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued> {
         check_owns(id, cred)?;
         if cred.is_pushed() {
@@ -418,8 +420,11 @@ impl Inner {
         match (stale, &current) {
             // Someone already replaced the value the caller saw rejected.
             (Some(stale), Some(cur)) if cur.value != stale => return Ok(cur.clone()),
-            (Some(_), _) => {}
-            (None, _) => {
+            // No valid value: a fetch due to expiry, not a refresh.
+            (Some(_), None) => {}
+            // The current value reported rejected, or a force refresh: one
+            // budget per credential, shared by the cluster (SPEC §2).
+            (Some(_), Some(_)) | (None, _) => {
                 let interval = self.cfg.force_refresh_min_interval.as_millis() as i64;
                 if !self
                     .store
@@ -427,7 +432,8 @@ impl Inner {
                     .await?
                 {
                     return Err(ServiceError::RateLimited(format!(
-                        "{cred} of {} was force-refreshed less than {} s ago; pass the rejected value as \"stale\" to refresh it",
+                        "{cred} of {} was refreshed on request less than {} s ago: it is refreshed at most once per interval \
+                         (WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS)",
                         account.id,
                         self.cfg.force_refresh_min_interval.as_secs()
                     )));
