@@ -134,9 +134,10 @@ pub trait Store: Send + Sync + 'static {
     /// All accounts, or those whose parent is `parent`, ordered by id.
     async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>>;
     /// Replaces secrets, config, status and updated_at. With
-    /// `drop_credentials`, the account's credential rows go in the same
-    /// transaction (a rotated secret invalidates everything derived from it).
-    /// `NotFound` if absent.
+    /// `drop_credentials`, the account's fetched credential rows go in the
+    /// same transaction (a rotated secret invalidates everything derived from
+    /// it); what WeChat pushed (verify_ticket, suite_ticket) and the
+    /// account's children stay. `NotFound` if absent.
     async fn update_account(&self, account: &StoredAccount, drop_credentials: bool) -> StoreResult<()>;
     /// Deletes the account, its children and all their credentials. Whether
     /// it existed.

@@ -141,6 +141,26 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
         s.credential(&a.id, AccessToken).await.unwrap().is_none(),
         "drop_credentials"
     );
+    // A component's rotation keeps what WeChat pushed, and its children.
+    let c = account("component:conf_rotate");
+    s.insert_account(&c).await.unwrap();
+    let child = account("authorizer:conf_rotate:wxchild");
+    s.insert_account(&child).await.unwrap();
+    s.put_pushed(&c.id, VerifyTicket, &sealed("v1:ticket"), 43_200_000, 1)
+        .await
+        .unwrap();
+    assert!(s.try_lease(&c.id, AccessToken, "o", 0, 0, 10).await.unwrap());
+    s.complete_refresh(&write(&c.id, AccessToken, "o", &sealed("v"), 1))
+        .await
+        .unwrap();
+    s.update_account(&c, true).await.unwrap();
+    assert!(s.credential(&c.id, AccessToken).await.unwrap().is_none());
+    assert_eq!(
+        s.credential(&c.id, VerifyTicket).await.unwrap().and_then(|r| r.value),
+        Some(sealed("v1:ticket")),
+        "the pushed ticket stays"
+    );
+    assert!(s.account(&child.id).await.unwrap().is_some(), "children stay");
 }
 
 pub async fn lease_and_versions(s: &dyn Store) {

@@ -109,6 +109,48 @@ async fn a_pushed_verify_ticket_survives_kill_9_and_gives_the_component_token() 
     assert_eq!(sim.calls(COMPONENT_TOKEN), 1);
 }
 
+/// SPEC §2 "rotation keeps what WeChat pushed": a PATCHed secret drops the
+/// component's access token only; its verify ticket and its authorizers
+/// stay, so the token is fetched again at once (no 503 for up to 10 min).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_component_secret_keeps_the_verify_ticket_and_authorizers() {
+    let sim = sim().await;
+    let dir = tempdir();
+    let (srv, callback) = setup(&sim, &dir, &[]).await;
+    let (_, status) = sim.push_verify_ticket(C, &callback).await.unwrap();
+    assert_eq!(status, 200);
+    let (s, v) = srv.get(&format!("/v1/component/{C}/access_token"), Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let refresh = sim.add_authorization(C, "wxrotatedchild");
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"authorizer","component_appid":C,"appid":"wxrotatedchild","refresh_token":refresh})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = srv
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/accounts/component:{C}"),
+            Some(ADMIN),
+            Some(json!({"secret": SECRET})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = srv.get(&format!("/v1/component/{C}/access_token"), Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "the verify ticket was kept: {v}");
+    assert_eq!(sim.calls(COMPONENT_TOKEN), 2, "the token itself was fetched again");
+    let (s, v) = srv
+        .get(
+            &format!("/v1/component/{C}/authorizers/wxrotatedchild/access_token"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "the authorizer was kept: {v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_callbacks_change_nothing() {
     let sim = sim().await;
