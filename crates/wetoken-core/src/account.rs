@@ -40,9 +40,35 @@ pub struct AccountConfig {
     /// CreateTime for pushed events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorized_at: Option<i64>,
+    /// SHA-256 (hex) of the authorization codes last exchanged for it,
+    /// newest last, at most [`AccountConfig::AUTH_CODES_KEPT`] (never the
+    /// codes): an event that carries one of them again is a replay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_codes: Vec<String>,
     /// A corp's authorization as WeCom described it (auth_corp_info, auth_info).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_info: Option<Value>,
+}
+
+impl AccountConfig {
+    /// WeChat retries an event for minutes and a code lives an hour: the
+    /// last 16 codes cover any replay.
+    pub const AUTH_CODES_KEPT: usize = 16;
+
+    /// Remembers that `code` was exchanged for this account.
+    pub fn exchanged(&mut self, code: &str) {
+        let hash = crate::keys::hash_key(code);
+        if !self.auth_codes.contains(&hash) {
+            self.auth_codes.push(hash);
+        }
+        let extra = self.auth_codes.len().saturating_sub(Self::AUTH_CODES_KEPT);
+        self.auth_codes.drain(..extra);
+    }
+
+    /// Whether `code` was exchanged for this account.
+    pub fn has_exchanged(&self, code: &str) -> bool {
+        self.auth_codes.contains(&crate::keys::hash_key(code))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -438,5 +464,18 @@ mod tests {
         assert!(AccountPatch::from_json(AccountKind::Mp, &json!({"kind":"work"})).is_err());
         let p = AccountPatch::from_json(AccountKind::Mp, &json!({})).unwrap();
         assert!(!p.invalidates_credentials());
+    }
+
+    #[test]
+    fn the_last_sixteen_exchanged_codes_are_remembered_by_hash() {
+        let mut c = AccountConfig::default();
+        for i in 0..20 {
+            c.exchanged(&format!("code{i}"));
+        }
+        c.exchanged("code19");
+        assert_eq!(c.auth_codes.len(), AccountConfig::AUTH_CODES_KEPT);
+        assert!(c.has_exchanged("code19") && c.has_exchanged("code4"));
+        assert!(!c.has_exchanged("code3"), "the oldest are forgotten");
+        assert!(!c.auth_codes.iter().any(|h| h.contains("code")), "hashes, never codes");
     }
 }

@@ -134,7 +134,8 @@ impl Statements {
             // What WeChat pushed (verify/suite tickets) is not derived from a
             // secret: it stays.
             delete_account_credentials: s(
-                "DELETE FROM wt_credentials WHERE account_id = ? AND kind NOT IN ('verify_ticket', 'suite_ticket')".into(),
+                "DELETE FROM wt_credentials WHERE account_id = ? AND kind NOT IN ('verify_ticket', 'suite_ticket')"
+                    .into(),
             ),
             delete_family_credentials: s("DELETE FROM wt_credentials WHERE account_id = ? \
                  OR account_id IN (SELECT id FROM wt_accounts WHERE parent_id = ?)"

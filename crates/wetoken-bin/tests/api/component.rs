@@ -8,7 +8,7 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wetoken_core::msgcrypt::{MsgCrypt, sha1_sorted};
-use wetoken_sim::{AUTHORIZER_TOKEN, COMPONENT_TOKEN, Fault, Sim, SimConfig};
+use wetoken_sim::{AUTHORIZER_TOKEN, COMPONENT_TOKEN, Fault, QUERY_AUTH, Sim, SimConfig};
 
 use crate::helpers::*;
 
@@ -270,6 +270,59 @@ async fn replayed_callbacks_change_nothing() {
     assert_eq!(list["authorizers"][0]["appid"], "wxreplay", "still authorized: {list}");
 }
 
+/// SPEC §2 "authorization events are applied once", by code: an
+/// `updateauthorized` in the same second as the `authorized` before it, with
+/// a new code, is exchanged; a code already exchanged (replayed, or seen on
+/// the landing page first) is not exchanged again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_events_are_applied_by_code_not_by_second() {
+    let sim = sim().await;
+    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    sim.push_verify_ticket(C, &callback).await.unwrap();
+    let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
+    let t = now();
+    let event = |info: &str, code: &str| {
+        let message = format!(
+            "<xml><AppId><![CDATA[{C}]]></AppId><CreateTime>{t}</CreateTime>\
+             <InfoType><![CDATA[{info}]]></InfoType><AuthorizerAppid><![CDATA[wxsame]]></AuthorizerAppid>\
+             <AuthorizationCode><![CDATA[{code}]]></AuthorizationCode>\
+             <AuthorizationCodeExpiredTime>{}</AuthorizationCodeExpiredTime></xml>",
+            t + 3600
+        );
+        push_of(&crypt, &message, t)
+    };
+    let first = sim.authorize(C, "wxsame", None).await.unwrap();
+    assert_eq!(send(&callback, &event("authorized", &first)).await.0, StatusCode::OK);
+    assert_eq!(sim.calls(QUERY_AUTH), 1);
+    let second = sim.authorize(C, "wxsame", None).await.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        send(&callback, &event("updateauthorized", &second)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(sim.calls(QUERY_AUTH), 2, "a new code in the same second is exchanged");
+    for replay in [event("updateauthorized", &second), event("authorized", &first)] {
+        assert_eq!(send(&callback, &replay).await.0, StatusCode::OK);
+    }
+    assert_eq!(sim.calls(QUERY_AUTH), 2, "replays are not exchanged");
+    // The landing page with a code the event already exchanged: no call.
+    let resp = client()
+        .get(format!("{callback}/authorized?auth_code={second}&expires_in=600"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(sim.calls(QUERY_AUTH), 2);
+    let (s, v) = srv
+        .get(
+            &format!("/v1/component/{C}/authorizers/wxsame/access_token"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(sim.is_valid(v["access_token"].as_str().unwrap()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_auth_codes_and_both_authorization_url_forms() {
     let sim = sim().await;
@@ -417,7 +470,9 @@ async fn authorization_by_event_and_landing_page_then_rotation_and_revocation() 
     assert_eq!(s, StatusCode::OK, "{v}");
     let first_rotation = sim.refresh_token_of(C, "wxauth1").unwrap();
     srv.kill().await;
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    // Restarted without a refresh budget, so that the next refresh need not
+    // wait out the interval the one above started (SPEC §2).
+    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS", "0")]).await;
     let stale = v["access_token"].as_str().unwrap();
     let (s, v) = srv
         .post(

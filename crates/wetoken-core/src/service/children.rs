@@ -2,8 +2,11 @@
 //! under a suite. WeChat's events create, change and revoke them; the rules
 //! are the same for both, so they live here once:
 //!
-//! - an authorization carries the instant WeChat made it (`authorized_at`);
-//!   an event no newer than the stored one is already applied (a replay);
+//! - an authorization is known by its code (the SHA-256 of the last few is
+//!   kept): an event carrying a code already exchanged is a replay and
+//!   changes nothing; a
+//!   new code is always exchanged, whatever its timestamp (two events of
+//!   one second are two authorizations);
 //! - a new authorization drops every credential of the previous one;
 //! - a revocation older than the latest authorization changes nothing.
 
@@ -39,21 +42,34 @@ impl CredentialService {
         Ok(stored.is_some())
     }
 
-    /// Whether an authorization made at `at` (ms) is already applied to `id`.
-    pub(super) async fn applied(&self, id: &AccountId, at: i64) -> Result<bool> {
-        let Some(a) = self.inner.store.account(id).await? else {
-            return Ok(false);
+    /// The child of `parent` whose authorization was made with `code`, if
+    /// that code was already exchanged: `child` when the event names it,
+    /// else any child of `parent`.
+    pub(super) async fn exchanged(
+        &self,
+        parent: &AccountId,
+        child: Option<&AccountId>,
+        code: &str,
+    ) -> Result<Option<AccountId>> {
+        let candidates = match child {
+            Some(id) => self.inner.store.account(id).await?.into_iter().collect(),
+            None => self.inner.store.accounts(Some(parent)).await?,
         };
-        Ok(a.status == AccountStatus::Active && a.config.authorized_at.is_some_and(|t| t >= at))
+        Ok(candidates
+            .into_iter()
+            .find(|a| a.config.has_exchanged(code))
+            .map(|a| a.id))
     }
 
-    /// Creates, or re-activates, a child authorized at `at` (ms), with `set`
-    /// applied to it. A new authorization (`drop_credentials`) drops the
-    /// credentials of the previous one; a changed one keeps them.
+    /// Creates, or re-activates, a child authorized at `at` (ms) with `code`
+    /// (None for a change of an existing authorization), with `set` applied
+    /// to it. A new authorization (`drop_credentials`) drops the credentials
+    /// of the previous one; a changed one keeps them.
     pub(super) async fn upsert_child(
         &self,
         id: &AccountId,
         at: i64,
+        code: Option<&str>,
         drop_credentials: bool,
         set: impl FnOnce(&mut Account),
     ) -> Result<()> {
@@ -72,7 +88,12 @@ impl CredentialService {
             },
         };
         set(&mut a);
-        a.config.authorized_at = Some(at);
+        // The latest authorization's instant: an older event applied late
+        // does not let an older revocation through.
+        a.config.authorized_at = Some(a.config.authorized_at.map_or(at, |t| t.max(at)));
+        if let Some(code) = code {
+            a.config.exchanged(code);
+        }
         a.status = AccountStatus::Active;
         a.updated_at = now;
         let stored = a.seal(&self.inner.key);

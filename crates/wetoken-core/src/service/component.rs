@@ -87,8 +87,8 @@ impl CredentialService {
     /// landing page) with api_query_auth and stores the authorizer, its
     /// refresh token (sealed) and func_info, and the access token that came
     /// with it. `event` is (AuthorizerAppid, CreateTime in ms) of a pushed
-    /// event: one already applied, or older than the stored authorization,
-    /// changes nothing.
+    /// event. A code already exchanged (by the event or the landing page,
+    /// whichever came first) changes nothing.
     pub async fn authorize(
         &self,
         component: &AccountId,
@@ -97,14 +97,12 @@ impl CredentialService {
     ) -> Result<AccountId> {
         let c = component_appid(component)?.clone();
         self.inner.account(component).await?;
-        if let Some((appid, at)) = event {
-            let id = AccountId::Authorizer {
-                component_appid: c.clone(),
-                appid: appid.clone(),
-            };
-            if self.applied(&id, at).await? {
-                return Ok(id);
-            }
+        let named = event.map(|(appid, _)| AccountId::Authorizer {
+            component_appid: c.clone(),
+            appid: appid.clone(),
+        });
+        if let Some(id) = self.exchanged(component, named.as_ref(), code).await? {
+            return Ok(id);
         }
         let up = &self.inner.upstream;
         let cs = c.as_str();
@@ -120,7 +118,7 @@ impl CredentialService {
         let at = event.map_or_else(|| self.inner.now_ms(), |(_, at)| at);
         let refresh = info.refresh_token.clone().map(Secret::new);
         let func_info = info.func_info.clone();
-        self.upsert_child(&id, at, true, |a| {
+        self.upsert_child(&id, at, Some(code), true, |a| {
             if refresh.is_some() {
                 a.secrets.refresh_token = refresh;
             }

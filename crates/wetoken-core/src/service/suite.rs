@@ -31,10 +31,14 @@ impl CredentialService {
     /// `create_auth` or `reset_permanent_code`: exchanges the temporary auth
     /// code with get_permanent_code, and stores the corp with its permanent
     /// code (sealed), agentid and authorization info, and the token that came
-    /// with it. `at` is the event's TimeStamp (ms), now when absent.
+    /// with it. `at` is the event's TimeStamp (ms), now when absent. A code
+    /// already exchanged changes nothing.
     pub async fn install(&self, suite: &AccountId, auth_code: &str, at: Option<i64>) -> Result<AccountId> {
         let s = suite_id(suite)?.clone();
         self.inner.account(suite).await?;
+        if let Some(id) = self.exchanged(suite, None, auth_code).await? {
+            return Ok(id);
+        }
         let up = &self.inner.upstream;
         let install = self
             .inner
@@ -44,7 +48,7 @@ impl CredentialService {
         let id = AccountId::Corp { suite_id: s, corpid };
         let at = at.unwrap_or_else(|| self.inner.now_ms());
         let permanent = install.permanent_code.clone().map(Secret::new);
-        self.upsert_child(&id, at, true, |a| {
+        self.upsert_child(&id, at, Some(auth_code), true, |a| {
             a.secrets.permanent_code = permanent;
             record_install(a, &install);
         })
@@ -77,7 +81,7 @@ impl CredentialService {
             .upstream_with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
             .await?;
         let at = at.max(corp.config.authorized_at.unwrap_or(at));
-        self.upsert_child(&id, at, false, |a| record_install(a, &install))
+        self.upsert_child(&id, at, None, false, |a| record_install(a, &install))
             .await?;
         Ok(true)
     }
