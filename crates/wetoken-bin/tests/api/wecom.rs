@@ -334,3 +334,42 @@ async fn forged_or_stale_suite_callbacks_change_nothing() {
     let (_, acc) = srv.get(&format!("/v1/accounts/suite:{S}"), Some(ADMIN)).await;
     assert!(acc["credentials"]["suite_ticket"]["expires_at"].is_string());
 }
+
+/// SPEC §2 "authorization events are applied once": a replayed
+/// `create_auth` (WeCom retries until it sees `success`) carries a code
+/// already exchanged and is not exchanged again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_create_auth_is_not_exchanged_again() {
+    let sim = sim().await;
+    let (srv, callback) = suite_setup(&sim, &tempdir()).await;
+    sim.push_suite_ticket(S, &callback).await.unwrap();
+    let code = sim.install(S, "wwreplay", 1000005, &callback, false).await.unwrap();
+    assert_eq!(sim.calls(wetoken_sim::PERMANENT_CODE), 1);
+    let crypt = MsgCrypt::new(TOKEN, AES_KEY, S).unwrap();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let message = format!(
+        "<xml><SuiteId><![CDATA[{S}]]></SuiteId><AuthCode><![CDATA[{code}]]></AuthCode>\
+         <InfoType><![CDATA[create_auth]]></InfoType><TimeStamp>{ts}</TimeStamp></xml>"
+    );
+    let (msg_signature, body) = crypt.seal_push("ToUserName", &message, &ts, "42");
+    for _ in 0..3 {
+        let resp = client()
+            .post(&callback)
+            .query(&[("msg_signature", msg_signature.as_str()), ("timestamp", &ts), ("nonce", "42")])
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.text().await.unwrap(), "success");
+    }
+    assert_eq!(sim.calls(wetoken_sim::PERMANENT_CODE), 1, "the replays were not exchanged");
+    let (s, v) = srv
+        .get(&format!("/v1/suite/{S}/corps/wwreplay/access_token"), Some(ADMIN))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
