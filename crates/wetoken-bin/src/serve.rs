@@ -31,6 +31,7 @@ impl Drop for Sandbox {
 
 pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> {
     check_network(&settings)?;
+    settings.check_lease().map_err(CliError::Runtime)?;
     let sandbox = if sandbox {
         Some(start_sandbox(&mut settings).await?)
     } else {

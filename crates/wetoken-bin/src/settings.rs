@@ -194,6 +194,20 @@ impl Settings {
         Ok(())
     }
 
+    /// SPEC §2 fencing: a lease must outlast the upstream calls it covers,
+    /// or a second instance could fetch while the first still waits.
+    pub fn check_lease(&self) -> Result<(), String> {
+        let attempts = u64::from(wetoken_core::service::ATTEMPTS_PER_LEASE);
+        if self.lease_secs <= self.upstream_timeout_secs.saturating_mul(attempts) {
+            return Err(format!(
+                "WETOKEN_LEASE_SECS ({}) must be greater than WETOKEN_UPSTREAM_TIMEOUT_SECS ({}) × {attempts}, \
+                 the upstream calls one lease covers",
+                self.lease_secs, self.upstream_timeout_secs
+            ));
+        }
+        Ok(())
+    }
+
     /// Where generated keys live: the setting, else the SQLite file's folder,
     /// else the working directory.
     pub fn data_dir(&self) -> PathBuf {

@@ -11,8 +11,10 @@
 //! must be atomic in the database:
 //!
 //! - **the refresh lease** ([`Store::try_lease`]): one conditional UPDATE on the
-//!   credential row, so that across every instance sharing the database at
-//!   most one holds the right to call WeChat for a credential;
+//!   credential row, on the database's clock, so that across every instance
+//!   sharing the database at most one holds the right to call WeChat for a
+//!   credential, and only the holder, while its lease runs, writes the
+//!   outcome (fencing);
 //! - **versions**: every write of a credential value increments `version`;
 //! - **the force-refresh limit** ([`Store::try_mark_forced`]), cluster-wide;
 //! - **durability of pushed values and rotated secrets**, committed before the
@@ -147,28 +149,30 @@ pub trait Store: Send + Sync + 'static {
     async fn credential(&self, id: &AccountId, credential: Credential) -> StoreResult<Option<CredentialState>>;
     /// All credential rows of one account.
     async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>>;
-    /// Takes the refresh lease for `owner` until `until`, if the row is still
-    /// at `seen_version` and nobody holds an unexpired lease at `now` — its
-    /// own holder included: an instance never starts a second fetch while
-    /// its first is in flight. Creates the row (version 0) if absent.
-    /// Atomic across every connection and process.
+    /// Takes the refresh lease for `owner` for `lease_ms`, if the row is
+    /// still at `seen_version` and nobody holds an unexpired lease — its own
+    /// holder included: an instance never starts a second fetch while its
+    /// first is in flight. Lease time is the database's clock, so instances
+    /// whose clocks differ still agree. Creates the row (version 0) if
+    /// absent. Atomic across every connection and process.
     async fn try_lease(
         &self,
         id: &AccountId,
         credential: Credential,
         owner: &str,
         seen_version: i64,
-        now: i64,
-        until: i64,
+        lease_ms: i64,
     ) -> StoreResult<bool>;
     /// Writes a refreshed value with version + 1 and its `due_at`, and
     /// releases the lease, clearing the last error and attempts, only if
-    /// `owner` still holds the lease. The new version, or None if the lease
+    /// `owner` still holds the lease and it has not expired (by the
+    /// database's clock): a late writer changes nothing. The new version, or None if the lease
     /// was lost.
     async fn complete_refresh(&self, w: &RefreshWrite<'_>) -> StoreResult<Option<i64>>;
     /// Records a failed refresh (error, block, attempts, next due) and
-    /// releases the lease, only if `owner` still holds it: a late failure
-    /// from a holder whose lease was taken over or released changes nothing.
+    /// releases the lease, only if `owner` still holds it unexpired: a late
+    /// failure from a holder whose lease expired, was taken over or released
+    /// changes nothing.
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `at`
     /// (WeChat's CreateTime), committed before returning, unless a newer push

@@ -246,14 +246,13 @@ impl Store for OracleStore {
         c: Credential,
         owner: &str,
         seen_version: i64,
-        now: i64,
-        until: i64,
+        lease_ms: i64,
     ) -> StoreResult<bool> {
         let (a, k, o) = (id.to_string(), c.as_str(), owner.to_owned());
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, k)?;
             conn.commit().map_err(map_err)?;
-            Ok(exec(conn, sql.take_lease, &[&o, &until, &a, &k, &seen_version, &now])? == 1)
+            Ok(exec(conn, sql.take_lease, &[&o, &lease_ms, &a, &k, &seen_version])? == 1)
         })
         .await
     }

@@ -235,19 +235,17 @@ macro_rules! sql_store {
                 c: Credential,
                 owner: &str,
                 seen_version: i64,
-                now: i64,
-                until: i64,
+                lease_ms: i64,
             ) -> StoreResult<bool> {
                 let id = id.to_string();
                 self.ensure_row(&id, c.as_str()).await?;
                 let n = retry!(
                     sqlx::query(self.sql.take_lease)
                         .bind(owner)
-                        .bind(until)
+                        .bind(lease_ms)
                         .bind(&id)
                         .bind(c.as_str())
                         .bind(seen_version)
-                        .bind(now)
                         .execute(&self.pool)
                         .await
                 )?

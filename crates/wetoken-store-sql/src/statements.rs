@@ -3,8 +3,10 @@
 //! The canonical text uses `?` placeholders and standard SQL that SQLite,
 //! MySQL/MariaDB, PostgreSQL and Oracle all accept. [`Statements::for_dialect`]
 //! rewrites the placeholders (`$1…` for PostgreSQL, `:1…` for Oracle) and
-//! substitutes the two statements whose syntax differs: inserting a row only
-//! if absent, and limiting a result. Nothing else may differ: no `RETURNING`
+//! substitutes the three pieces whose syntax differs: inserting a row only
+//! if absent, limiting a result, and the database's clock in epoch
+//! milliseconds ([`db_now_ms`]: lease time is the database's, SPEC §2
+//! fencing). Nothing else may differ: no `RETURNING`
 //! (MySQL has none: versions are read back inside the same transaction), no
 //! boolean columns, no empty strings that Oracle would turn into NULL.
 
@@ -57,6 +59,20 @@ pub struct Statements {
     pub select_keys: &'static str,
     pub select_key_by_hash: &'static str,
     pub delete_key: &'static str,
+}
+
+/// The database's current time in epoch milliseconds, as an SQL
+/// expression: every instance compares leases on one clock.
+pub fn db_now_ms(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        Dialect::MySql => "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
+        Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        Dialect::Oracle => {
+            "((CAST(SYS_EXTRACT_UTC(SYSTIMESTAMP) AS DATE) - DATE '1970-01-01') * 86400000 \
+             + TO_NUMBER(TO_CHAR(SYSTIMESTAMP, 'FF3')))"
+        }
+    }
 }
 
 /// Rewrites `?` placeholders as `{prefix}1`, `{prefix}2`, ….
@@ -119,6 +135,7 @@ impl Statements {
             Dialect::Oracle => "FETCH FIRST ? ROWS ONLY",
             _ => "LIMIT ?",
         };
+        let now = db_now_ms(d);
         Statements {
             insert_account: s(format!(
                 "INSERT INTO wt_accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -149,27 +166,28 @@ impl Statements {
                 "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE account_id = ? ORDER BY kind"
             )),
             insert_credential_if_absent: s(insert_credential_if_absent),
-            take_lease: s("UPDATE wt_credentials SET lease_owner = ?, lease_until = ? \
+            // Lease time is the database's: `?` is the lease's length.
+            take_lease: s(format!(
+                "UPDATE wt_credentials SET lease_owner = ?, lease_until = {now} + ? \
                  WHERE account_id = ? AND kind = ? AND version = ? \
-                 AND (lease_until IS NULL OR lease_until < ?)"
-                .into()),
+                 AND (lease_until IS NULL OR lease_until < {now})"
+            )),
             // previous_hash first: MySQL assigns left to right, with new values.
-            complete_refresh: s(
+            // Fenced: only by the holder, while its lease runs.
+            complete_refresh: s(format!(
                 "UPDATE wt_credentials SET previous_hash = value_hash, previous_until = ?, \
                  value_hash = ?, value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
                  version = version + 1, attempts = 0, lease_owner = NULL, lease_until = NULL, \
                  last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL \
-                 WHERE account_id = ? AND kind = ? AND lease_owner = ?"
-                    .into(),
-            ),
+                 WHERE account_id = ? AND kind = ? AND lease_owner = ? AND lease_until >= {now}"
+            )),
             select_version: s("SELECT version FROM wt_credentials WHERE account_id = ? AND kind = ?".into()),
             update_account_secrets: s("UPDATE wt_accounts SET secrets = ?, updated_at = ? WHERE id = ?".into()),
-            record_failure: s(
+            record_failure: s(format!(
                 "UPDATE wt_credentials SET last_errcode = ?, last_errmsg = ?, last_error_at = ?, \
                  blocked_until = ?, due_at = ?, attempts = ?, lease_owner = NULL, lease_until = NULL \
-                 WHERE account_id = ? AND kind = ? AND lease_owner = ?"
-                    .into(),
-            ),
+                 WHERE account_id = ? AND kind = ? AND lease_owner = ? AND lease_until >= {now}"
+            )),
             put_pushed: s(
                 "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, \
                  version = version + 1, due_at = NULL WHERE account_id = ? AND kind = ? \
@@ -243,11 +261,13 @@ mod tests {
     #[test]
     fn placeholders_per_dialect() {
         let pg = Statements::for_dialect(Dialect::Postgres);
+        let now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
         assert_eq!(
             pg.take_lease,
-            "UPDATE wt_credentials SET lease_owner = $1, lease_until = $2 WHERE account_id = $3 AND kind = $4 \
-             AND version = $5 AND (lease_until IS NULL OR lease_until < $6)"
-                .replace("  ", " ")
+            format!(
+                "UPDATE wt_credentials SET lease_owner = $1, lease_until = {now} + $2 WHERE account_id = $3 \
+                 AND kind = $4 AND version = $5 AND (lease_until IS NULL OR lease_until < {now})"
+            )
         );
         let ora = Statements::for_dialect(Dialect::Oracle);
         assert!(

@@ -55,6 +55,24 @@ fn account(id_text: &str) -> StoredAccount {
     }
 }
 
+/// A lease long enough for any check to finish inside it.
+const LEASE: i64 = 60_000;
+
+/// This host's clock in epoch milliseconds (the test databases run here).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Waits until a lease that ends at `until` (the database's clock) has
+/// expired. The database's clock cannot be moved, only waited for.
+async fn wait_past(until: i64) {
+    while wall_ms() <= until + 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// A refresh write of `value` (whose hash is the value itself) at `at`.
 fn write<'a>(id: &'a AccountId, cred: Credential, owner: &'a str, value: &'a Sealed, at: i64) -> RefreshWrite<'a> {
     RefreshWrite {
@@ -113,7 +131,7 @@ pub async fn account_children_and_delete(s: &dyn Store) {
         ["authorizer:conf_c:wx1", "authorizer:conf_c:wx2"],
         "children ordered by id"
     );
-    assert!(s.try_lease(&child, AccessToken, "o", 0, 0, 10).await.unwrap());
+    assert!(s.try_lease(&child, AccessToken, "o", 0, LEASE).await.unwrap());
     assert!(s.delete_account(&component).await.unwrap());
     assert!(
         !s.delete_account(&component).await.unwrap(),
@@ -130,7 +148,7 @@ pub async fn account_children_and_delete(s: &dyn Store) {
 pub async fn update_can_drop_credentials(s: &dyn Store) {
     let a = account("mp:conf_drop");
     s.insert_account(&a).await.unwrap();
-    assert!(s.try_lease(&a.id, AccessToken, "o", 0, 0, 10).await.unwrap());
+    assert!(s.try_lease(&a.id, AccessToken, "o", 0, LEASE).await.unwrap());
     s.complete_refresh(&write(&a.id, AccessToken, "o", &sealed("v"), 1))
         .await
         .unwrap();
@@ -149,7 +167,7 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
     s.put_pushed(&c.id, VerifyTicket, &sealed("v1:ticket"), 43_200_000, 1)
         .await
         .unwrap();
-    assert!(s.try_lease(&c.id, AccessToken, "o", 0, 0, 10).await.unwrap());
+    assert!(s.try_lease(&c.id, AccessToken, "o", 0, LEASE).await.unwrap());
     s.complete_refresh(&write(&c.id, AccessToken, "o", &sealed("v"), 1))
         .await
         .unwrap();
@@ -168,7 +186,7 @@ pub async fn lease_and_versions(s: &dyn Store) {
     s.insert_account(&account("mp:conf_lease")).await.unwrap();
     assert_eq!(s.credential(id, AccessToken).await.unwrap(), None);
     assert!(
-        s.try_lease(id, AccessToken, "a", 0, 100, 30_100).await.unwrap(),
+        s.try_lease(id, AccessToken, "a", 0, LEASE).await.unwrap(),
         "first lease"
     );
     let row = s
@@ -176,16 +194,19 @@ pub async fn lease_and_versions(s: &dyn Store) {
         .await
         .unwrap()
         .expect("lease creates the row");
-    assert_eq!(
-        (row.version, row.lease_owner.as_deref(), row.lease_until),
-        (0, Some("a"), Some(30_100))
+    assert_eq!((row.version, row.lease_owner.as_deref()), (0, Some("a")));
+    let until = row.lease_until.expect("a lease has an end");
+    let wall = wall_ms();
+    assert!(
+        (wall + LEASE - 5_000..=wall + LEASE + 5_000).contains(&until),
+        "the lease ends LEASE after the database's now: {until} vs {wall}"
     );
     assert!(
-        !s.try_lease(id, AccessToken, "b", 0, 200, 30_200).await.unwrap(),
+        !s.try_lease(id, AccessToken, "b", 0, LEASE).await.unwrap(),
         "held lease refuses another owner"
     );
     assert!(
-        !s.try_lease(id, AccessToken, "a", 0, 200, 30_200).await.unwrap(),
+        !s.try_lease(id, AccessToken, "a", 0, LEASE).await.unwrap(),
         "a held lease refuses its own holder too: no second fetch while one is in flight"
     );
     assert_eq!(
@@ -213,10 +234,10 @@ pub async fn lease_and_versions(s: &dyn Store) {
         "write releases the lease"
     );
     assert!(
-        !s.try_lease(id, AccessToken, "b", 0, 400, 30_400).await.unwrap(),
+        !s.try_lease(id, AccessToken, "b", 0, LEASE).await.unwrap(),
         "stale version refused"
     );
-    assert!(s.try_lease(id, AccessToken, "b", 1, 400, 30_400).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "b", 1, LEASE).await.unwrap());
     assert_eq!(
         s.complete_refresh(&write(id, AccessToken, "b", &sealed("v1:tok2"), 500))
             .await
@@ -237,7 +258,7 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
             let s = s.clone();
             let id = id.clone();
             tasks.push(tokio::spawn(async move {
-                s.try_lease(&id, AccessToken, &format!("owner{i}"), round, 1_000, 31_000)
+                s.try_lease(&id, AccessToken, &format!("owner{i}"), round, LEASE)
                     .await
                     .unwrap()
             }));
@@ -261,10 +282,21 @@ pub async fn lease_contention(s: Arc<dyn Store>) {
 pub async fn lease_expiry(s: &dyn Store) {
     let id = &id("mp:conf_expiry");
     s.insert_account(&account("mp:conf_expiry")).await.unwrap();
-    assert!(s.try_lease(id, JsapiTicket, "dead", 0, 1_000, 31_000).await.unwrap());
-    assert!(!s.try_lease(id, JsapiTicket, "alive", 0, 30_999, 60_999).await.unwrap());
+    assert!(s.try_lease(id, JsapiTicket, "dead", 0, 50).await.unwrap());
     assert!(
-        s.try_lease(id, JsapiTicket, "alive", 0, 31_001, 61_001).await.unwrap(),
+        !s.try_lease(id, JsapiTicket, "alive", 0, LEASE).await.unwrap(),
+        "held until it expires"
+    );
+    let until = s
+        .credential(id, JsapiTicket)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_until
+        .unwrap();
+    wait_past(until).await;
+    assert!(
+        s.try_lease(id, JsapiTicket, "alive", 0, LEASE).await.unwrap(),
         "expired lease is taken over"
     );
     assert_eq!(
@@ -325,12 +357,48 @@ pub async fn lease_expiry(s: &dyn Store) {
     .unwrap();
     let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
     assert_eq!((row.last_error, row.blocked_until), (None, None));
+
+    // A lease that ran out, even with nobody taking over: its holder writes
+    // nothing (fencing by the database's clock).
+    assert!(s.try_lease(id, AccessToken, "late", 0, 50).await.unwrap());
+    let until = s
+        .credential(id, AccessToken)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease_until
+        .unwrap();
+    wait_past(until).await;
+    assert_eq!(
+        s.complete_refresh(&write(id, AccessToken, "late", &sealed("x"), 1))
+            .await
+            .unwrap(),
+        None,
+        "an expired holder cannot write a value"
+    );
+    s.record_failure(&FailureWrite {
+        account: id,
+        credential: AccessToken,
+        owner: "late",
+        error: &LastError {
+            errcode: -1,
+            errmsg: "late".into(),
+            at: 2,
+        },
+        blocked_until: None,
+        due_at: 3,
+        attempts: 1,
+    })
+    .await
+    .unwrap();
+    let row = s.credential(id, AccessToken).await.unwrap().unwrap();
+    assert_eq!((row.value, row.last_error, row.attempts), (None, None, 0));
 }
 
 pub async fn failures_and_blocks(s: &dyn Store) {
     let id = &id("mp:conf_fail");
     s.insert_account(&account("mp:conf_fail")).await.unwrap();
-    assert!(s.try_lease(id, AccessToken, "a", 0, 0, 30_000).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "a", 0, LEASE).await.unwrap());
     let quota = LastError {
         errcode: 45009,
         errmsg: "reach max api daily quota limit".into(),
@@ -357,7 +425,7 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     let row = s.credential(id, AccessToken).await.unwrap().unwrap();
     assert_eq!((row.blocked_until, errcode(&row), row.attempts), (None, None, 0));
     assert_eq!(row.due_at, None, "an empty row is not scheduled by a reset");
-    assert!(s.try_lease(id, AccessToken, "b", 0, 20, 30_020).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "b", 0, LEASE).await.unwrap());
     s.record_failure(&FailureWrite {
         account: id,
         credential: AccessToken,
@@ -373,7 +441,7 @@ pub async fn failures_and_blocks(s: &dyn Store) {
     })
     .await
     .unwrap();
-    assert!(s.try_lease(id, AccessToken, "c", 0, 40, 30_040).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "c", 0, LEASE).await.unwrap());
     s.complete_refresh(&write(id, AccessToken, "c", &sealed("v"), 50))
         .await
         .unwrap();
@@ -428,7 +496,7 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
 pub async fn rotated_secrets_with_refresh(s: &dyn Store) {
     let id = &id("authorizer:conf_rot:wx1");
     s.insert_account(&account("authorizer:conf_rot:wx1")).await.unwrap();
-    assert!(s.try_lease(id, AccessToken, "a", 0, 0, 30_000).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "a", 0, LEASE).await.unwrap());
     let (token, rotated) = (sealed("v1:tok"), sealed("v1:new-refresh-token"));
     let mut w = write(id, AccessToken, "a", &token, 10);
     w.account_secrets = Some(&rotated);
@@ -448,7 +516,7 @@ pub async fn long_values(s: &dyn Store) {
     let id = &id("mp:conf_long");
     s.insert_account(&account("mp:conf_long")).await.unwrap();
     let long = sealed(&"x".repeat(1_500));
-    assert!(s.try_lease(id, AccessToken, "a", 0, 0, 30_000).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "a", 0, LEASE).await.unwrap());
     let mut w = write(id, AccessToken, "a", &long, 1);
     w.value_hash = "long-value-hash";
     s.complete_refresh(&w).await.unwrap();
@@ -463,20 +531,22 @@ pub async fn due_order(s: &dyn Store) {
         async move {
             let a = account(name);
             s.insert_account(&a).await.unwrap();
-            assert!(s.try_lease(&a.id, AccessToken, "o", 0, 0, 1).await.unwrap());
+            assert!(s.try_lease(&a.id, AccessToken, "o", 0, LEASE).await.unwrap());
             let mut w = write(&a.id, AccessToken, "o", &value, 0);
             w.due_at = due;
             s.complete_refresh(&w).await.unwrap();
         }
     };
-    // Far in the future, so that other checks' rows (due around 6.6e6) sort first.
-    let base = 10_000_000_000;
+    // A year ahead of now, so that other checks' rows (due around 6.6e6)
+    // sort first and leases (on the database's clock) can be placed
+    // around `base`.
+    let base = wall_ms() + 365 * 86_400_000;
     fill("mp:conf_due_a", base + 100).await;
     fill("mp:conf_due_b", base + 50).await;
     fill("mp:conf_due_c", base + 200).await;
     fill("mp:conf_due_d", base + 10).await;
     assert!(
-        s.try_lease(&id("mp:conf_due_d"), AccessToken, "busy", 1, base, base + 1_000)
+        s.try_lease(&id("mp:conf_due_d"), AccessToken, "busy", 1, base + 500 - wall_ms())
             .await
             .unwrap()
     );
@@ -485,7 +555,7 @@ pub async fn due_order(s: &dyn Store) {
         .unwrap();
     let e = account("mp:conf_due_e");
     s.insert_account(&e).await.unwrap();
-    assert!(s.try_lease(&e.id, AccessToken, "o", 0, base, base + 1).await.unwrap());
+    assert!(s.try_lease(&e.id, AccessToken, "o", 0, LEASE).await.unwrap());
 
     let ids = |rows: Vec<CredentialState>| -> Vec<String> {
         rows.into_iter()
@@ -509,7 +579,7 @@ pub async fn due_order(s: &dyn Store) {
 pub async fn values_by_hash(s: &dyn Store) {
     let id = &id("mp:conf_hash");
     s.insert_account(&account("mp:conf_hash")).await.unwrap();
-    assert!(s.try_lease(id, AccessToken, "o", 0, 0, 1).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "o", 0, LEASE).await.unwrap());
     s.complete_refresh(&write(id, AccessToken, "o", &sealed("h1"), 1_000))
         .await
         .unwrap();
@@ -520,7 +590,7 @@ pub async fn values_by_hash(s: &dyn Store) {
             .map(|r| (r.account, r.credential))
     };
     assert_eq!(found("h1", 2_000).await, Some((id.clone(), AccessToken)));
-    assert!(s.try_lease(id, AccessToken, "o", 1, 2_000, 3_000).await.unwrap());
+    assert!(s.try_lease(id, AccessToken, "o", 1, LEASE).await.unwrap());
     s.complete_refresh(&write(id, AccessToken, "o", &sealed("h2"), 10_000))
         .await
         .unwrap();

@@ -205,3 +205,23 @@ async fn install_schema_on_database_servers_is_idempotent() {
         );
     }
 }
+
+/// SPEC §2 fencing: `serve` refuses a lease that does not outlast the
+/// upstream calls it covers (exit 1, naming both settings), before it
+/// touches anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_lease_shorter_than_its_upstream_calls() {
+    let dir = tempdir();
+    let mut env = base_env(&dir, "http://127.0.0.1:1");
+    env.push(("WETOKEN_LEASE_SECS".into(), "6".into()));
+    // base_env's upstream timeout is 3 s: two calls need more than 6 s.
+    let out = cli(&["serve"], &env).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("WETOKEN_LEASE_SECS") && err.contains("WETOKEN_UPSTREAM_TIMEOUT_SECS"),
+        "{err}"
+    );
+    assert!(!dir.join("wetoken.db").exists(), "nothing was created");
+}

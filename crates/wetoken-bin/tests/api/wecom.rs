@@ -359,7 +359,11 @@ async fn a_replayed_create_auth_is_not_exchanged_again() {
     for _ in 0..3 {
         let resp = client()
             .post(&callback)
-            .query(&[("msg_signature", msg_signature.as_str()), ("timestamp", &ts), ("nonce", "42")])
+            .query(&[
+                ("msg_signature", msg_signature.as_str()),
+                ("timestamp", &ts),
+                ("nonce", "42"),
+            ])
             .body(body.clone())
             .send()
             .await
@@ -367,7 +371,11 @@ async fn a_replayed_create_auth_is_not_exchanged_again() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.text().await.unwrap(), "success");
     }
-    assert_eq!(sim.calls(wetoken_sim::PERMANENT_CODE), 1, "the replays were not exchanged");
+    assert_eq!(
+        sim.calls(wetoken_sim::PERMANENT_CODE),
+        1,
+        "the replays were not exchanged"
+    );
     let (s, v) = srv
         .get(&format!("/v1/suite/{S}/corps/wwreplay/access_token"), Some(ADMIN))
         .await;

@@ -8,9 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::failure::FetchError;
 use super::{Inner, Issued, Result, ServiceError, Trigger, failure, not_found};
 use crate::account::Account;
 use crate::domain::Credential;
+use crate::upstream::UpstreamError;
 
 /// How a refresh proceeds once it has decided to call WeChat.
 #[derive(Debug, Clone)]
@@ -28,6 +30,12 @@ pub(super) struct Plan {
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Upstream calls one lease must cover: a ticket's call and its retry after
+/// the token was refreshed. `serve` refuses a lease not longer than this
+/// many upstream timeouts, and the holder's work is cut off before its
+/// lease ends (a late write would be refused anyway: fencing).
+pub const ATTEMPTS_PER_LEASE: u32 = 2;
 
 /// How long a reader polls another holder's lease: first and longest gap.
 const FIRST_POLL: Duration = Duration::from_millis(20);
@@ -48,12 +56,11 @@ impl Inner {
         let deadline = waiting_since + self.cfg.upstream_timeout + Duration::from_secs(2);
         let mut backoff = FIRST_POLL;
         let mut waited = false;
+        let lease_ms = self.cfg.lease.as_millis() as i64;
         loop {
-            let now = self.now_ms();
-            let until = now + self.cfg.lease.as_millis() as i64;
             if self
                 .store
-                .try_lease(&account.id, cred, &self.cfg.instance_id, plan.seen, now, until)
+                .try_lease(&account.id, cred, &self.cfg.instance_id, plan.seen, lease_ms)
                 .await?
             {
                 if waited {
@@ -110,7 +117,16 @@ impl Inner {
     /// Holding the lease: call WeChat and write the outcome.
     async fn fetch_and_store(self: Arc<Self>, account: Account, plan: Plan) -> Result<Issued> {
         let cred = plan.cred;
-        let outcome = self.fetch(&account, cred, plan.force).await;
+        // Within the lease, with a second to write the outcome.
+        let budget = self
+            .cfg
+            .lease
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_millis(100));
+        let outcome = match tokio::time::timeout(budget, self.fetch(&account, cred, plan.force)).await {
+            Ok(o) => o,
+            Err(_) => Err(FetchError::Own(UpstreamError::Timeout(budget))),
+        };
         let result = if outcome.is_ok() { "ok" } else { "error" };
         metrics::counter!("wetoken_refreshes_total", "trigger" => plan.trigger.as_str(), "result" => result)
             .increment(1);

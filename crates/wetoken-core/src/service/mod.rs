@@ -48,6 +48,7 @@ use crate::upstream::{Upstream, UpstreamError};
 
 pub use compat::SecretCheck;
 pub use fetch::TokenCall;
+pub use lease::ATTEMPTS_PER_LEASE;
 pub use views::{AccountView, AuthorizerEntry, ChildStatus, CorpEntry, CredentialView, ErrorView, Issued, KeyView};
 
 /// Tunables of the service (SPEC §7).

@@ -78,12 +78,11 @@ impl Inner {
     /// get_permanent_code answers with) as a refresh would, under the lease.
     /// Skipped if another instance holds the lease.
     pub(super) async fn store_obtained(&self, id: &AccountId, cred: Credential, f: &Fetched) -> Result<()> {
-        let now = self.now_ms();
         let seen = self.store.credential(id, cred).await?.map_or(0, |r| r.version);
-        let until = now + self.cfg.lease.as_millis() as i64;
+        let lease_ms = self.cfg.lease.as_millis() as i64;
         if self
             .store
-            .try_lease(id, cred, &self.cfg.instance_id, seen, now, until)
+            .try_lease(id, cred, &self.cfg.instance_id, seen, lease_ms)
             .await?
         {
             self.write_value(id, cred, f, false, None).await?;
