@@ -4,8 +4,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`cache`] | values (and presented tokens, secrets, keys) remembered for the cache TTL |
-//! | `flight` | one in-process turn per credential (single flight) |
-//! | `lease` | the database lease across instances: take it, or wait for its holder |
+//! | `flight` | work on a credential in a task of its own, one turn per credential; cold reads join the one in flight |
+//! | `lease` | the database lease across instances (on the database's clock): take it, or wait for its holder |
 //! | `fetch` | one dispatch table by (kind, credential) to WeChat; calls made with another credential |
 //! | `failure` | what a failure records: block, backoff, the error to answer |
 //! | `write` | the one write path of a value obtained from WeChat |
