@@ -84,8 +84,8 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let k = master_key(None, dir.path()).unwrap();
-        let sealed = k.seal("x");
-        assert_eq!(master_key(None, dir.path()).unwrap().open(&sealed).unwrap(), "x");
+        let sealed = k.seal("x", "b");
+        assert_eq!(master_key(None, dir.path()).unwrap().open(&sealed, "b").unwrap(), "x");
         assert_eq!(admin_key(Some("given"), dir.path()).unwrap(), "given");
         assert!(master_key(Some("bad"), dir.path()).is_err());
     }

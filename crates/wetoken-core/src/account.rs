@@ -133,18 +133,23 @@ impl<S> Account<S> {
     }
 }
 
+/// The field name an account's sealed secrets are bound to.
+pub const SECRETS_FIELD: &str = "secrets";
+
 impl Account {
     /// The account with its secrets sealed as one blob under `key`.
+    /// Bound to this account's row: it opens nowhere else.
     pub fn seal(&self, key: &MasterKey) -> StoredAccount {
         let json = serde_json::to_string(&self.secrets).expect("secrets serialize");
-        self.clone().with_secrets(key.seal(&json))
+        self.clone()
+            .with_secrets(key.seal(&json, &crate::store::binding(&self.id, SECRETS_FIELD)))
     }
 }
 
 impl StoredAccount {
     /// The account with its secrets opened by `key`.
     pub fn open(self, key: &MasterKey) -> Result<Account, KeyError> {
-        let json = key.open(&self.secrets)?;
+        let json = key.open(&self.secrets, &crate::store::binding(&self.id, SECRETS_FIELD))?;
         let secrets: Secrets = serde_json::from_str(&json).map_err(|_| KeyError::Decrypt)?;
         Ok(self.with_secrets(secrets))
     }

@@ -27,6 +27,13 @@ use crate::domain::{AccountId, Credential};
 use crate::keys::Pattern;
 pub use crate::secret::Sealed;
 
+/// What a sealed value is bound to (AES-GCM associated data): its row
+/// (the account) and its field (`secrets`, or the credential's name). A
+/// value copied into another row does not open there.
+pub fn binding(id: &AccountId, field: &str) -> String {
+    format!("{id}#{field}")
+}
+
 /// The last error WeChat (or the way to it) gave for a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {

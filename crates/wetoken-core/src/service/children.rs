@@ -33,7 +33,10 @@ impl CredentialService {
         };
         self.inner.account(parent).await?;
         let at = create_time.saturating_mul(1000);
-        let sealed = self.inner.key.seal(ticket);
+        let sealed = self
+            .inner
+            .key
+            .seal(ticket, &crate::store::binding(parent, cred.as_str()));
         let stored = self
             .inner
             .store

@@ -347,7 +347,10 @@ impl Inner {
     fn open_value(&self, row: &crate::store::CredentialState) -> Result<Option<String>> {
         row.value
             .as_ref()
-            .map(|sealed| self.key.open(sealed))
+            .map(|sealed| {
+                self.key
+                    .open(sealed, &crate::store::binding(&row.account, row.credential.as_str()))
+            })
             .transpose()
             .map_err(|e| corrupt(format!("{}/{}: {e}", row.account, row.credential)))
     }

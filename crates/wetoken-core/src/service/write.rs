@@ -55,7 +55,7 @@ impl Inner {
                 account: id,
                 credential: cred,
                 owner: &self.cfg.instance_id,
-                value: &self.key.seal(&f.value),
+                value: &self.key.seal(&f.value, &crate::store::binding(id, cred.as_str())),
                 value_hash: &crate::keys::hash_key(&f.value),
                 previous_until: now + GRACE_MS,
                 expires_at,
