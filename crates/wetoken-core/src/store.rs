@@ -101,6 +101,13 @@ pub struct FailureWrite<'a> {
     pub attempts: i64,
 }
 
+/// A master key's check value, recorded where it sealed data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub key_id: String,
+    pub check: Sealed,
+}
+
 /// One API key, stored by its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -214,6 +221,24 @@ pub trait Store: Send + Sync + 'static {
     /// does while `previous_until > now`: which account a presented token
     /// belongs to.
     async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>>;
+
+    // ---- master keys (SPEC §2)
+    /// The check values recorded for the master keys that sealed data here,
+    /// by key id.
+    async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>>;
+    /// Records a key's check value; nothing if its id is recorded already.
+    async fn add_key_check(&self, check: &KeyCheck, now: i64) -> StoreResult<()>;
+    /// Forgets a key's check (nothing is sealed with it any more).
+    async fn remove_key_check(&self, key_id: &str) -> StoreResult<()>;
+    /// Accounts with ids after `after` (from the first when None), ordered
+    /// by id, at most `limit`: a walk over every account in batches.
+    async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>>;
+    /// Replaces an account's sealed secrets with `secrets` if the row is
+    /// unchanged since `read` (its `updated_at`). Whether it was.
+    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool>;
+    /// Replaces a credential's sealed value with `value` if the row is still
+    /// at `read`'s version. Whether it was.
+    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool>;
 
     // ---- API keys
     /// `Conflict` if the name exists.

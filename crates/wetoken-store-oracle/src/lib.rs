@@ -22,10 +22,11 @@ use oracle::sql_type::ToSql;
 use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::store::{
-    ApiKey, CredentialState, FailureWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
+    ApiKey, CredentialState, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
+    StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow};
+use wetoken_store_sql::rows::{AccountRow, KeyRow, after_key};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
@@ -33,7 +34,7 @@ mod rows;
 
 pub use migrate::{MIGRATIONS, schema_sql, split_statements};
 pub use rows::{Columns, account_from, credential_from, key_from};
-use rows::{account_of, credential_of, key_of, required};
+use rows::{account_of, check_of, credential_of, key_of, required};
 
 /// `oracle://user:password@host:port/service` → (user, password, `//host:port/service`).
 pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
@@ -351,6 +352,51 @@ impl Store for OracleStore {
     async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>> {
         let h = hash.to_owned();
         self.run(move |conn, sql| Ok(rows(conn, sql.select_by_hash, &[&h, &h, &now], credential_of)?.pop()))
+            .await
+    }
+
+    async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>> {
+        self.run(|conn, sql| rows(conn, sql.select_key_checks, &[], check_of))
+            .await
+    }
+
+    async fn add_key_check(&self, c: &KeyCheck, now: i64) -> StoreResult<()> {
+        let (id, check) = (c.key_id.clone(), c.check.as_str().to_owned());
+        self.run(
+            move |conn, sql| match exec(conn, sql.insert_key_check, &[&id, &check, &now]) {
+                Ok(_) | Err(StoreError::Conflict) => Ok(()),
+                Err(e) => Err(e),
+            },
+        )
+        .await
+    }
+
+    async fn remove_key_check(&self, key_id: &str) -> StoreResult<()> {
+        let id = key_id.to_owned();
+        self.run(move |conn, sql| exec(conn, sql.delete_key_check, &[&id]).map(drop))
+            .await
+    }
+
+    async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>> {
+        let after = after_key(after);
+        self.run(move |conn, sql| rows(conn, sql.select_accounts_after, &[&after, &limit], account_of))
+            .await
+    }
+
+    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
+        let (s, id, at) = (secrets.as_str().to_owned(), read.id.to_string(), read.updated_at);
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_account, &[&s, &id, &at])? == 1))
+            .await
+    }
+
+    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
+        let (v, a, k, version) = (
+            value.as_str().to_owned(),
+            read.account.to_string(),
+            read.credential.as_str(),
+            read.version,
+        );
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_value, &[&v, &a, &k, &version])? == 1))
             .await
     }
 

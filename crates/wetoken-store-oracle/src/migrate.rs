@@ -9,7 +9,10 @@ use wetoken_core::store::StoreError;
 use crate::map_err;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "master_keys", include_str!("../migrations/0002_master_keys.sql")),
+];
 
 /// The DDL for a DBA, for `install-schema --print`.
 pub fn schema_sql() -> String {

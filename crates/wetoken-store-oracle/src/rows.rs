@@ -2,7 +2,7 @@
 //! statements), then decoded into domain types there, as every backend's.
 
 use oracle::Row;
-use wetoken_core::store::{ApiKey, CredentialState, StoreError, StoredAccount};
+use wetoken_core::store::{ApiKey, CredentialState, KeyCheck, Sealed, StoreError, StoredAccount};
 use wetoken_store_sql::rows::{AccountRow, CredentialRow, KeyRow};
 
 use crate::map_err;
@@ -78,6 +78,13 @@ pub(crate) fn account_of(r: &Row) -> Result<StoredAccount, StoreError> {
 
 pub(crate) fn credential_of(r: &Row) -> Result<CredentialState, StoreError> {
     credential_from(r)?.decode()
+}
+
+pub(crate) fn check_of(r: &Row) -> Result<KeyCheck, StoreError> {
+    Ok(KeyCheck {
+        key_id: required(r.text(0)?, "key_id")?,
+        check: Sealed::from_stored(required(r.text(1)?, "check_value")?),
+    })
 }
 
 pub(crate) fn key_of(r: &Row) -> Result<ApiKey, StoreError> {

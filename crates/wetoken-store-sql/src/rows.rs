@@ -168,6 +168,13 @@ impl KeyRow {
     }
 }
 
+/// Where an account walk starts: after `after`, or before every id (a
+/// single space: every id starts with its kind's letters, and Oracle would
+/// read an empty string as NULL).
+pub fn after_key(after: Option<&AccountId>) -> String {
+    after.map_or_else(|| " ".to_owned(), ToString::to_string)
+}
+
 /// Decodes every row, failing on the first that does not decode.
 pub fn decode_all<R, T>(rows: Vec<R>, decode: fn(R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.into_iter().map(decode).collect()

@@ -5,10 +5,11 @@ use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::store::{
-    ApiKey, CredentialState, FailureWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
+    ApiKey, CredentialState, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
+    StoredAccount,
 };
 
-use crate::rows::{AccountRow, CredentialRow, KeyRow, decode_all};
+use crate::rows::{AccountRow, CredentialRow, KeyRow, after_key, decode_all};
 use crate::statements::{Dialect, Statements};
 
 /// A `Store` on a sqlx pool, with its dialect's statements and its
@@ -403,6 +404,78 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 row.map(CredentialRow::decode).transpose()
+            }
+
+            async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>> {
+                let rows: Vec<(String, String)> = sqlx::query_as(self.sql.select_key_checks)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(key_id, check)| KeyCheck {
+                        key_id,
+                        check: Sealed::from_stored(check),
+                    })
+                    .collect())
+            }
+
+            async fn add_key_check(&self, c: &KeyCheck, now: i64) -> StoreResult<()> {
+                let r = sqlx::query(self.sql.insert_key_check)
+                    .bind(&c.key_id)
+                    .bind(c.check.as_str())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err);
+                match r {
+                    Ok(_) | Err(StoreError::Conflict) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+
+            async fn remove_key_check(&self, key_id: &str) -> StoreResult<()> {
+                sqlx::query(self.sql.delete_key_check)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>> {
+                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_after)
+                    .bind(after_key(after))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, AccountRow::decode)
+            }
+
+            async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.reseal_account)
+                    .bind(secrets.as_str())
+                    .bind(read.id.to_string())
+                    .bind(read.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.reseal_value)
+                    .bind(value.as_str())
+                    .bind(read.account.to_string())
+                    .bind(read.credential.as_str())
+                    .bind(read.version)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
             }
 
             async fn insert_key(&self, k: &ApiKey) -> StoreResult<()> {

@@ -59,6 +59,12 @@ pub struct Statements {
     pub select_keys: &'static str,
     pub select_key_by_hash: &'static str,
     pub delete_key: &'static str,
+    pub select_key_checks: &'static str,
+    pub insert_key_check: &'static str,
+    pub delete_key_check: &'static str,
+    pub select_accounts_after: &'static str,
+    pub reseal_account: &'static str,
+    pub reseal_value: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -217,6 +223,18 @@ impl Statements {
             select_keys: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys ORDER BY name")),
             select_key_by_hash: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys WHERE hash = ?")),
             delete_key: s("DELETE FROM wt_keys WHERE name = ?".into()),
+            select_key_checks: s("SELECT key_id, check_value FROM wt_master_keys ORDER BY key_id".into()),
+            insert_key_check: s("INSERT INTO wt_master_keys (key_id, check_value, created_at) VALUES (?, ?, ?)".into()),
+            delete_key_check: s("DELETE FROM wt_master_keys WHERE key_id = ?".into()),
+            select_accounts_after: s(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id > ? ORDER BY id {limit}"
+            )),
+            // Re-sealing changes no plaintext: compare-and-set on what was
+            // read (updated_at, version), so a concurrent write wins.
+            reseal_account: s("UPDATE wt_accounts SET secrets = ? WHERE id = ? AND updated_at = ?".into()),
+            reseal_value: s(
+                "UPDATE wt_credentials SET value = ? WHERE account_id = ? AND kind = ? AND version = ?".into(),
+            ),
         }
     }
 
@@ -250,6 +268,12 @@ impl Statements {
             self.select_keys,
             self.select_key_by_hash,
             self.delete_key,
+            self.select_key_checks,
+            self.insert_key_check,
+            self.delete_key_check,
+            self.select_accounts_after,
+            self.reseal_account,
+            self.reseal_value,
         ]
     }
 }

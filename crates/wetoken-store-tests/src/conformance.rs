@@ -10,7 +10,7 @@ use wetoken_core::account::{AccountConfig, AccountStatus};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    ApiKey, CredentialState, FailureWrite, LastError, RefreshWrite, Sealed, Store, StoreError, StoredAccount,
+    ApiKey, CredentialState, FailureWrite, KeyCheck, LastError, RefreshWrite, Sealed, Store, StoreError, StoredAccount,
 };
 
 use Credential::{AccessToken, JsapiTicket, VerifyTicket};
@@ -33,6 +33,83 @@ pub async fn run(store: Arc<dyn Store>) {
     due_order(&*store).await;
     values_by_hash(&*store).await;
     keys(&*store).await;
+    master_keys_and_resealing(&*store).await;
+}
+
+/// Key checks, the walk over every account, and re-sealing in place.
+pub async fn master_keys_and_resealing(s: &dyn Store) {
+    assert_eq!(s.key_checks().await.unwrap(), []);
+    let check = |id: &str, v: &str| KeyCheck {
+        key_id: id.into(),
+        check: sealed(v),
+    };
+    s.add_key_check(&check("bbbb0002", "v2:bbbb0002:c2"), 1).await.unwrap();
+    s.add_key_check(&check("aaaa0001", "v2:aaaa0001:c1"), 2).await.unwrap();
+    s.add_key_check(&check("aaaa0001", "v2:aaaa0001:other"), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.key_checks().await.unwrap(),
+        [check("aaaa0001", "v2:aaaa0001:c1"), check("bbbb0002", "v2:bbbb0002:c2")],
+        "by key id; a second record of an id changes nothing"
+    );
+    s.remove_key_check("bbbb0002").await.unwrap();
+    assert_eq!(s.key_checks().await.unwrap(), [check("aaaa0001", "v2:aaaa0001:c1")]);
+
+    // Every account, in batches, in id order.
+    let mut seen = Vec::new();
+    let mut after: Option<AccountId> = None;
+    loop {
+        let page = s.accounts_after(after.as_ref(), 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        after = page.last().map(|a| a.id.clone());
+        seen.extend(page.into_iter().map(|a| a.id.to_string()));
+    }
+    let all: Vec<String> = s
+        .accounts(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(seen, all);
+    assert!(seen.len() > 3, "the walk took several batches");
+
+    // Re-sealing is compare-and-set on what was read.
+    let a = account("mp:conf_reseal");
+    s.insert_account(&a).await.unwrap();
+    assert!(s.reseal_account(&a, &sealed("v2:k:new")).await.unwrap());
+    assert_eq!(s.account(&a.id).await.unwrap().unwrap().secrets, sealed("v2:k:new"));
+    let changed = StoredAccount {
+        updated_at: a.updated_at + 1,
+        ..a.clone()
+    };
+    assert!(
+        !s.reseal_account(&changed, &sealed("v2:k:lost")).await.unwrap(),
+        "a row written since it was read is left alone"
+    );
+    assert!(s.try_lease(&a.id, AccessToken, "o", 0, LEASE).await.unwrap());
+    s.complete_refresh(&write(&a.id, AccessToken, "o", &sealed("v1:old"), 1))
+        .await
+        .unwrap();
+    let row = s.credential(&a.id, AccessToken).await.unwrap().unwrap();
+    assert!(s.reseal_value(&row, &sealed("v2:k:value")).await.unwrap());
+    let after = s.credential(&a.id, AccessToken).await.unwrap().unwrap();
+    assert_eq!((after.value, after.version), (Some(sealed("v2:k:value")), row.version));
+    assert!(
+        !s.reseal_value(
+            &CredentialState {
+                version: row.version - 1,
+                ..row
+            },
+            &sealed("v2:k:lost")
+        )
+        .await
+        .unwrap()
+    );
 }
 
 fn id(s: &str) -> AccountId {
