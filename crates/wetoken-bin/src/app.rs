@@ -17,28 +17,62 @@ impl From<ServiceError> for CliError {
 }
 
 /// A builder with every setting applied (the master key read, or generated
-/// into the data directory).
-pub fn builder(settings: &Settings) -> Result<Builder, CliError> {
-    let key = keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?;
+/// into the data directory), and where its master key came from.
+pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), CliError> {
+    let (key, source) =
+        keyfiles::master_key(settings.master_key.as_deref(), &settings.data_dir()).map_err(CliError::Runtime)?;
     let up = settings.upstream_config();
-    Ok(Wetoken::builder()
+    let builder = Wetoken::builder()
         .database(&settings.database_url)
         .key(key)
+        .old_master_keys(settings.old_master_keys.iter().map(String::as_str))
         .service_config(settings.service_config())
         .upstream(&up.mp_base, &up.work_base)
         .auto_migrate(settings.auto_migrate)
         .auth(settings.auth)
         .max_body_bytes(settings.max_body_bytes)
         .callback_max_skew(settings.callback_max_skew_secs as i64)
-        .proxy(settings.proxy))
+        .proxy(settings.proxy);
+    Ok((builder, source))
 }
 
-/// Opens the database (migrating it when `auto_migrate`) and builds the
-/// service.
+/// Builds, and explains a master key that does not open the database
+/// (SPEC §2): which key was given, from where, and which one is expected. A
+/// key generated just now over sealed data is removed again: it must never
+/// become the key of a database sealed with another.
+pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wetoken, CliError> {
+    match builder.build().await {
+        Ok(w) => Ok(w),
+        Err(wetoken::BuildError::WrongMasterKey(problem)) => {
+            let wetoken_core::service::custody::KeyProblem::Missing { expected, current } = &problem;
+            let expected = expected.join(", ");
+            Err(CliError::Runtime(match source {
+                keyfiles::KeySource::Generated(path) => {
+                    let _ = std::fs::remove_file(path);
+                    format!(
+                        "{} did not exist and WETOKEN_MASTER_KEY is not set, but the database holds data sealed with \
+                         master key {expected}: restore that key (WETOKEN_MASTER_KEY or {}); no new key was kept",
+                        path.display(),
+                        path.display()
+                    )
+                }
+                keyfiles::KeySource::File(path) => format!(
+                    "the master key in {} (id {current}) does not open this database, sealed with master key \
+                     {expected}: put that key there (or in WETOKEN_MASTER_KEY), or add it to WETOKEN_OLD_MASTER_KEYS",
+                    path.display()
+                ),
+                keyfiles::KeySource::Setting => format!(
+                    "WETOKEN_MASTER_KEY (id {current}) does not open this database, sealed with master key \
+                     {expected}: set that key, or add it to WETOKEN_OLD_MASTER_KEYS"
+                ),
+            }))
+        }
+        Err(e) => Err(CliError::Runtime(e.to_string())),
+    }
+}
+
+/// The service of a fully built wetoken (for the CLI's one-shot commands).
 pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
-    let wetoken = builder(settings)?
-        .build()
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    Ok(wetoken.service().clone())
+    let (builder, source) = builder(settings)?;
+    Ok(build(builder, &source).await?.service().clone())
 }

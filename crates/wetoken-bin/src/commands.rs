@@ -155,3 +155,31 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
     }
     Ok(())
 }
+
+/// `wetoken rekey`: re-seals everything under the current key and says how
+/// many values it re-sealed. Values that changed meanwhile or did not open
+/// are left for the next run (exit 1 then, so a script notices).
+pub async fn rekey(settings: Settings) -> Result<(), CliError> {
+    let service = app::service(&settings).await?;
+    let r = service.rekey().await?;
+    println!(
+        "re-sealed {} values under master key {} ({} already were, {} left for another run)",
+        r.resealed,
+        service.master_key_id(),
+        r.current,
+        r.skipped
+    );
+    if !r.retired.is_empty() {
+        println!(
+            "master keys no longer needed by this database: {} (they may be removed from WETOKEN_OLD_MASTER_KEYS)",
+            r.retired.join(", ")
+        );
+    }
+    if r.skipped > 0 {
+        return Err(CliError::Runtime(format!(
+            "{} values were not re-sealed (changed meanwhile, or sealed with a key not given): run `wetoken rekey` again",
+            r.skipped
+        )));
+    }
+    Ok(())
+}

@@ -39,16 +39,32 @@ fn read_or_create(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Resu
     }
 }
 
+/// Where the master key came from (for errors that must name it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `WETOKEN_MASTER_KEY`.
+    Setting,
+    /// `master.key`, read.
+    File(PathBuf),
+    /// `master.key`, generated just now (the database decides whether it
+    /// may be kept).
+    Generated(PathBuf),
+}
+
 /// The master key: the setting, else `master.key` in the data dir.
-pub fn master_key(setting: Option<&str>, data_dir: &Path) -> Result<MasterKey, String> {
+pub fn master_key(setting: Option<&str>, data_dir: &Path) -> Result<(MasterKey, KeySource), String> {
     if let Some(k) = setting {
-        return MasterKey::from_base64(k).map_err(|e| format!("WETOKEN_MASTER_KEY: {e}"));
+        let key = MasterKey::from_base64(k).map_err(|e| format!("WETOKEN_MASTER_KEY: {e}"))?;
+        return Ok((key, KeySource::Setting));
     }
     let (k, created, path) = read_or_create(data_dir, "master.key", MasterKey::generate_base64)?;
+    let key = MasterKey::from_base64(&k).map_err(|e| format!("{}: {e}", path.display()))?;
     if created {
         tracing::warn!(path = %path.display(), "generated a new master key; back it up: without it stored secrets cannot be read");
+        Ok((key, KeySource::Generated(path)))
+    } else {
+        Ok((key, KeySource::File(path)))
     }
-    MasterKey::from_base64(&k).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The admin key: the setting, else `admin.key` in the data dir.
@@ -84,8 +100,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let k = master_key(None, dir.path()).unwrap();
+        let (k, source) = (k.0, k.1);
+        assert!(matches!(source, KeySource::Generated(_)));
         let sealed = k.seal("x", "b");
-        assert_eq!(master_key(None, dir.path()).unwrap().open(&sealed, "b").unwrap(), "x");
+        assert_eq!(master_key(None, dir.path()).unwrap().0.open(&sealed, "b").unwrap(), "x");
         assert_eq!(admin_key(Some("given"), dir.path()).unwrap(), "given");
         assert!(master_key(Some("bad"), dir.path()).is_err());
     }

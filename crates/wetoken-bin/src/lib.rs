@@ -55,6 +55,9 @@ pub enum BuildError {
     Schema(String),
     #[error("upstream client: {0}")]
     Upstream(String),
+    /// The master key does not open this database (SPEC §2).
+    #[error("{0}")]
+    WrongMasterKey(wetoken_core::service::custody::KeyProblem),
 }
 
 /// Settings of a [`Wetoken`]; defaults are SPEC §7's.
@@ -62,6 +65,7 @@ pub enum BuildError {
 pub struct Builder {
     database_url: Option<String>,
     master_key: Option<MasterKey>,
+    old_keys: Vec<MasterKey>,
     key_error: Option<String>,
     upstream: UpstreamConfig,
     service: ServiceConfig,
@@ -81,6 +85,7 @@ impl Default for Builder {
         Builder {
             database_url: None,
             master_key: None,
+            old_keys: Vec::new(),
             key_error: None,
             upstream: UpstreamConfig::default(),
             service: ServiceConfig::default(),
@@ -117,6 +122,18 @@ impl Builder {
     /// The master key itself (as the binary reads it from its key file).
     pub fn key(mut self, key: MasterKey) -> Self {
         self.master_key = Some(key);
+        self
+    }
+
+    /// Keys that sealed data before the current one, still able to open it
+    /// during a rotation (`WETOKEN_OLD_MASTER_KEYS`, base64 each).
+    pub fn old_master_keys<'a>(mut self, base64: impl IntoIterator<Item = &'a str>) -> Self {
+        for k in base64 {
+            match MasterKey::from_base64(k) {
+                Ok(k) => self.old_keys.push(k),
+                Err(e) => self.key_error = Some(format!("an old master key: {e}")),
+            }
+        }
         self
     }
 
@@ -194,13 +211,19 @@ impl Builder {
             return Err(BuildError::MasterKey(e));
         }
         let url = self.database_url.ok_or(BuildError::NoDatabase)?;
-        let key = self.master_key.ok_or(BuildError::NoMasterKey)?;
+        let key = self.master_key.ok_or(BuildError::NoMasterKey)?.with_old(&self.old_keys);
         let store = backend::open(&url).await.map_err(BuildError::Database)?;
         if self.auto_migrate {
             store.migrate().await.map_err(|e| BuildError::Schema(e.to_string()))?;
         }
         let upstream = Upstream::new(self.upstream.clone()).map_err(|e| BuildError::Upstream(e.to_string()))?;
         let service = CredentialService::new(store, upstream, self.clock, key, self.service);
+        // Nothing runs on a key that does not open the database.
+        service
+            .check_master_key()
+            .await
+            .map_err(|e| BuildError::Database(e.to_string()))?
+            .map_err(BuildError::WrongMasterKey)?;
         let auth = Authenticator::new(&service, self.admin_key.as_deref(), self.auth);
         let proxy = if self.proxy {
             let p = &self.upstream;

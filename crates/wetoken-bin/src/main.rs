@@ -55,6 +55,10 @@ enum Command {
     /// Read credentials.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Re-seal every stored secret and value under WETOKEN_MASTER_KEY (after
+    /// a rotation, with the previous key in WETOKEN_OLD_MASTER_KEYS). Safe to
+    /// interrupt and run again.
+    Rekey,
 }
 
 #[derive(Subcommand)]
@@ -162,6 +166,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
         Command::Account(c) => commands::account(settings, *c).await,
         Command::Key(c) => commands::key(settings, c).await,
         Command::Token(c) => commands::token(settings, c).await,
+        Command::Rekey => commands::rekey(settings).await,
     }
 }
 

@@ -49,11 +49,12 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     // WETOKEN_PUBLIC_URL defaults to the address actually bound.
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let mut builder = app::builder(&settings)?.public_url(&public_url).metrics(true);
+    let (builder, key_source) = app::builder(&settings)?;
+    let mut builder = builder.public_url(&public_url).metrics(true);
     if let Some(k) = &admin_key {
         builder = builder.admin_key(k);
     }
-    let wetoken = builder.build().await.map_err(|e| CliError::Runtime(e.to_string()))?;
+    let wetoken = app::build(builder, &key_source).await?;
     if settings.proxy {
         tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
     }

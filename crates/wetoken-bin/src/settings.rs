@@ -18,6 +18,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("data_dir", "WETOKEN_DATA_DIR"),
     ("auto_migrate", "WETOKEN_AUTO_MIGRATE"),
     ("master_key", "WETOKEN_MASTER_KEY"),
+    ("old_master_keys", "WETOKEN_OLD_MASTER_KEYS"),
     ("admin_key", "WETOKEN_ADMIN_KEY"),
     ("auth", "WETOKEN_AUTH"),
     ("allow_open_network", "WETOKEN_ALLOW_OPEN_NETWORK"),
@@ -45,6 +46,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub auto_migrate: bool,
     pub master_key: Option<String>,
+    /// Base64 keys that may open (never seal) during a rotation.
+    pub old_master_keys: Vec<String>,
     pub admin_key: Option<String>,
     pub auth: bool,
     pub allow_open_network: bool,
@@ -70,6 +73,7 @@ impl Default for Settings {
             data_dir: None,
             auto_migrate: true,
             master_key: None,
+            old_master_keys: Vec::new(),
             admin_key: None,
             auth: true,
             allow_open_network: false,
@@ -158,6 +162,18 @@ impl Settings {
             "data_dir" => self.data_dir = non_empty(v).map(PathBuf::from),
             "auto_migrate" => self.auto_migrate = parse_bool(key, v)?,
             "master_key" => self.master_key = non_empty(v),
+            "old_master_keys" => {
+                self.old_master_keys = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect();
+                for k in &self.old_master_keys {
+                    wetoken_core::secret::MasterKey::from_base64(k)
+                        .map_err(|e| format!("WETOKEN_OLD_MASTER_KEYS: {e}"))?;
+                }
+            }
             "admin_key" => self.admin_key = non_empty(v),
             "auth" => self.auth = parse_bool(key, v)?,
             "allow_open_network" => self.allow_open_network = parse_bool(key, v)?,
@@ -255,6 +271,9 @@ mod tests {
             "allow_open_network" => "true",
             "proxy" => "on",
             "master_key" => "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "old_master_keys" => {
+                "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            }
             "admin_key" => "admin-secret",
             "max_body_bytes" => "2048",
             "public_url" => "https://wetoken.example.com",

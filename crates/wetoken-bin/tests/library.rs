@@ -411,3 +411,72 @@ async fn readers_answer_within_the_upstream_timeout_plus_two_seconds() {
     let took = started.elapsed();
     assert!(took < timeout + Duration::from_secs(2), "readers waited {took:?}");
 }
+
+/// SPEC §2: an account whose secrets do not open (sealed with a key not
+/// given, or moved from another row) is recorded as an error on its due
+/// credential and backed off — never retried on every scheduler tick.
+#[tokio::test]
+async fn secrets_that_do_not_open_are_recorded_and_backed_off() {
+    let (sim, _dir, _key, a, id) = setup("wxsealed", "right", "classic").await;
+    a.service.get(&id, Credential::AccessToken).await.unwrap();
+    let store = a.service.store().clone();
+    let stored = store.account(&id).await.unwrap().unwrap();
+    let foreign = key().seal("{}", &wetoken_core::store::binding(&id, "secrets"));
+    assert!(store.reseal_account(&stored, &foreign).await.unwrap());
+    a.clock.advance(TimeDelta::seconds(7000));
+    assert_eq!(a.service.run_due_once().await.unwrap(), 1);
+    let row = store.credential(&id, Credential::AccessToken).await.unwrap().unwrap();
+    let error = row.last_error.expect("recorded on the credential");
+    assert!(error.errmsg.contains("master key"), "{}", error.errmsg);
+    assert_eq!(row.attempts, 1);
+    assert!(row.due_at.unwrap() > a.clock.now().timestamp_millis(), "backed off");
+    assert_eq!(a.service.run_due_once().await.unwrap(), 0, "not retried at once");
+    assert_eq!(sim.token_calls(), 1, "nothing went upstream");
+}
+
+/// SPEC §2: a database sealed before key ids (v1 values, no key checks) is
+/// checked by opening it, then re-sealed once under the current key, bound
+/// to its rows; a wrong key is refused before anything runs.
+#[tokio::test]
+async fn a_database_from_before_key_ids_is_resealed_at_the_first_check() {
+    let (sim, dir, key, a, id) = setup("wxlegacy", "right", "classic").await;
+    let token = a.service.get(&id, Credential::AccessToken).await.unwrap();
+    // Turn the database back into what an older wetoken wrote.
+    let store = a.service.store().clone();
+    let stored = store.account(&id).await.unwrap().unwrap();
+    let plain = key
+        .open(&stored.secrets, &wetoken_core::store::binding(&id, "secrets"))
+        .unwrap();
+    assert!(store.reseal_account(&stored, &key.seal_legacy(&plain)).await.unwrap());
+    let row = store.credential(&id, Credential::AccessToken).await.unwrap().unwrap();
+    assert!(store.reseal_value(&row, &key.seal_legacy(&token.value)).await.unwrap());
+    for c in store.key_checks().await.unwrap() {
+        store.remove_key_check(&c.key_id).await.unwrap();
+    }
+
+    let wrong = instance(dir.path(), &sim, &self::key()).await;
+    assert!(
+        wrong.service.check_master_key().await.unwrap().is_err(),
+        "a wrong key is refused"
+    );
+    assert!(store.key_checks().await.unwrap().is_empty(), "and records nothing");
+
+    let b = instance(dir.path(), &sim, &key).await;
+    b.service.check_master_key().await.unwrap().unwrap();
+    let stored = store.account(&id).await.unwrap().unwrap();
+    assert_eq!(stored.secrets.key_id(), Some(key.id()), "re-sealed with a key id");
+    let row = store.credential(&id, Credential::AccessToken).await.unwrap().unwrap();
+    assert_eq!(row.value.as_ref().and_then(|v| v.key_id()), Some(key.id()));
+    assert_eq!(
+        store
+            .key_checks()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.key_id.clone())
+            .collect::<Vec<_>>(),
+        [key.id().to_owned()]
+    );
+    assert_eq!(b.service.get(&id, Credential::AccessToken).await.unwrap(), token);
+    assert_eq!(sim.token_calls(), 1);
+}

@@ -231,6 +231,24 @@ impl MasterKey {
         decrypt(&key.aead, b64, binding.as_bytes())
     }
 
+    /// The legacy v1 format (no key id, no binding), as databases from
+    /// before key ids hold it: for tests of their re-sealing only.
+    #[doc(hidden)]
+    pub fn seal_legacy(&self, plaintext: &str) -> Sealed {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .0
+            .current
+            .aead
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        Sealed(format!(
+            "{LEGACY_PREFIX}{}",
+            STANDARD.encode([&nonce[..], &ct].concat())
+        ))
+    }
+
     /// Whether `sealed` is already what [`MasterKey::seal`] would make now:
     /// sealed by the current key in the current format.
     pub fn is_current(&self, sealed: &Sealed) -> bool {
@@ -317,15 +335,8 @@ mod tests {
     fn legacy_values_open_with_any_key_of_the_ring() {
         // v1: nonce ‖ ciphertext, no associated data, no key id.
         let old = key();
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = old
-            .0
-            .current
-            .aead
-            .encrypt(Nonce::from_slice(&nonce), b"legacy".as_ref())
-            .unwrap();
-        let legacy = Sealed::from_stored(format!("v1:{}", STANDARD.encode([&nonce[..], &ct].concat())));
+        let legacy = old.seal_legacy("legacy");
+        assert!(legacy.as_str().starts_with("v1:"));
         assert_eq!(legacy.key_id(), None);
         assert_eq!(old.open(&legacy, "anything").unwrap(), "legacy");
         let ring = key().with_old(&[old]);

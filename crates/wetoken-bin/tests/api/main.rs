@@ -10,5 +10,6 @@ mod component;
 mod credentials;
 mod embedded;
 mod helpers;
+mod master_key;
 mod sandbox;
 mod wecom;

@@ -12,6 +12,7 @@
 //! | `accounts`, `apikeys` | accounts and API keys, as typed views ([`views`]) |
 //! | `children`, [`component`], `suite` | authorizers and corps, the Open Platform and WeCom flows |
 //! | [`compat`] | what WeChat-shaped callers present: secrets and tokens |
+//! | [`custody`] | the master key: the database's key checks, re-sealing (`rekey`) |
 //! | [`scheduler`] | proactive refreshes ahead of expiry |
 //!
 //! A read goes cache → flight → database → lease → WeChat. Every write
@@ -24,6 +25,7 @@ pub(crate) mod cache;
 mod children;
 pub mod compat;
 pub mod component;
+pub mod custody;
 mod failure;
 mod fetch;
 mod flight;
@@ -257,8 +259,19 @@ impl CredentialService {
         if row.value.is_none() || row.due_at.is_none_or(|d| d > now) {
             return Ok(());
         }
-        let account = self.inner.account(id).await?;
-        let previous = self.inner.open_value(&row)?;
+        let account = match self.inner.account(id).await {
+            Ok(a) => a,
+            Err(e @ ServiceError::Store(StoreError::Corrupt(_))) => {
+                // Secrets that do not open (a key not given, a row moved):
+                // recorded on the credential and backed off, never retried
+                // every tick.
+                self.inner.record_unusable(&row, &e).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        // A value that does not open is replaced by the refresh.
+        let previous = self.inner.open_value(&row).unwrap_or(None);
         let plan = lease::Plan {
             cred,
             seen: row.version,
@@ -355,15 +368,38 @@ impl Inner {
             .map_err(|e| corrupt(format!("{}/{}: {e}", row.account, row.credential)))
     }
 
-    /// A row's value while it is valid at `now`, opened.
+    /// A row's value while it is valid at `now`, opened. A value that does
+    /// not open (sealed with a key not given, or moved from another row) is
+    /// no value: it is fetched again, and the new one sealed properly.
     fn valid(&self, row: &crate::store::CredentialState, now: i64) -> Result<Option<Issued>> {
         let Some(expires_at) = row.expires_at.filter(|e| *e > now) else {
             return Ok(None);
         };
-        Ok(self.open_value(row)?.map(|value| Issued {
+        let value = self.open_value(row).unwrap_or_else(|e| {
+            tracing::warn!(account = %row.account, credential = %row.credential, error = %e, "a stored value does not open; it will be fetched again");
+            None
+        });
+        Ok(value.map(|value| Issued {
             value,
             expires_at: crate::clock::from_millis(expires_at),
         }))
+    }
+
+    /// Records why a due credential cannot be refreshed (its account's
+    /// secrets do not open) under the lease, with the failure policy's
+    /// backoff.
+    async fn record_unusable(&self, row: &crate::store::CredentialState, e: &ServiceError) -> Result<()> {
+        let lease_ms = self.cfg.lease.as_millis() as i64;
+        let (id, cred) = (&row.account, row.credential);
+        if self
+            .store
+            .try_lease(id, cred, &self.cfg.instance_id, row.version, lease_ms)
+            .await?
+        {
+            self.write_failure(id, cred, failure::FetchError::Dependency(e.clone()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// [`Inner::valid`], and the cache refreshed from it (a row that is gone

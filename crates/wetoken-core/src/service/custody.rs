@@ -1,0 +1,167 @@
+//! Custody of the master key (SPEC §2 "the master key cannot be lost
+//! silently"):
+//!
+//! - the database records a check value of every key that sealed data in it
+//!   (`wt_master_keys`); before anything runs, [`CredentialService::check_master_key`]
+//!   proves the ring holds each of them, and refuses otherwise — a missing
+//!   `master.key` never becomes a new key over sealed data;
+//! - [`CredentialService::rekey`] re-seals everything under the current key,
+//!   in batches, compare-and-set (safe to interrupt and re-run), then
+//!   forgets the keys nothing is sealed with any more;
+//! - a database sealed before key ids existed (v1 values, no checks) is
+//!   checked by opening its first account and re-sealed once, at the first
+//!   start that sees it.
+
+use super::{CredentialService, Result};
+use crate::account::SECRETS_FIELD;
+use crate::secret::{KeyError, MasterKey, Sealed};
+use crate::store::{KeyCheck, binding};
+
+/// Accounts read per batch by [`CredentialService::rekey`].
+const BATCH: i64 = 500;
+
+/// Why the ring cannot serve this database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    /// Data here is sealed with keys the ring does not hold.
+    #[error("the database holds data sealed with master key {}, which is not the key given (id {current}) nor one of the old keys", expected.join(", "))]
+    Missing { expected: Vec<String>, current: String },
+}
+
+/// What [`CredentialService::rekey`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Values re-sealed under the current key.
+    pub resealed: u64,
+    /// Values already sealed with it.
+    pub current: u64,
+    /// Values that changed while being re-sealed, or did not open: left for
+    /// the next run.
+    pub skipped: u64,
+    /// Keys no longer recorded, nothing being sealed with them any more.
+    pub retired: Vec<String>,
+}
+
+impl CredentialService {
+    /// The id of the key that seals (as `wt_master_keys` records it).
+    pub fn master_key_id(&self) -> &str {
+        self.inner.key.id()
+    }
+
+    /// Proves the ring opens this database (SPEC §2) and records the current
+    /// key's check. A database sealed before key ids existed is re-sealed
+    /// now, once.
+    pub async fn check_master_key(&self) -> Result<std::result::Result<(), KeyProblem>> {
+        let key = &self.inner.key;
+        let checks = self.inner.store.key_checks().await?;
+        let missing: Vec<String> = checks
+            .iter()
+            .filter(|c| !key.opens_check(&c.check))
+            .map(|c| c.key_id.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Ok(Err(KeyProblem::Missing {
+                expected: missing,
+                current: key.id().to_owned(),
+            }));
+        }
+        let legacy = if checks.is_empty() {
+            match self.inner.store.accounts_after(None, 1).await?.pop() {
+                // A fresh database: nothing sealed yet.
+                None => false,
+                Some(first) => {
+                    if let Err(e) = key.open(&first.secrets, &binding(&first.id, SECRETS_FIELD)) {
+                        let expected = match e {
+                            KeyError::UnknownKey(id) => id,
+                            _ => "(sealed before key ids were recorded)".to_owned(),
+                        };
+                        return Ok(Err(KeyProblem::Missing {
+                            expected: vec![expected],
+                            current: key.id().to_owned(),
+                        }));
+                    }
+                    true
+                }
+            }
+        } else {
+            false
+        };
+        if !checks.iter().any(|c| c.key_id == key.id()) {
+            let check = KeyCheck {
+                key_id: key.id().to_owned(),
+                check: key.check_value(),
+            };
+            self.inner.store.add_key_check(&check, self.inner.now_ms()).await?;
+        }
+        if legacy {
+            let r = self.rekey().await?;
+            tracing::info!(
+                resealed = r.resealed,
+                skipped = r.skipped,
+                "re-sealed a database sealed before key ids"
+            );
+        }
+        Ok(Ok(()))
+    }
+
+    /// Re-seals every sealed value under the current key, batch by batch,
+    /// compare-and-set: safe to interrupt and run again. When every value is
+    /// sealed with the current key, the other keys' checks are removed.
+    pub async fn rekey(&self) -> Result<Rekeyed> {
+        let (key, store) = (&self.inner.key, &self.inner.store);
+        let mut out = Rekeyed::default();
+        let mut after = None;
+        loop {
+            let batch = store.accounts_after(after.as_ref(), BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.id.clone());
+            for a in &batch {
+                let field = binding(&a.id, SECRETS_FIELD);
+                match reseal(key, &a.secrets, &field) {
+                    Reseal::Current => out.current += 1,
+                    Reseal::Unopenable => out.skipped += 1,
+                    Reseal::New(s) if store.reseal_account(a, &s).await? => out.resealed += 1,
+                    Reseal::New(_) => out.skipped += 1,
+                }
+                for row in store.credentials(&a.id).await? {
+                    let Some(value) = &row.value else { continue };
+                    let field = binding(&row.account, row.credential.as_str());
+                    match reseal(key, value, &field) {
+                        Reseal::Current => out.current += 1,
+                        Reseal::Unopenable => out.skipped += 1,
+                        Reseal::New(s) if store.reseal_value(&row, &s).await? => out.resealed += 1,
+                        Reseal::New(_) => out.skipped += 1,
+                    }
+                }
+            }
+        }
+        if out.skipped == 0 {
+            for c in store.key_checks().await? {
+                if c.key_id != key.id() {
+                    store.remove_key_check(&c.key_id).await?;
+                    out.retired.push(c.key_id);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+enum Reseal {
+    Current,
+    Unopenable,
+    New(Sealed),
+}
+
+fn reseal(key: &MasterKey, sealed: &Sealed, field: &str) -> Reseal {
+    if key.is_current(sealed) && key.open(sealed, field).is_ok() {
+        return Reseal::Current;
+    }
+    match key.open(sealed, field) {
+        Ok(plain) => Reseal::New(key.seal(&plain, field)),
+        Err(e) => {
+            tracing::warn!(field, error = %e, "a stored value cannot be opened; left as it is");
+            Reseal::Unopenable
+        }
+    }
+}
