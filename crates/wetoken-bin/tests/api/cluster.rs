@@ -73,6 +73,76 @@ on_every_backend!(a_killed_lease_holder_is_taken_over);
 on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
 on_every_backend!(a_fetch_whose_caller_left_serves_every_instance);
 on_every_backend!(stale_reports_over_three_instances_share_one_budget);
+on_every_backend!(a_holder_that_wakes_after_its_lease_changes_nothing);
+
+fn signal(srv: &TestServer, sig: &str) {
+    let pid = srv.child.id().expect("running").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// SPEC §2 fencing, three processes: instance 0 holds the lease while
+/// WeChat hangs, and is frozen (SIGSTOP) past its lease; instance 1 takes
+/// over and refreshes. When instance 0 wakes, its late failure is not
+/// written over instance 1's success.
+async fn a_holder_that_wakes_after_its_lease_changes_nothing(backend: Backend) {
+    let sim = sim().await;
+    sim.add_app("wxfence", "s");
+    let servers = cluster(&sim, backend, &[("WETOKEN_LEASE_SECS", "7")]).await;
+    servers[0].add_mp("wxfence", "s").await;
+    sim.inject(
+        wetoken_sim::STABLE_TOKEN,
+        Fault::Latency(Duration::from_secs(60)),
+        Some(1),
+    );
+    let url = servers[0].url.clone();
+    let stalled = tokio::spawn(async move {
+        client()
+            .get(format!("{url}/v1/mp/wxfence/access_token"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    assert!(
+        until(Duration::from_secs(10), || async { sim.token_calls() == 1 }).await,
+        "instance 0 called WeChat"
+    );
+    signal(&servers[0], "-STOP");
+    let started = Instant::now();
+    let token = loop {
+        let (s, v) = servers[1].get("/v1/mp/wxfence/access_token", Some(ADMIN)).await;
+        if s == StatusCode::OK {
+            break v["access_token"].as_str().unwrap().to_owned();
+        }
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert!(
+            started.elapsed() < Duration::from_secs(7 + 5),
+            "taken over after the lease"
+        );
+    };
+    signal(&servers[0], "-CONT");
+    // Instance 0 wakes past its upstream timeout and its lease: it answers
+    // its client and tries to record its failure.
+    let answered = tokio::time::timeout(Duration::from_secs(20), stalled).await;
+    assert!(answered.is_ok(), "instance 0 answered after waking");
+    let (_, account) = servers[2].get("/v1/accounts/mp:wxfence", Some(ADMIN)).await;
+    assert_eq!(
+        account["credentials"]["access_token"]["last_error"],
+        serde_json::Value::Null,
+        "the late failure was not written: {account}"
+    );
+    for srv in &servers {
+        let (s, v) = srv.get("/v1/mp/wxfence/access_token", Some(ADMIN)).await;
+        assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
+    }
+    assert!(sim.is_valid(&token));
+    assert_eq!(sim.token_calls(), 2);
+}
 
 /// SPEC §2 "a fetch outlives its caller": the client that started the fetch
 /// disconnects after 100 ms of a 2 s WeChat call; readers on every
