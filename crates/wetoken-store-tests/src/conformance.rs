@@ -132,6 +132,27 @@ fn account(id_text: &str) -> StoredAccount {
     }
 }
 
+/// A failure recorded by `owner` that would block the credential for long,
+/// were it written.
+async fn late_failure(s: &dyn Store, id: &AccountId, credential: Credential, owner: &str) {
+    let error = LastError {
+        errcode: 45009,
+        errmsg: "late".into(),
+        at: 31_003,
+    };
+    s.record_failure(&FailureWrite {
+        account: id,
+        credential,
+        owner,
+        error: &error,
+        blocked_until: Some(99_999_999),
+        due_at: 99_999_999,
+        attempts: 7,
+    })
+    .await
+    .unwrap();
+}
+
 /// A lease long enough for any check to finish inside it.
 const LEASE: i64 = 60_000;
 
@@ -384,21 +405,7 @@ pub async fn lease_expiry(s: &dyn Store) {
         "dead owner cannot write after takeover"
     );
     // Nor record a late failure over the new holder's work.
-    s.record_failure(&FailureWrite {
-        account: id,
-        credential: JsapiTicket,
-        owner: "dead",
-        error: &LastError {
-            errcode: 45009,
-            errmsg: "late".into(),
-            at: 31_003,
-        },
-        blocked_until: Some(99_999_999),
-        due_at: 99_999_999,
-        attempts: 7,
-    })
-    .await
-    .unwrap();
+    late_failure(s, id, JsapiTicket, "dead").await;
     let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -417,21 +424,7 @@ pub async fn lease_expiry(s: &dyn Store) {
             .unwrap(),
         Some(1)
     );
-    s.record_failure(&FailureWrite {
-        account: id,
-        credential: JsapiTicket,
-        owner: "dead",
-        error: &LastError {
-            errcode: 45009,
-            errmsg: "late".into(),
-            at: 31_005,
-        },
-        blocked_until: Some(99_999_999),
-        due_at: 99_999_999,
-        attempts: 7,
-    })
-    .await
-    .unwrap();
+    late_failure(s, id, JsapiTicket, "dead").await;
     let row = s.credential(id, JsapiTicket).await.unwrap().unwrap();
     assert_eq!((row.last_error, row.blocked_until), (None, None));
 
@@ -453,21 +446,7 @@ pub async fn lease_expiry(s: &dyn Store) {
         None,
         "an expired holder cannot write a value"
     );
-    s.record_failure(&FailureWrite {
-        account: id,
-        credential: AccessToken,
-        owner: "late",
-        error: &LastError {
-            errcode: -1,
-            errmsg: "late".into(),
-            at: 2,
-        },
-        blocked_until: None,
-        due_at: 3,
-        attempts: 1,
-    })
-    .await
-    .unwrap();
+    late_failure(s, id, AccessToken, "late").await;
     let row = s.credential(id, AccessToken).await.unwrap().unwrap();
     assert_eq!((row.value, row.last_error, row.attempts), (None, None, 0));
 }

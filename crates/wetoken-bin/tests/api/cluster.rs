@@ -75,6 +75,26 @@ on_every_backend!(a_fetch_whose_caller_left_serves_every_instance);
 on_every_backend!(stale_reports_over_three_instances_share_one_budget);
 on_every_backend!(a_holder_that_wakes_after_its_lease_changes_nothing);
 
+/// The token `srv` serves once another holder's lease (of `lease_secs`)
+/// has run out. Readers wait at most the upstream timeout + 2 s (503
+/// meanwhile); then the next one takes the lease over.
+async fn taken_over(srv: &TestServer, path: &str, lease_secs: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let asked = Instant::now();
+        let (s, v) = srv.get(path, Some(ADMIN)).await;
+        assert!(asked.elapsed() < Duration::from_secs(3 + 2 + 1), "a bounded wait");
+        if s == StatusCode::OK {
+            return v["access_token"].as_str().unwrap().to_owned();
+        }
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert!(
+            started.elapsed() < Duration::from_secs(lease_secs + 5),
+            "taken over within the lease + a few seconds"
+        );
+    }
+}
+
 fn signal(srv: &TestServer, sig: &str) {
     let pid = srv.child.id().expect("running").to_string();
     let ok = std::process::Command::new("kill")
@@ -113,18 +133,7 @@ async fn a_holder_that_wakes_after_its_lease_changes_nothing(backend: Backend) {
         "instance 0 called WeChat"
     );
     signal(&servers[0], "-STOP");
-    let started = Instant::now();
-    let token = loop {
-        let (s, v) = servers[1].get("/v1/mp/wxfence/access_token", Some(ADMIN)).await;
-        if s == StatusCode::OK {
-            break v["access_token"].as_str().unwrap().to_owned();
-        }
-        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-        assert!(
-            started.elapsed() < Duration::from_secs(7 + 5),
-            "taken over after the lease"
-        );
-    };
+    let token = taken_over(&servers[1], "/v1/mp/wxfence/access_token", 7).await;
     signal(&servers[0], "-CONT");
     // Instance 0 wakes past its upstream timeout and its lease: it answers
     // its client and tries to record its failure.
@@ -336,23 +345,8 @@ async fn a_killed_lease_holder_is_taken_over(backend: Backend) {
     );
     holder.kill().await;
 
-    // Readers wait at most the upstream timeout + 2 s (503 meanwhile); once
-    // the dead holder's lease ends, the next one takes over.
-    let started = Instant::now();
-    let v = loop {
-        let asked = Instant::now();
-        let (s, v) = servers[0].get("/v1/mp/wxkill/access_token", Some(ADMIN)).await;
-        assert!(asked.elapsed() < Duration::from_secs(3 + 2 + 1), "a bounded wait");
-        if s == StatusCode::OK {
-            break v;
-        }
-        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-        assert!(
-            started.elapsed() < Duration::from_secs(7 + 5),
-            "taken over within lease + a few seconds"
-        );
-    };
-    let token = v["access_token"].as_str().unwrap();
+    let token = taken_over(&servers[0], "/v1/mp/wxkill/access_token", 7).await;
+    let token = token.as_str();
     assert!(sim.is_valid(token));
     assert_eq!(sim.token_calls(), 2);
     let (s, v) = servers[1].get("/v1/mp/wxkill/access_token", Some(ADMIN)).await;
