@@ -32,7 +32,8 @@ pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), Cl
         .auth(settings.auth)
         .max_body_bytes(settings.max_body_bytes)
         .callback_max_skew(settings.callback_max_skew_secs as i64)
-        .proxy(settings.proxy);
+        .proxy(settings.proxy)
+        .request_timeout(std::time::Duration::from_secs(settings.request_timeout_secs));
     Ok((builder, source))
 }
 

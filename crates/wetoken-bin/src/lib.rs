@@ -78,6 +78,7 @@ pub struct Builder {
     callback_max_skew_secs: i64,
     proxy: bool,
     metrics: bool,
+    request_timeout: std::time::Duration,
 }
 
 impl Default for Builder {
@@ -98,6 +99,7 @@ impl Default for Builder {
             callback_max_skew_secs: 300,
             proxy: false,
             metrics: false,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -192,6 +194,13 @@ impl Builder {
         self
     }
 
+    /// The longest a request may take to arrive and be answered (SPEC §4;
+    /// 408 after it).
+    pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Forward other WeChat API paths carrying a managed token (SPEC §6).
     pub fn proxy(mut self, on: bool) -> Self {
         self.proxy = on;
@@ -242,6 +251,7 @@ impl Builder {
             },
             callback_max_skew_secs: self.callback_max_skew_secs,
             public_url: self.public_url,
+            request_timeout: self.request_timeout,
             proxy,
         });
         Ok(Wetoken { state })

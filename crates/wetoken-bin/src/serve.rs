@@ -62,7 +62,10 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
     let scheduler = wetoken.run_scheduler();
     let router = wetoken.router();
-    let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown()).await });
+    let limits = wetoken_http::serve::Limits {
+        max_connections: usize::try_from(settings.max_connections).unwrap_or(usize::MAX),
+    };
+    let server = tokio::spawn(wetoken_http::serve::serve(listener, router, limits, shutdown()));
     if let Some(sb) = &sandbox {
         // Serving already: the simulator's pushes reach the callbacks.
         demo(wetoken.service(), sb, addr, &public_url, admin_key.as_deref()).await?;

@@ -37,6 +37,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("callback_max_skew_secs", "WETOKEN_CALLBACK_MAX_SKEW_SECS"),
     ("proxy", "WETOKEN_PROXY"),
     ("log", "WETOKEN_LOG"),
+    ("request_timeout_secs", "WETOKEN_REQUEST_TIMEOUT_SECS"),
+    ("max_connections", "WETOKEN_MAX_CONNECTIONS"),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,8 @@ pub struct Settings {
     pub callback_max_skew_secs: u64,
     pub proxy: bool,
     pub log: String,
+    pub request_timeout_secs: u64,
+    pub max_connections: u64,
 }
 
 impl Default for Settings {
@@ -89,6 +93,8 @@ impl Default for Settings {
             callback_max_skew_secs: 300,
             proxy: false,
             log: "info".into(),
+            request_timeout_secs: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -189,6 +195,8 @@ impl Settings {
             "callback_max_skew_secs" => self.callback_max_skew_secs = parse_num(key, v)?,
             "proxy" => self.proxy = parse_bool(key, v)?,
             "log" => self.log = non_empty(v).ok_or("log must not be empty")?,
+            "request_timeout_secs" => self.request_timeout_secs = parse_num(key, v)?,
+            "max_connections" => self.max_connections = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -206,6 +214,9 @@ impl Settings {
         }
         if self.max_body_bytes == 0 {
             return Err("WETOKEN_MAX_BODY_BYTES must be at least 1".into());
+        }
+        if self.request_timeout_secs == 0 || self.max_connections == 0 {
+            return Err("WETOKEN_REQUEST_TIMEOUT_SECS and WETOKEN_MAX_CONNECTIONS must be at least 1".into());
         }
         Ok(())
     }

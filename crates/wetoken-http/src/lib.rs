@@ -27,6 +27,7 @@ mod ops;
 mod platforms;
 pub mod proxy;
 pub mod render;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -53,6 +54,9 @@ pub struct AppConfig {
     pub public_url: String,
     /// The WeChat API proxy, when `WETOKEN_PROXY=on`.
     pub proxy: Option<proxy::Proxy>,
+    /// `WETOKEN_REQUEST_TIMEOUT_SECS`: the longest a request may take to
+    /// arrive and be answered (408 after it).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -83,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .layer(ops::Front {
             max_body: state.max_body,
         })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ))
         .with_state(state)
 }
 

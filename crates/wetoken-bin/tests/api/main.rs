@@ -10,6 +10,7 @@ mod component;
 mod credentials;
 mod embedded;
 mod helpers;
+mod limits;
 mod master_key;
 mod sandbox;
 mod wecom;

@@ -1,0 +1,117 @@
+//! SPEC §4: slow or idle clients cannot hold the server. Real sockets
+//! against the real binary.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+fn open_files(srv: &TestServer) -> usize {
+    let pid = srv.child.id().expect("running");
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn addr(srv: &TestServer) -> String {
+    srv.url.trim_start_matches("http://").to_owned()
+}
+
+/// 500 connections dribbling a header byte per second: a normal client
+/// still gets its token at once, the server's open files stay bounded by
+/// `WETOKEN_MAX_CONNECTIONS`, and every dribbler is cut off once its
+/// headers are 10 s late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_clients_cannot_hold_the_server() {
+    let sim = sim().await;
+    sim.add_app("wxslow", "s");
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_CONNECTIONS", "300")]).await;
+    srv.add_mp("wxslow", "s").await;
+    let before = open_files(&srv);
+    let mut dribblers = Vec::new();
+    for _ in 0..500 {
+        let a = addr(&srv);
+        dribblers.push(tokio::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(&a).await else {
+                return Duration::ZERO;
+            };
+            let started = Instant::now();
+            for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                if s.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                // Closed by the server?
+                let mut buf = [0u8; 64];
+                match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(_)) => {}
+                    Err(_) => {}
+                }
+                if started.elapsed() > Duration::from_secs(40) {
+                    break;
+                }
+            }
+            started.elapsed()
+        }));
+    }
+    // Once the server holds as many as it takes: a normal client, at once.
+    let full = until(Duration::from_secs(10), || async { open_files(&srv) >= before + 250 }).await;
+    assert!(full, "the dribblers connected: {}", open_files(&srv));
+    let asked = Instant::now();
+    let (s, v) = srv.get("/v1/mp/wxslow/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(asked.elapsed() < Duration::from_secs(1), "{:?}", asked.elapsed());
+    let during = open_files(&srv);
+    assert!(
+        during <= before + 300 + 10,
+        "open files bounded by WETOKEN_MAX_CONNECTIONS: {before} → {during}"
+    );
+    let mut longest = Duration::ZERO;
+    for d in dribblers {
+        longest = longest.max(d.await.unwrap());
+    }
+    assert!(
+        longest < Duration::from_secs(30),
+        "every dribbler was cut off (headers 10 s late), the last after {longest:?}"
+    );
+}
+
+/// A body that never finishes arriving: 408 after
+/// `WETOKEN_REQUEST_TIMEOUT_SECS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_takes_too_long_is_cut_off() {
+    let sim = sim().await;
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_REQUEST_TIMEOUT_SECS", "2")]).await;
+    let mut s = TcpStream::connect(addr(&srv)).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "answered, not held");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() >= Duration::from_secs(2) && started.elapsed() < Duration::from_secs(5));
+}
