@@ -33,7 +33,8 @@ pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), Cl
         .max_body_bytes(settings.max_body_bytes)
         .callback_max_skew(settings.callback_max_skew_secs as i64)
         .proxy(settings.proxy)
-        .request_timeout(std::time::Duration::from_secs(settings.request_timeout_secs));
+        .request_timeout(std::time::Duration::from_secs(settings.request_timeout_secs))
+        .metrics_per_account(settings.metrics_per_account);
     Ok((builder, source))
 }
 

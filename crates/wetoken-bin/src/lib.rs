@@ -79,6 +79,7 @@ pub struct Builder {
     proxy: bool,
     metrics: bool,
     request_timeout: std::time::Duration,
+    metrics_per_account: bool,
 }
 
 impl Default for Builder {
@@ -100,6 +101,7 @@ impl Default for Builder {
             proxy: false,
             metrics: false,
             request_timeout: std::time::Duration::from_secs(30),
+            metrics_per_account: false,
         }
     }
 }
@@ -201,6 +203,13 @@ impl Builder {
         self
     }
 
+    /// Per-account series in `/metrics` (off: its size does not grow with
+    /// the number of accounts, and strangers learn no account id from it).
+    pub fn metrics_per_account(mut self, on: bool) -> Self {
+        self.metrics_per_account = on;
+        self
+    }
+
     /// Forward other WeChat API paths carrying a managed token (SPEC §6).
     pub fn proxy(mut self, on: bool) -> Self {
         self.proxy = on;
@@ -252,6 +261,7 @@ impl Builder {
             callback_max_skew_secs: self.callback_max_skew_secs,
             public_url: self.public_url,
             request_timeout: self.request_timeout,
+            metrics_per_account: self.metrics_per_account,
             proxy,
         });
         Ok(Wetoken { state })

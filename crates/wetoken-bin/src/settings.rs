@@ -39,6 +39,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log", "WETOKEN_LOG"),
     ("request_timeout_secs", "WETOKEN_REQUEST_TIMEOUT_SECS"),
     ("max_connections", "WETOKEN_MAX_CONNECTIONS"),
+    ("metrics_per_account", "WETOKEN_METRICS_PER_ACCOUNT"),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +68,7 @@ pub struct Settings {
     pub log: String,
     pub request_timeout_secs: u64,
     pub max_connections: u64,
+    pub metrics_per_account: bool,
 }
 
 impl Default for Settings {
@@ -95,6 +97,7 @@ impl Default for Settings {
             log: "info".into(),
             request_timeout_secs: 30,
             max_connections: 10_000,
+            metrics_per_account: false,
         }
     }
 }
@@ -197,6 +200,7 @@ impl Settings {
             "log" => self.log = non_empty(v).ok_or("log must not be empty")?,
             "request_timeout_secs" => self.request_timeout_secs = parse_num(key, v)?,
             "max_connections" => self.max_connections = parse_num(key, v)?,
+            "metrics_per_account" => self.metrics_per_account = parse_bool(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -279,6 +283,7 @@ mod tests {
             "database_url" => "sqlite:///tmp/other.db",
             "data_dir" => "/tmp/wetoken-data",
             "auto_migrate" | "auth" => "false",
+            "metrics_per_account" => "true",
             "allow_open_network" => "true",
             "proxy" => "on",
             "master_key" => "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use wetoken_core::domain::{AccountId, Ident};
 use wetoken_core::msgcrypt::CryptError;
+use wetoken_core::service::ServiceError;
 use wetoken_core::wxml::{self, XmlError};
 
 use crate::AppState;
@@ -69,18 +70,23 @@ async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encryp
     let ts: i64 = timestamp
         .parse()
         .map_err(|_| unauthorized("timestamp is not a number"))?;
-    if (st.service.now().timestamp() - ts).abs() > st.callback_max_skew_secs {
+    // abs_diff: no overflow whatever the timestamp.
+    if st.service.now().timestamp().abs_diff(ts) > st.callback_max_skew_secs.unsigned_abs() {
         return Err(unauthorized("timestamp outside the accepted window"));
     }
-    st.service
-        .callback_crypt(id)
-        .await?
-        .open(signature, timestamp, nonce, encrypt)
-        .map_err(|e| match e {
-            CryptError::Signature => unauthorized("msg_signature does not match"),
-            CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
-            other => ApiError::invalid(other.to_string()),
-        })
+    let bad_signature = || unauthorized("msg_signature does not match");
+    // An account wetoken does not know answers like a bad signature: no
+    // oracle for which accounts exist (SPEC §4).
+    let crypt = match st.service.callback_crypt(id).await {
+        Ok(c) => c,
+        Err(ServiceError::NotFound(_)) => return Err(bad_signature()),
+        Err(e) => return Err(e.into()),
+    };
+    crypt.open(signature, timestamp, nonce, encrypt).map_err(|e| match e {
+        CryptError::Signature => bad_signature(),
+        CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
+        other => ApiError::invalid(other.to_string()),
+    })
 }
 
 fn success() -> Response {
@@ -217,6 +223,12 @@ async fn landing(
         );
     };
     match st.service.authorize(&id, code, None).await {
+        // An unknown component looks like a refused code: no oracle.
+        Err(ServiceError::NotFound(_)) => page(
+            StatusCode::BAD_GATEWAY,
+            "授权失败 Authorization failed",
+            "WeChat did not accept this authorization code",
+        ),
         Ok(AccountId::Authorizer { appid, component_appid }) => page(
             StatusCode::OK,
             "授权成功 Authorized",

@@ -57,6 +57,8 @@ pub struct AppConfig {
     /// `WETOKEN_REQUEST_TIMEOUT_SECS`: the longest a request may take to
     /// arrive and be answered (408 after it).
     pub request_timeout: std::time::Duration,
+    /// `WETOKEN_METRICS_PER_ACCOUNT`: per-account series in `/metrics`.
+    pub metrics_per_account: bool,
 }
 
 impl AppState {

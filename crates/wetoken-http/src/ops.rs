@@ -39,7 +39,7 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> 
         .metrics
         .as_ref()
         .ok_or_else(|| ApiError::not_found("metrics are not enabled"))?;
-    st.service.observe_remaining();
+    st.service.observe_remaining(st.metrics_per_account);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
 }
 
@@ -261,11 +261,9 @@ async fn healthz() -> Json<Value> {
 /// The database answers.
 async fn readyz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     st.service.store().ping().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("database not reachable: {e}"),
-        )
+        // The database's own error text stays in the log (SPEC §3).
+        tracing::warn!(error = %e, "readyz: database not reachable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database not reachable")
     })?;
     Ok(Json(json!({"status": "ready"})))
 }

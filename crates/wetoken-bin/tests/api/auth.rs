@@ -262,12 +262,33 @@ async fn metrics_cover_upstream_refreshes_cache_and_http() {
         r#"wetoken_refreshes_total{trigger="cold",result="ok"} 1"#,
         "wetoken_cache_hits_total 1",
         "wetoken_cache_misses_total 1",
-        r#"wetoken_credential_remaining_seconds{account="mp:wxmetrics",credential="access_token"} 7"#,
+        r#"wetoken_credential_remaining_seconds_min{kind="mp",credential="access_token"} 7"#,
+        r#"wetoken_credentials_cached{kind="mp",credential="access_token"} 1"#,
         r#"wetoken_http_request_duration_seconds_count{method="GET",route="/v1/mp/{appid}/{cred}",status="200"} 2"#,
         "wetoken_http_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    // No key is needed for /metrics: it names no account (SPEC §3, §4).
+    assert!(!text.contains("wxmetrics"), "an account id in /metrics:\n{text}");
+
+    // Per-account series only when asked for.
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_METRICS_PER_ACCOUNT", "true")]).await;
+    srv.add_mp("wxmetrics", "s").await;
+    srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
+    let text = srv
+        .client
+        .get(format!("{}/metrics", srv.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"wetoken_credential_remaining_seconds{account="mp:wxmetrics",credential="access_token"} 7"#),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

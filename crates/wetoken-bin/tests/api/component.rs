@@ -182,6 +182,34 @@ async fn refused_callbacks_change_nothing() {
         "another appid"
     );
 
+    // A timestamp at the edge of i64: refused, no overflow.
+    let mut extreme = push_of(&crypt, &ticket_message("ticket@@@min", now()), now());
+    extreme.query[1].1 = i64::MIN.to_string();
+    assert_eq!(send(&callback, &extreme).await.0, StatusCode::UNAUTHORIZED, "i64::MIN");
+
+    // An account wetoken does not know answers exactly like a bad signature
+    // (SPEC §4: no oracle for which accounts exist).
+    let unknown_url = callback.replace(C, "wxnobodyknows");
+    let (s_unknown, b_unknown) = send(&unknown_url, &forged).await;
+    let (s_forged, b_forged) = send(&callback, &forged).await;
+    assert_eq!(
+        (s_unknown, &b_unknown),
+        (s_forged, &b_forged),
+        "{b_unknown} vs {b_forged}"
+    );
+    let resp = client()
+        .get(format!("{unknown_url}/authorized?auth_code=whatever"))
+        .send()
+        .await
+        .unwrap();
+    let unknown_page = (resp.status(), resp.text().await.unwrap());
+    assert_eq!(
+        unknown_page.0,
+        StatusCode::BAD_GATEWAY,
+        "the landing page of an unknown component looks like a refused code"
+    );
+    assert!(!unknown_page.1.contains("wxnobodyknows"), "{}", unknown_page.1);
+
     let mut dtd = push_of(&crypt, &ticket_message("ticket@@@dtd", now()), now());
     dtd.body = format!("<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{}", dtd.body);
     assert_eq!(

@@ -317,16 +317,30 @@ impl CredentialService {
         self.inner.secrets.retain(|a| !gone(a));
     }
 
-    /// Sets the per-credential remaining-life gauges from this instance's
-    /// cache (called when metrics are scraped).
-    pub fn observe_remaining(&self) {
+    /// Sets the remaining-life gauges from this instance's cache (called
+    /// when metrics are scraped): by account kind and credential, the
+    /// shortest remaining life and how many are cached — series that do not
+    /// grow with the number of accounts. With `per_account`
+    /// (`WETOKEN_METRICS_PER_ACCOUNT`), one series per credential too.
+    pub fn observe_remaining(&self, per_account: bool) {
+        let mut by_kind: std::collections::BTreeMap<(&'static str, &'static str), (f64, u64)> = Default::default();
         for ((id, cred), secs) in self.inner.cache.remaining(self.inner.now_ms()) {
-            metrics::gauge!(
-                "wetoken_credential_remaining_seconds",
-                "account" => id.to_string(),
-                "credential" => cred.as_str(),
-            )
-            .set(secs);
+            let e = by_kind
+                .entry((id.kind().as_str(), cred.as_str()))
+                .or_insert((f64::MAX, 0));
+            *e = (e.0.min(secs), e.1 + 1);
+            if per_account {
+                metrics::gauge!(
+                    "wetoken_credential_remaining_seconds",
+                    "account" => id.to_string(),
+                    "credential" => cred.as_str(),
+                )
+                .set(secs);
+            }
+        }
+        for ((kind, cred), (min, n)) in by_kind {
+            metrics::gauge!("wetoken_credential_remaining_seconds_min", "kind" => kind, "credential" => cred).set(min);
+            metrics::gauge!("wetoken_credentials_cached", "kind" => kind, "credential" => cred).set(n as f64);
         }
     }
 }
