@@ -163,7 +163,9 @@ async fn demo(
         "sandbox: and authorizer {DEMO_AUTHORIZER} authorized to it; data in {} (removed on exit)",
         sb.dir.display()
     );
-    println!("sandbox: try these:");
+    println!(
+        "sandbox: try these (the sandbox prints its admin key to make them work; a real `serve` never prints a key):"
+    );
     println!("  curl -s{auth} {mp}/access_token");
     println!("  curl -s{auth} {mp}/jsapi_ticket");
     println!("  curl -s{auth} -X POST {mp}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'");

@@ -42,7 +42,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metrics_per_account", "WETOKEN_METRICS_PER_ACCOUNT"),
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -69,6 +69,40 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     pub max_connections: u64,
     pub metrics_per_account: bool,
+}
+
+/// Keys and the database URL's password never print (SPEC §12: logs hold
+/// no secret).
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "***");
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &wetoken::backend::redact(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("master_key", &hidden(&self.master_key))
+            .field("old_master_keys", &self.old_master_keys.len())
+            .field("admin_key", &hidden(&self.admin_key))
+            .field("auth", &self.auth)
+            .field("allow_open_network", &self.allow_open_network)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_url", &self.public_url)
+            .field("upstream_mp", &self.upstream_mp)
+            .field("upstream_work", &self.upstream_work)
+            .field("refresh_ahead_secs", &self.refresh_ahead_secs)
+            .field("lease_secs", &self.lease_secs)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("upstream_timeout_secs", &self.upstream_timeout_secs)
+            .field("force_refresh_min_interval_secs", &self.force_refresh_min_interval_secs)
+            .field("callback_max_skew_secs", &self.callback_max_skew_secs)
+            .field("proxy", &self.proxy)
+            .field("log", &self.log)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("metrics_per_account", &self.metrics_per_account)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -357,5 +391,25 @@ mod tests {
         assert_eq!(s.data_dir(), PathBuf::from("/var/lib/wetoken"));
         s.data_dir = Some("/etc/wetoken".into());
         assert_eq!(s.data_dir(), PathBuf::from("/etc/wetoken"));
+    }
+
+    #[test]
+    fn debug_prints_no_key_and_no_database_password() {
+        let env: HashMap<&str, &str> = [
+            ("WETOKEN_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            (
+                "WETOKEN_OLD_MASTER_KEYS",
+                "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("WETOKEN_ADMIN_KEY", "admin-secret-value"),
+            ("WETOKEN_DATABASE_URL", "postgres://wetoken:db-password@db/wetoken"),
+        ]
+        .into();
+        let s = Settings::load(None, |n| env.get(n).map(|v| v.to_string())).unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["AAAAAAAA", "AQAAAAAA", "admin-secret-value", "db-password"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db/wetoken"), "{shown}");
     }
 }

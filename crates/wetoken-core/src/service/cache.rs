@@ -23,7 +23,7 @@ use crate::service::Issued;
 /// a fast hasher, seeded per process.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Cached {
     value: String,
     expires_at: i64,

@@ -11,11 +11,20 @@ use crate::domain::{AccountId, Credential, Ident, TokenApi};
 use crate::keys::Pattern;
 use crate::store::{ApiKey, CredentialState};
 
-/// A credential value handed out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A credential value handed out. Its `Debug` hides the value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Issued {
     pub value: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("value", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl Issued {
@@ -156,5 +165,19 @@ impl From<ApiKey> for KeyView {
             accounts: k.accounts,
             created_at: from_millis(k.created_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_value_does_not_print() {
+        let i = Issued {
+            value: "secret-token".into(),
+            expires_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        assert!(!format!("{i:?}").contains("secret-token"));
     }
 }

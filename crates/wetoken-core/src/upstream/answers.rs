@@ -6,14 +6,32 @@ use serde_json::Value;
 use super::UpstreamError;
 use crate::domain::{AccountKind, Credential};
 
-/// A credential as WeChat returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The longest life wetoken takes from an answer (WeChat's are two hours;
+/// a pushed ticket's twelve): anything longer is malformed, and no
+/// arithmetic on it can overflow.
+pub const MAX_EXPIRES_IN: i64 = 31 * 86_400;
+
+/// A credential as WeChat returned it. Its `Debug` hides the value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Fetched {
     pub value: String,
     /// WeChat's own remaining life, in seconds.
     pub expires_in: i64,
     /// A new authorizer_refresh_token WeChat returned with the value.
     pub rotated_refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("value", &"***")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "rotated_refresh_token",
+                &self.rotated_refresh_token.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 /// Which ticket endpoint a ticket comes from.
@@ -42,7 +60,7 @@ impl TicketType {
 }
 
 /// `api_query_auth`'s `authorization_info`: an authorization just made.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authorization {
     pub authorizer_appid: String,
     pub refresh_token: Option<String>,
@@ -52,9 +70,19 @@ pub struct Authorization {
     pub token: Option<Fetched>,
 }
 
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("authorizer_appid", &self.authorizer_appid)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What WeCom says of a corp's install (`get_permanent_code`,
 /// `get_auth_info`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Install {
     pub corpid: String,
     /// `get_permanent_code` only.
@@ -66,6 +94,17 @@ pub struct Install {
     pub auth_info: Value,
     /// The corp token that came with a permanent code.
     pub token: Option<Fetched>,
+}
+
+impl std::fmt::Debug for Install {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Install")
+            .field("corpid", &self.corpid)
+            .field("permanent_code", &self.permanent_code.as_ref().map(|_| "***"))
+            .field("agentid", &self.agentid)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Install {
@@ -112,8 +151,8 @@ pub fn fetched(v: &Value, field: &str) -> Result<Fetched, UpstreamError> {
     let expires_in = v
         .get("expires_in")
         .and_then(|e| e.as_i64().or_else(|| e.as_str()?.parse().ok()))
-        .filter(|e| *e > 0)
-        .ok_or_else(|| UpstreamError::Malformed("no expires_in in the answer".into()))?;
+        .filter(|e| (1..=MAX_EXPIRES_IN).contains(e))
+        .ok_or_else(|| UpstreamError::Malformed("no expires_in (1 s to 31 days) in the answer".into()))?;
     Ok(Fetched {
         value: value.to_owned(),
         expires_in,
@@ -147,6 +186,15 @@ mod tests {
             ("abc", 7200, None)
         );
         assert!(fetched(&json!({"expires_in":7200}), "access_token").is_err());
+        // A life no credential has: malformed (and no overflow downstream).
+        for e in [json!(i64::MAX), json!(0), json!(-5), json!(MAX_EXPIRES_IN + 1)] {
+            assert!(
+                fetched(&json!({"access_token":"a","expires_in":e}), "access_token").is_err(),
+                "{e}"
+            );
+        }
+        let f = fetched(&json!({"access_token":"tok-secret","expires_in":7200}), "access_token").unwrap();
+        assert!(!format!("{f:?}").contains("tok-secret"), "Debug hides the value");
         assert!(fetched(&json!({"access_token":"a"}), "access_token").is_err());
         assert!(fetched(&json!({"access_token":"","expires_in":1}), "access_token").is_err());
     }
