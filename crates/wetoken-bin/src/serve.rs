@@ -168,7 +168,7 @@ async fn demo(
     );
     println!("  curl -s{auth} {mp}/access_token");
     println!("  curl -s{auth} {mp}/jsapi_ticket");
-    println!("  curl -s{auth} -X POST {mp}/jssdk_config -d '{{\"url\":\"https://example.com/page?x=1\"}}'");
+    println!("  curl -s{auth} -X POST {mp}/jssdk_config --json '{{\"url\":\"https://example.com/page?x=1\"}}'");
     println!("  curl -s{auth} -X POST {mp}/access_token/refresh");
     println!("  curl -s{auth} {base}/accounts");
     println!("  curl -s{auth} {component}/access_token");

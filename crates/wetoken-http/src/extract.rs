@@ -3,7 +3,11 @@
 //!
 //! - the body limit while reading ([`read_body`]; a declared length over it
 //!   is refused in front of every route, `ops::front`) and JSON bodies as serde
-//!   types that refuse unknown fields ([`JsonBody`], no Content-Type needed);
+//!   types that refuse unknown fields ([`JsonBody`]: `application/json` or
+//!   no Content-Type);
+//! - browsers on other sites get nothing: cross-site and foreign-origin
+//!   requests are 403 before authentication, and with keys off so is a
+//!   foreign `Host` (DNS rebinding);
 //! - who may do what: [`Authed`] authenticates the key (401), parses the
 //!   target from the path (400, or 404 for a credential the kind does not
 //!   own) and authorizes the key for it (403), in that order, once;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -57,8 +61,8 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> 
 }
 
 /// A JSON body read within the limit and parsed into `T` (whose serde
-/// attributes refuse unknown fields). Accepted with any or no
-/// Content-Type; an empty body reads as `{}`, so a type whose fields are
+/// attributes refuse unknown fields). Accepted as `application/json` or
+/// with no Content-Type (else 415); an empty body reads as `{}`, so a type whose fields are
 /// all optional takes one.
 pub struct JsonBody<T>(pub T);
 
@@ -66,6 +70,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, ApiError> {
+        // SPEC §4: JSON, or no Content-Type at all (a form a browser could
+        // post cross-site is not JSON).
+        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+            let essence = ct
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            if !essence.eq_ignore_ascii_case("application/json") {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body must be JSON (Content-Type: application/json)",
+                ));
+            }
+        }
         let bytes = read_body(req.into_body(), st.max_body).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
@@ -78,10 +100,64 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// The principal behind a request's `Authorization` header (401 if none).
+/// The principal behind a request's `Authorization` header (401 if none),
+/// once the request is known not to come from a browser on another site.
 async fn principal(parts: &Parts, st: &AppState) -> Result<Arc<Principal>, ApiError> {
+    not_from_a_browser_elsewhere(parts, st)?;
     let h = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     Ok(st.auth.authenticate(h).await?)
+}
+
+/// SPEC §4 "browsers cannot be used against wetoken": a cross-site fetch
+/// (`Sec-Fetch-Site: cross-site`) or one from another origin is 403; with
+/// keys off, so is a `Host` that is not this server's (DNS rebinding).
+fn not_from_a_browser_elsewhere(parts: &Parts, st: &AppState) -> Result<(), ApiError> {
+    let h = &parts.headers;
+    if h.get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(ApiError::forbidden("cross-site requests are refused"));
+    }
+    let host = h.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(origin) = h.get(ORIGIN) {
+        let own = |o: &str| {
+            authority(o).is_some_and(|a| a.eq_ignore_ascii_case(host) || Some(a) == authority(&st.public_url))
+        };
+        if !origin.to_str().is_ok_and(own) {
+            return Err(ApiError::forbidden("requests from another origin are refused"));
+        }
+    }
+    if !st.auth.enabled() && !own_host(host, &st.public_url) {
+        return Err(ApiError::forbidden(
+            "with WETOKEN_AUTH=off only this server's own host names are served",
+        ));
+    }
+    Ok(())
+}
+
+/// `host[:port]` of an origin or URL (`scheme://host[:port][/…]`).
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let a = rest.split(['/', '?', '#']).next()?;
+    (!a.is_empty()).then_some(a)
+}
+
+/// Whether a `Host` names this server: localhost, a loopback address, or
+/// `WETOKEN_PUBLIC_URL`'s host (the listen address by default).
+fn own_host(host: &str, public_url: &str) -> bool {
+    let name = |h: &str| -> String {
+        let h = h.trim();
+        let h = if let Some(v6) = h.strip_prefix('[') {
+            v6.split(']').next().unwrap_or_default()
+        } else {
+            h.rsplit_once(':').map_or(h, |(n, _)| n)
+        };
+        h.to_ascii_lowercase()
+    };
+    let n = name(host);
+    n == "localhost"
+        || n.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || authority(public_url).is_some_and(|a| name(a) == n)
 }
 
 /// Something a route acts on, named by its path parameters: an account,

@@ -316,3 +316,99 @@ async fn openapi_describes_the_api_without_a_key() {
         "success"
     );
 }
+
+/// SPEC §4 "browsers cannot be used against wetoken": a page on another
+/// site cannot create accounts or keys, even with keys off, nor read
+/// tokens by DNS rebinding; JSON endpoints take JSON only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_on_other_sites_get_nothing() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let own = srv.url.clone();
+    let post = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let mut req = srv
+            .client
+            .post(format!("{}/v1/accounts", srv.url))
+            .bearer_auth(ADMIN)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let account = r#"{"kind":"mp","appid":"wxbrowser01","secret":"s"}"#;
+    let json = || ("content-type", "application/json".to_string());
+    for (headers, what) in [
+        (
+            vec![("sec-fetch-site", "cross-site".to_string()), json()],
+            "cross-site fetch",
+        ),
+        (
+            vec![("origin", "https://evil.example".to_string()), json()],
+            "another origin",
+        ),
+        (vec![("origin", "null".to_string()), json()], "an opaque origin"),
+    ] {
+        let (s, b) = post(headers, account).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {b}");
+    }
+    let (s, b) = post(vec![("content-type", "text/plain".to_string())], account).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
+    assert!(b.contains("unsupported_media_type"), "{b}");
+    let (s, b) = post(
+        vec![("content-type", "application/x-www-form-urlencoded".to_string())],
+        account,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
+    let (_, list) = srv.get("/v1/accounts", Some(ADMIN)).await;
+    assert_eq!(
+        list["accounts"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created: {list}"
+    );
+    // The server's own origin, same-site fetches and plain clients are fine.
+    let (s, b) = post(
+        vec![("origin", own), ("sec-fetch-site", "same-origin".into()), json()],
+        account,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = post(vec![], r#"{"kind":"mp","appid":"wxbrowser02","secret":"s"}"#).await;
+    assert_eq!(s, StatusCode::CREATED, "no Content-Type stays accepted: {b}");
+
+    // The Go wetoken's state-changing GET, from another site.
+    let resp = srv
+        .client
+        .get(format!(
+            "{}/wechat/app/create?appid=wxbrowser03&secret=s&token=t",
+            srv.url
+        ))
+        .bearer_auth(ADMIN)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Keys off: only this server's own host names (no DNS rebinding).
+    let open = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_AUTH", "off")]).await;
+    let port = open.url.rsplit(':').next().unwrap().to_owned();
+    for (host, want) in [
+        (format!("rebind.evil.example:{port}"), StatusCode::FORBIDDEN),
+        (format!("localhost:{port}"), StatusCode::OK),
+        (format!("127.0.0.1:{port}"), StatusCode::OK),
+    ] {
+        let resp = open
+            .client
+            .get(format!("{}/v1/accounts", open.url))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "Host: {host}");
+    }
+}
