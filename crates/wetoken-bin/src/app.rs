@@ -34,7 +34,8 @@ pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), Cl
         .callback_max_skew(settings.callback_max_skew_secs as i64)
         .proxy(settings.proxy)
         .request_timeout(std::time::Duration::from_secs(settings.request_timeout_secs))
-        .metrics_per_account(settings.metrics_per_account);
+        .metrics_per_account(settings.metrics_per_account)
+        .proxy_max_inflight(usize::try_from(settings.proxy_max_inflight).unwrap_or(usize::MAX));
     Ok((builder, source))
 }
 

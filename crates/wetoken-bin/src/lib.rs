@@ -80,6 +80,7 @@ pub struct Builder {
     metrics: bool,
     request_timeout: std::time::Duration,
     metrics_per_account: bool,
+    proxy_max_inflight: usize,
 }
 
 impl Default for Builder {
@@ -102,6 +103,7 @@ impl Default for Builder {
             metrics: false,
             request_timeout: std::time::Duration::from_secs(30),
             metrics_per_account: false,
+            proxy_max_inflight: 256,
         }
     }
 }
@@ -210,6 +212,12 @@ impl Builder {
         self
     }
 
+    /// Proxied requests forwarded at once (beyond: WeChat's -1 at once).
+    pub fn proxy_max_inflight(mut self, n: usize) -> Self {
+        self.proxy_max_inflight = n;
+        self
+    }
+
     /// Forward other WeChat API paths carrying a managed token (SPEC §6).
     pub fn proxy(mut self, on: bool) -> Self {
         self.proxy = on;
@@ -245,7 +253,10 @@ impl Builder {
         let auth = Authenticator::new(&service, self.admin_key.as_deref(), self.auth);
         let proxy = if self.proxy {
             let p = &self.upstream;
-            Some(wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout).map_err(BuildError::Upstream)?)
+            Some(
+                wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout, self.proxy_max_inflight)
+                    .map_err(BuildError::Upstream)?,
+            )
         } else {
             None
         };

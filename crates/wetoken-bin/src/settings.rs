@@ -40,6 +40,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("request_timeout_secs", "WETOKEN_REQUEST_TIMEOUT_SECS"),
     ("max_connections", "WETOKEN_MAX_CONNECTIONS"),
     ("metrics_per_account", "WETOKEN_METRICS_PER_ACCOUNT"),
+    ("proxy_max_inflight", "WETOKEN_PROXY_MAX_INFLIGHT"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -69,6 +70,7 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     pub max_connections: u64,
     pub metrics_per_account: bool,
+    pub proxy_max_inflight: u64,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -101,6 +103,7 @@ impl std::fmt::Debug for Settings {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("max_connections", &self.max_connections)
             .field("metrics_per_account", &self.metrics_per_account)
+            .field("proxy_max_inflight", &self.proxy_max_inflight)
             .finish()
     }
 }
@@ -132,6 +135,7 @@ impl Default for Settings {
             request_timeout_secs: 30,
             max_connections: 10_000,
             metrics_per_account: false,
+            proxy_max_inflight: 256,
         }
     }
 }
@@ -235,6 +239,7 @@ impl Settings {
             "request_timeout_secs" => self.request_timeout_secs = parse_num(key, v)?,
             "max_connections" => self.max_connections = parse_num(key, v)?,
             "metrics_per_account" => self.metrics_per_account = parse_bool(key, v)?,
+            "proxy_max_inflight" => self.proxy_max_inflight = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -253,8 +258,11 @@ impl Settings {
         if self.max_body_bytes == 0 {
             return Err("WETOKEN_MAX_BODY_BYTES must be at least 1".into());
         }
-        if self.request_timeout_secs == 0 || self.max_connections == 0 {
-            return Err("WETOKEN_REQUEST_TIMEOUT_SECS and WETOKEN_MAX_CONNECTIONS must be at least 1".into());
+        if self.request_timeout_secs == 0 || self.max_connections == 0 || self.proxy_max_inflight == 0 {
+            return Err(
+                "WETOKEN_REQUEST_TIMEOUT_SECS, WETOKEN_MAX_CONNECTIONS and WETOKEN_PROXY_MAX_INFLIGHT must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

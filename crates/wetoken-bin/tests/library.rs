@@ -480,3 +480,17 @@ async fn a_database_from_before_key_ids_is_resealed_at_the_first_check() {
     assert_eq!(b.service.get(&id, Credential::AccessToken).await.unwrap(), token);
     assert_eq!(sim.token_calls(), 1);
 }
+
+/// SPEC §4 "no request input can make the process allocate without bound":
+/// reads of a thousand accounts that do not exist leave nothing behind in
+/// the in-process flight map.
+#[tokio::test]
+async fn reads_of_unknown_accounts_leave_nothing_behind() {
+    let (_sim, _dir, _key, a, _id) = setup("wxknown", "right", "classic").await;
+    for i in 0..1000 {
+        let id: AccountId = format!("mp:wxnobody{i:04}").parse().unwrap();
+        let r = a.service.get(&id, Credential::AccessToken).await;
+        assert!(matches!(r, Err(ServiceError::NotFound(_))), "{r:?}");
+    }
+    assert_eq!(a.service.credentials_in_flight(), 0);
+}

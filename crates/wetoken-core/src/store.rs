@@ -230,6 +230,9 @@ pub trait Store: Send + Sync + 'static {
     async fn add_key_check(&self, check: &KeyCheck, now: i64) -> StoreResult<()>;
     /// Forgets a key's check (nothing is sealed with it any more).
     async fn remove_key_check(&self, key_id: &str) -> StoreResult<()>;
+    /// The WeCom self-built apps of `corpid` (`work:{corpid}:*`), by id: an
+    /// index range, however many accounts there are.
+    async fn work_apps(&self, corpid: &crate::domain::Ident) -> StoreResult<Vec<StoredAccount>>;
     /// Accounts with ids after `after` (from the first when None), ordered
     /// by id, at most `limit`: a walk over every account in batches.
     async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>>;

@@ -11,7 +11,10 @@
 //! Request bodies are bounded by `WETOKEN_MAX_BODY_BYTES` and buffered (a
 //! retry must send them again); answers are bounded by [`MAX_ANSWER`].
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -73,10 +76,13 @@ pub struct Proxy {
     http: reqwest::Client,
     mp_base: String,
     work_base: String,
+    /// `WETOKEN_PROXY_MAX_INFLIGHT`: requests forwarded at once; beyond,
+    /// WeChat's "system busy" (-1) at once.
+    inflight: Arc<Semaphore>,
 }
 
 impl Proxy {
-    pub fn new(mp_base: &str, work_base: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(mp_base: &str, work_base: &str, timeout: Duration, max_inflight: usize) -> Result<Self, String> {
         wetoken_core::upstream::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -87,6 +93,7 @@ impl Proxy {
             http,
             mp_base: mp_base.trim_end_matches('/').to_owned(),
             work_base: work_base.trim_end_matches('/').to_owned(),
+            inflight: Arc::new(Semaphore::new(max_inflight.max(1))),
         })
     }
 }
@@ -177,6 +184,13 @@ pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
 }
 
 async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<Response, WxError> {
+    // Bounded: a request beyond the limit buffers nothing and calls nothing.
+    let Ok(_slot) = p.inflight.clone().try_acquire_owned() else {
+        return Err(wx_error(
+            -1,
+            "system busy: too many proxied requests in flight, retry later",
+        ));
+    };
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
     let query = Query::parse(&raw_query);
     let token = presented_token(&query)?;

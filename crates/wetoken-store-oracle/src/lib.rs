@@ -26,7 +26,7 @@ use wetoken_core::store::{
     StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow, after_key};
+use wetoken_store_sql::rows::{AccountRow, KeyRow, after_key, work_app_range};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
@@ -374,6 +374,12 @@ impl Store for OracleStore {
     async fn remove_key_check(&self, key_id: &str) -> StoreResult<()> {
         let id = key_id.to_owned();
         self.run(move |conn, sql| exec(conn, sql.delete_key_check, &[&id]).map(drop))
+            .await
+    }
+
+    async fn work_apps(&self, corpid: &wetoken_core::domain::Ident) -> StoreResult<Vec<StoredAccount>> {
+        let (from, to) = work_app_range(corpid);
+        self.run(move |conn, sql| rows(conn, sql.select_accounts_between, &[&from, &to], account_of))
             .await
     }
 

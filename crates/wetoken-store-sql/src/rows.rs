@@ -175,6 +175,12 @@ pub fn after_key(after: Option<&AccountId>) -> String {
     after.map_or_else(|| " ".to_owned(), ToString::to_string)
 }
 
+/// The id range of `corpid`'s WeCom apps: `[work:{corpid}:, work:{corpid};)`
+/// (`;` is the character after `:`).
+pub fn work_app_range(corpid: &wetoken_core::domain::Ident) -> (String, String) {
+    (format!("work:{corpid}:"), format!("work:{corpid};"))
+}
+
 /// Decodes every row, failing on the first that does not decode.
 pub fn decode_all<R, T>(rows: Vec<R>, decode: fn(R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.into_iter().map(decode).collect()

@@ -9,7 +9,7 @@ use wetoken_core::store::{
     StoredAccount,
 };
 
-use crate::rows::{AccountRow, CredentialRow, KeyRow, after_key, decode_all};
+use crate::rows::{AccountRow, CredentialRow, KeyRow, after_key, decode_all, work_app_range};
 use crate::statements::{Dialect, Statements};
 
 /// A `Store` on a sqlx pool, with its dialect's statements and its
@@ -441,6 +441,17 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn work_apps(&self, corpid: &wetoken_core::domain::Ident) -> StoreResult<Vec<StoredAccount>> {
+                let (from, to) = work_app_range(corpid);
+                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_between)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, AccountRow::decode)
             }
 
             async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>> {

@@ -63,6 +63,7 @@ pub struct Statements {
     pub insert_key_check: &'static str,
     pub delete_key_check: &'static str,
     pub select_accounts_after: &'static str,
+    pub select_accounts_between: &'static str,
     pub reseal_account: &'static str,
     pub reseal_value: &'static str,
 }
@@ -226,6 +227,9 @@ impl Statements {
             select_key_checks: s("SELECT key_id, check_value FROM wt_master_keys ORDER BY key_id".into()),
             insert_key_check: s("INSERT INTO wt_master_keys (key_id, check_value, created_at) VALUES (?, ?, ?)".into()),
             delete_key_check: s("DELETE FROM wt_master_keys WHERE key_id = ?".into()),
+            select_accounts_between: s(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id >= ? AND id < ? ORDER BY id"
+            )),
             select_accounts_after: s(format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id > ? ORDER BY id {limit}"
             )),
@@ -272,6 +276,7 @@ impl Statements {
             self.insert_key_check,
             self.delete_key_check,
             self.select_accounts_after,
+            self.select_accounts_between,
             self.reseal_account,
             self.reseal_value,
         ]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use wetoken_core::account::{AccountConfig, AccountStatus};
-use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::domain::{AccountId, Credential, Ident};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
     ApiKey, CredentialState, FailureWrite, KeyCheck, LastError, RefreshWrite, Sealed, Store, StoreError, StoredAccount,
@@ -77,6 +77,26 @@ pub async fn master_keys_and_resealing(s: &dyn Store) {
         .collect();
     assert_eq!(seen, all);
     assert!(seen.len() > 3, "the walk took several batches");
+
+    // A corp's WeCom apps: an id range, not a scan; ids of other corps that
+    // share a prefix are outside it.
+    for id in [
+        "work:wwconf:1000002",
+        "work:wwconf:1000003",
+        "work:wwconfx:1000002",
+        "provider:wwconf",
+    ] {
+        s.insert_account(&account(id)).await.unwrap();
+    }
+    let corp = Ident::parse("corpid", "wwconf").unwrap();
+    let apps: Vec<String> = s
+        .work_apps(&corp)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(apps, ["work:wwconf:1000002", "work:wwconf:1000003"]);
 
     // Re-sealing is compare-and-set on what was read.
     let a = account("mp:conf_reseal");

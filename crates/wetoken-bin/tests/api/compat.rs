@@ -515,3 +515,32 @@ async fn wechatpy_works_against_wetoken() {
     );
     assert_eq!(sim.calls(GETCALLBACKIP), 1);
 }
+
+/// SPEC §4: the proxy forwards at most `WETOKEN_PROXY_MAX_INFLIGHT`
+/// requests at once; beyond, WeChat's "system busy" (-1) at once, with
+/// nothing buffered or sent upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_proxy_forwards_a_bounded_number_at_once() {
+    let sim = sim().await;
+    sim.add_app("wxbusy", "s");
+    let srv = spawn_with(
+        &tempdir(),
+        &sim.url(),
+        &[("WETOKEN_PROXY", "on"), ("WETOKEN_PROXY_MAX_INFLIGHT", "2")],
+    )
+    .await;
+    srv.add_mp("wxbusy", "s").await;
+    let (_, t) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    sim.inject(
+        GETCALLBACKIP,
+        Fault::Latency(std::time::Duration::from_millis(1500)),
+        Some(2),
+    );
+    let path = format!("/cgi-bin/getcallbackip?access_token={token}");
+    let answers = futures::future::join_all((0..6).map(|_| wx_get(&srv, &path))).await;
+    let busy = answers.iter().filter(|v| v["errcode"] == -1).count();
+    let ok = answers.iter().filter(|v| v["ip_list"].is_array()).count();
+    assert_eq!((ok, busy), (2, 4), "{answers:?}");
+    assert_eq!(sim.calls(GETCALLBACKIP), 2, "the busy ones went nowhere");
+}

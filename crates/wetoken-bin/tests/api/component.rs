@@ -680,3 +680,32 @@ async fn component_endpoints_need_a_key_that_covers_the_component() {
         assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
     }
 }
+
+/// The landing page is open to anyone: bogus codes reach WeChat at most
+/// ten times a minute per component, the rest are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landing_page_exchanges_are_limited_per_component() {
+    let sim = sim().await;
+    let (_srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    sim.push_verify_ticket(C, &callback).await.unwrap();
+    let mut statuses = Vec::new();
+    // 25 codes: even if a minute turns over meanwhile, at most 2 × 10 go
+    // upstream.
+    for i in 0..25 {
+        let resp = client()
+            .get(format!("{callback}/authorized?auth_code=bogus{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status());
+    }
+    let upstream = sim.calls(QUERY_AUTH) as usize;
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    let bad_gateway = statuses.iter().filter(|s| **s == StatusCode::BAD_GATEWAY).count();
+    assert!((10..=20).contains(&upstream), "{upstream}: {statuses:?}");
+    assert_eq!((bad_gateway, refused), (upstream, 25 - upstream), "{statuses:?}");
+    assert!(
+        statuses[..10].iter().all(|s| *s == StatusCode::BAD_GATEWAY),
+        "the first ten go upstream: {statuses:?}"
+    );
+}

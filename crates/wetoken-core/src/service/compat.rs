@@ -76,18 +76,17 @@ impl CredentialService {
     }
 
     /// The WeCom app of `corpid` whose secret is `presented` (gettoken's
-    /// corpid + corpsecret name an app only through its secret, so the
-    /// first call reads every account).
+    /// corpid + corpsecret name an app only through its secret: the first
+    /// call reads that corp's apps, an index range, never every account).
     pub async fn work_app_by_secret(&self, corpid: &Ident, presented: &str) -> Result<SecretCheck> {
         let (hash, hit) = self.recalled_secret(&format!("work:{corpid}"), presented);
         if let Some(id) = hit {
             return Ok(SecretCheck::Matches(id));
         }
         let mut known = false;
-        for stored in self.inner.store.accounts(None).await? {
-            match &stored.id {
-                AccountId::Work { corpid: c, .. } if c == corpid => {}
-                _ => continue,
+        for stored in self.inner.store.work_apps(corpid).await? {
+            if !matches!(&stored.id, AccountId::Work { corpid: c, .. } if c == corpid) {
+                continue;
             }
             let a = self.inner.open_account(stored)?;
             known = true;

@@ -19,6 +19,9 @@ pub struct AuthUrlParams {
     pub h5: bool,
 }
 
+/// Landing-page code exchanges allowed per component and minute.
+pub const LANDINGS_PER_MINUTE: u32 = 10;
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -104,6 +107,9 @@ impl CredentialService {
         if let Some(id) = self.exchanged(component, named.as_ref(), code).await? {
             return Ok(id);
         }
+        if event.is_none() {
+            self.count_landing(component)?;
+        }
         let up = &self.inner.upstream;
         let cs = c.as_str();
         let info = self
@@ -127,6 +133,25 @@ impl CredentialService {
         .await?;
         self.keep_token(&id, info.token.as_ref()).await?;
         Ok(id)
+    }
+
+    /// The landing page is reachable by anyone: at most
+    /// [`LANDINGS_PER_MINUTE`] codes per component and minute go upstream
+    /// from it (an administrator authorizes a handful).
+    fn count_landing(&self, component: &AccountId) -> Result<()> {
+        let minute = self.inner.now_ms().div_euclid(60_000);
+        let mut landings = self.inner.landings.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = landings.entry(component.clone()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= LANDINGS_PER_MINUTE {
+            return Err(ServiceError::RateLimited(format!(
+                "too many authorization codes for {component} this minute; try again shortly"
+            )));
+        }
+        entry.1 += 1;
+        Ok(())
     }
 
     /// An `unauthorized` event at `at` (ms): the authorizer is revoked and its

@@ -67,6 +67,21 @@ impl Flights {
         let lock = self.turns.lock().unwrap().entry(key.clone()).or_default().clone();
         lock.lock_owned().await
     }
+
+    /// Forgets a credential's turn once nobody holds or waits for it: the
+    /// map holds only credentials with work in flight, not every id ever
+    /// asked for.
+    pub(super) fn release(&self, key: &Key) {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        if turns.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            turns.remove(key);
+        }
+    }
+
+    /// Credentials with work in flight or waiting.
+    pub(super) fn len(&self) -> usize {
+        self.turns.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 impl Inner {
@@ -80,8 +95,10 @@ impl Inner {
         let (tx, rx) = watch::channel(None);
         let this = self.clone();
         tokio::spawn(async move {
-            let _turn = this.flights.turn(&key).await;
+            let turn = this.flights.turn(&key).await;
             let _ = tx.send(Some(work.await));
+            drop(turn);
+            this.flights.release(&key);
         });
         Flight(rx)
     }
@@ -109,6 +126,7 @@ impl Inner {
                 let _turn = done.inner.flights.turn(&done.key).await;
                 work.await
             };
+            done.inner.flights.release(&done.key);
             // Answer first, then let the next reader start a new flight
             // (`done` drops): a reader that joined just before sees the
             // outcome; one that comes after finds the cache filled.

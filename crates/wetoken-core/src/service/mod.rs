@@ -160,6 +160,9 @@ struct Inner {
     owners: cache::Memo<String, Key>,
     /// Which account a presented secret opened (see `compat`).
     secrets: cache::Memo<String, AccountId>,
+    /// Landing-page code exchanges per component this minute (see
+    /// `component`): (minute, count), one entry per existing component.
+    landings: std::sync::Mutex<std::collections::HashMap<AccountId, (i64, u32)>>,
 }
 
 impl CredentialService {
@@ -182,6 +185,7 @@ impl CredentialService {
                 flights: flight::Flights::default(),
                 owners: cache::Memo::new(ttl),
                 secrets: cache::Memo::new(ttl),
+                landings: Default::default(),
             }),
         }
     }
@@ -197,6 +201,12 @@ impl CredentialService {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// How many credentials have work in flight or waiting in this process
+    /// (a diagnostic: it returns to 0 when nothing is being fetched).
+    pub fn credentials_in_flight(&self) -> usize {
+        self.inner.flights.len()
     }
 
     /// [`CredentialService::now`] as epoch milliseconds (no date built).
@@ -251,7 +261,15 @@ impl CredentialService {
             let _ = Box::pin(self.refresh_due(id, Credential::AccessToken)).await;
         }
         let key = (id.clone(), cred);
-        let _turn = self.inner.flights.turn(&key).await;
+        let turn = self.inner.flights.turn(&key).await;
+        let r = self.refresh_due_in_turn(id, cred).await;
+        drop(turn);
+        self.inner.flights.release(&key);
+        r
+    }
+
+    /// [`CredentialService::refresh_due`] once this process's turn came.
+    async fn refresh_due_in_turn(&self, id: &AccountId, cred: Credential) -> Result<()> {
         let now = self.inner.now_ms();
         let Some(row) = self.inner.store.credential(id, cred).await? else {
             return Ok(());
