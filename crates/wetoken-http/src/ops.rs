@@ -92,6 +92,7 @@ where
         let labels = Measured {
             started: Instant::now(),
             metrics: RouteMetrics::of(req.method(), req.extensions().get::<MatchedPath>()),
+            peer: req.extensions().get::<crate::serve::Peer>().map(|p| p.0),
         };
         let max_body = self.max_body;
         let declared = req
@@ -118,6 +119,7 @@ where
 pub struct Measured {
     started: Instant,
     metrics: &'static RouteMetrics,
+    peer: Option<std::net::IpAddr>,
 }
 
 /// The route's answer, recorded: no allocation on the way.
@@ -138,9 +140,35 @@ impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontF
             m.metrics
                 .latency(resp.status())
                 .record(m.started.elapsed().as_secs_f64());
+            if resp.status().is_client_error() {
+                refused(m.peer, m.metrics, resp.status());
+            }
         }
         poll
     }
+}
+
+/// Logs a refused request at most once per source and minute: bad input
+/// is visible to the operator without letting a flood fill the log.
+fn refused(peer: Option<std::net::IpAddr>, m: &RouteMetrics, status: StatusCode) {
+    static LOGGED: LazyLock<Mutex<HashMap<Option<std::net::IpAddr>, u64>>> = LazyLock::new(Mutex::default);
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60);
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.get(&peer) == Some(&minute) {
+        return;
+    }
+    if logged.len() >= 10_000 {
+        logged.retain(|_, m| *m == minute);
+        if logged.len() >= 10_000 {
+            return;
+        }
+    }
+    logged.insert(peer, minute);
+    drop(logged);
+    let source = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    tracing::warn!(%source, method = m.method, route = m.route, status = status.as_u16(), "refused a request (logged once per source and minute)");
 }
 
 const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"];

@@ -14,12 +14,15 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// Request headers must arrive within this (SPEC §4).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The address a request's connection comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
 
 /// Connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +67,16 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let peer = stream.peer_addr().ok().map(|a| Peer(a.ip()));
+        let router = router.clone();
+        // Every request knows its connection's peer (for refusals' logs).
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            if let Some(p) = peer {
+                req.extensions_mut().insert(p);
+            }
+            let mut r = router.clone();
+            async move { tower::Service::call(&mut r, req).await }
+        });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {

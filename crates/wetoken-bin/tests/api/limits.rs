@@ -115,3 +115,25 @@ async fn a_request_that_takes_too_long_is_cut_off() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() >= Duration::from_secs(2) && started.elapsed() < Duration::from_secs(5));
 }
+
+/// Bad input is logged at most once per source and minute: a flood of
+/// refused requests leaves one line, not thousands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_once_per_source_and_minute() {
+    let sim = sim().await;
+    let dir = tempdir();
+    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    for i in 0..30 {
+        let (s, _) = srv
+            .get(&format!("/v1/mp/wxflood{i}/access_token"), Some("wrong-key"))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let logged = until(Duration::from_secs(5), || async { log().contains("refused a request") }).await;
+    assert!(logged, "the first refusal is logged:\n{}", log());
+    let lines = log().lines().filter(|l| l.contains("refused a request")).count();
+    // One per minute: two if the minute turned over during the flood.
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{}", log());
+    assert!(log().contains("127.0.0.1"), "names the source:\n{}", log());
+}
