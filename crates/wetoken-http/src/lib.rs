@@ -88,11 +88,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::Front {
             max_body: state.max_body,
+            request_timeout: state.request_timeout,
         })
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.request_timeout,
-        ))
         .with_state(state)
 }
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -55,6 +55,10 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> 
 pub struct Front {
     /// `WETOKEN_MAX_BODY_BYTES`.
     pub max_body: usize,
+    /// `WETOKEN_REQUEST_TIMEOUT_SECS`: a request with a body must have
+    /// arrived and been answered within it (408). A request without one
+    /// had its headers within 10 s (hyper) and every handler is bounded.
+    pub request_timeout: std::time::Duration,
 }
 
 impl<S> Layer<S> for Front {
@@ -63,6 +67,7 @@ impl<S> Layer<S> for Front {
         FrontService {
             inner,
             max_body: self.max_body,
+            request_timeout: self.request_timeout,
         }
     }
 }
@@ -71,6 +76,7 @@ impl<S> Layer<S> for Front {
 pub struct FrontService<S> {
     inner: S,
     max_body: usize,
+    request_timeout: std::time::Duration,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -101,10 +107,29 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max_body as u64) {
-            return FrontFuture::TooLarge(
+            return FrontFuture::Boxed(
                 Box::pin(async move {
                     let _ = read_body(req.into_body(), max_body).await;
                     Ok(ApiError::too_large(max_body).into_response())
+                }),
+                labels,
+            );
+        }
+        // A body can be sent slowly: its request runs under the deadline
+        // (the hot path, a GET without a body, arms no timer).
+        if declared.is_some_and(|n| n > 0) || req.headers().contains_key(TRANSFER_ENCODING) {
+            let (route, timeout) = (self.inner.call(req), self.request_timeout);
+            return FrontFuture::Boxed(
+                Box::pin(async move {
+                    match tokio::time::timeout(timeout, route).await {
+                        Ok(answer) => answer,
+                        Err(_) => Ok(ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            format!("the request took longer than {} s to arrive", timeout.as_secs()),
+                        )
+                        .into_response()),
+                    }
                 }),
                 labels,
             );
@@ -125,7 +150,8 @@ pub struct Measured {
 /// The route's answer, recorded: no allocation on the way.
 pub enum FrontFuture<F> {
     Route(F, Measured),
-    TooLarge(BoxFuture<Result<Response, Infallible>>, Measured),
+    /// A refused oversized body, or a request under the deadline.
+    Boxed(BoxFuture<Result<Response, Infallible>>, Measured),
 }
 
 impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontFuture<F> {
@@ -134,7 +160,7 @@ impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FrontF
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (poll, m) = match self.get_mut() {
             FrontFuture::Route(f, m) => (Pin::new(f).poll(cx), *m),
-            FrontFuture::TooLarge(f, m) => (f.as_mut().poll(cx), *m),
+            FrontFuture::Boxed(f, m) => (f.as_mut().poll(cx), *m),
         };
         if let Poll::Ready(Ok(resp)) = &poll {
             m.metrics
