@@ -12,6 +12,22 @@
 
 pub mod conformance;
 
+/// Drops a database [`fresh_database`] made on a PostgreSQL server, cutting
+/// the connections still open to it (an outage, for tests of how wetoken
+/// answers one).
+pub async fn drop_postgres_database(server_url: &str, database_url: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let name = database_url.rsplit('/').next().unwrap_or_default();
+    let mut c = sqlx::PgConnection::connect(server_url.trim_end_matches('/'))
+        .await
+        .map_err(|e| format!("cannot reach {server_url}: {e}"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+        .execute(&mut c)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Creates a fresh, uniquely named database on a MySQL/MariaDB or PostgreSQL
 /// server and returns its URL: each test run gets its own database.
 pub async fn fresh_database(server_url: &str) -> Result<String, String> {

@@ -412,3 +412,23 @@ async fn failing_upstream_serves_the_valid_token_then_fails_fast(backend: Backen
     let (_, acc) = servers[0].get("/v1/accounts/mp:wxdown", Some(ADMIN)).await;
     assert_eq!(acc["credentials"]["access_token"]["last_error"]["errcode"], -1, "{acc}");
 }
+
+/// SPEC §3: `/readyz` says when the database is not reachable, without the
+/// database's own error text (no key is needed to read it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run `cargo xtask ci`, or set WETOKEN_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn readyz_reports_a_lost_database_without_its_error_text() {
+    let sim = sim().await;
+    let dir = tempdir();
+    let server = std::env::var("WETOKEN_TEST_POSTGRES_URL").expect("WETOKEN_TEST_POSTGRES_URL");
+    let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
+    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_DATABASE_URL", &url)]).await;
+    let (s, _) = srv.get("/readyz", None).await;
+    assert_eq!(s, StatusCode::OK);
+    wetoken_store_tests::drop_postgres_database(&server, &url)
+        .await
+        .unwrap();
+    let (s, v) = srv.get("/readyz", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["message"], "database not reachable", "{v}");
+}
