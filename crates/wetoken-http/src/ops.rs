@@ -55,9 +55,10 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> 
 pub struct Front {
     /// `WETOKEN_MAX_BODY_BYTES`.
     pub max_body: usize,
-    /// `WETOKEN_REQUEST_TIMEOUT_SECS`: a request with a body must have
-    /// arrived and been answered within it (408). A request without one
-    /// had its headers within 10 s (hyper) and every handler is bounded.
+    /// `WETOKEN_REQUEST_TIMEOUT_SECS`: a request with a body, or one for
+    /// the proxy, must have arrived and been answered within it (408). Any
+    /// other had its headers within 10 s (hyper) and its handler is bounded
+    /// (reads wait at most the upstream timeout + 2 s).
     pub request_timeout: std::time::Duration,
 }
 
@@ -115,9 +116,13 @@ where
                 labels,
             );
         }
-        // A body can be sent slowly: its request runs under the deadline
-        // (the hot path, a GET without a body, arms no timer).
-        if declared.is_some_and(|n| n > 0) || req.headers().contains_key(TRANSFER_ENCODING) {
+        // A body can be sent slowly, and the proxy (the router's fallback,
+        // no matched route) waits on WeChat: those run under the deadline.
+        // The hot path, a GET of a route without a body, arms no timer.
+        let deadline = declared.is_some_and(|n| n > 0)
+            || req.headers().contains_key(TRANSFER_ENCODING)
+            || labels.metrics.route == UNMATCHED;
+        if deadline {
             let (route, timeout) = (self.inner.call(req), self.request_timeout);
             return FrontFuture::Boxed(
                 Box::pin(async move {
@@ -197,6 +202,9 @@ fn refused(peer: Option<std::net::IpAddr>, m: &RouteMetrics, status: StatusCode)
     tracing::warn!(%source, method = m.method, route = m.route, status = status.as_u16(), "refused a request (logged once per source and minute)");
 }
 
+/// The route label of a request no route matched (the proxy, 404s).
+const UNMATCHED: &str = "unmatched";
+
 const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"];
 
 /// Status labels without allocating; the rest are "other".
@@ -256,7 +264,7 @@ impl RouteMetrics {
         thread_local! {
             static SEEN: RefCell<Seen> = RefCell::default();
         }
-        let route = route.map_or("unmatched", |p| p.as_str());
+        let route = route.map_or(UNMATCHED, |p| p.as_str());
         let m = method_index(method);
         let key = (route.as_ptr() as usize, route.len(), m);
         if let Some(r) = SEEN.with_borrow(|seen| seen.get(&key).copied())

@@ -1,8 +1,9 @@
 //! Serving the router on a socket with the limits SPEC §4 sets, so that
 //! slow or idle clients cannot hold the server: hyper's header-read timeout
 //! (request headers within 10 s, idle keep-alive connections included), a
-//! deadline on each request with a body (`WETOKEN_REQUEST_TIMEOUT_SECS`,
-//! 408 after it: the front layer, `ops::Front`) and at most
+//! deadline on each request with a body or for the proxy
+//! (`WETOKEN_REQUEST_TIMEOUT_SECS`, 408 after it: the front layer,
+//! `ops::Front`) and at most
 //! `WETOKEN_MAX_CONNECTIONS` connections served at once (the next is
 //! accepted when one closes; the kernel's backlog holds the rest).
 

@@ -137,3 +137,31 @@ async fn refusals_are_logged_once_per_source_and_minute() {
     assert!((1..=2).contains(&lines), "{lines} lines:\n{}", log());
     assert!(log().contains("127.0.0.1"), "names the source:\n{}", log());
 }
+
+/// The proxy waits on WeChat: its requests run under
+/// `WETOKEN_REQUEST_TIMEOUT_SECS` too, even without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_request_is_answered_within_the_request_timeout() {
+    let sim = sim().await;
+    sim.add_app("wxdeadline", "s");
+    let srv = spawn_with(
+        &tempdir(),
+        &sim.url(),
+        &[("WETOKEN_PROXY", "on"), ("WETOKEN_REQUEST_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    srv.add_mp("wxdeadline", "s").await;
+    let (_, t) = srv.get("/v1/mp/wxdeadline/access_token", Some(ADMIN)).await;
+    let token = t["access_token"].as_str().unwrap();
+    sim.inject(
+        wetoken_sim::GETCALLBACKIP,
+        wetoken_sim::Fault::Latency(Duration::from_secs(10)),
+        Some(1),
+    );
+    let started = Instant::now();
+    let (s, v) = srv
+        .get(&format!("/cgi-bin/getcallbackip?access_token={token}"), None)
+        .await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{v}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
