@@ -35,6 +35,14 @@ impl CredentialService {
         }
     }
 
+    /// SPEC §4: an unknown id costs what a wrong secret does (the same
+    /// database read, and one AES-GCM operation in place of opening the
+    /// account's secrets), so the time of an answer tells nothing more than
+    /// WeChat's own errcode does.
+    fn as_costly_as_opening_an_account(&self) {
+        let _ = self.inner.key.opens_check(&self.inner.key.check_value());
+    }
+
     /// The account and credential a presented token is: the current value or
     /// one replaced less than WeChat's grace ago. Remembered for the cache TTL.
     pub async fn owner_of(&self, token: &str) -> Result<Option<(AccountId, Credential)>> {
@@ -62,6 +70,7 @@ impl CredentialService {
             return Ok(SecretCheck::Matches(id));
         }
         let Some(a) = self.inner.any_account(id).await? else {
+            self.as_costly_as_opening_an_account();
             return Ok(SecretCheck::NoAccount);
         };
         if a.status == AccountStatus::Revoked {
@@ -99,6 +108,7 @@ impl CredentialService {
         Ok(if known {
             SecretCheck::Wrong
         } else {
+            self.as_costly_as_opening_an_account();
             SecretCheck::NoAccount
         })
     }
