@@ -276,15 +276,7 @@ async fn metrics_cover_upstream_refreshes_cache_and_http() {
     let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_METRICS_PER_ACCOUNT", "true")]).await;
     srv.add_mp("wxmetrics", "s").await;
     srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
-    let text = srv
-        .client
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&srv).await;
     assert!(
         text.contains(r#"wetoken_credential_remaining_seconds{account="mp:wxmetrics",credential="access_token"} 7"#),
         "{text}"

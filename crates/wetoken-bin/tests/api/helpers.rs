@@ -189,17 +189,21 @@ pub async fn cli(args: &[&str], env: &[(String, String)]) -> std::process::Outpu
         .unwrap()
 }
 
-/// Sum of a metric's samples whose labels contain every `label="value"`.
-pub async fn metric(srv: &TestServer, name: &str, labels: &[&str]) -> f64 {
-    let text = srv
-        .client
+/// The server's `/metrics` text.
+pub async fn metrics_text(srv: &TestServer) -> String {
+    srv.client
         .get(format!("{}/metrics", srv.url))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Sum of a metric's samples whose labels contain every `label="value"`.
+pub async fn metric(srv: &TestServer, name: &str, labels: &[&str]) -> f64 {
+    let text = metrics_text(srv).await;
     text.lines()
         .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
         .filter(|l| labels.iter().all(|lab| l.contains(lab)))
