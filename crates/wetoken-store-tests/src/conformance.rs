@@ -183,9 +183,11 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Waits until a lease that ends at `until` (the database's clock) has
-/// expired. The database's clock cannot be moved, only waited for.
-async fn wait_past(until: i64) {
+/// Waits until the lease held on a credential has expired (the database's
+/// clock cannot be moved, only waited for).
+async fn lease_runs_out(s: &dyn Store, id: &AccountId, credential: Credential) {
+    let row = s.credential(id, credential).await.unwrap().unwrap();
+    let until = row.lease_until.expect("a lease is held");
     while wall_ms() <= until + 20 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -405,14 +407,7 @@ pub async fn lease_expiry(s: &dyn Store) {
         !s.try_lease(id, JsapiTicket, "alive", 0, LEASE).await.unwrap(),
         "held until it expires"
     );
-    let until = s
-        .credential(id, JsapiTicket)
-        .await
-        .unwrap()
-        .unwrap()
-        .lease_until
-        .unwrap();
-    wait_past(until).await;
+    lease_runs_out(s, id, JsapiTicket).await;
     assert!(
         s.try_lease(id, JsapiTicket, "alive", 0, LEASE).await.unwrap(),
         "expired lease is taken over"
@@ -451,14 +446,7 @@ pub async fn lease_expiry(s: &dyn Store) {
     // A lease that ran out, even with nobody taking over: its holder writes
     // nothing (fencing by the database's clock).
     assert!(s.try_lease(id, AccessToken, "late", 0, 50).await.unwrap());
-    let until = s
-        .credential(id, AccessToken)
-        .await
-        .unwrap()
-        .unwrap()
-        .lease_until
-        .unwrap();
-    wait_past(until).await;
+    lease_runs_out(s, id, AccessToken).await;
     assert_eq!(
         s.complete_refresh(&write(id, AccessToken, "late", &sealed("x"), 1))
             .await

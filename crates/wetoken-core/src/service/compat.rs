@@ -94,9 +94,6 @@ impl CredentialService {
         }
         let mut known = false;
         for stored in self.inner.store.work_apps(corpid).await? {
-            if !matches!(&stored.id, AccountId::Work { corpid: c, .. } if c == corpid) {
-                continue;
-            }
             let a = self.inner.open_account(stored)?;
             known = true;
             if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {

@@ -139,11 +139,7 @@ impl Inner {
             .credential(id, cred)
             .await
             .map_err(|e| FetchError::Dependency(e.into()))?;
-        let value = match row {
-            Some(r) => self.valid(&r, now).map_err(FetchError::Dependency)?,
-            None => None,
-        };
-        value.map(|i| i.value).ok_or_else(|| {
+        row.and_then(|r| self.valid(&r, now)).map(|i| i.value).ok_or_else(|| {
             FetchError::Dependency(ServiceError::TicketMissing {
                 account: id.clone(),
                 ticket: cred,

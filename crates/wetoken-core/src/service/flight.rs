@@ -85,6 +85,16 @@ impl Flights {
 }
 
 impl Inner {
+    /// Runs `work` once this process's earlier work on `key` is done, then
+    /// forgets the key's turn if nobody else waits for it.
+    pub(super) async fn run_in_turn<T>(&self, key: &Key, work: impl Future<Output = T>) -> T {
+        let turn = self.flights.turn(key).await;
+        let out = work.await;
+        drop(turn);
+        self.flights.release(key);
+        out
+    }
+
     /// Runs `work` on `key` in a task of its own once this process's earlier
     /// work on the credential is done. The task runs to its end whether or
     /// not anyone still waits for it.
@@ -95,10 +105,7 @@ impl Inner {
         let (tx, rx) = watch::channel(None);
         let this = self.clone();
         tokio::spawn(async move {
-            let turn = this.flights.turn(&key).await;
-            let _ = tx.send(Some(work.await));
-            drop(turn);
-            this.flights.release(&key);
+            let _ = tx.send(Some(this.run_in_turn(&key, work).await));
         });
         Flight(rx)
     }
@@ -122,11 +129,7 @@ impl Inner {
             rx: rx.clone(),
         };
         tokio::spawn(async move {
-            let outcome = {
-                let _turn = done.inner.flights.turn(&done.key).await;
-                work.await
-            };
-            done.inner.flights.release(&done.key);
+            let outcome = done.inner.run_in_turn(&done.key, work).await;
             // Answer first, then let the next reader start a new flight
             // (`done` drops): a reader that joined just before sees the
             // outcome; one that comes after finds the cache filled.

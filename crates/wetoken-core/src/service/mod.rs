@@ -261,11 +261,7 @@ impl CredentialService {
             let _ = Box::pin(self.refresh_due(id, Credential::AccessToken)).await;
         }
         let key = (id.clone(), cred);
-        let turn = self.inner.flights.turn(&key).await;
-        let r = self.refresh_due_in_turn(id, cred).await;
-        drop(turn);
-        self.inner.flights.release(&key);
-        r
+        self.inner.run_in_turn(&key, self.refresh_due_in_turn(id, cred)).await
     }
 
     /// [`CredentialService::refresh_due`] once this process's turn came.
@@ -403,18 +399,16 @@ impl Inner {
     /// A row's value while it is valid at `now`, opened. A value that does
     /// not open (sealed with a key not given, or moved from another row) is
     /// no value: it is fetched again, and the new one sealed properly.
-    fn valid(&self, row: &crate::store::CredentialState, now: i64) -> Result<Option<Issued>> {
-        let Some(expires_at) = row.expires_at.filter(|e| *e > now) else {
-            return Ok(None);
-        };
+    fn valid(&self, row: &crate::store::CredentialState, now: i64) -> Option<Issued> {
+        let expires_at = row.expires_at.filter(|e| *e > now)?;
         let value = self.open_value(row).unwrap_or_else(|e| {
             tracing::warn!(account = %row.account, credential = %row.credential, error = %e, "a stored value does not open; it will be fetched again");
             None
         });
-        Ok(value.map(|value| Issued {
+        value.map(|value| Issued {
             value,
             expires_at: crate::clock::from_millis(expires_at),
-        }))
+        })
     }
 
     /// Records why a due credential cannot be refreshed (its account's
@@ -436,16 +430,16 @@ impl Inner {
 
     /// [`Inner::valid`], and the cache refreshed from it (a row that is gone
     /// is forgotten).
-    fn usable(&self, key: &Key, row: Option<&crate::store::CredentialState>, now: i64) -> Result<Option<Issued>> {
+    fn usable(&self, key: &Key, row: Option<&crate::store::CredentialState>, now: i64) -> Option<Issued> {
         let Some(row) = row else {
             self.cache.remove(key);
-            return Ok(None);
+            return None;
         };
-        let issued = self.valid(row, now)?;
+        let issued = self.valid(row, now);
         if let Some(i) = &issued {
             self.cache.put(key, i.value.clone(), to_millis(i.expires_at), now);
         }
-        Ok(issued)
+        issued
     }
 
     async fn get_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
@@ -455,7 +449,7 @@ impl Inner {
             return Ok(hit);
         }
         let row = self.store.credential(id, *cred).await?;
-        if let Some(v) = self.usable(key, row.as_ref(), now)? {
+        if let Some(v) = self.usable(key, row.as_ref(), now) {
             return Ok(v);
         }
         let account = self.account(id).await?;
@@ -488,7 +482,7 @@ impl Inner {
         let key = (account.id.clone(), cred);
         let now = self.now_ms();
         let row = self.store.credential(&account.id, cred).await?;
-        let current = self.usable(&key, row.as_ref(), now)?;
+        let current = self.usable(&key, row.as_ref(), now);
         match (stale, &current) {
             // Someone already replaced the value the caller saw rejected.
             (Some(stale), Some(cur)) if cur.value != stale => return Ok(cur.clone()),
