@@ -1,15 +1,19 @@
-//! `install-schema`, `account`, `key`, `token`: the same operations as the
-//! HTTP API, straight on the database.
+//! `install-schema`, `account`, `key`, `token`, `rekey`, `webhook`,
+//! `events`: the same operations as the HTTP API, straight on the database.
+
+use std::io::Write;
 
 use serde_json::{Map, Value};
 use wetoken_core::account::NewAccount;
 use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::events::TypePattern;
 use wetoken_core::keys::Pattern;
 use wetoken_core::service::AccountView;
+use wetoken_core::service::events::{EventFilter, WebhookRequest};
 use wetoken_http::render;
 
 use crate::settings::Settings;
-use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, app};
+use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, WebhookCommand, app};
 use wetoken::backend;
 
 fn parse_id(s: &str) -> Result<AccountId, CliError> {
@@ -182,4 +186,86 @@ pub async fn rekey(settings: Settings) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// `wetoken webhook add|list|rm`.
+pub async fn webhook(settings: Settings, cmd: WebhookCommand) -> Result<(), CliError> {
+    match cmd {
+        WebhookCommand::Add {
+            name,
+            url,
+            events,
+            accounts,
+            format,
+        } => {
+            let req = WebhookRequest {
+                name,
+                url,
+                events: events.iter().map(|e| e.trim().to_owned()).collect(),
+                accounts: accounts.map(|a| a.iter().map(|p| p.trim().to_owned()).collect()),
+                format: Some(format),
+            };
+            let service = app::service(&settings).await?;
+            let (_, secret) = service.create_webhook(&req).await?;
+            println!("{}", secret.expose());
+        }
+        WebhookCommand::List => {
+            for w in app::service(&settings).await?.webhooks().await? {
+                let events: Vec<&str> = w.events.iter().map(|p| p.as_str()).collect();
+                let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    w.name,
+                    w.format.as_str(),
+                    w.url,
+                    events.join(","),
+                    accounts.join(",")
+                );
+            }
+        }
+        WebhookCommand::Rm { name } => app::service(&settings).await?.delete_webhook(&name).await?,
+    }
+    Ok(())
+}
+
+/// `wetoken events [--after ID] [--type P] [--follow]`: one event record a
+/// line, oldest first; with `--follow`, new events as they are committed.
+pub async fn events(
+    settings: Settings,
+    after: Option<i64>,
+    kind: Option<String>,
+    follow: bool,
+) -> Result<(), CliError> {
+    let kind = kind
+        .map(|k| TypePattern::parse(&k).map_err(|e| CliError::Usage(format!("--type: {}", e.0))))
+        .transpose()?;
+    if after.is_some_and(|a| a < 0) {
+        return Err(CliError::Usage("--after must be an event id".into()));
+    }
+    let service = app::service(&settings).await?;
+    let mut filter = EventFilter {
+        after: after.unwrap_or(0),
+        kind,
+        account: None,
+        limit: 1000,
+    };
+    let mut out = std::io::stdout();
+    loop {
+        let page = service.events(&filter, |_| true).await?;
+        for e in &page.events {
+            // A closed pipe (`| head`) ends the command quietly.
+            if writeln!(out, "{}", e.record()).is_err() {
+                return Ok(());
+            }
+            filter.after = filter.after.max(e.id);
+        }
+        if out.flush().is_err() {
+            return Ok(());
+        }
+        match page.next_cursor {
+            Some(c) => filter.after = c,
+            None if follow => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            None => return Ok(()),
+        }
+    }
 }

@@ -319,4 +319,11 @@ impl Wetoken {
     pub fn run_scheduler(&self) -> tokio::task::JoinHandle<()> {
         self.state.service.spawn_scheduler()
     }
+
+    /// Delivers events to webhooks, in the background, until the handle is
+    /// aborted (each delivery attempted by one instance at a time across
+    /// every instance sharing the database; SPEC §10).
+    pub fn run_deliverer(&self) -> tokio::task::JoinHandle<()> {
+        self.state.service.spawn_deliverer()
+    }
 }

@@ -59,6 +59,47 @@ enum Command {
     /// a rotation, with the previous key in WETOKEN_OLD_MASTER_KEYS). Safe to
     /// interrupt and run again.
     Rekey,
+    /// Manage webhooks.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Print events, one JSON record a line, oldest first.
+    Events {
+        /// Start after this event id.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+        /// Only events of this type pattern, e.g. component.* or wetoken.*
+        #[arg(long = "type", value_name = "PATTERN")]
+        kind: Option<String>,
+        /// Keep printing new events as they come (until interrupted).
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WebhookCommand {
+    /// Add a webhook; prints its signing secret alone (shown this once).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// http or https URL events are posted to.
+        #[arg(long)]
+        url: String,
+        /// Event type patterns, comma-separated (default: every event).
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        events: Vec<String>,
+        /// Account patterns, comma-separated (default: every account).
+        #[arg(long, value_delimiter = ',')]
+        accounts: Option<Vec<String>>,
+        /// json (signed event records), wechat (the original callback
+        /// re-posted) or wecom_bot (a WeCom group-robot message).
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// One webhook per line: name, format, url, events, accounts.
+    List,
+    /// Delete a webhook and its deliveries.
+    Rm { name: String },
 }
 
 #[derive(Subcommand)]
@@ -167,6 +208,8 @@ async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
         Command::Key(c) => commands::key(settings, c).await,
         Command::Token(c) => commands::token(settings, c).await,
         Command::Rekey => commands::rekey(settings).await,
+        Command::Webhook(c) => commands::webhook(settings, c).await,
+        Command::Events { after, kind, follow } => commands::events(settings, after, kind, follow).await,
     }
 }
 
@@ -189,7 +232,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(CliError::Usage(
-            "a command is required (serve, install-schema, account, key, token); see wetoken --help".into(),
+            "a command is required (serve, install-schema, account, key, token, rekey, webhook, events); see wetoken --help".into(),
         )),
         _ => {
             let text = e.render().to_string();

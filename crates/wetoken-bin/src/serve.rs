@@ -61,6 +61,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     println!("wetoken listening on http://{addr}");
     tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
     let scheduler = wetoken.run_scheduler();
+    let deliverer = wetoken.run_deliverer();
     let router = wetoken.router();
     let limits = wetoken_http::serve::Limits {
         max_connections: usize::try_from(settings.max_connections).unwrap_or(usize::MAX),
@@ -75,6 +76,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         .map_err(|e| CliError::Runtime(e.to_string()))?
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     scheduler.abort();
+    deliverer.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -41,6 +41,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_connections", "WETOKEN_MAX_CONNECTIONS"),
     ("metrics_per_account", "WETOKEN_METRICS_PER_ACCOUNT"),
     ("proxy_max_inflight", "WETOKEN_PROXY_MAX_INFLIGHT"),
+    ("event_retention_days", "WETOKEN_EVENT_RETENTION_DAYS"),
+    ("stale_ticket_secs", "WETOKEN_STALE_TICKET_SECS"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -71,6 +73,8 @@ pub struct Settings {
     pub max_connections: u64,
     pub metrics_per_account: bool,
     pub proxy_max_inflight: u64,
+    pub event_retention_days: u64,
+    pub stale_ticket_secs: u64,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -104,6 +108,8 @@ impl std::fmt::Debug for Settings {
             .field("max_connections", &self.max_connections)
             .field("metrics_per_account", &self.metrics_per_account)
             .field("proxy_max_inflight", &self.proxy_max_inflight)
+            .field("event_retention_days", &self.event_retention_days)
+            .field("stale_ticket_secs", &self.stale_ticket_secs)
             .finish()
     }
 }
@@ -136,6 +142,8 @@ impl Default for Settings {
             max_connections: 10_000,
             metrics_per_account: false,
             proxy_max_inflight: 256,
+            event_retention_days: 7,
+            stale_ticket_secs: 1500,
         }
     }
 }
@@ -240,6 +248,8 @@ impl Settings {
             "max_connections" => self.max_connections = parse_num(key, v)?,
             "metrics_per_account" => self.metrics_per_account = parse_bool(key, v)?,
             "proxy_max_inflight" => self.proxy_max_inflight = parse_num(key, v)?,
+            "event_retention_days" => self.event_retention_days = parse_num(key, v)?,
+            "stale_ticket_secs" => self.stale_ticket_secs = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -263,6 +273,18 @@ impl Settings {
                 "WETOKEN_REQUEST_TIMEOUT_SECS, WETOKEN_MAX_CONNECTIONS and WETOKEN_PROXY_MAX_INFLIGHT must be at least 1"
                     .into(),
             );
+        }
+        if !(1..=3650).contains(&self.event_retention_days) {
+            return Err(format!(
+                "WETOKEN_EVENT_RETENTION_DAYS must be 1 to 3650, at least the 24 h of webhook retries (got {})",
+                self.event_retention_days
+            ));
+        }
+        if self.stale_ticket_secs < 60 {
+            return Err(format!(
+                "WETOKEN_STALE_TICKET_SECS must be at least 60: WeChat pushes a ticket every 10 minutes (got {})",
+                self.stale_ticket_secs
+            ));
         }
         Ok(())
     }
@@ -300,6 +322,8 @@ impl Settings {
             cache_ttl: Duration::from_secs(self.cache_ttl_secs),
             upstream_timeout: Duration::from_secs(self.upstream_timeout_secs),
             force_refresh_min_interval: Duration::from_secs(self.force_refresh_min_interval_secs),
+            stale_ticket: Duration::from_secs(self.stale_ticket_secs),
+            event_retention: Duration::from_secs(self.event_retention_days * 86_400),
             ..ServiceConfig::default()
         }
     }

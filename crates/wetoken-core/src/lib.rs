@@ -32,6 +32,7 @@ pub mod account;
 pub mod auth;
 pub mod clock;
 pub mod domain;
+pub mod events;
 pub mod jssdk;
 pub mod keys;
 pub mod msgcrypt;

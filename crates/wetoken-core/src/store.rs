@@ -18,12 +18,20 @@
 //! - **versions**: every write of a credential value increments `version`;
 //! - **the force-refresh limit** ([`Store::try_mark_forced`]), cluster-wide;
 //! - **durability of pushed values and rotated secrets**, committed before the
-//!   call returns.
+//!   call returns;
+//! - **the outbox** (SPEC §10): the events a write carries are committed in
+//!   its transaction, with ids that increase in commit order (each
+//!   transaction that appends events takes the next ids from one counter
+//!   row, whose row lock it holds until it commits), so a reader that has
+//!   seen id `n` never later finds a smaller one;
+//! - **one attempt per delivery at a time** ([`Store::try_lease_delivery`]),
+//!   cluster-wide, on the database's clock.
 
 use async_trait::async_trait;
 
 pub use crate::account::StoredAccount;
 use crate::domain::{AccountId, Credential};
+use crate::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use crate::keys::Pattern;
 pub use crate::secret::Sealed;
 
@@ -85,6 +93,8 @@ pub struct RefreshWrite<'a> {
     /// New sealed secrets of the account, written in the same transaction
     /// (an authorizer_refresh_token that WeChat rotated).
     pub account_secrets: Option<&'a Sealed>,
+    /// Events committed with the value (a credential recovered).
+    pub events: &'a [NewEvent],
 }
 
 /// A failed refresh, recorded by the lease holder.
@@ -99,6 +109,22 @@ pub struct FailureWrite<'a> {
     pub due_at: i64,
     /// Consecutive failures including this one.
     pub attempts: i64,
+    /// Events committed with the failure (a condition that starts).
+    pub events: &'a [NewEvent],
+}
+
+/// Which events to read: ids after `after`, oldest first. The filters
+/// narrow the scan; callers match types exactly themselves (`type_prefix`
+/// is a prefix, and `_` in it may match any character).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub after: i64,
+    pub type_prefix: Option<String>,
+    /// Exactly this account.
+    pub account: Option<AccountId>,
+    /// This account and its children (`{id}/*`).
+    pub family: Option<AccountId>,
+    pub limit: i64,
 }
 
 /// A master key's check value, recorded where it sealed data.
@@ -144,8 +170,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     // ---- accounts
-    /// `Conflict` if the id exists.
-    async fn insert_account(&self, account: &StoredAccount) -> StoreResult<()>;
+    /// `Conflict` if the id exists. `events` are committed with it.
+    async fn insert_account(&self, account: &StoredAccount, events: &[NewEvent]) -> StoreResult<()>;
     async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>>;
     /// All accounts, or those whose parent is `parent`, ordered by id.
     async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>>;
@@ -153,8 +179,14 @@ pub trait Store: Send + Sync + 'static {
     /// `drop_credentials`, the account's fetched credential rows go in the
     /// same transaction (a rotated secret invalidates everything derived from
     /// it); what WeChat pushed (verify_ticket, suite_ticket) and the
-    /// account's children stay. `NotFound` if absent.
-    async fn update_account(&self, account: &StoredAccount, drop_credentials: bool) -> StoreResult<()>;
+    /// account's children stay. `NotFound` if absent. `events` are
+    /// committed with it.
+    async fn update_account(
+        &self,
+        account: &StoredAccount,
+        drop_credentials: bool,
+        events: &[NewEvent],
+    ) -> StoreResult<()>;
     /// Deletes the account, its children and all their credentials. Whether
     /// it existed.
     async fn delete_account(&self, id: &AccountId) -> StoreResult<bool>;
@@ -190,8 +222,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `at`
     /// (WeChat's CreateTime), committed before returning, unless a newer push
-    /// is already stored (a replayed old message changes nothing). The new
-    /// version, or None when the stored push is newer.
+    /// is already stored (a replayed old message changes nothing). Its
+    /// `due_at` is `stale_at`, when it raises `wetoken.ticket.stale` unless a
+    /// newer push comes first. `events` (the callback's) are committed in
+    /// the same transaction either way. The new version, or None when the
+    /// stored push is newer.
     async fn put_pushed(
         &self,
         id: &AccountId,
@@ -199,7 +234,18 @@ pub trait Store: Send + Sync + 'static {
         value: &Sealed,
         expires_at: i64,
         at: i64,
+        stale_at: i64,
+        events: &[NewEvent],
     ) -> StoreResult<Option<i64>>;
+    /// Clears the `due_at` of a pushed value still at `version` and commits
+    /// `events` with it (its staleness, raised once). Whether it was.
+    async fn mark_pushed_stale(
+        &self,
+        id: &AccountId,
+        credential: Credential,
+        version: i64,
+        events: &[NewEvent],
+    ) -> StoreResult<bool>;
     /// Records an unqualified force refresh at `now` if none happened since
     /// `not_before`; false when rate-limited. Creates the row if absent.
     async fn try_mark_forced(
@@ -249,4 +295,52 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self) -> StoreResult<Vec<ApiKey>>;
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn delete_key(&self, name: &str) -> StoreResult<bool>;
+
+    // ---- events and webhooks (SPEC §10)
+    /// Commits events that report no other state change, in one
+    /// transaction. An event whose `dedupe` is stored already is skipped
+    /// (WeChat's retry of a callback).
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Events after `q.after`, oldest first, at most `q.limit`: one range
+    /// scan of the primary key.
+    async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>>;
+    /// Deletes events older than `before`, and finished deliveries last
+    /// changed before it. How many events went.
+    async fn purge_events(&self, before: i64) -> StoreResult<u64>;
+    /// `Conflict` if the name exists. Its cursor starts at the newest event
+    /// committed: a new webhook receives what happens from now on.
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    async fn webhook(&self, name: &str) -> StoreResult<Option<Webhook>>;
+    /// Deletes a webhook and its deliveries. Whether it existed.
+    async fn delete_webhook(&self, name: &str) -> StoreResult<bool>;
+    /// Moves a webhook's cursor from `from` to `to` and creates a pending
+    /// delivery, due at `now`, of each of `event_ids`, in one transaction,
+    /// if the cursor is still at `from` (else another instance did it:
+    /// false, nothing written).
+    async fn fan_out(&self, webhook: &str, from: i64, to: i64, event_ids: &[i64], now: i64) -> StoreResult<bool>;
+    /// A webhook's pending deliveries due at `now` whose lease is free,
+    /// earliest first, at most `limit`.
+    async fn due_deliveries(&self, webhook: &str, now: i64, limit: i64) -> StoreResult<Vec<Delivery>>;
+    /// Takes the lease on a pending delivery for `owner` (database clock),
+    /// if nobody holds it: one attempt at a time across the cluster.
+    async fn try_lease_delivery(&self, webhook: &str, event_id: i64, owner: &str, lease_ms: i64) -> StoreResult<bool>;
+    /// Records an attempt's outcome and releases the lease, only while
+    /// `owner` holds it unexpired. Whether it did.
+    async fn record_attempt(&self, w: &AttemptWrite<'_>) -> StoreResult<bool>;
+    /// A webhook's deliveries with event ids after `after`, by event id, at
+    /// most `limit`, optionally of one status.
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        status: Option<DeliveryStatus>,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Makes a finished (failed or delivered) delivery pending again, due
+    /// at `now`, its 24 h counted from `now`. Whether it was finished.
+    async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool>;
+    async fn event(&self, id: i64) -> StoreResult<Option<Event>>;
+    /// When the oldest pending delivery was created.
+    async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>>;
 }

@@ -67,6 +67,101 @@ pub fn fields(xml: &str) -> Result<HashMap<String, String>, XmlError> {
     Ok(out)
 }
 
+/// Nesting deeper than this is refused: bounded work and stack.
+const MAX_DEPTH: usize = 32;
+
+/// The whole message as JSON: each child element of the root by name, its
+/// text as a string, or an object when it has elements of its own; a name
+/// that repeats becomes an array. Text is trimmed as in [`fields`].
+pub fn tree(xml: &str) -> Result<serde_json::Map<String, serde_json::Value>, XmlError> {
+    use serde_json::{Map, Value};
+    if xml.to_ascii_lowercase().contains("<!doctype") {
+        return Err(XmlError::Doctype);
+    }
+    fn put(into: &mut Map<String, Value>, name: String, v: Value) {
+        match into.get_mut(&name) {
+            Some(Value::Array(a)) => a.push(v),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, v]);
+            }
+            None => {
+                into.insert(name, v);
+            }
+        }
+    }
+    let malformed = |e: String| XmlError::Malformed(e);
+    let mut reader = Reader::from_str(xml);
+    // (name, child elements, text) of each open element; [0] is the root.
+    let mut stack: Vec<(String, Map<String, Value>, String, bool)> = Vec::new();
+    let mut root: Option<Map<String, Value>> = None;
+    loop {
+        match reader.read_event().map_err(|e| malformed(e.to_string()))? {
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Start(e) => {
+                if stack.is_empty() && root.is_some() {
+                    return Err(malformed("more than one root element".into()));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(malformed(format!("elements nested deeper than {MAX_DEPTH}")));
+                }
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                stack.push((name, Map::new(), String::new(), false));
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                match stack.last_mut() {
+                    Some(top) => {
+                        top.3 = true;
+                        put(&mut top.1, name, Value::from(""));
+                    }
+                    None if root.is_none() => root = Some(Map::new()),
+                    None => return Err(malformed("more than one root element".into())),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.2.push_str(&t.unescape().map_err(|e| malformed(e.to_string()))?);
+                }
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.2
+                        .push_str(std::str::from_utf8(&c).map_err(|e| malformed(e.to_string()))?);
+                }
+            }
+            Event::End(_) => {
+                let Some((name, children, text, has_children)) = stack.pop() else {
+                    return Err(malformed("an end tag with no start".into()));
+                };
+                let v = if has_children {
+                    Value::Object(children)
+                } else {
+                    Value::from(text.trim())
+                };
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.3 = true;
+                        put(&mut parent.1, name, v);
+                    }
+                    None => {
+                        root = Some(match v {
+                            Value::Object(m) => m,
+                            _ => Map::new(),
+                        })
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    match root {
+        Some(r) if stack.is_empty() => Ok(r),
+        _ => Err(malformed("no complete root element".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +178,23 @@ mod tests {
         assert_eq!(f["TimeStamp"], "1403610513");
         assert_eq!(f["Empty"], "");
         assert!(!f.contains_key("A"));
+    }
+
+    #[test]
+    fn tree_keeps_nested_and_repeated_elements() {
+        let t = tree(
+            "<xml><InfoType><![CDATA[change_contact]]></InfoType><Empty/>\
+             <ExtAttr><Item><Name>a</Name></Item><Item><Name>b</Name></Item></ExtAttr></xml>",
+        )
+        .unwrap();
+        assert_eq!(t["InfoType"], "change_contact");
+        assert_eq!(t["Empty"], "");
+        assert_eq!(t["ExtAttr"]["Item"], serde_json::json!([{"Name": "a"}, {"Name": "b"}]));
+        assert_eq!(tree("<xml><!DOCTYPE x></xml>"), Err(XmlError::Doctype));
+        assert!(tree("<xml><A></xml>").is_err());
+        assert!(tree("<a/><b/>").is_err());
+        let deep = format!("<xml>{}{}</xml>", "<a>".repeat(40), "</a>".repeat(40));
+        assert!(matches!(tree(&deep), Err(XmlError::Malformed(_))));
     }
 
     #[test]

@@ -2,21 +2,24 @@
 //! msg_signature, not with a key. Order of checks: parse the id (400), read
 //! the body within the limit (413), refuse any DTD (400), parse the envelope
 //! (400), the timestamp window (401), the signature (401), decrypt and the
-//! receive id (401/400), then act. A refused callback changes nothing; every
-//! state change is committed before `success` is answered.
+//! receive id (401/400), then hand the message to core, which acts on it
+//! and records it as an event in the same transaction. A refused callback
+//! changes nothing; everything is committed before `success` is answered.
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, RawPathParams, State};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use wetoken_core::domain::{AccountId, Ident};
+use wetoken_core::domain::AccountId;
+use wetoken_core::events::CallbackSource;
 use wetoken_core::msgcrypt::CryptError;
 use wetoken_core::service::ServiceError;
+use wetoken_core::service::callbacks::Callback;
 use wetoken_core::wxml::{self, XmlError};
 
 use crate::AppState;
@@ -25,9 +28,9 @@ use crate::extract::{AccountPath, RawQuery, read_body};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/callback/component/{component_appid}", post(component_event))
+        .route("/callback/component/{component_appid}", post(pushed))
         .route("/callback/component/{component_appid}/authorized", get(landing))
-        .route("/callback/suite/{suite_id}", get(suite_verify_url).post(suite_event))
+        .route("/callback/suite/{suite_id}", get(suite_verify_url).post(pushed))
 }
 
 fn xml_error(e: XmlError) -> ApiError {
@@ -38,16 +41,16 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// A verified, decrypted callback message: its fields.
-pub(crate) struct Verified(pub HashMap<String, String>);
-
-/// Runs every check of a pushed, encrypted message to account `id`.
-pub(crate) async fn verify(
+/// Runs every check of a pushed, encrypted message to account `id`, and
+/// returns it with the request it came in (for `wechat` webhooks).
+async fn verify(
     st: &AppState,
     id: &AccountId,
     q: &HashMap<String, String>,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Verified, ApiError> {
+) -> Result<Callback, ApiError> {
     let bytes = read_body(body, st.max_body).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
     let envelope = wxml::fields(text).map_err(xml_error)?;
@@ -56,7 +59,20 @@ pub(crate) async fn verify(
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::invalid("no Encrypt element: wetoken accepts only encrypted (safe mode) callbacks"))?;
     let plain = open(st, id, q, encrypt).await?;
-    Ok(Verified(wxml::fields(&plain).map_err(xml_error)?))
+    let fields = wxml::fields(&plain).map_err(xml_error)?;
+    Ok(Callback {
+        fields,
+        source: CallbackSource {
+            query: uri.query().unwrap_or_default().to_owned(),
+            content_type: headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: text.to_owned(),
+        },
+        encrypted: encrypt.clone(),
+        xml: plain,
+    })
 }
 
 /// The timestamp window and the signature of `encrypt` (with the callback
@@ -102,39 +118,21 @@ fn create_time_ms(st: &AppState, m: &HashMap<String, String>) -> i64 {
         .map_or_else(|| st.service.now().timestamp_millis(), |s| s.saturating_mul(1000))
 }
 
-fn field<'a>(m: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
-    m.get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::invalid(format!("the message has no {name}")))
-}
-
-/// `POST /callback/component/{c}`: verify tickets and authorization events.
-async fn component_event(
+/// `POST /callback/component/{c}` and `POST /callback/suite/{s}`: every
+/// verified message is applied and recorded as an event (core's
+/// `service::callbacks`), committed before `success`.
+async fn pushed(
     State(st): State<AppState>,
     path: RawPathParams,
     RawQuery(q): RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let id = AccountPath::id(&path)?;
-    let Verified(m) = verify(&st, &id, &q, body).await?;
-    let at = create_time_ms(&st, &m);
-    match m.get("InfoType").map(String::as_str).unwrap_or_default() {
-        "component_verify_ticket" => {
-            let ticket = field(&m, "ComponentVerifyTicket")?;
-            st.service.ticket_pushed(&id, ticket, at / 1000).await?;
-        }
-        "authorized" | "updateauthorized" => {
-            let appid = Ident::parse("AuthorizerAppid", field(&m, "AuthorizerAppid")?)?;
-            let code = field(&m, "AuthorizationCode")?;
-            st.service.authorize(&id, code, Some((&appid, at))).await?;
-        }
-        "unauthorized" => {
-            let appid = Ident::parse("AuthorizerAppid", field(&m, "AuthorizerAppid")?)?;
-            st.service.unauthorize(&id, &appid, at).await?;
-        }
-        other => tracing::debug!(component = %id, info_type = other, "callback ignored"),
-    }
+    let msg = verify(&st, &id, &q, &uri, &headers, body).await?;
+    let at = create_time_ms(&st, &msg.fields);
+    st.service.callback(&id, at, &msg).await?;
     Ok(success())
 }
 
@@ -152,38 +150,6 @@ async fn suite_verify_url(
         .ok_or_else(|| ApiError::invalid("echostr is required"))?;
     let plain = open(&st, &id, &q, echostr).await?;
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
-}
-
-/// `POST /callback/suite/{s}`: suite tickets and install events.
-async fn suite_event(
-    State(st): State<AppState>,
-    path: RawPathParams,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let id = AccountPath::id(&path)?;
-    let Verified(m) = verify(&st, &id, &q, body).await?;
-    let at = create_time_ms(&st, &m);
-    match m.get("InfoType").map(String::as_str).unwrap_or_default() {
-        "suite_ticket" => {
-            st.service
-                .ticket_pushed(&id, field(&m, "SuiteTicket")?, at / 1000)
-                .await?;
-        }
-        "create_auth" | "reset_permanent_code" => {
-            st.service.install(&id, field(&m, "AuthCode")?, Some(at)).await?;
-        }
-        "change_auth" => {
-            let corpid = Ident::parse("AuthCorpId", field(&m, "AuthCorpId")?)?;
-            st.service.change_auth(&id, &corpid, at).await?;
-        }
-        "cancel_auth" => {
-            let corpid = Ident::parse("AuthCorpId", field(&m, "AuthCorpId")?)?;
-            st.service.cancel_auth(&id, &corpid, at).await?;
-        }
-        other => tracing::debug!(suite = %id, info_type = other, "callback ignored"),
-    }
-    Ok(success())
 }
 
 fn escape(s: &str) -> String {
@@ -222,7 +188,7 @@ async fn landing(
             "no auth_code in the link",
         );
     };
-    match st.service.authorize(&id, code, None).await {
+    match st.service.authorize(&id, code, None, &[]).await {
         // An unknown component looks like a refused code: no oracle.
         Err(ServiceError::NotFound(_)) => page(
             StatusCode::BAD_GATEWAY,

@@ -192,6 +192,18 @@ impl<T: Target + Send> FromRequestParts<AppState> for Authed<T> {
     }
 }
 
+/// A request made with any valid key (401 without one): what it may see is
+/// the principal's to say.
+pub struct Keyed(pub Arc<Principal>);
+
+impl FromRequestParts<AppState> for Keyed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        Ok(Keyed(principal(parts, st).await?))
+    }
+}
+
 /// A request made with the admin key (or with keys off): 401 without a
 /// key, 403 with a client key.
 pub struct Admin;

@@ -20,6 +20,7 @@ mod callback;
 mod compat;
 mod credentials;
 pub mod error;
+mod events;
 pub mod extract;
 mod legacy;
 pub mod openapi;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(credentials::routes())
         .merge(platforms::routes())
         .merge(accounts::routes())
+        .merge(events::routes())
         .merge(compat::routes())
         .merge(legacy::routes())
         .merge(callback::routes())

@@ -21,20 +21,21 @@ use oracle::pool::{Pool, PoolBuilder};
 use oracle::sql_type::ToSql;
 use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
+    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
     StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow, after_key, work_app_range};
+use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, WebhookRow, after_key, event_filters, work_app_range};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
 mod rows;
 
 pub use migrate::{MIGRATIONS, schema_sql, split_statements};
-pub use rows::{Columns, account_from, credential_from, key_from};
-use rows::{account_of, check_of, credential_of, key_of, required};
+pub use rows::{Columns, account_from, credential_from, delivery_from, event_from, key_from, webhook_from};
+use rows::{account_of, check_of, credential_of, delivery_of, event_of, key_of, required, webhook_of};
 
 /// `oracle://user:password@host:port/service` → (user, password, `//host:port/service`).
 pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
@@ -152,6 +153,47 @@ fn version_of(conn: &Connection, sql: &Statements, account_id: &str, kind: &str)
     required(row.int(0)?, "version")
 }
 
+/// The outbox in the caller's transaction: the counter row first (its lock
+/// held to commit, so ids increase in commit order), then each event not
+/// already stored by its dedupe hash.
+fn append(conn: &Connection, sql: &Statements, events: &[NewEventRow]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len() as i64;
+    exec(conn, sql.bump_event_seq, &[&n])?;
+    let row = conn.query_row(sql.select_event_seq, &[]).map_err(map_err)?;
+    let last = required(row.int(0)?, "last_id")?;
+    for (i, r) in events.iter().enumerate() {
+        if let Some(d) = &r.dedupe {
+            let row = conn.query_row(sql.count_dedupe, &[d]).map_err(map_err)?;
+            if required(row.int(0)?, "count")? > 0 {
+                continue;
+            }
+        }
+        let id = last - n + 1 + i as i64;
+        exec(
+            conn,
+            sql.insert_event,
+            &[
+                &id,
+                &r.event_type,
+                &r.account_id,
+                &r.family_id,
+                &r.created_at,
+                &r.data,
+                &r.source,
+                &r.dedupe,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn encode_events(events: &[NewEvent]) -> Vec<NewEventRow> {
+    events.iter().map(NewEventRow::encode).collect()
+}
+
 #[async_trait]
 impl Store for OracleStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -163,8 +205,9 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn insert_account(&self, a: &StoredAccount) -> StoreResult<()> {
+    async fn insert_account(&self, a: &StoredAccount, events: &[NewEvent]) -> StoreResult<()> {
         let r = AccountRow::encode(a);
+        let events = encode_events(events);
         self.run(move |conn, sql| {
             exec(
                 conn,
@@ -179,8 +222,8 @@ impl Store for OracleStore {
                     &r.created_at,
                     &r.updated_at,
                 ],
-            )
-            .map(drop)
+            )?;
+            append(conn, sql, &events)
         })
         .await
     }
@@ -200,8 +243,9 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn update_account(&self, a: &StoredAccount, drop_credentials: bool) -> StoreResult<()> {
+    async fn update_account(&self, a: &StoredAccount, drop_credentials: bool, events: &[NewEvent]) -> StoreResult<()> {
         let r = AccountRow::encode(a);
+        let events = encode_events(events);
         self.run(move |conn, sql| {
             let n = exec(
                 conn,
@@ -214,7 +258,7 @@ impl Store for OracleStore {
             if drop_credentials {
                 exec(conn, sql.delete_account_credentials, &[&r.id])?;
             }
-            Ok(())
+            append(conn, sql, &events)
         })
         .await
     }
@@ -268,6 +312,7 @@ impl Store for OracleStore {
         let (expires_at, refreshed_at, due_at) = (w.expires_at, w.refreshed_at, w.due_at);
         let (h, previous_until) = (w.value_hash.to_owned(), w.previous_until);
         let secrets = w.account_secrets.map(|s| s.as_str().to_owned());
+        let events = encode_events(w.events);
         self.run(move |conn, sql| {
             let n = exec(
                 conn,
@@ -281,6 +326,7 @@ impl Store for OracleStore {
             if let Some(s) = &secrets {
                 exec(conn, sql.update_account_secrets, &[s, &refreshed_at, &a])?;
             }
+            append(conn, sql, &events)?;
             Ok(Some(version))
         })
         .await
@@ -295,13 +341,17 @@ impl Store for OracleStore {
         );
         let (errcode, at) = (w.error.errcode, w.error.at);
         let (blocked, due, attempts) = (w.blocked_until, w.due_at, w.attempts);
+        let events = encode_events(w.events);
         self.run(move |conn, sql| {
-            exec(
+            let n = exec(
                 conn,
                 sql.record_failure,
                 &[&errcode, &m, &at, &blocked, &due, &attempts, &a, &k, &o],
-            )
-            .map(drop)
+            )?;
+            if n == 1 {
+                append(conn, sql, &events)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -313,14 +363,39 @@ impl Store for OracleStore {
         value: &Sealed,
         expires_at: i64,
         at: i64,
+        stale_at: i64,
+        events: &[NewEvent],
     ) -> StoreResult<Option<i64>> {
         let (a, k, v) = (id.to_string(), c.as_str(), value.as_str().to_owned());
+        let events = encode_events(events);
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, k)?;
-            if exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &a, &k, &at])? == 0 {
-                return Ok(None);
+            let version = if exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &stale_at, &a, &k, &at])? == 0 {
+                None
+            } else {
+                Some(version_of(conn, sql, &a, k)?)
+            };
+            append(conn, sql, &events)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn mark_pushed_stale(
+        &self,
+        id: &AccountId,
+        c: Credential,
+        version: i64,
+        events: &[NewEvent],
+    ) -> StoreResult<bool> {
+        let (a, k) = (id.to_string(), c.as_str());
+        let events = encode_events(events);
+        self.run(move |conn, sql| {
+            let n = exec(conn, sql.mark_pushed_stale, &[&a, &k, &version])?;
+            if n == 1 {
+                append(conn, sql, &events)?;
             }
-            version_of(conn, sql, &a, k).map(Some)
+            Ok(n == 1)
         })
         .await
     }
@@ -426,6 +501,168 @@ impl Store for OracleStore {
         let n = name.to_owned();
         self.run(move |conn, sql| Ok(exec(conn, sql.delete_key, &[&n])? > 0))
             .await
+    }
+
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        let events = encode_events(events);
+        self.run(move |conn, sql| append(conn, sql, &events)).await
+    }
+
+    async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
+        let f = event_filters(q);
+        let (after, limit) = (q.after, q.limit);
+        self.run(move |conn, sql| {
+            rows(
+                conn,
+                sql.select_events,
+                &[
+                    &after, &f.like, &f.like, &f.account, &f.account, &f.family, &f.family, &limit,
+                ],
+                event_of,
+            )
+        })
+        .await
+    }
+
+    async fn event(&self, id: i64) -> StoreResult<Option<Event>> {
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_event, &[&id], event_of)?.pop()))
+            .await
+    }
+
+    async fn purge_events(&self, before: i64) -> StoreResult<u64> {
+        self.run(move |conn, sql| {
+            let n = exec(conn, sql.purge_events, &[&before])?;
+            exec(conn, sql.purge_deliveries, &[&before])?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let r = WebhookRow::encode(w);
+        self.run(move |conn, sql| {
+            exec(
+                conn,
+                sql.insert_webhook,
+                &[
+                    &r.name,
+                    &r.url,
+                    &r.events,
+                    &r.accounts,
+                    &r.format,
+                    &r.secret,
+                    &r.created_at,
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.run(|conn, sql| rows(conn, sql.select_webhooks, &[], webhook_of))
+            .await
+    }
+
+    async fn webhook(&self, name: &str) -> StoreResult<Option<Webhook>> {
+        let n = name.to_owned();
+        self.run(move |conn, sql| Ok(rows(conn, sql.select_webhook, &[&n], webhook_of)?.pop()))
+            .await
+    }
+
+    async fn delete_webhook(&self, name: &str) -> StoreResult<bool> {
+        let n = name.to_owned();
+        self.run(move |conn, sql| {
+            let gone = exec(conn, sql.delete_webhook, &[&n])? > 0;
+            exec(conn, sql.delete_webhook_deliveries, &[&n])?;
+            Ok(gone)
+        })
+        .await
+    }
+
+    async fn fan_out(&self, webhook: &str, from: i64, to: i64, event_ids: &[i64], now: i64) -> StoreResult<bool> {
+        let (w, ids) = (webhook.to_owned(), event_ids.to_vec());
+        self.run(move |conn, sql| {
+            if exec(conn, sql.move_cursor, &[&to, &w, &from])? != 1 {
+                return Ok(false);
+            }
+            for id in &ids {
+                exec(conn, sql.insert_delivery, &[&w, id, &now, &now, &now])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn due_deliveries(&self, webhook: &str, now: i64, limit: i64) -> StoreResult<Vec<Delivery>> {
+        let w = webhook.to_owned();
+        self.run(move |conn, sql| rows(conn, sql.select_due_deliveries, &[&w, &now, &limit], delivery_of))
+            .await
+    }
+
+    async fn try_lease_delivery(&self, webhook: &str, event_id: i64, owner: &str, lease_ms: i64) -> StoreResult<bool> {
+        let (w, o) = (webhook.to_owned(), owner.to_owned());
+        self.run(move |conn, sql| Ok(exec(conn, sql.take_delivery_lease, &[&o, &lease_ms, &w, &event_id])? == 1))
+            .await
+    }
+
+    async fn record_attempt(&self, a: &AttemptWrite<'_>) -> StoreResult<bool> {
+        let (w, o, st) = (a.webhook.to_owned(), a.owner.to_owned(), a.status.as_str());
+        let (event_id, attempts, next_at, updated_at, last_status) =
+            (a.event_id, a.attempts, a.next_at, a.updated_at, a.last_status);
+        let last_error = a.last_error.map(str::to_owned);
+        self.run(move |conn, sql| {
+            Ok(exec(
+                conn,
+                sql.record_attempt,
+                &[
+                    &st,
+                    &attempts,
+                    &next_at,
+                    &updated_at,
+                    &last_status,
+                    &last_error,
+                    &w,
+                    &event_id,
+                    &o,
+                ],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        status: Option<DeliveryStatus>,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        let w = webhook.to_owned();
+        let status = status.map(|s| s.as_str().to_owned());
+        self.run(move |conn, sql| {
+            rows(
+                conn,
+                sql.select_deliveries,
+                &[&w, &after, &status, &status, &limit],
+                delivery_of,
+            )
+        })
+        .await
+    }
+
+    async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool> {
+        let w = webhook.to_owned();
+        self.run(move |conn, sql| Ok(exec(conn, sql.retry_delivery, &[&now, &now, &now, &w, &event_id])? == 1))
+            .await
+    }
+
+    async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>> {
+        self.run(|conn, sql| {
+            let row = conn.query_row(sql.select_oldest_pending, &[]).map_err(map_err)?;
+            row.int(0)
+        })
+        .await
     }
 }
 

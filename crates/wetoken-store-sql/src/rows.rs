@@ -6,8 +6,9 @@
 
 use wetoken_core::account::{AccountConfig, AccountStatus, StoredAccount};
 use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::events::{self, Delivery, DeliveryStatus, Event, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
-use wetoken_core::store::{ApiKey, CredentialState, LastError, Sealed, StoreError, StoreResult};
+use wetoken_core::store::{ApiKey, CredentialState, EventQuery, LastError, Sealed, StoreError, StoreResult};
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,68 @@ pub struct KeyRow {
     pub hash: String,
     pub accounts: String,
     pub created_at: i64,
+}
+
+/// `wt_events`, in [`crate::statements::EVENT_COLUMNS`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
+    derive(sqlx::FromRow)
+)]
+pub struct EventRow {
+    pub id: i64,
+    pub event_type: String,
+    pub account_id: String,
+    pub created_at: i64,
+    pub data: String,
+    pub source: Option<String>,
+}
+
+/// A new event's columns, before its id is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEventRow {
+    pub event_type: String,
+    pub account_id: String,
+    pub family_id: String,
+    pub created_at: i64,
+    pub data: String,
+    pub source: Option<String>,
+    pub dedupe: Option<String>,
+}
+
+/// `wt_webhooks`, in [`crate::statements::WEBHOOK_COLUMNS`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
+    derive(sqlx::FromRow)
+)]
+pub struct WebhookRow {
+    pub name: String,
+    pub url: String,
+    pub events: String,
+    pub accounts: String,
+    pub format: String,
+    pub secret: String,
+    pub cursor_id: i64,
+    pub created_at: i64,
+}
+
+/// `wt_deliveries`, in [`crate::statements::DELIVERY_COLUMNS`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
+    derive(sqlx::FromRow)
+)]
+pub struct DeliveryRow {
+    pub webhook: String,
+    pub event_id: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub next_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 fn corrupt(table: &str, key: &str, what: impl std::fmt::Display) -> StoreError {
@@ -165,6 +228,127 @@ impl KeyRow {
             accounts,
             created_at: self.created_at,
         })
+    }
+}
+
+impl NewEventRow {
+    pub fn encode(e: &NewEvent) -> Self {
+        NewEventRow {
+            event_type: e.kind.clone(),
+            account_id: e.account.to_string(),
+            family_id: events::family(&e.account).to_string(),
+            created_at: e.at,
+            data: serde_json::to_string(&e.data).expect("a JSON map serializes"),
+            source: e
+                .source
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("a source serializes")),
+            dedupe: e.dedupe.clone(),
+        }
+    }
+}
+
+impl EventRow {
+    pub fn decode(self) -> StoreResult<Event> {
+        let key = self.id.to_string();
+        let corrupt = |what: String| corrupt("wt_events", &key, what);
+        Ok(Event {
+            id: self.id,
+            account: account_id("wt_events", &self.account_id)?,
+            at: self.created_at,
+            data: serde_json::from_str(&self.data).map_err(|e| corrupt(format!("data: {e}")))?,
+            source: self
+                .source
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| corrupt(format!("source: {e}")))?,
+            kind: self.event_type,
+        })
+    }
+}
+
+fn strings(table: &str, key: &str, column: &str, json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| corrupt(table, key, format!("{column}: {e}")))
+}
+
+impl WebhookRow {
+    pub fn encode(w: &Webhook) -> Self {
+        let events: Vec<&str> = w.events.iter().map(TypePattern::as_str).collect();
+        let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
+        WebhookRow {
+            name: w.name.clone(),
+            url: w.url.clone(),
+            events: serde_json::to_string(&events).expect("strings serialize"),
+            accounts: serde_json::to_string(&accounts).expect("strings serialize"),
+            format: w.format.as_str().to_owned(),
+            secret: w.secret.as_str().to_owned(),
+            cursor_id: w.cursor,
+            created_at: w.created_at,
+        }
+    }
+
+    pub fn decode(self) -> StoreResult<Webhook> {
+        let t = "wt_webhooks";
+        let bad = |e: wetoken_core::domain::ParseError| corrupt(t, &self.name, e);
+        let events = strings(t, &self.name, "events", &self.events)?
+            .iter()
+            .map(|p| TypePattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let accounts = strings(t, &self.name, "accounts", &self.accounts)?
+            .iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let format = Format::parse(&self.format).map_err(bad)?;
+        Ok(Webhook {
+            events,
+            accounts,
+            format,
+            name: self.name,
+            url: self.url,
+            secret: Sealed::from_stored(self.secret),
+            created_at: self.created_at,
+            cursor: self.cursor_id,
+        })
+    }
+}
+
+impl DeliveryRow {
+    pub fn decode(self) -> StoreResult<Delivery> {
+        let status = DeliveryStatus::parse(&self.status)
+            .map_err(|e| corrupt("wt_deliveries", &format!("{}/{}", self.webhook, self.event_id), e))?;
+        Ok(Delivery {
+            webhook: self.webhook,
+            event_id: self.event_id,
+            status,
+            attempts: self.attempts,
+            next_at: self.next_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_status: self.last_status,
+            last_error: self.last_error,
+        })
+    }
+}
+
+/// The optional filters of an event query, as bound: a `LIKE` pattern for
+/// the type prefix, the account, the family.
+pub struct EventFilters {
+    pub like: Option<String>,
+    pub account: Option<String>,
+    pub family: Option<String>,
+}
+
+pub fn event_filters(q: &EventQuery) -> EventFilters {
+    EventFilters {
+        like: q
+            .type_prefix
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}%")),
+        account: q.account.as_ref().map(ToString::to_string),
+        family: q.family.as_ref().map(ToString::to_string),
     }
 }
 

@@ -4,12 +4,16 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
+    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
     StoredAccount,
 };
 
-use crate::rows::{AccountRow, CredentialRow, KeyRow, after_key, decode_all, work_app_range};
+use crate::rows::{
+    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, WebhookRow, after_key, decode_all,
+    event_filters, work_app_range,
+};
 use crate::statements::{Dialect, Statements};
 
 /// A `Store` on a sqlx pool, with its dialect's statements and its
@@ -88,6 +92,57 @@ macro_rules! retry {
 macro_rules! sql_store {
     ($db:ty) => {
         impl SqlStore<$db> {
+            /// The outbox: appends `events` in the caller's transaction. The
+            /// counter row is taken first (its lock held to commit, so ids
+            /// increase in commit order; on SQLite the first statement is a
+            /// write); events already stored by their dedupe hash are skipped,
+            /// leaving a gap in the ids, which is harmless.
+            async fn append_in(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                events: &[NewEvent],
+            ) -> StoreResult<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(self.sql.bump_event_seq)
+                    .bind(events.len() as i64)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                let (last,): (i64,) = sqlx::query_as(self.sql.select_event_seq)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                let first = last - events.len() as i64 + 1;
+                for (i, e) in events.iter().enumerate() {
+                    let r = NewEventRow::encode(e);
+                    if let Some(d) = &r.dedupe {
+                        let (n,): (i64,) = sqlx::query_as(self.sql.count_dedupe)
+                            .bind(d)
+                            .fetch_one(&mut *conn)
+                            .await
+                            .map_err(map_err)?;
+                        if n > 0 {
+                            continue;
+                        }
+                    }
+                    sqlx::query(self.sql.insert_event)
+                        .bind(first + i as i64)
+                        .bind(&r.event_type)
+                        .bind(&r.account_id)
+                        .bind(&r.family_id)
+                        .bind(r.created_at)
+                        .bind(&r.data)
+                        .bind(&r.source)
+                        .bind(&r.dedupe)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            }
+
             async fn ensure_row(&self, account_id: &str, kind: &str) -> StoreResult<()> {
                 retry!(
                     sqlx::query(self.sql.insert_credential_if_absent)
@@ -117,8 +172,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_account(&self, a: &StoredAccount) -> StoreResult<()> {
+            async fn insert_account(&self, a: &StoredAccount, events: &[NewEvent]) -> StoreResult<()> {
                 let r = AccountRow::encode(a);
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(self.sql.insert_account)
                     .bind(&r.id)
                     .bind(&r.kind)
@@ -128,10 +184,11 @@ macro_rules! sql_store {
                     .bind(&r.status)
                     .bind(r.created_at)
                     .bind(r.updated_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(())
+                self.append_in(&mut tx, events).await?;
+                tx.commit().await.map_err(map_err)
             }
 
             async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>> {
@@ -161,7 +218,12 @@ macro_rules! sql_store {
                 decode_all(rows, AccountRow::decode)
             }
 
-            async fn update_account(&self, a: &StoredAccount, drop_credentials: bool) -> StoreResult<()> {
+            async fn update_account(
+                &self,
+                a: &StoredAccount,
+                drop_credentials: bool,
+                events: &[NewEvent],
+            ) -> StoreResult<()> {
                 let r = AccountRow::encode(a);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.update_account)
@@ -184,6 +246,7 @@ macro_rules! sql_store {
                         .await
                         .map_err(map_err)?;
                 }
+                self.append_in(&mut tx, events).await?;
                 tx.commit().await.map_err(map_err)
             }
 
@@ -289,12 +352,14 @@ macro_rules! sql_store {
                         .await
                         .map_err(map_err)?;
                 }
+                self.append_in(&mut tx, w.events).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(version))
             }
 
             async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
-                sqlx::query(self.sql.record_failure)
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let n = sqlx::query(self.sql.record_failure)
                     .bind(w.error.errcode)
                     .bind(&w.error.errmsg)
                     .bind(w.error.at)
@@ -304,10 +369,14 @@ macro_rules! sql_store {
                     .bind(w.account.to_string())
                     .bind(w.credential.as_str())
                     .bind(w.owner)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
-                    .map_err(map_err)?;
-                Ok(())
+                    .map_err(map_err)?
+                    .rows_affected();
+                if n == 1 {
+                    self.append_in(&mut tx, w.events).await?;
+                }
+                tx.commit().await.map_err(map_err)
             }
 
             async fn put_pushed(
@@ -317,6 +386,8 @@ macro_rules! sql_store {
                 value: &Sealed,
                 expires_at: i64,
                 at: i64,
+                stale_at: i64,
+                events: &[NewEvent],
             ) -> StoreResult<Option<i64>> {
                 let id = id.to_string();
                 self.ensure_row(&id, c.as_str()).await?;
@@ -325,6 +396,7 @@ macro_rules! sql_store {
                     .bind(value.as_str())
                     .bind(expires_at)
                     .bind(at)
+                    .bind(stale_at)
                     .bind(&id)
                     .bind(c.as_str())
                     .bind(at)
@@ -332,17 +404,43 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?
                     .rows_affected();
-                if n == 0 {
-                    return Ok(None);
-                }
-                let (version,): (i64,) = sqlx::query_as(self.sql.select_version)
-                    .bind(&id)
-                    .bind(c.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let version = if n == 0 {
+                    None
+                } else {
+                    let (v,): (i64,) = sqlx::query_as(self.sql.select_version)
+                        .bind(&id)
+                        .bind(c.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Some(v)
+                };
+                self.append_in(&mut tx, events).await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(Some(version))
+                Ok(version)
+            }
+
+            async fn mark_pushed_stale(
+                &self,
+                id: &AccountId,
+                c: Credential,
+                version: i64,
+                events: &[NewEvent],
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let n = sqlx::query(self.sql.mark_pushed_stale)
+                    .bind(id.to_string())
+                    .bind(c.as_str())
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                if n == 1 {
+                    self.append_in(&mut tx, events).await?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(n == 1)
             }
 
             async fn try_mark_forced(
@@ -527,6 +625,233 @@ macro_rules! sql_store {
                     .map_err(map_err)?
                     .rows_affected();
                 Ok(n > 0)
+            }
+
+            async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                self.append_in(&mut tx, events).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
+                let f = event_filters(q);
+                let rows: Vec<EventRow> = sqlx::query_as(self.sql.select_events)
+                    .bind(q.after)
+                    .bind(&f.like)
+                    .bind(&f.like)
+                    .bind(&f.account)
+                    .bind(&f.account)
+                    .bind(&f.family)
+                    .bind(&f.family)
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, EventRow::decode)
+            }
+
+            async fn event(&self, id: i64) -> StoreResult<Option<Event>> {
+                let row: Option<EventRow> = sqlx::query_as(self.sql.select_event)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(EventRow::decode).transpose()
+            }
+
+            async fn purge_events(&self, before: i64) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let n = sqlx::query(self.sql.purge_events)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                sqlx::query(self.sql.purge_deliveries)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(n)
+            }
+
+            async fn insert_webhook(&self, w: &Webhook) -> StoreResult<()> {
+                let r = WebhookRow::encode(w);
+                sqlx::query(self.sql.insert_webhook)
+                    .bind(&r.name)
+                    .bind(&r.url)
+                    .bind(&r.events)
+                    .bind(&r.accounts)
+                    .bind(&r.format)
+                    .bind(&r.secret)
+                    .bind(r.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+                let rows: Vec<WebhookRow> = sqlx::query_as(self.sql.select_webhooks)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, WebhookRow::decode)
+            }
+
+            async fn webhook(&self, name: &str) -> StoreResult<Option<Webhook>> {
+                let row: Option<WebhookRow> = sqlx::query_as(self.sql.select_webhook)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.map(WebhookRow::decode).transpose()
+            }
+
+            async fn delete_webhook(&self, name: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let n = sqlx::query(self.sql.delete_webhook)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                sqlx::query(self.sql.delete_webhook_deliveries)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(n > 0)
+            }
+
+            async fn fan_out(
+                &self,
+                webhook: &str,
+                from: i64,
+                to: i64,
+                event_ids: &[i64],
+                now: i64,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let n = retry!(
+                    sqlx::query(self.sql.move_cursor)
+                        .bind(to)
+                        .bind(webhook)
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await
+                )?
+                .rows_affected();
+                if n != 1 {
+                    return Ok(false);
+                }
+                for id in event_ids {
+                    sqlx::query(self.sql.insert_delivery)
+                        .bind(webhook)
+                        .bind(id)
+                        .bind(now)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn due_deliveries(&self, webhook: &str, now: i64, limit: i64) -> StoreResult<Vec<Delivery>> {
+                let rows: Vec<DeliveryRow> = sqlx::query_as(self.sql.select_due_deliveries)
+                    .bind(webhook)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, DeliveryRow::decode)
+            }
+
+            async fn try_lease_delivery(
+                &self,
+                webhook: &str,
+                event_id: i64,
+                owner: &str,
+                lease_ms: i64,
+            ) -> StoreResult<bool> {
+                let n = retry!(
+                    sqlx::query(self.sql.take_delivery_lease)
+                        .bind(owner)
+                        .bind(lease_ms)
+                        .bind(webhook)
+                        .bind(event_id)
+                        .execute(&self.pool)
+                        .await
+                )?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn record_attempt(&self, w: &AttemptWrite<'_>) -> StoreResult<bool> {
+                let n = retry!(
+                    sqlx::query(self.sql.record_attempt)
+                        .bind(w.status.as_str())
+                        .bind(w.attempts)
+                        .bind(w.next_at)
+                        .bind(w.updated_at)
+                        .bind(w.last_status)
+                        .bind(w.last_error)
+                        .bind(w.webhook)
+                        .bind(w.event_id)
+                        .bind(w.owner)
+                        .execute(&self.pool)
+                        .await
+                )?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn deliveries(
+                &self,
+                webhook: &str,
+                status: Option<DeliveryStatus>,
+                after: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<Delivery>> {
+                let status = status.map(DeliveryStatus::as_str);
+                let rows: Vec<DeliveryRow> = sqlx::query_as(self.sql.select_deliveries)
+                    .bind(webhook)
+                    .bind(after)
+                    .bind(status)
+                    .bind(status)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, DeliveryRow::decode)
+            }
+
+            async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.retry_delivery)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(webhook)
+                    .bind(event_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>> {
+                let (min,): (Option<i64>,) = sqlx::query_as(self.sql.select_oldest_pending)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(min)
             }
         }
     };

@@ -27,6 +27,13 @@ pub const CREDENTIAL_COLUMNS: &str = "account_id, kind, value, expires_at, versi
      lease_until, last_errcode, last_errmsg, last_error_at, blocked_until, forced_at, due_at, attempts";
 /// Columns of `wt_keys`, in the order rows are read.
 pub const KEY_COLUMNS: &str = "name, hash, accounts, created_at";
+/// Columns of `wt_events`, in the order rows are read.
+pub const EVENT_COLUMNS: &str = "id, event_type, account_id, created_at, data, source";
+/// Columns of `wt_webhooks`, in the order rows are read.
+pub const WEBHOOK_COLUMNS: &str = "name, url, events, accounts, format, secret, cursor_id, created_at";
+/// Columns of `wt_deliveries`, in the order rows are read.
+pub const DELIVERY_COLUMNS: &str =
+    "webhook, event_id, status, attempts, next_at, created_at, updated_at, last_status, last_error";
 
 /// One backend's SQL. Field names say what each statement does; the bind
 /// order is the order of `?` in the canonical text below.
@@ -66,6 +73,28 @@ pub struct Statements {
     pub select_accounts_between: &'static str,
     pub reseal_account: &'static str,
     pub reseal_value: &'static str,
+    pub mark_pushed_stale: &'static str,
+    pub count_dedupe: &'static str,
+    pub bump_event_seq: &'static str,
+    pub select_event_seq: &'static str,
+    pub insert_event: &'static str,
+    pub select_events: &'static str,
+    pub select_event: &'static str,
+    pub purge_events: &'static str,
+    pub purge_deliveries: &'static str,
+    pub insert_webhook: &'static str,
+    pub select_webhooks: &'static str,
+    pub select_webhook: &'static str,
+    pub delete_webhook_deliveries: &'static str,
+    pub delete_webhook: &'static str,
+    pub move_cursor: &'static str,
+    pub insert_delivery: &'static str,
+    pub select_due_deliveries: &'static str,
+    pub take_delivery_lease: &'static str,
+    pub record_attempt: &'static str,
+    pub select_deliveries: &'static str,
+    pub retry_delivery: &'static str,
+    pub select_oldest_pending: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -197,7 +226,7 @@ impl Statements {
             )),
             put_pushed: s(
                 "UPDATE wt_credentials SET value = ?, expires_at = ?, refreshed_at = ?, \
-                 version = version + 1, due_at = NULL WHERE account_id = ? AND kind = ? \
+                 version = version + 1, due_at = ? WHERE account_id = ? AND kind = ? \
                  AND (refreshed_at IS NULL OR refreshed_at <= ?)"
                     .into(),
             ),
@@ -206,7 +235,8 @@ impl Statements {
                 .into()),
             clear_blocks_filled: s("UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, \
                  last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = ? \
-                 WHERE account_id = ? AND value IS NOT NULL"
+                 WHERE account_id = ? AND value IS NOT NULL \
+                 AND kind NOT IN ('verify_ticket', 'suite_ticket')"
                 .into()),
             clear_blocks_empty: s("UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, \
                  last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = NULL \
@@ -239,6 +269,70 @@ impl Statements {
             reseal_value: s(
                 "UPDATE wt_credentials SET value = ? WHERE account_id = ? AND kind = ? AND version = ?".into(),
             ),
+            mark_pushed_stale: s(
+                "UPDATE wt_credentials SET due_at = NULL WHERE account_id = ? AND kind = ? AND version = ? \
+                 AND due_at IS NOT NULL"
+                    .into(),
+            ),
+            // The outbox: the counter row's lock is held to commit, so ids
+            // increase in commit order.
+            count_dedupe: s("SELECT COUNT(*) FROM wt_events WHERE dedupe = ?".into()),
+            bump_event_seq: s("UPDATE wt_event_seq SET last_id = last_id + ? WHERE name = 'events'".into()),
+            select_event_seq: s("SELECT last_id FROM wt_event_seq WHERE name = 'events'".into()),
+            insert_event: s(
+                "INSERT INTO wt_events (id, event_type, account_id, family_id, created_at, data, \
+                 source, dedupe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    .into(),
+            ),
+            select_events: s(format!(
+                "SELECT {EVENT_COLUMNS} FROM wt_events WHERE id > ? \
+                 AND (? IS NULL OR event_type LIKE ?) AND (? IS NULL OR account_id = ?) \
+                 AND (? IS NULL OR family_id = ?) ORDER BY id {limit}"
+            )),
+            select_event: s(format!("SELECT {EVENT_COLUMNS} FROM wt_events WHERE id = ?")),
+            purge_events: s("DELETE FROM wt_events WHERE created_at < ?".into()),
+            purge_deliveries: s("DELETE FROM wt_deliveries WHERE updated_at < ? AND status <> 'pending'".into()),
+            // A new webhook starts at the newest committed event.
+            insert_webhook: s(format!(
+                "INSERT INTO wt_webhooks ({WEBHOOK_COLUMNS}) \
+                 SELECT ?, ?, ?, ?, ?, ?, last_id, ? FROM wt_event_seq WHERE name = 'events'"
+            )),
+            select_webhooks: s(format!("SELECT {WEBHOOK_COLUMNS} FROM wt_webhooks ORDER BY name")),
+            select_webhook: s(format!("SELECT {WEBHOOK_COLUMNS} FROM wt_webhooks WHERE name = ?")),
+            delete_webhook_deliveries: s("DELETE FROM wt_deliveries WHERE webhook = ?".into()),
+            delete_webhook: s("DELETE FROM wt_webhooks WHERE name = ?".into()),
+            move_cursor: s("UPDATE wt_webhooks SET cursor_id = ? WHERE name = ? AND cursor_id = ?".into()),
+            insert_delivery: s(
+                "INSERT INTO wt_deliveries (webhook, event_id, status, attempts, next_at, \
+                 created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)"
+                    .into(),
+            ),
+            select_due_deliveries: s(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM wt_deliveries WHERE webhook = ? AND status = 'pending' \
+                 AND next_at <= ? AND (lease_until IS NULL OR lease_until < {now}) ORDER BY next_at {limit}"
+            )),
+            take_delivery_lease: s(format!(
+                "UPDATE wt_deliveries SET lease_owner = ?, lease_until = {now} + ? \
+                 WHERE webhook = ? AND event_id = ? AND status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until < {now})"
+            )),
+            // Fenced like a refresh: only by the holder, while its lease runs.
+            record_attempt: s(format!(
+                "UPDATE wt_deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, \
+                 last_status = ?, last_error = ?, lease_owner = NULL, lease_until = NULL \
+                 WHERE webhook = ? AND event_id = ? AND lease_owner = ? AND lease_until >= {now}"
+            )),
+            select_deliveries: s(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM wt_deliveries WHERE webhook = ? AND event_id > ? \
+                 AND (? IS NULL OR status = ?) ORDER BY event_id {limit}"
+            )),
+            retry_delivery: s(
+                "UPDATE wt_deliveries SET status = 'pending', attempts = 0, next_at = ?, \
+                 created_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL \
+                 WHERE webhook = ? AND event_id = ? AND status <> 'pending'"
+                    .into(),
+            ),
+            select_oldest_pending: s("SELECT MIN(created_at) FROM wt_deliveries WHERE status = 'pending'".into()),
         }
     }
 
@@ -279,6 +373,28 @@ impl Statements {
             self.select_accounts_between,
             self.reseal_account,
             self.reseal_value,
+            self.mark_pushed_stale,
+            self.count_dedupe,
+            self.bump_event_seq,
+            self.select_event_seq,
+            self.insert_event,
+            self.select_events,
+            self.select_event,
+            self.purge_events,
+            self.purge_deliveries,
+            self.insert_webhook,
+            self.select_webhooks,
+            self.select_webhook,
+            self.delete_webhook_deliveries,
+            self.delete_webhook,
+            self.move_cursor,
+            self.insert_delivery,
+            self.select_due_deliveries,
+            self.take_delivery_lease,
+            self.record_attempt,
+            self.select_deliveries,
+            self.retry_delivery,
+            self.select_oldest_pending,
         ]
     }
 }

@@ -31,7 +31,12 @@ impl CredentialService {
             created_at: now,
             updated_at: now,
         };
-        match self.inner.store.insert_account(&account.seal(&self.inner.key)).await {
+        match self
+            .inner
+            .store
+            .insert_account(&account.seal(&self.inner.key), &[])
+            .await
+        {
             Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("account {} already exists", account.id))),
             r => r.map_err(ServiceError::from),
         }?;
@@ -65,7 +70,7 @@ impl CredentialService {
         match self
             .inner
             .store
-            .update_account(&account.seal(&self.inner.key), drop)
+            .update_account(&account.seal(&self.inner.key), drop, &[])
             .await
         {
             Err(StoreError::NotFound) => Err(not_found(id)),

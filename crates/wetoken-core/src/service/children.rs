@@ -13,6 +13,7 @@
 use super::{CredentialService, Result, ServiceError};
 use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
 use crate::domain::{AccountId, Credential};
+use crate::events::{NewEvent, types};
 use crate::upstream::Fetched;
 
 /// WeChat keeps a component_verify_ticket valid for 12 hours.
@@ -23,9 +24,16 @@ const SUITE_TICKET_LIFE_MS: i64 = 30 * 60 * 1000;
 impl CredentialService {
     /// Stores a ticket WeChat pushed to a component (component_verify_ticket)
     /// or WeCom to a suite (suite_ticket) at `create_time` (seconds),
-    /// committed before returning. False when a newer ticket is already
-    /// stored (a replay or a late push).
-    pub async fn ticket_pushed(&self, parent: &AccountId, ticket: &str, create_time: i64) -> Result<bool> {
+    /// committed before returning with `events` (the callback's). False when
+    /// a newer ticket is already stored (a replay or a late push). The ticket
+    /// is due, for `wetoken.ticket.stale`, `stale_ticket` after it was pushed.
+    pub async fn ticket_pushed(
+        &self,
+        parent: &AccountId,
+        ticket: &str,
+        create_time: i64,
+        events: &[NewEvent],
+    ) -> Result<bool> {
         let (cred, life) = match parent {
             AccountId::Component { .. } => (Credential::VerifyTicket, VERIFY_TICKET_LIFE_MS),
             AccountId::Suite { .. } => (Credential::SuiteTicket, SUITE_TICKET_LIFE_MS),
@@ -40,7 +48,15 @@ impl CredentialService {
         let stored = self
             .inner
             .store
-            .put_pushed(parent, cred, &sealed, at + life, at)
+            .put_pushed(
+                parent,
+                cred,
+                &sealed,
+                at + life,
+                at,
+                at + self.inner.cfg.stale_ticket.as_millis() as i64,
+                events,
+            )
             .await?;
         Ok(stored.is_some())
     }
@@ -66,14 +82,16 @@ impl CredentialService {
 
     /// Creates, or re-activates, a child authorized at `at` (ms) with `code`
     /// (None for a change of an existing authorization), with `set` applied
-    /// to it. A new authorization (`drop_credentials`) drops the credentials
-    /// of the previous one; a changed one keeps them.
+    /// to it, and commits `events` with it. A new authorization
+    /// (`drop_credentials`) drops the credentials of the previous one; a
+    /// changed one keeps them.
     pub(super) async fn upsert_child(
         &self,
         id: &AccountId,
         at: i64,
         code: Option<&str>,
         drop_credentials: bool,
+        events: &[NewEvent],
         set: impl FnOnce(&mut Account),
     ) -> Result<()> {
         let now = self.inner.now_ms();
@@ -101,9 +119,12 @@ impl CredentialService {
         a.updated_at = now;
         let stored = a.seal(&self.inner.key);
         if known {
-            self.inner.store.update_account(&stored, drop_credentials).await?;
+            self.inner
+                .store
+                .update_account(&stored, drop_credentials, events)
+                .await?;
         } else {
-            self.inner.store.insert_account(&stored).await?;
+            self.inner.store.insert_account(&stored, events).await?;
         }
         self.forget(id);
         tracing::info!(account = %id, "authorized");
@@ -111,17 +132,27 @@ impl CredentialService {
     }
 
     /// Revokes a child (an `unauthorized` / `cancel_auth` at `at` ms) and
-    /// drops its credentials, unless it authorized again since. Whether it did.
-    pub(super) async fn revoke_child(&self, id: &AccountId, at: i64) -> Result<bool> {
+    /// drops its credentials, unless it authorized again since, committing
+    /// `events` and `wetoken.account.revoked` with it (`events` alone when
+    /// nothing changes). Whether it did.
+    pub(super) async fn revoke_child(&self, id: &AccountId, at: i64, events: &[NewEvent]) -> Result<bool> {
         let Some(mut a) = self.inner.any_account(id).await? else {
+            self.inner.store.append_events(events).await?;
             return Ok(false);
         };
         if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
+            self.inner.store.append_events(events).await?;
             return Ok(false);
         }
+        let now = self.inner.now_ms();
         a.status = AccountStatus::Revoked;
-        a.updated_at = self.inner.now_ms();
-        self.inner.store.update_account(&a.seal(&self.inner.key), true).await?;
+        a.updated_at = now;
+        let mut all = events.to_vec();
+        all.push(NewEvent::new(types::REVOKED, id, now, serde_json::Map::new()));
+        self.inner
+            .store
+            .update_account(&a.seal(&self.inner.key), true, &all)
+            .await?;
         self.forget(id);
         tracing::info!(account = %id, "revoked");
         Ok(true)

@@ -6,6 +6,7 @@
 use super::{AuthorizerEntry, ChildStatus, CredentialService, Result, ServiceError};
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Ident};
+use crate::events::NewEvent;
 use crate::msgcrypt::MsgCrypt;
 use crate::secret::Secret;
 
@@ -90,13 +91,15 @@ impl CredentialService {
     /// landing page) with api_query_auth and stores the authorizer, its
     /// refresh token (sealed) and func_info, and the access token that came
     /// with it. `event` is (AuthorizerAppid, CreateTime in ms) of a pushed
-    /// event. A code already exchanged (by the event or the landing page,
-    /// whichever came first) changes nothing.
+    /// event, committed with `events`. A code already exchanged (by the
+    /// event or the landing page, whichever came first) changes nothing but
+    /// `events`.
     pub async fn authorize(
         &self,
         component: &AccountId,
         code: &str,
         event: Option<(&Ident, i64)>,
+        events: &[NewEvent],
     ) -> Result<AccountId> {
         let c = component_appid(component)?.clone();
         self.inner.account(component).await?;
@@ -105,6 +108,7 @@ impl CredentialService {
             appid: appid.clone(),
         });
         if let Some(id) = self.exchanged(component, named.as_ref(), code).await? {
+            self.inner.store.append_events(events).await?;
             return Ok(id);
         }
         if event.is_none() {
@@ -124,7 +128,7 @@ impl CredentialService {
         let at = event.map_or_else(|| self.inner.now_ms(), |(_, at)| at);
         let refresh = info.refresh_token.clone().map(Secret::new);
         let func_info = info.func_info.clone();
-        self.upsert_child(&id, at, Some(code), true, |a| {
+        self.upsert_child(&id, at, Some(code), true, events, |a| {
             if refresh.is_some() {
                 a.secrets.refresh_token = refresh;
             }
@@ -156,7 +160,13 @@ impl CredentialService {
 
     /// An `unauthorized` event at `at` (ms): the authorizer is revoked and its
     /// credentials dropped, unless it authorized again since. Whether it was.
-    pub async fn unauthorize(&self, component: &AccountId, appid: &Ident, at: i64) -> Result<bool> {
+    pub async fn unauthorize(
+        &self,
+        component: &AccountId,
+        appid: &Ident,
+        at: i64,
+        events: &[NewEvent],
+    ) -> Result<bool> {
         let c = component_appid(component)?.clone();
         self.revoke_child(
             &AccountId::Authorizer {
@@ -164,6 +174,7 @@ impl CredentialService {
                 appid: appid.clone(),
             },
             at,
+            events,
         )
         .await
     }

@@ -20,12 +20,16 @@
 //! Values are sealed with the master key before they reach the store.
 
 mod accounts;
+mod alerts;
 mod apikeys;
 pub(crate) mod cache;
+pub mod callbacks;
 mod children;
 pub mod compat;
 pub mod component;
 pub mod custody;
+pub mod deliver;
+pub mod events;
 mod failure;
 mod fetch;
 mod flight;
@@ -65,6 +69,10 @@ pub struct ServiceConfig {
     pub instance_id: String,
     /// Proactive refreshes in flight at once in this instance.
     pub refresh_concurrency: usize,
+    /// A pushed ticket older than this raises `wetoken.ticket.stale`.
+    pub stale_ticket: Duration,
+    /// Events and finished deliveries are kept this long.
+    pub event_retention: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -77,6 +85,8 @@ impl Default for ServiceConfig {
             force_refresh_min_interval: Duration::from_secs(60),
             instance_id: new_instance_id(),
             refresh_concurrency: 16,
+            stale_ticket: Duration::from_secs(1500),
+            event_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -163,6 +173,10 @@ struct Inner {
     /// Landing-page code exchanges per component this minute (see
     /// `component`): (minute, count), one entry per existing component.
     landings: std::sync::Mutex<std::collections::HashMap<AccountId, (i64, u32)>>,
+    /// Wakes this process's delivery worker when it committed an event.
+    wake: tokio::sync::Notify,
+    /// Posts to webhooks (see `deliver`): 10 s, no redirects.
+    webhooks: reqwest::Client,
 }
 
 impl CredentialService {
@@ -186,6 +200,8 @@ impl CredentialService {
                 owners: cache::Memo::new(ttl),
                 secrets: cache::Memo::new(ttl),
                 landings: Default::default(),
+                wake: tokio::sync::Notify::new(),
+                webhooks: deliver::client(),
             }),
         }
     }
@@ -272,6 +288,10 @@ impl CredentialService {
         };
         if row.value.is_none() || row.due_at.is_none_or(|d| d > now) {
             return Ok(());
+        }
+        if cred.is_pushed() {
+            // A pushed ticket is due when it has gone stale: raised once.
+            return self.inner.ticket_stale(&row, now).await;
         }
         let account = match self.inner.account(id).await {
             Ok(a) => a,
@@ -544,7 +564,7 @@ impl Inner {
         let mut a = account.clone();
         a.status = status;
         a.updated_at = self.now_ms();
-        self.store.update_account(&a.seal(&self.key), false).await?;
+        self.store.update_account(&a.seal(&self.key), false, &[]).await?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use super::{ChildStatus, CorpEntry, CredentialService, Result, ServiceError};
 use crate::account::Account;
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Ident};
+use crate::events::NewEvent;
 use crate::secret::Secret;
 use crate::upstream::Install;
 
@@ -32,11 +33,19 @@ impl CredentialService {
     /// code with get_permanent_code, and stores the corp with its permanent
     /// code (sealed), agentid and authorization info, and the token that came
     /// with it. `at` is the event's TimeStamp (ms), now when absent. A code
-    /// already exchanged changes nothing.
-    pub async fn install(&self, suite: &AccountId, auth_code: &str, at: Option<i64>) -> Result<AccountId> {
+    /// already exchanged changes nothing but `events`, which are committed
+    /// with the corp.
+    pub async fn install(
+        &self,
+        suite: &AccountId,
+        auth_code: &str,
+        at: Option<i64>,
+        events: &[NewEvent],
+    ) -> Result<AccountId> {
         let s = suite_id(suite)?.clone();
         self.inner.account(suite).await?;
         if let Some(id) = self.exchanged(suite, None, auth_code).await? {
+            self.inner.store.append_events(events).await?;
             return Ok(id);
         }
         let up = &self.inner.upstream;
@@ -48,7 +57,7 @@ impl CredentialService {
         let id = AccountId::Corp { suite_id: s, corpid };
         let at = at.unwrap_or_else(|| self.inner.now_ms());
         let permanent = install.permanent_code.clone().map(Secret::new);
-        self.upsert_child(&id, at, Some(auth_code), true, |a| {
+        self.upsert_child(&id, at, Some(auth_code), true, events, |a| {
             a.secrets.permanent_code = permanent;
             record_install(a, &install);
         })
@@ -60,12 +69,13 @@ impl CredentialService {
     /// `change_auth`: re-reads the corp's authorization with get_auth_info
     /// (idempotent, so a replay changes nothing); its credentials stay. A corp
     /// wetoken does not know is ignored.
-    pub async fn change_auth(&self, suite: &AccountId, corpid: &Ident, at: i64) -> Result<bool> {
+    pub async fn change_auth(&self, suite: &AccountId, corpid: &Ident, at: i64, events: &[NewEvent]) -> Result<bool> {
         let id = AccountId::Corp {
             suite_id: suite_id(suite)?.clone(),
             corpid: corpid.clone(),
         };
         let Ok(corp) = self.inner.account(&id).await else {
+            self.inner.store.append_events(events).await?;
             return Ok(false);
         };
         let permanent = corp
@@ -81,18 +91,18 @@ impl CredentialService {
             .upstream_with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
             .await?;
         let at = at.max(corp.config.authorized_at.unwrap_or(at));
-        self.upsert_child(&id, at, None, false, |a| record_install(a, &install))
+        self.upsert_child(&id, at, None, false, events, |a| record_install(a, &install))
             .await?;
         Ok(true)
     }
 
     /// `cancel_auth`: the corp uninstalled the app; revoked, credentials dropped.
-    pub async fn cancel_auth(&self, suite: &AccountId, corpid: &Ident, at: i64) -> Result<bool> {
+    pub async fn cancel_auth(&self, suite: &AccountId, corpid: &Ident, at: i64, events: &[NewEvent]) -> Result<bool> {
         let id = AccountId::Corp {
             suite_id: suite_id(suite)?.clone(),
             corpid: corpid.clone(),
         };
-        self.revoke_child(&id, at).await
+        self.revoke_child(&id, at, events).await
     }
 
     /// The agentid an account's tickets are for: a work app's own, a corp's

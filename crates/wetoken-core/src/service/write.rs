@@ -4,6 +4,7 @@
 //! authorizer_refresh_token in the same transaction, and the cache. And the
 //! one way a failure is recorded.
 
+use super::alerts;
 use super::failure::{self, FetchError};
 use super::{Inner, Issued, Result, ServiceError};
 use crate::account::Account;
@@ -49,6 +50,8 @@ impl Inner {
         let now = self.now_ms();
         let expires_at = now + f.expires_in * 1000;
         let ahead = self.cfg.refresh_ahead.as_millis() as i64;
+        let prev = self.store.credential(id, cred).await?;
+        let events = alerts::on_success(prev.as_ref(), id, cred, now);
         let written = self
             .store
             .complete_refresh(&RefreshWrite {
@@ -62,8 +65,12 @@ impl Inner {
                 refreshed_at: now,
                 due_at: timing::due_after_fetch(now, expires_at, ahead, Self::jitter(), unchanged),
                 account_secrets,
+                events: &events,
             })
             .await?;
+        if written.is_some() && !events.is_empty() {
+            self.wake.notify_one();
+        }
         match written {
             Some(_) => self.cache.put(&(id.clone(), cred), f.value.clone(), expires_at, now),
             None => tracing::warn!(account = %id, %cred, "lease lost during refresh"),
@@ -94,8 +101,10 @@ impl Inner {
     /// returns the error to answer.
     pub(super) async fn write_failure(&self, id: &AccountId, cred: Credential, e: FetchError) -> Result<ServiceError> {
         let now = self.now_ms();
-        let attempts = self.store.credential(id, cred).await?.map_or(0, |r| r.attempts) + 1;
+        let prev = self.store.credential(id, cred).await?;
+        let attempts = prev.as_ref().map_or(0, |r| r.attempts) + 1;
         let f = failure::classify(&e, cred, now, attempts, Self::jitter());
+        let events = alerts::on_failure(prev.as_ref(), id, cred, now, &f.error, f.blocked_until, attempts);
         tracing::warn!(account = %id, %cred, errcode = f.error.errcode, errmsg = %f.error.errmsg, attempts, "refresh failed");
         self.store
             .record_failure(&FailureWrite {
@@ -106,8 +115,12 @@ impl Inner {
                 blocked_until: f.blocked_until,
                 due_at: f.due_at,
                 attempts,
+                events: &events,
             })
             .await?;
+        if !events.is_empty() {
+            self.wake.notify_one();
+        }
         Ok(e.into())
     }
 }

@@ -1,0 +1,229 @@
+//! wetoken's own events (SPEC §10): which conditions a refresh's outcome
+//! starts or ends, as pure functions of the credential row before it and
+//! the outcome. Each condition raises one event when it starts, not one
+//! per attempt; the row itself is the memory (attempts, the last error and
+//! when it came, the block), so nothing is kept in a process.
+//!
+//! - `refresh_failed`: the credential has no valid value, or its refresh
+//!   failed 3 times in a row;
+//! - `blocked`: a block (45009 or a permanent error) starts;
+//! - `needs_reauthorization`: an authorizer's refresh token is refused (61023);
+//! - `recovered`: a value is written after `refresh_failed` or a block;
+//! - `ticket.stale`: a pushed ticket is older than `WETOKEN_STALE_TICKET_SECS`.
+
+use serde_json::{Map, Value};
+
+use super::{Inner, Result};
+use crate::clock::from_millis;
+use crate::domain::{AccountId, Credential};
+use crate::events::{NewEvent, types};
+use crate::store::{CredentialState, LastError};
+
+/// Failures in a row after which a credential that still has a valid
+/// value raises `refresh_failed`.
+pub const FAILURES_TO_RAISE: i64 = 3;
+
+fn rfc3339(ms: i64) -> Value {
+    Value::from(from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Whether the failure condition holds on `row` as it was last recorded:
+/// valid values only age while refreshes fail, so whether the value was
+/// valid at the last failure is whether it expired before that failure.
+fn was_failing(row: &CredentialState) -> bool {
+    let last_failure_without_value = row
+        .last_error
+        .as_ref()
+        .is_some_and(|e| row.value.is_none() || row.expires_at.is_none_or(|x| x <= e.at));
+    row.attempts >= FAILURES_TO_RAISE || (row.attempts >= 1 && last_failure_without_value)
+}
+
+/// The events a failure recorded at `now` raises, given the row before it.
+pub(super) fn on_failure(
+    prev: Option<&CredentialState>,
+    id: &AccountId,
+    cred: Credential,
+    now: i64,
+    error: &LastError,
+    blocked_until: Option<i64>,
+    attempts: i64,
+) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    let detail = [
+        ("errcode", Value::from(error.errcode)),
+        ("errmsg", Value::from(error.errmsg.clone())),
+    ];
+    let valid = prev.is_some_and(|r| r.value.is_some() && r.expires_at.is_some_and(|x| x > now));
+    let failing = attempts >= FAILURES_TO_RAISE || !valid;
+    if failing && !prev.is_some_and(was_failing) {
+        out.push(NewEvent::credential(types::REFRESH_FAILED, id, cred, now, &detail));
+    }
+    if let Some(until) = blocked_until
+        && !prev.and_then(|r| r.blocked_until).is_some_and(|b| b > now)
+    {
+        let mut extra = detail.to_vec();
+        extra.push(("until", rfc3339(until)));
+        out.push(NewEvent::credential(types::BLOCKED, id, cred, now, &extra));
+    }
+    let was_61023 = prev
+        .and_then(|r| r.last_error.as_ref())
+        .is_some_and(|e| e.errcode == 61023);
+    if error.errcode == 61023 && matches!(id, AccountId::Authorizer { .. }) && !was_61023 {
+        out.push(NewEvent::credential(
+            types::NEEDS_REAUTHORIZATION,
+            id,
+            cred,
+            now,
+            &detail,
+        ));
+    }
+    out
+}
+
+/// The events a value written at `now` raises, given the row before it.
+pub(super) fn on_success(prev: Option<&CredentialState>, id: &AccountId, cred: Credential, now: i64) -> Vec<NewEvent> {
+    match prev {
+        Some(r) if was_failing(r) || r.blocked_until.is_some() => {
+            vec![NewEvent::credential(types::RECOVERED, id, cred, now, &[])]
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Inner {
+    /// A pushed ticket whose staleness deadline (`due_at`) has come: raises
+    /// `wetoken.ticket.stale` once, with clearing the deadline, so one
+    /// instance raises it; a newer push sets a new deadline.
+    pub(super) async fn ticket_stale(&self, row: &CredentialState, now: i64) -> Result<()> {
+        let mut data = Map::new();
+        data.insert("credential".into(), Value::from(row.credential.as_str()));
+        if let Some(at) = row.refreshed_at {
+            data.insert("received_at".into(), rfc3339(at));
+            data.insert("age_secs".into(), Value::from((now - at) / 1000));
+        }
+        let event = NewEvent::new(types::TICKET_STALE, &row.account, now, data);
+        if self
+            .store
+            .mark_pushed_stale(&row.account, row.credential, row.version, std::slice::from_ref(&event))
+            .await?
+        {
+            tracing::warn!(account = %row.account, credential = %row.credential, "no newer ticket pushed");
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Sealed;
+
+    const NOW: i64 = 1_000_000_000;
+
+    fn row(attempts: i64, expires_at: Option<i64>, last_error_at: Option<i64>) -> CredentialState {
+        CredentialState {
+            account: "mp:wx1".parse().unwrap(),
+            credential: Credential::AccessToken,
+            value: expires_at.map(|_| Sealed::from_stored("v")),
+            expires_at,
+            version: 1,
+            refreshed_at: None,
+            lease_owner: None,
+            lease_until: None,
+            last_error: last_error_at.map(|at| LastError {
+                errcode: -1,
+                errmsg: "x".into(),
+                at,
+            }),
+            blocked_until: None,
+            forced_at: None,
+            due_at: None,
+            attempts,
+        }
+    }
+
+    fn kinds(v: Vec<NewEvent>) -> Vec<String> {
+        v.into_iter().map(|e| e.kind).collect()
+    }
+
+    fn fail(prev: Option<&CredentialState>, attempts: i64, errcode: i64, blocked: Option<i64>) -> Vec<String> {
+        let id: AccountId = if errcode == 61023 {
+            "authorizer:wxc:wx1".parse().unwrap()
+        } else {
+            "mp:wx1".parse().unwrap()
+        };
+        let e = LastError {
+            errcode,
+            errmsg: "e".into(),
+            at: NOW,
+        };
+        kinds(on_failure(
+            prev,
+            &id,
+            Credential::AccessToken,
+            NOW,
+            &e,
+            blocked,
+            attempts,
+        ))
+    }
+
+    #[test]
+    fn a_valid_value_raises_refresh_failed_at_the_third_failure_only() {
+        let valid = NOW + 600_000;
+        assert!(fail(Some(&row(0, Some(valid), None)), 1, -1, None).is_empty());
+        assert!(fail(Some(&row(1, Some(valid), Some(NOW - 1))), 2, -1, None).is_empty());
+        assert_eq!(
+            fail(Some(&row(2, Some(valid), Some(NOW - 1))), 3, -1, None),
+            [types::REFRESH_FAILED]
+        );
+        assert!(fail(Some(&row(3, Some(valid), Some(NOW - 1))), 4, -1, None).is_empty());
+    }
+
+    #[test]
+    fn no_valid_value_raises_at_once_and_once() {
+        assert_eq!(fail(None, 1, -1, None), [types::REFRESH_FAILED]);
+        // Expired since the last failure, which was with a valid value.
+        assert_eq!(
+            fail(Some(&row(1, Some(NOW - 5), Some(NOW - 10))), 2, -1, None),
+            [types::REFRESH_FAILED]
+        );
+        // Already failing without a value at the last failure.
+        assert!(fail(Some(&row(1, Some(NOW - 20), Some(NOW - 10))), 2, -1, None).is_empty());
+        assert!(fail(Some(&row(1, None, Some(NOW - 10))), 2, -1, None).is_empty());
+    }
+
+    #[test]
+    fn blocks_and_61023_raise_when_they_start() {
+        let until = NOW + 600_000;
+        let valid = Some(NOW + 600_000);
+        assert_eq!(
+            fail(Some(&row(0, valid, None)), 1, 40125, Some(until)),
+            [types::BLOCKED]
+        );
+        let mut blocked = row(1, valid, Some(NOW - 1));
+        blocked.blocked_until = Some(until);
+        assert!(fail(Some(&blocked), 2, 40125, Some(until + 1)).is_empty());
+        blocked.blocked_until = Some(NOW - 1);
+        assert_eq!(fail(Some(&blocked), 2, 40125, Some(until)), [types::BLOCKED]);
+        assert_eq!(
+            fail(Some(&row(0, valid, None)), 1, 61023, Some(until)),
+            [types::BLOCKED, types::NEEDS_REAUTHORIZATION]
+        );
+    }
+
+    #[test]
+    fn recovered_only_after_a_raised_condition() {
+        let id: AccountId = "mp:wx1".parse().unwrap();
+        let ok = |r: &CredentialState| kinds(on_success(Some(r), &id, Credential::AccessToken, NOW));
+        assert!(ok(&row(0, Some(NOW + 1), None)).is_empty());
+        assert!(ok(&row(2, Some(NOW + 1), Some(NOW - 1))).is_empty());
+        assert_eq!(ok(&row(3, Some(NOW + 1), Some(NOW - 1))), [types::RECOVERED]);
+        assert_eq!(ok(&row(1, None, Some(NOW - 1))), [types::RECOVERED]);
+        let mut blocked = row(1, Some(NOW + 1), Some(NOW - 1));
+        blocked.blocked_until = Some(NOW + 5);
+        assert_eq!(ok(&blocked), [types::RECOVERED]);
+        assert!(on_success(None, &id, Credential::AccessToken, NOW).is_empty());
+    }
+}

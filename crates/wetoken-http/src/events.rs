@@ -1,0 +1,186 @@
+//! Events and webhooks (SPEC §10): `GET /v1/events` for any key (it sees
+//! the accounts it covers), webhooks and their deliveries with the admin
+//! key. Lists are paginated as every list is: `?limit=` (default 100, at
+//! most 1000) and `?cursor=` from the previous page's `next_cursor`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wetoken_core::events::{DeliveryStatus, TypePattern};
+use wetoken_core::keys::Pattern;
+use wetoken_core::service::events::{EventFilter, WebhookRequest};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Admin, JsonBody, Keyed, RawQuery};
+use crate::render;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", get(list_events))
+        .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/v1/webhooks/{name}", delete(delete_webhook))
+        .route("/v1/webhooks/{name}/deliveries", get(list_deliveries))
+        .route("/v1/webhooks/{name}/deliveries/{event_id}/retry", post(retry_delivery))
+}
+
+/// A page's size and where it starts (after an event id).
+struct Page {
+    limit: i64,
+    after: i64,
+}
+
+fn id_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    q.get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::invalid(format!("{name} must be an event id or a cursor from a previous page"))
+            })
+        })
+        .transpose()
+}
+
+fn page(q: &HashMap<String, String>) -> Result<Page, ApiError> {
+    let limit = match q.get("limit").filter(|v| !v.is_empty()) {
+        None => 100,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 1000"))?,
+    };
+    let after = match id_param(q, "cursor")? {
+        Some(c) => c,
+        None => id_param(q, "after")?.unwrap_or(0),
+    };
+    Ok(Page { limit, after })
+}
+
+/// `GET /v1/events?after=&type=&account=&limit=&cursor=`.
+async fn list_events(
+    State(st): State<AppState>,
+    Keyed(principal): Keyed,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let Page { limit, after } = page(&q)?;
+    let kind = q
+        .get("type")
+        .filter(|v| !v.is_empty())
+        .map(|t| TypePattern::parse(t))
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("type: {}", e.0)))?;
+    let account = q
+        .get("account")
+        .filter(|v| !v.is_empty())
+        .map(|a| Pattern::parse(a))
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("account: {}", e.0)))?;
+    match &account {
+        Some(Pattern::Exact(id) | Pattern::WithChildren(id)) if !principal.may_read(id) => {
+            return Err(ApiError::forbidden(format!("this key does not cover {id}")));
+        }
+        _ => {}
+    }
+    let filter = EventFilter {
+        after,
+        kind,
+        account,
+        limit,
+    };
+    let page = st.service.events(&filter, |id| principal.may_read(id)).await?;
+    let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
+    Ok(Json(json!({
+        "events": events,
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    accounts: Option<Vec<String>>,
+    format: Option<String>,
+}
+
+async fn create_webhook(
+    State(st): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<NewWebhook>,
+) -> Result<Response, ApiError> {
+    let req = WebhookRequest {
+        name: body.name.ok_or_else(|| ApiError::invalid("name: is required"))?,
+        url: body.url.ok_or_else(|| ApiError::invalid("url: is required"))?,
+        events: body
+            .events
+            .ok_or_else(|| ApiError::invalid("events: is required, a list of event type patterns"))?,
+        accounts: body.accounts,
+        format: body.format,
+    };
+    let (w, secret) = st.service.create_webhook(&req).await?;
+    let mut v = render::webhook(&w);
+    v["secret"] = Value::from(secret.expose());
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let Page { limit, .. } = page(&q)?;
+    let after = q.get("cursor").cloned().unwrap_or_default();
+    let all = st.service.webhooks().await?;
+    let rest: Vec<_> = all.iter().filter(|w| w.name > after).collect();
+    let next = (rest.len() as i64 > limit).then(|| rest[limit as usize - 1].name.clone());
+    let webhooks: Vec<Value> = rest.iter().take(limit as usize).map(|w| render::webhook(w)).collect();
+    Ok(Json(json!({"webhooks": webhooks, "next_cursor": next})))
+}
+
+async fn delete_webhook(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.service.delete_webhook(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_deliveries(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let Page { limit, after } = page(&q)?;
+    let status = q
+        .get("status")
+        .filter(|v| !v.is_empty())
+        .map(|s| DeliveryStatus::parse(s))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.0))?;
+    let list = st.service.deliveries(&name, status, after, limit).await?;
+    let next = (list.len() as i64 >= limit)
+        .then(|| list.last().map(|d| d.event_id.to_string()))
+        .flatten();
+    let deliveries: Vec<Value> = list.iter().map(render::delivery).collect();
+    Ok(Json(json!({"deliveries": deliveries, "next_cursor": next})))
+}
+
+async fn retry_delivery(
+    State(st): State<AppState>,
+    _: Admin,
+    Path((name, event_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let event_id: i64 = event_id
+        .parse()
+        .map_err(|_| ApiError::invalid("event_id must be an event id"))?;
+    Ok(Json(render::delivery(
+        &st.service.retry_delivery(&name, event_id).await?,
+    )))
+}
