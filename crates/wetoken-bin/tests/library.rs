@@ -494,3 +494,188 @@ async fn reads_of_unknown_accounts_leave_nothing_behind() {
     }
     assert_eq!(a.service.credentials_in_flight(), 0);
 }
+
+// ---- events and webhooks (SPEC §10), on the injected clock
+
+#[path = "api/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
+use receiver::{Answer, Receiver};
+use wetoken_core::events::{DeliveryStatus, NewEvent};
+use wetoken_core::service::events::{EventFilter, WebhookRequest};
+
+async fn hook(a: &Instance, name: &str, url: &str) {
+    let req = WebhookRequest {
+        name: name.into(),
+        url: url.into(),
+        events: vec!["*".into()],
+        ..Default::default()
+    };
+    a.service.create_webhook(&req).await.unwrap();
+}
+
+async fn ping(a: &Instance) {
+    let id: AccountId = "mp:wxping".parse().unwrap();
+    let e = NewEvent::new("test.ping", &id, a.service.now_ms(), serde_json::Map::new());
+    a.service.store().append_events(&[e]).await.unwrap();
+}
+
+async fn delivery(a: &Instance, name: &str) -> wetoken_core::events::Delivery {
+    a.service.deliveries(name, None, 0, 10).await.unwrap().remove(0)
+}
+
+async fn own_events(a: &Instance, id: &AccountId) -> Vec<String> {
+    let f = EventFilter {
+        account: Some(wetoken_core::keys::Pattern::Exact(id.clone())),
+        limit: 100,
+        ..Default::default()
+    };
+    let page = a.service.events(&f, |_| true).await.unwrap();
+    page.events.into_iter().map(|e| e.kind).collect()
+}
+
+/// A receiver that answers 500 five times then 200 gets the event on the
+/// sixth attempt, each retry after its backoff (time moved, not slept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_five_times_gets_the_event_on_the_sixth_attempt() {
+    let (_sim, _dir, _key, a, _) = setup("wxhook", "right", "classic").await;
+    let rx = Receiver::start().await;
+    rx.script(&[Answer::Status(500); 5]);
+    hook(&a, "crm", &rx.url).await;
+    ping(&a).await;
+    assert_eq!(a.service.deliver_once().await.unwrap(), 1);
+    assert_eq!(rx.count(), 1);
+    let d = delivery(&a, "crm").await;
+    assert_eq!(
+        (d.status, d.attempts, d.last_status),
+        (DeliveryStatus::Pending, 1, Some(500))
+    );
+    let backoff = d.next_at - a.service.now_ms();
+    assert!(
+        (8_000..=12_000).contains(&backoff),
+        "first retry after about 10 s: {backoff} ms"
+    );
+    assert_eq!(a.service.deliver_once().await.unwrap(), 0, "not before its backoff");
+    for n in 2..=6 {
+        let d = delivery(&a, "crm").await;
+        a.clock.advance(TimeDelta::milliseconds(d.next_at - a.service.now_ms()));
+        assert_eq!(a.service.deliver_once().await.unwrap(), 1, "attempt {n}");
+        assert_eq!(rx.count(), n);
+    }
+    let d = delivery(&a, "crm").await;
+    assert_eq!(
+        (d.status, d.attempts, d.last_status),
+        (DeliveryStatus::Delivered, 6, Some(200))
+    );
+    a.clock.advance(TimeDelta::hours(2));
+    assert_eq!(a.service.deliver_once().await.unwrap(), 0, "delivered once");
+    let bodies: Vec<_> = rx.received().iter().map(|r| r.body.clone()).collect();
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "the same event each time");
+}
+
+/// After 24 h of failures a delivery is failed, with its last status, until
+/// retried by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failing_for_a_day_waits_to_be_retried_by_hand() {
+    let (_sim, _dir, _key, a, _) = setup("wxhook2", "right", "classic").await;
+    let rx = Receiver::start().await;
+    rx.otherwise(Answer::Status(503));
+    hook(&a, "down", &rx.url).await;
+    ping(&a).await;
+    let start = a.service.now_ms();
+    let mut attempts = 0;
+    loop {
+        attempts += a.service.deliver_once().await.unwrap();
+        let d = delivery(&a, "down").await;
+        if d.status == DeliveryStatus::Failed {
+            assert_eq!(d.last_status, Some(503));
+            assert_eq!(d.last_error.as_deref(), Some("HTTP 503"));
+            break;
+        }
+        let gap = d.next_at - a.service.now_ms();
+        assert!(
+            gap <= 3_600_000 * 12 / 10,
+            "at most an hour (+jitter) between attempts: {gap}"
+        );
+        a.clock.advance(TimeDelta::milliseconds(gap));
+    }
+    let elapsed = a.service.now_ms() - start;
+    assert!(elapsed <= 24 * 3_600_000 && elapsed > 22 * 3_600_000, "{elapsed}");
+    assert_eq!(attempts, rx.count());
+    a.clock.advance(TimeDelta::hours(5));
+    assert_eq!(a.service.deliver_once().await.unwrap(), 0, "failed stays failed");
+    rx.otherwise(Answer::Status(204));
+    let d = a
+        .service
+        .retry_delivery("down", delivery(&a, "down").await.event_id)
+        .await
+        .unwrap();
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
+    assert!(matches!(
+        a.service.retry_delivery("down", d.event_id).await,
+        Err(ServiceError::Conflict(_))
+    ));
+    assert!(matches!(
+        a.service.retry_delivery("down", 999_999).await,
+        Err(ServiceError::NotFound(_))
+    ));
+    assert_eq!(a.service.deliver_once().await.unwrap(), 1);
+    assert_eq!(delivery(&a, "down").await.status, DeliveryStatus::Delivered);
+}
+
+/// A proactive refresh failing 3 times in a row raises refresh_failed once
+/// (the value is still valid), and the next success raises recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_proactive_failures_raise_refresh_failed_once_then_recovered() {
+    let (sim, _dir, _key, a, id) = setup("wxflaky", "right", "classic").await;
+    a.service.get(&id, Credential::AccessToken).await.unwrap();
+    a.clock.advance(TimeDelta::seconds(7200 - 300));
+    sim.inject(wetoken_sim::TOKEN, wetoken_sim::Fault::Http500, Some(4));
+    for n in 1..=4 {
+        a.service.run_due_once().await.unwrap();
+        let raised = own_events(&a, &id).await;
+        let expected: &[&str] = if n < 3 {
+            &[]
+        } else {
+            &["wetoken.credential.refresh_failed"]
+        };
+        assert_eq!(raised, expected, "after failure {n}");
+        a.clock.advance(TimeDelta::seconds(90));
+    }
+    a.service.run_due_once().await.unwrap();
+    assert_eq!(
+        own_events(&a, &id).await,
+        ["wetoken.credential.refresh_failed", "wetoken.credential.recovered"]
+    );
+}
+
+/// A pushed ticket older than WETOKEN_STALE_TICKET_SECS raises
+/// wetoken.ticket.stale once; a newer push re-arms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_verify_ticket_raises_one_event() {
+    let (sim, dir, key, _, _) = setup("wxunused", "right", "classic").await;
+    let a = instance(dir.path(), &sim, &key).await;
+    let new = NewAccount::from_json(
+        &json!({"kind":"component","appid":"wxstalec","secret":"s","token":"t","aes_key":"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}),
+    )
+    .unwrap();
+    a.service.create_account(new).await.unwrap();
+    let id: AccountId = "component:wxstalec".parse().unwrap();
+    let now = || a.clock.now().timestamp();
+    a.service.ticket_pushed(&id, "ticket-1", now(), &[]).await.unwrap();
+    a.clock.advance(TimeDelta::seconds(1499));
+    a.service.run_due_once().await.unwrap();
+    assert!(own_events(&a, &id).await.is_empty(), "not yet");
+    a.clock.advance(TimeDelta::seconds(2));
+    a.service.run_due_once().await.unwrap();
+    a.service.run_due_once().await.unwrap();
+    assert_eq!(own_events(&a, &id).await, ["wetoken.ticket.stale"], "once");
+    a.service.ticket_pushed(&id, "ticket-2", now(), &[]).await.unwrap();
+    a.clock.advance(TimeDelta::seconds(1501));
+    a.service.run_due_once().await.unwrap();
+    assert_eq!(
+        own_events(&a, &id).await,
+        ["wetoken.ticket.stale", "wetoken.ticket.stale"]
+    );
+}

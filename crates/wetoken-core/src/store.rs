@@ -113,6 +113,20 @@ pub struct FailureWrite<'a> {
     pub events: &'a [NewEvent],
 }
 
+/// A value WeChat pushed, with the callback's events.
+#[derive(Debug, Clone)]
+pub struct PushWrite<'a> {
+    pub account: &'a AccountId,
+    pub credential: Credential,
+    pub value: &'a Sealed,
+    pub expires_at: i64,
+    /// WeChat's CreateTime of the push.
+    pub at: i64,
+    /// When it is stale unless a newer push comes.
+    pub stale_at: i64,
+    pub events: &'a [NewEvent],
+}
+
 /// Which events to read: ids after `after`, oldest first. The filters
 /// narrow the scan; callers match types exactly themselves (`type_prefix`
 /// is a prefix, and `_` in it may match any character).
@@ -220,23 +234,14 @@ pub trait Store: Send + Sync + 'static {
     /// failure from a holder whose lease expired, was taken over or released
     /// changes nothing.
     async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
-    /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `at`
+    /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `w.at`
     /// (WeChat's CreateTime), committed before returning, unless a newer push
     /// is already stored (a replayed old message changes nothing). Its
-    /// `due_at` is `stale_at`, when it raises `wetoken.ticket.stale` unless a
-    /// newer push comes first. `events` (the callback's) are committed in
+    /// `due_at` is `w.stale_at`, when it raises `wetoken.ticket.stale` unless
+    /// a newer push comes first. `w.events` (the callback's) are committed in
     /// the same transaction either way. The new version, or None when the
     /// stored push is newer.
-    async fn put_pushed(
-        &self,
-        id: &AccountId,
-        credential: Credential,
-        value: &Sealed,
-        expires_at: i64,
-        at: i64,
-        stale_at: i64,
-        events: &[NewEvent],
-    ) -> StoreResult<Option<i64>>;
+    async fn put_pushed(&self, w: &PushWrite<'_>) -> StoreResult<Option<i64>>;
     /// Clears the `due_at` of a pushed value still at `version` and commits
     /// `events` with it (its staleness, raised once). Whether it was.
     async fn mark_pushed_stale(

@@ -165,6 +165,34 @@ pub fn key(k: &KeyView) -> Value {
     json!({"name": k.name, "accounts": accounts, "created_at": rfc3339(k.created_at)})
 }
 
+/// A webhook, never its secret.
+pub fn webhook(w: &Webhook) -> Value {
+    let events: Vec<&str> = w.events.iter().map(|p| p.as_str()).collect();
+    let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
+    json!({
+        "name": w.name,
+        "url": w.url,
+        "events": events,
+        "accounts": accounts,
+        "format": w.format.as_str(),
+        "created_at": rfc3339(from_millis(w.created_at)),
+    })
+}
+
+/// One event's delivery to a webhook.
+pub fn delivery(d: &Delivery) -> Value {
+    json!({
+        "event_id": d.event_id.to_string(),
+        "status": d.status.as_str(),
+        "attempts": d.attempts,
+        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(from_millis(d.next_at))),
+        "created_at": rfc3339(from_millis(d.created_at)),
+        "updated_at": rfc3339(from_millis(d.updated_at)),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,32 +259,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A webhook, never its secret.
-pub fn webhook(w: &Webhook) -> Value {
-    let events: Vec<&str> = w.events.iter().map(|p| p.as_str()).collect();
-    let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
-    json!({
-        "name": w.name,
-        "url": w.url,
-        "events": events,
-        "accounts": accounts,
-        "format": w.format.as_str(),
-        "created_at": rfc3339(from_millis(w.created_at)),
-    })
-}
-
-/// One event's delivery to a webhook.
-pub fn delivery(d: &Delivery) -> Value {
-    json!({
-        "event_id": d.event_id.to_string(),
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(from_millis(d.next_at))),
-        "created_at": rfc3339(from_millis(d.created_at)),
-        "updated_at": rfc3339(from_millis(d.updated_at)),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-    })
 }

@@ -394,6 +394,34 @@ impl Sim {
         push_to_suite(&self.shared, suite_id, callback_url, &msg).await
     }
 
+    /// Sends any message to a suite's callback, encrypted and signed as WeCom
+    /// would (`change_contact`, `change_external_contact`, …).
+    pub async fn push_suite_message(&self, suite_id: &str, callback_url: &str, message: &str) -> Result<u16, String> {
+        push_to_suite(&self.shared, suite_id, callback_url, message).await
+    }
+
+    /// A contact change in a corp that installed `suite_id`: the
+    /// `change_contact` / `create_user` message WeCom sends, with an
+    /// extended attribute (nested elements).
+    pub async fn change_contact(
+        &self,
+        suite_id: &str,
+        corpid: &str,
+        user: &str,
+        callback_url: &str,
+    ) -> Result<u16, String> {
+        let msg = format!(
+            "<xml><SuiteId><![CDATA[{suite_id}]]></SuiteId><AuthCorpId><![CDATA[{corpid}]]></AuthCorpId>\
+             <InfoType><![CDATA[change_contact]]></InfoType><TimeStamp>{}</TimeStamp>\
+             <ChangeType><![CDATA[create_user]]></ChangeType><UserID><![CDATA[{user}]]></UserID>\
+             <Name><![CDATA[张三]]></Name><Department><![CDATA[1,2]]></Department>\
+             <ExtAttr><Item><Name><![CDATA[爱好]]></Name><Type>0</Type><Text><Value><![CDATA[旅游]]></Value></Text></Item>\
+             <Item><Name><![CDATA[卡号]]></Name><Type>0</Type><Text><Value><![CDATA[1234567234]]></Value></Text></Item></ExtAttr></xml>",
+            self.shared.now() / 1000
+        );
+        push_to_suite(&self.shared, suite_id, callback_url, &msg).await
+    }
+
     /// An existing install of `suite_id` by `corpid`; its permanent code.
     pub fn add_install(&self, suite_id: &str, corpid: &str, agentid: u64) -> String {
         self.shared.world.lock().unwrap().add_install(suite_id, corpid, agentid)

@@ -23,8 +23,8 @@ use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
-    StoredAccount,
+    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store, StoreError,
+    StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
 use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, WebhookRow, after_key, event_filters, work_app_range};
@@ -356,18 +356,14 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn put_pushed(
-        &self,
-        id: &AccountId,
-        c: Credential,
-        value: &Sealed,
-        expires_at: i64,
-        at: i64,
-        stale_at: i64,
-        events: &[NewEvent],
-    ) -> StoreResult<Option<i64>> {
-        let (a, k, v) = (id.to_string(), c.as_str(), value.as_str().to_owned());
-        let events = encode_events(events);
+    async fn put_pushed(&self, w: &PushWrite<'_>) -> StoreResult<Option<i64>> {
+        let (a, k, v) = (
+            w.account.to_string(),
+            w.credential.as_str(),
+            w.value.as_str().to_owned(),
+        );
+        let (expires_at, at, stale_at) = (w.expires_at, w.at, w.stale_at);
+        let events = encode_events(w.events);
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, k)?;
             let version = if exec(conn, sql.put_pushed, &[&v, &expires_at, &at, &stale_at, &a, &k, &at])? == 0 {

@@ -92,6 +92,59 @@ pub(crate) fn key_of(r: &Row) -> Result<ApiKey, StoreError> {
     key_from(r)?.decode()
 }
 
+/// A `wt_events` row in `EVENT_COLUMNS` order.
+pub fn event_from<C: Columns>(r: &C) -> Result<EventRow, StoreError> {
+    Ok(EventRow {
+        id: required(r.int(0)?, "id")?,
+        event_type: required(r.text(1)?, "event_type")?,
+        account_id: required(r.text(2)?, "account_id")?,
+        created_at: required(r.int(3)?, "created_at")?,
+        data: required(r.text(4)?, "data")?,
+        source: r.text(5)?,
+    })
+}
+
+/// A `wt_webhooks` row in `WEBHOOK_COLUMNS` order.
+pub fn webhook_from<C: Columns>(r: &C) -> Result<WebhookRow, StoreError> {
+    Ok(WebhookRow {
+        name: required(r.text(0)?, "name")?,
+        url: required(r.text(1)?, "url")?,
+        events: required(r.text(2)?, "events")?,
+        accounts: required(r.text(3)?, "accounts")?,
+        format: required(r.text(4)?, "format")?,
+        secret: required(r.text(5)?, "secret")?,
+        cursor_id: required(r.int(6)?, "cursor_id")?,
+        created_at: required(r.int(7)?, "created_at")?,
+    })
+}
+
+/// A `wt_deliveries` row in `DELIVERY_COLUMNS` order.
+pub fn delivery_from<C: Columns>(r: &C) -> Result<DeliveryRow, StoreError> {
+    Ok(DeliveryRow {
+        webhook: required(r.text(0)?, "webhook")?,
+        event_id: required(r.int(1)?, "event_id")?,
+        status: required(r.text(2)?, "status")?,
+        attempts: required(r.int(3)?, "attempts")?,
+        next_at: required(r.int(4)?, "next_at")?,
+        created_at: required(r.int(5)?, "created_at")?,
+        updated_at: required(r.int(6)?, "updated_at")?,
+        last_status: r.int(7)?,
+        last_error: r.text(8)?,
+    })
+}
+
+pub(crate) fn event_of(r: &Row) -> Result<Event, StoreError> {
+    event_from(r)?.decode()
+}
+
+pub(crate) fn webhook_of(r: &Row) -> Result<Webhook, StoreError> {
+    webhook_from(r)?.decode()
+}
+
+pub(crate) fn delivery_of(r: &Row) -> Result<Delivery, StoreError> {
+    delivery_from(r)?.decode()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,57 +217,4 @@ mod tests {
                 .transpose()
         }
     }
-}
-
-/// A `wt_events` row in `EVENT_COLUMNS` order.
-pub fn event_from<C: Columns>(r: &C) -> Result<EventRow, StoreError> {
-    Ok(EventRow {
-        id: required(r.int(0)?, "id")?,
-        event_type: required(r.text(1)?, "event_type")?,
-        account_id: required(r.text(2)?, "account_id")?,
-        created_at: required(r.int(3)?, "created_at")?,
-        data: required(r.text(4)?, "data")?,
-        source: r.text(5)?,
-    })
-}
-
-/// A `wt_webhooks` row in `WEBHOOK_COLUMNS` order.
-pub fn webhook_from<C: Columns>(r: &C) -> Result<WebhookRow, StoreError> {
-    Ok(WebhookRow {
-        name: required(r.text(0)?, "name")?,
-        url: required(r.text(1)?, "url")?,
-        events: required(r.text(2)?, "events")?,
-        accounts: required(r.text(3)?, "accounts")?,
-        format: required(r.text(4)?, "format")?,
-        secret: required(r.text(5)?, "secret")?,
-        cursor_id: required(r.int(6)?, "cursor_id")?,
-        created_at: required(r.int(7)?, "created_at")?,
-    })
-}
-
-/// A `wt_deliveries` row in `DELIVERY_COLUMNS` order.
-pub fn delivery_from<C: Columns>(r: &C) -> Result<DeliveryRow, StoreError> {
-    Ok(DeliveryRow {
-        webhook: required(r.text(0)?, "webhook")?,
-        event_id: required(r.int(1)?, "event_id")?,
-        status: required(r.text(2)?, "status")?,
-        attempts: required(r.int(3)?, "attempts")?,
-        next_at: required(r.int(4)?, "next_at")?,
-        created_at: required(r.int(5)?, "created_at")?,
-        updated_at: required(r.int(6)?, "updated_at")?,
-        last_status: r.int(7)?,
-        last_error: r.text(8)?,
-    })
-}
-
-pub(crate) fn event_of(r: &Row) -> Result<Event, StoreError> {
-    event_from(r)?.decode()
-}
-
-pub(crate) fn webhook_of(r: &Row) -> Result<Webhook, StoreError> {
-    webhook_from(r)?.decode()
-}
-
-pub(crate) fn delivery_of(r: &Row) -> Result<Delivery, StoreError> {
-    delivery_from(r)?.decode()
 }

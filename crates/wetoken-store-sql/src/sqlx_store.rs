@@ -6,8 +6,8 @@ use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, RefreshWrite, Sealed, Store, StoreError, StoreResult,
-    StoredAccount,
+    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store, StoreError,
+    StoreResult, StoredAccount,
 };
 
 use crate::rows::{
@@ -379,24 +379,15 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn put_pushed(
-                &self,
-                id: &AccountId,
-                c: Credential,
-                value: &Sealed,
-                expires_at: i64,
-                at: i64,
-                stale_at: i64,
-                events: &[NewEvent],
-            ) -> StoreResult<Option<i64>> {
-                let id = id.to_string();
+            async fn put_pushed(&self, w: &PushWrite<'_>) -> StoreResult<Option<i64>> {
+                let (id, c, value, at) = (w.account.to_string(), w.credential, w.value, w.at);
                 self.ensure_row(&id, c.as_str()).await?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.put_pushed)
                     .bind(value.as_str())
-                    .bind(expires_at)
+                    .bind(w.expires_at)
                     .bind(at)
-                    .bind(stale_at)
+                    .bind(w.stale_at)
                     .bind(&id)
                     .bind(c.as_str())
                     .bind(at)
@@ -415,7 +406,7 @@ macro_rules! sql_store {
                         .map_err(map_err)?;
                     Some(v)
                 };
-                self.append_in(&mut tx, events).await?;
+                self.append_in(&mut tx, w.events).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(version)
             }

@@ -12,14 +12,34 @@ use wetoken_core::domain::{AccountId, Credential, Ident};
 use wetoken_core::events::{AttemptWrite, CallbackSource, DeliveryStatus, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError, RefreshWrite, Sealed, Store, StoreError,
-    StoredAccount,
+    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError, PushWrite, RefreshWrite, Sealed, Store,
+    StoreError, StoredAccount,
 };
 
 use Credential::{AccessToken, JsapiTicket, VerifyTicket};
 
 /// A staleness deadline that never comes in these checks.
 const NEVER: i64 = i64::MAX / 4;
+
+/// A verify ticket pushed at `at`.
+fn push_write<'a>(
+    account: &'a AccountId,
+    value: &'a Sealed,
+    expires_at: i64,
+    at: i64,
+    stale_at: i64,
+    events: &'a [NewEvent],
+) -> PushWrite<'a> {
+    PushWrite {
+        account,
+        credential: VerifyTicket,
+        value,
+        expires_at,
+        at,
+        stale_at,
+        events,
+    }
+}
 
 /// Runs every check. Panics with the name of the first that fails.
 pub async fn run(store: Arc<dyn Store>) {
@@ -295,7 +315,7 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
     s.insert_account(&c, &[]).await.unwrap();
     let child = account("authorizer:conf_rotate:wxchild");
     s.insert_account(&child, &[]).await.unwrap();
-    s.put_pushed(&c.id, VerifyTicket, &sealed("v1:ticket"), 43_200_000, 1, NEVER, &[])
+    s.put_pushed(&push_write(&c.id, &sealed("v1:ticket"), 43_200_000, 1, NEVER, &[]))
         .await
         .unwrap();
     assert!(s.try_lease(&c.id, AccessToken, "o", 0, LEASE).await.unwrap());
@@ -530,7 +550,7 @@ pub async fn pushed_values(s: &dyn Store) {
     let id = &id("component:conf_push");
     s.insert_account(&account("component:conf_push"), &[]).await.unwrap();
     let push = |value: &'static str, at: i64| async move {
-        s.put_pushed(id, VerifyTicket, &sealed(value), 43_200_000 + at, at, NEVER, &[])
+        s.put_pushed(&push_write(id, &sealed(value), 43_200_000 + at, at, NEVER, &[]))
             .await
     };
     assert_eq!(push("v1:t1", 1).await.unwrap(), Some(1));
@@ -629,15 +649,14 @@ pub async fn due_order(s: &dyn Store) {
             .await
             .unwrap()
     );
-    s.put_pushed(
+    s.put_pushed(&push_write(
         &id("mp:conf_due_a"),
-        VerifyTicket,
         &sealed("t"),
         base + 99,
         0,
         NEVER,
         &[],
-    )
+    ))
     .await
     .unwrap();
     let e = account("mp:conf_due_e");
@@ -855,15 +874,14 @@ pub async fn events_outbox(s: &dyn Store) {
     // A pushed value: the callback's event is committed whether or not the
     // push was newer; the staleness deadline comes once.
     let push = |at: i64, n: i64| async move {
-        s.put_pushed(
+        s.put_pushed(&push_write(
             &id("mp:conf_ev_a"),
-            VerifyTicket,
             &sealed("v1:t"),
             at + 43_200_000,
             at,
             at + 1_500_000,
             &[event("t.push", "mp:conf_ev_a", n)],
-        )
+        ))
         .await
         .unwrap()
     };

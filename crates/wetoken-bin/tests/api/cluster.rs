@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use wetoken_sim::{Fault, Sim, SimConfig, TOKEN};
@@ -74,6 +75,7 @@ on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
 on_every_backend!(a_fetch_whose_caller_left_serves_every_instance);
 on_every_backend!(stale_reports_over_three_instances_share_one_budget);
 on_every_backend!(a_holder_that_wakes_after_its_lease_changes_nothing);
+on_every_backend!(three_instances_deliver_a_thousand_events_once_each);
 
 /// The token `srv` serves once another holder's lease (of `lease_secs`)
 /// has run out. Readers wait at most the upstream timeout + 2 s (503
@@ -431,4 +433,67 @@ async fn readyz_reports_a_lost_database_without_its_error_text() {
     let (s, v) = srv.get("/readyz", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["message"], "database not reachable", "{v}");
+}
+
+/// SPEC §10: three instances deliver 1 000 events, from callbacks spread
+/// over all three, to one webhook: each exactly once (no duplicate, no loss).
+async fn three_instances_deliver_a_thousand_events_once_each(backend: Backend) {
+    const N: usize = 1_000;
+    let (c, token, aes) = ("wxclusterevents", "tok", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C");
+    let sim = sim().await;
+    sim.add_component(c, "s", token, aes);
+    let servers = cluster(&sim, backend, &[]).await;
+    let rx = crate::receiver::Receiver::start().await;
+    let (s, v) = servers[0]
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(serde_json::json!({"kind":"component","appid":c,"secret":"s","token":token,"aes_key":aes})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = servers[1]
+        .post(
+            "/v1/webhooks",
+            Some(ADMIN),
+            Some(serde_json::json!({"name":"all","url":rx.url,"events":["component.*"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let callbacks: Vec<String> = servers
+        .iter()
+        .map(|srv| format!("{}/callback/component/{c}", srv.url))
+        .collect();
+    let sim_ref = &sim;
+    let pushes = futures::stream::iter(0..N)
+        .map(|i| {
+            let url = callbacks[i % 3].clone();
+            async move {
+                let msg = format!(
+                    "<xml><AppId>{c}</AppId><CreateTime>{}</CreateTime><InfoType>notify_third_fasteregister</InfoType>\
+                     <appid>wxnew{i}</appid><status>0</status></xml>",
+                    1_700_000_000 + i
+                );
+                sim_ref.push_message(c, &url, &msg).await.unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(pushes.iter().all(|s| *s == 200));
+    rx.wait_for(N, Duration::from_secs(120)).await;
+    // Once every delivery is recorded delivered, no attempt can follow.
+    let all_recorded = until(Duration::from_secs(30), || async {
+        let (_, d) = servers[2]
+            .get("/v1/webhooks/all/deliveries?status=delivered&limit=1000", Some(ADMIN))
+            .await;
+        d["deliveries"].as_array().is_some_and(|a| a.len() == N)
+    })
+    .await;
+    assert!(all_recorded, "every delivery recorded as delivered");
+    let got = rx.received();
+    let ids: std::collections::HashSet<String> =
+        got.iter().map(|r| r.header("x-wetoken-delivery").to_owned()).collect();
+    assert_eq!(ids.len(), N, "every event delivered");
+    assert_eq!(got.len(), N, "none twice");
 }

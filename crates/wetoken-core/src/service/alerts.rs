@@ -59,7 +59,7 @@ pub(super) fn on_failure(
         out.push(NewEvent::credential(types::REFRESH_FAILED, id, cred, now, &detail));
     }
     if let Some(until) = blocked_until
-        && !prev.and_then(|r| r.blocked_until).is_some_and(|b| b > now)
+        && prev.and_then(|r| r.blocked_until).is_none_or(|b| b <= now)
     {
         let mut extra = detail.to_vec();
         extra.push(("until", rfc3339(until)));

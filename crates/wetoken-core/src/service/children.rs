@@ -48,15 +48,15 @@ impl CredentialService {
         let stored = self
             .inner
             .store
-            .put_pushed(
-                parent,
-                cred,
-                &sealed,
-                at + life,
+            .put_pushed(&crate::store::PushWrite {
+                account: parent,
+                credential: cred,
+                value: &sealed,
+                expires_at: at + life,
                 at,
-                at + self.inner.cfg.stale_ticket.as_millis() as i64,
+                stale_at: at + self.inner.cfg.stale_ticket.as_millis() as i64,
                 events,
-            )
+            })
             .await?;
         Ok(stored.is_some())
     }

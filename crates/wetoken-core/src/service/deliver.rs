@@ -39,7 +39,7 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A delivery's lease: longer than an attempt, so that only a dead
 /// instance's attempt is ever taken over.
-const LEASE_MS: i64 = 30_000;
+const LEASE_MS: i64 = 15_000;
 /// Attempts in flight per webhook in one instance.
 pub const PER_WEBHOOK: usize = 8;
 /// Events fanned out per transaction.
