@@ -232,8 +232,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records a failed refresh (error, block, attempts, next due) and
     /// releases the lease, only if `owner` still holds it unexpired: a late
     /// failure from a holder whose lease expired, was taken over or released
-    /// changes nothing.
-    async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()>;
+    /// changes nothing. Whether it was written.
+    async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<bool>;
     /// Stores a value WeChat pushed (verify_ticket, suite_ticket) at `w.at`
     /// (WeChat's CreateTime), committed before returning, unless a newer push
     /// is already stored (a replayed old message changes nothing). Its
@@ -346,6 +346,9 @@ pub trait Store: Send + Sync + 'static {
     /// at `now`, its 24 h counted from `now`. Whether it was finished.
     async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool>;
     async fn event(&self, id: i64) -> StoreResult<Option<Event>>;
+    /// Replaces a webhook's sealed secret with `secret` if it is still the
+    /// one `read` holds (re-sealing under a new master key). Whether it was.
+    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool>;
     /// When the oldest pending delivery was created.
     async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>>;
 }

@@ -175,6 +175,46 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
             vec![("delete", "delete an API key", None, "204")],
         ),
         (
+            "/v1/events",
+            "events",
+            read("events, oldest first (?after=&type=&account=&limit=&cursor=), within what the key covers"),
+        ),
+        (
+            "/v1/webhooks",
+            "events",
+            vec![
+                ("get", "list webhooks (never the secret)", None, "200"),
+                (
+                    "post",
+                    "create a webhook (its signing secret is shown once)",
+                    Some(
+                        json!({"type": "object", "required": ["name", "url", "events"], "properties": {
+                            "name": {"type": "string"}, "url": {"type": "string"},
+                            "events": {"type": "array", "items": {"type": "string"}},
+                            "accounts": {"type": "array", "items": {"type": "string"}},
+                            "format": {"type": "string", "enum": ["json", "wechat", "wecom_bot"]},
+                        }}),
+                    ),
+                    "201",
+                ),
+            ],
+        ),
+        (
+            "/v1/webhooks/{name}",
+            "events",
+            vec![("delete", "delete a webhook and its deliveries", None, "204")],
+        ),
+        (
+            "/v1/webhooks/{name}/deliveries",
+            "events",
+            read("a webhook's deliveries (?status=pending|delivered|failed)"),
+        ),
+        (
+            "/v1/webhooks/{name}/deliveries/{event_id}/retry",
+            "events",
+            vec![("post", "make a failed delivery pending again", None, "200")],
+        ),
+        (
             "/callback/component/{component_appid}",
             "callbacks",
             vec![(

@@ -332,7 +332,7 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
+    async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<bool> {
         let (a, k, o, m) = (
             w.account.to_string(),
             w.credential.as_str(),
@@ -351,7 +351,7 @@ impl Store for OracleStore {
             if n == 1 {
                 append(conn, sql, &events)?;
             }
-            Ok(())
+            Ok(n == 1)
         })
         .await
     }
@@ -650,6 +650,16 @@ impl Store for OracleStore {
     async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool> {
         let w = webhook.to_owned();
         self.run(move |conn, sql| Ok(exec(conn, sql.retry_delivery, &[&now, &now, &now, &w, &event_id])? == 1))
+            .await
+    }
+
+    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool> {
+        let (s, n, old) = (
+            secret.as_str().to_owned(),
+            read.name.clone(),
+            read.secret.as_str().to_owned(),
+        );
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_webhook, &[&s, &n, &old])? == 1))
             .await
     }
 

@@ -357,7 +357,7 @@ macro_rules! sql_store {
                 Ok(Some(version))
             }
 
-            async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<()> {
+            async fn record_failure(&self, w: &FailureWrite<'_>) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let n = sqlx::query(self.sql.record_failure)
                     .bind(w.error.errcode)
@@ -376,7 +376,8 @@ macro_rules! sql_store {
                 if n == 1 {
                     self.append_in(&mut tx, w.events).await?;
                 }
-                tx.commit().await.map_err(map_err)
+                tx.commit().await.map_err(map_err)?;
+                Ok(n == 1)
             }
 
             async fn put_pushed(&self, w: &PushWrite<'_>) -> StoreResult<Option<i64>> {
@@ -830,6 +831,18 @@ macro_rules! sql_store {
                     .bind(now)
                     .bind(webhook)
                     .bind(event_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.reseal_webhook)
+                    .bind(secret.as_str())
+                    .bind(&read.name)
+                    .bind(read.secret.as_str())
                     .execute(&self.pool)
                     .await
                     .map_err(map_err)?

@@ -95,6 +95,7 @@ pub struct Statements {
     pub select_deliveries: &'static str,
     pub retry_delivery: &'static str,
     pub select_oldest_pending: &'static str,
+    pub reseal_webhook: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -333,6 +334,7 @@ impl Statements {
                     .into(),
             ),
             select_oldest_pending: s("SELECT MIN(created_at) FROM wt_deliveries WHERE status = 'pending'".into()),
+            reseal_webhook: s("UPDATE wt_webhooks SET secret = ? WHERE name = ? AND secret = ?".into()),
         }
     }
 
@@ -395,6 +397,7 @@ impl Statements {
             self.select_deliveries,
             self.retry_delivery,
             self.select_oldest_pending,
+            self.reseal_webhook,
         ]
     }
 }

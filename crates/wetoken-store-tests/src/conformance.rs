@@ -189,18 +189,20 @@ async fn late_failure(s: &dyn Store, id: &AccountId, credential: Credential, own
         errmsg: "late".into(),
         at: 31_003,
     };
-    s.record_failure(&FailureWrite {
-        account: id,
-        credential,
-        owner,
-        error: &error,
-        blocked_until: Some(99_999_999),
-        due_at: 99_999_999,
-        attempts: 7,
-        events: &[],
-    })
-    .await
-    .unwrap();
+    let written = s
+        .record_failure(&FailureWrite {
+            account: id,
+            credential,
+            owner,
+            error: &error,
+            blocked_until: Some(99_999_999),
+            due_at: 99_999_999,
+            attempts: 7,
+            events: &[],
+        })
+        .await
+        .unwrap();
+    assert!(!written, "a late failure says it was not written");
 }
 
 /// A lease long enough for any check to finish inside it.
@@ -499,18 +501,20 @@ pub async fn failures_and_blocks(s: &dyn Store) {
         errmsg: "reach max api daily quota limit".into(),
         at: 10,
     };
-    s.record_failure(&FailureWrite {
-        account: id,
-        credential: AccessToken,
-        owner: "a",
-        error: &quota,
-        blocked_until: Some(99_000),
-        due_at: 99_000,
-        attempts: 1,
-        events: &[],
-    })
-    .await
-    .unwrap();
+    let written = s
+        .record_failure(&FailureWrite {
+            account: id,
+            credential: AccessToken,
+            owner: "a",
+            error: &quota,
+            blocked_until: Some(99_000),
+            due_at: 99_000,
+            attempts: 1,
+            events: &[],
+        })
+        .await
+        .unwrap();
+    assert!(written, "the holder's failure is written");
     let row = s.credential(id, AccessToken).await.unwrap().unwrap();
     assert_eq!(row.last_error.as_ref(), Some(&quota));
     assert_eq!(row.blocked_until, Some(99_000));
@@ -858,11 +862,11 @@ pub async fn events_outbox(s: &dyn Store) {
                 events: &ev,
             })
             .await
-            .unwrap();
+            .unwrap()
         }
     };
-    failure("intruder", 14).await;
-    failure("owner", 15).await;
+    assert!(!failure("intruder", 14).await);
+    assert!(failure("owner", 15).await);
     let v = sealed("v1:value");
     assert!(s.try_lease(&a.id, AccessToken, "owner", 0, LEASE).await.unwrap());
     let recovered = [event("t.recovered", "mp:conf_ev_a", 16)];
@@ -1010,6 +1014,14 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
         "round-trips"
     );
     assert!(s.webhooks().await.unwrap().iter().any(|w| w.name == "conf-a"));
+    // Re-sealing the secret: compare-and-set on what was read.
+    assert!(s.reseal_webhook(&got, &sealed("v2:k2:secret")).await.unwrap());
+    assert!(
+        !s.reseal_webhook(&got, &sealed("v2:k3:secret")).await.unwrap(),
+        "changed meanwhile"
+    );
+    let got = s.webhook("conf-a").await.unwrap().unwrap();
+    assert_eq!(got.secret, sealed("v2:k2:secret"));
     assert_eq!(s.webhook("conf-none").await.unwrap(), None);
 
     // Fan-out moves the cursor once.

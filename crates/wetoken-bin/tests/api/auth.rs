@@ -298,6 +298,8 @@ async fn openapi_describes_the_api_without_a_key() {
         "/v1/suite/{suite_id}/corps/{corpid}/{cred}",
         "/v1/accounts/{id}",
         "/v1/keys",
+        "/v1/events",
+        "/v1/webhooks/{name}/deliveries",
         "/callback/suite/{suite_id}",
         "/healthz",
     ] {

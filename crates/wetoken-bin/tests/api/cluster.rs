@@ -147,9 +147,13 @@ async fn a_holder_that_wakes_after_its_lease_changes_nothing(backend: Backend) {
         serde_json::Value::Null,
         "the late failure was not written: {account}"
     );
-    for srv in &servers {
+    for (i, srv) in servers.iter().enumerate() {
         let (s, v) = srv.get("/v1/mp/wxfence/access_token", Some(ADMIN)).await;
-        assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
+        assert_eq!(
+            (s, v["access_token"].as_str()),
+            (StatusCode::OK, Some(token.as_str())),
+            "instance {i}: {v}"
+        );
     }
     assert!(sim.is_valid(&token));
     assert_eq!(sim.token_calls(), 2);

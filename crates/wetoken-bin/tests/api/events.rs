@@ -244,6 +244,21 @@ async fn a_json_webhook_gets_signed_event_records() {
     assert_eq!(d["deliveries"][0]["last_status"], 200);
     let (s, _) = srv.get("/v1/webhooks/crm/deliveries?status=failed", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        metric(
+            &srv,
+            "wetoken_deliveries_total",
+            &["format=\"json\"", "result=\"delivered\""]
+        )
+        .await,
+        1.0
+    );
+    assert!(metric(&srv, "wetoken_events_total", &["source=\"component\""]).await >= 1.0);
+    assert!(
+        metrics_text(&srv)
+            .await
+            .contains("wetoken_delivery_oldest_pending_seconds")
+    );
     let (s, _) = srv.get("/v1/webhooks/none/deliveries", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let key = srv.key_for("client", &["*"]).await;

@@ -84,6 +84,17 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     srv.add_mp("wxrotate", "s").await;
     let (_, v) = srv.get("/v1/mp/wxrotate/access_token", Some(ADMIN)).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
+    // A webhook's secret is sealed too.
+    let rx = crate::receiver::Receiver::start().await;
+    let (s, hook) = srv
+        .post(
+            "/v1/webhooks",
+            Some(ADMIN),
+            Some(serde_json::json!({"name":"ops","url":rx.url,"events":["wetoken.*"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
     srv.kill().await;
 
     // The new key seals, the old one still opens.
@@ -105,7 +116,10 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{said}"));
-    assert!(count >= 2, "the account's secrets and its token: {said}");
+    assert!(
+        count >= 3,
+        "the account's secrets, its token, the webhook's secret: {said}"
+    );
     assert!(said.contains(&b_id), "{said}");
     let out = cli(&["rekey"], &env).await;
     assert!(
@@ -117,6 +131,16 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_MASTER_KEY", &b)]).await;
     let (s, v) = srv.get("/v1/mp/wxrotate/access_token", Some(ADMIN)).await;
     assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
+    // The webhook still signs with its secret: an event to deliver.
+    sim.add_app("wxrotatebad", "right");
+    srv.add_mp("wxrotatebad", "wrong").await;
+    let (s, _) = srv.get("/v1/mp/wxrotatebad/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+    let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert!(!got.is_empty(), "delivered after the rotation");
+    let r = &got[0];
+    let expected = wetoken_core::events::signature(&secret, r.header("x-wetoken-timestamp").parse().unwrap(), &r.body);
+    assert_eq!(r.header("x-wetoken-signature"), expected, "signed with the same secret");
     srv.kill().await;
     let err = refused(
         &["serve"],
@@ -124,5 +148,9 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     )
     .await;
     assert!(err.contains(&b_id), "{err}");
-    assert_eq!(sim.token_calls(), 1, "nothing was fetched again");
+    assert_eq!(
+        sim.token_calls(),
+        2,
+        "nothing was fetched again (1 + the refused wxrotatebad)"
+    );
 }

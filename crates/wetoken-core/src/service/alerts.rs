@@ -91,6 +91,25 @@ pub(super) fn on_success(prev: Option<&CredentialState>, id: &AccountId, cred: C
 }
 
 impl Inner {
+    /// Events this process committed: counted by source
+    /// (`wetoken_events_total{source="component"|"suite"|"wetoken"}`), and the
+    /// delivery worker woken.
+    pub(super) fn committed(&self, events: &[NewEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        for e in events {
+            let source = match e.kind.split('.').next() {
+                Some("component") => "component",
+                Some("suite") => "suite",
+                Some("wetoken") => "wetoken",
+                _ => "other",
+            };
+            metrics::counter!("wetoken_events_total", "source" => source).increment(1);
+        }
+        self.wake.notify_one();
+    }
+
     /// A pushed ticket whose staleness deadline (`due_at`) has come: raises
     /// `wetoken.ticket.stale` once, with clearing the deadline, so one
     /// instance raises it; a newer push sets a new deadline.
@@ -108,7 +127,7 @@ impl Inner {
             .await?
         {
             tracing::warn!(account = %row.account, credential = %row.credential, "no newer ticket pushed");
-            self.wake.notify_one();
+            self.committed(std::slice::from_ref(&event));
         }
         Ok(())
     }

@@ -108,7 +108,7 @@ impl CredentialService {
                 self.inner.store.append_events(events).await?;
             }
         }
-        self.inner.wake.notify_one();
+        self.inner.committed(events);
         Ok(())
     }
 }

@@ -153,6 +153,7 @@ impl CredentialService {
             .store
             .update_account(&a.seal(&self.inner.key), true, &all)
             .await?;
+        self.inner.committed(&all[events.len()..]);
         self.forget(id);
         tracing::info!(account = %id, "revoked");
         Ok(true)

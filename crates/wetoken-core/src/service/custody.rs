@@ -135,6 +135,15 @@ impl CredentialService {
                 }
             }
         }
+        for w in store.webhooks().await? {
+            let field = super::events::secret_binding(&w.name);
+            match reseal(key, &w.secret, &field) {
+                Reseal::Current => out.current += 1,
+                Reseal::Unopenable => out.skipped += 1,
+                Reseal::New(s) if store.reseal_webhook(&w, &s).await? => out.resealed += 1,
+                Reseal::New(_) => out.skipped += 1,
+            }
+        }
         if out.skipped == 0 {
             for c in store.key_checks().await? {
                 if c.key_id != key.id() {

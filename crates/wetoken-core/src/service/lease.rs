@@ -137,7 +137,7 @@ impl Inner {
                 tracing::info!(account = %account.id, %cred, trigger = plan.trigger.as_str(), unchanged, expires_in = f.expires_in, "refreshed");
                 Ok(issued)
             }
-            Err(e) => Err(self.write_failure(&account.id, cred, e).await?),
+            Err(e) => self.write_failure(&account.id, cred, e).await,
         }
     }
 }

@@ -442,8 +442,13 @@ impl Inner {
             .try_lease(id, cred, &self.cfg.instance_id, row.version, lease_ms)
             .await?
         {
-            self.write_failure(id, cred, failure::FetchError::Dependency(e.clone()))
-                .await?;
+            // The recorded error is the answer; only the store's own fails this.
+            if let Err(ServiceError::Store(s)) = self
+                .write_failure(id, cred, failure::FetchError::Dependency(e.clone()))
+                .await
+            {
+                return Err(s.into());
+            }
         }
         Ok(())
     }

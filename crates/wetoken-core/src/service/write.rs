@@ -6,7 +6,7 @@
 
 use super::alerts;
 use super::failure::{self, FetchError};
-use super::{Inner, Issued, Result, ServiceError};
+use super::{Inner, Issued, Result};
 use crate::account::Account;
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Credential};
@@ -68,8 +68,8 @@ impl Inner {
                 events: &events,
             })
             .await?;
-        if written.is_some() && !events.is_empty() {
-            self.wake.notify_one();
+        if written.is_some() {
+            self.committed(&events);
         }
         match written {
             Some(_) => self.cache.put(&(id.clone(), cred), f.value.clone(), expires_at, now),
@@ -98,15 +98,18 @@ impl Inner {
     }
 
     /// Records a failed fetch under this instance's lease (releasing it) and
-    /// returns the error to answer.
-    pub(super) async fn write_failure(&self, id: &AccountId, cred: Credential, e: FetchError) -> Result<ServiceError> {
+    /// returns the error to answer. If the lease was lost meanwhile (this
+    /// instance stalled past it), the failure is not recorded, and the
+    /// value the next holder wrote, if valid, is answered instead.
+    pub(super) async fn write_failure(&self, id: &AccountId, cred: Credential, e: FetchError) -> Result<Issued> {
         let now = self.now_ms();
         let prev = self.store.credential(id, cred).await?;
         let attempts = prev.as_ref().map_or(0, |r| r.attempts) + 1;
         let f = failure::classify(&e, cred, now, attempts, Self::jitter());
         let events = alerts::on_failure(prev.as_ref(), id, cred, now, &f.error, f.blocked_until, attempts);
         tracing::warn!(account = %id, %cred, errcode = f.error.errcode, errmsg = %f.error.errmsg, attempts, "refresh failed");
-        self.store
+        let written = self
+            .store
             .record_failure(&FailureWrite {
                 account: id,
                 credential: cred,
@@ -118,9 +121,15 @@ impl Inner {
                 events: &events,
             })
             .await?;
-        if !events.is_empty() {
-            self.wake.notify_one();
+        if written {
+            self.committed(&events);
+        } else {
+            tracing::warn!(account = %id, %cred, "lease lost during a failed refresh; not recorded");
+            let row = self.store.credential(id, cred).await?;
+            if let Some(issued) = self.usable(&(id.clone(), cred), row.as_ref(), self.now_ms()) {
+                return Ok(issued);
+            }
         }
-        Ok(e.into())
+        Err(e.into())
     }
 }
