@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     // Cron: refresh everything ahead of expiry, in the background.
     let _scheduler = wetoken.run_scheduler();
+    let _deliverer = wetoken.run_deliverer();
 
     let app = Router::new()
         // The application's own route, using wetoken in-process.
