@@ -194,6 +194,48 @@ async fn a_retried_callback_is_one_event() {
     assert_eq!(types(&v), ["component.notify_third_fasteregister"]);
 }
 
+/// An authorization whose exchange WeChat refuses is still an event; the
+/// callback is answered an error, and WeChat's retry (the same message) is
+/// exchanged then, without a second event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_whose_exchange_fails_is_still_one_event() {
+    let sim = sim().await;
+    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    sim.push_verify_ticket(C, &cb).await.unwrap();
+    let code = sim.authorize(C, "wxevretry", None).await.unwrap();
+    let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
+    let ts = now_secs().to_string();
+    let message = format!(
+        "<xml><AppId>{C}</AppId><CreateTime>{ts}</CreateTime><InfoType>authorized</InfoType>\
+         <AuthorizerAppid>wxevretry</AuthorizerAppid><AuthorizationCode>{code}</AuthorizationCode></xml>"
+    );
+    let (sig, body) = crypt.seal_push("AppId", &message, &ts, "nonce2");
+    let send = || async {
+        client()
+            .post(&cb)
+            .query(&[("timestamp", ts.as_str()), ("nonce", "nonce2"), ("msg_signature", &sig)])
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    sim.inject(wetoken_sim::QUERY_AUTH, wetoken_sim::Fault::Errcode(-1), Some(1));
+    assert_eq!(send().await, StatusCode::BAD_GATEWAY, "WeChat will retry");
+    let (_, v) = events(&srv, "?type=component.authorized", ADMIN).await;
+    assert_eq!(types(&v).len(), 1, "recorded although the exchange failed");
+    assert_eq!(send().await, StatusCode::OK);
+    let (_, v) = events(&srv, "?type=component.authorized", ADMIN).await;
+    assert_eq!(types(&v).len(), 1, "the retry is the same event");
+    let (s, _) = srv
+        .get(
+            &format!("/v1/component/{C}/authorizers/wxevretry/access_token"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "exchanged on the retry");
+}
+
 /// `json` webhooks get the event record, signed with HMAC-SHA256 over
 /// timestamp + "." + body with the secret shown once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,35 @@ impl CredentialService {
             .finalize();
         event.dedupe = Some(hex::encode(digest));
         let events = std::slice::from_ref(&event);
+        match self.apply(id, family, info_type, at, msg, events).await {
+            Ok(()) => {}
+            Err(
+                e @ (ServiceError::Upstream(_) | ServiceError::TicketMissing { .. } | ServiceError::Unavailable(_)),
+            ) => {
+                // WeChat refused the exchange the message asks for (or could
+                // not be reached): the event is recorded all the same, and
+                // WeChat, answered an error, retries the callback, which is
+                // then the same event and is exchanged again.
+                self.inner.store.append_events(events).await?;
+                self.inner.committed(events);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        self.inner.committed(events);
+        Ok(())
+    }
+
+    /// The state change a callback asks for, committing `events` with it.
+    async fn apply(
+        &self,
+        id: &AccountId,
+        family: &str,
+        info_type: &str,
+        at: i64,
+        msg: &Callback,
+        events: &[NewEvent],
+    ) -> Result<()> {
         match (family, info_type) {
             ("component", "component_verify_ticket") => {
                 self.ticket_pushed(id, msg.field("ComponentVerifyTicket")?, at / 1000, events)
@@ -108,7 +137,6 @@ impl CredentialService {
                 self.inner.store.append_events(events).await?;
             }
         }
-        self.inner.committed(events);
         Ok(())
     }
 }
