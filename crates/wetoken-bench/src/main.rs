@@ -122,6 +122,15 @@ async fn wetoken(args: &Args, dir: &Path, upstream: &str, extra: &[(&str, &str)]
     spawn_listening(cmd).await
 }
 
+/// `n` instances on `dir`'s database.
+async fn cluster(args: &Args, dir: &Path, upstream: &str, n: usize) -> Vec<(Child, String)> {
+    let mut instances = Vec::new();
+    for _ in 0..n {
+        instances.push(wetoken(args, dir, upstream, &[]).await);
+    }
+    instances
+}
+
 /// Starts a process that prints `… listening on http://ADDR` and returns it
 /// with its URL.
 async fn spawn_listening(mut cmd: Command) -> (Child, String) {
@@ -358,10 +367,7 @@ async fn stampede(args: &Args) {
         None,
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut instances = Vec::new();
-    for _ in 0..3 {
-        instances.push(wetoken(args, dir.path(), &sim.url(), &[]).await);
-    }
+    let instances = cluster(args, dir.path(), &sim.url(), 3).await;
     let c = client();
     post(
         &c,
@@ -565,10 +571,7 @@ async fn events(args: &Args) {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_component(C, "s", "tok", aes);
     let dir = tempfile::tempdir().unwrap();
-    let mut instances = Vec::new();
-    for _ in 0..3 {
-        instances.push(wetoken(args, dir.path(), &sim.url(), &[]).await);
-    }
+    let instances = cluster(args, dir.path(), &sim.url(), 3).await;
     let c = client();
     post(
         &c,

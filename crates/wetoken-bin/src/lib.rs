@@ -320,10 +320,11 @@ impl Wetoken {
         self.state.service.spawn_scheduler()
     }
 
-    /// Delivers events to webhooks, in the background, until the handle is
-    /// aborted (each delivery attempted by one instance at a time across
-    /// every instance sharing the database; SPEC §10).
-    pub fn run_deliverer(&self) -> tokio::task::JoinHandle<()> {
+    /// Delivers events to webhooks, in the background, until stopped (each
+    /// delivery attempted by one instance at a time across every instance
+    /// sharing the database; SPEC §10). `stop().await` on shutdown lets the
+    /// attempts in flight record their outcome.
+    pub fn run_deliverer(&self) -> wetoken_core::service::deliver::DeliveryWorker {
         self.state.service.spawn_deliverer()
     }
 }

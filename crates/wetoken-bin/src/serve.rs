@@ -76,7 +76,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         .map_err(|e| CliError::Runtime(e.to_string()))?
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     scheduler.abort();
-    deliverer.abort();
+    deliverer.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

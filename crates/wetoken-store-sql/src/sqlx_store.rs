@@ -727,15 +727,16 @@ macro_rules! sql_store {
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                let n = retry!(
-                    sqlx::query(self.sql.move_cursor)
-                        .bind(to)
-                        .bind(webhook)
-                        .bind(from)
-                        .execute(&mut *tx)
-                        .await
-                )?
-                .rows_affected();
+                // No retry inside a transaction (PostgreSQL aborts it on a
+                // deadlock): a failed pass is simply the next pass's work.
+                let n = sqlx::query(self.sql.move_cursor)
+                    .bind(to)
+                    .bind(webhook)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
                 if n != 1 {
                     return Ok(false);
                 }

@@ -559,6 +559,39 @@ async fn an_event_survives_kill_9_between_success_and_delivery() {
     );
 }
 
+/// SIGTERM lets an attempt in flight finish and record its outcome: the
+/// event is not delivered a second time after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_attempt_in_flight_finish() {
+    let sim = sim().await;
+    let dir = tempdir();
+    let (mut srv, cb, _) = setup(&sim, &dir).await;
+    let rx = Receiver::start().await;
+    rx.script(&[Answer::After(Duration::from_secs(2), 200)]);
+    webhook(&srv, json!({"name":"slow","url":rx.url,"events":["*"]})).await;
+    assert_eq!(sim.push_message(C, &cb, &fast_register()).await.unwrap(), 200);
+    assert_eq!(rx.wait_for(1, Duration::from_secs(10)).await.len(), 1, "in flight");
+    let pid = srv.child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), srv.child.wait())
+        .await
+        .expect("exited")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    drop(srv);
+    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let (_, d) = srv.get("/v1/webhooks/slow/deliveries", Some(ADMIN)).await;
+    assert_eq!(d["deliveries"][0]["status"], "delivered", "{d}");
+    assert_eq!(d["deliveries"][0]["attempts"], 1);
+    assert_eq!(rx.count(), 1, "not delivered again");
+}
+
 /// `wetoken webhook add|list|rm` and `wetoken events [--type] [--follow]`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_manages_webhooks_and_follows_events() {

@@ -15,6 +15,8 @@ use axum::routing::post;
 #[derive(Clone, Copy, Debug)]
 pub enum Answer {
     Status(u16),
+    /// Answers with the status after a delay.
+    After(Duration, u16),
     /// Holds the request open and never answers.
     Hang,
 }
@@ -65,6 +67,10 @@ async fn handle(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: B
     };
     match answer {
         Answer::Status(s) => StatusCode::from_u16(s).unwrap(),
+        Answer::After(d, s) => {
+            tokio::time::sleep(d).await;
+            StatusCode::from_u16(s).unwrap()
+        }
         Answer::Hang => {
             std::future::pending::<()>().await;
             unreachable!()

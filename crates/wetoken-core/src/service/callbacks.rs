@@ -55,8 +55,9 @@ impl Callback {
 
 impl CredentialService {
     /// Applies a verified callback to component or suite `id` at `at` (its
-    /// CreateTime / TimeStamp, ms) and records it as the event
-    /// `{component|suite}.{InfoType}`.
+    /// CreateTime / TimeStamp, ms, which orders authorizations and
+    /// revocations) and records it as the event `{component|suite}.{InfoType}`
+    /// at the time it was received.
     pub async fn callback(&self, id: &AccountId, at: i64, msg: &Callback) -> Result<()> {
         let family = match id {
             AccountId::Component { .. } => "component",
@@ -65,7 +66,9 @@ impl CredentialService {
         };
         let info_type = msg.info_type();
         let data = events::callback_data(&msg.xml).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let mut event = NewEvent::new(format!("{family}.{info_type}"), id, at, data);
+        // The event's time is when wetoken received it (retention counts
+        // from it); WeChat's own CreateTime is in `data`.
+        let mut event = NewEvent::new(format!("{family}.{info_type}"), id, self.inner.now_ms(), data);
         event.source = Some(msg.source.clone());
         let digest = Sha256::new()
             .chain_update(id.to_string())

@@ -75,6 +75,10 @@ impl Slots {
         PER_WEBHOOK.saturating_sub(used.unwrap_or(0))
     }
 
+    fn is_idle(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     fn take(&self, webhook: &str) -> Slot {
         *self
             .0
@@ -101,6 +105,31 @@ impl Drop for Slot {
 /// Why an attempt failed: the HTTP status if there was one, and what went wrong.
 type Failed = (Option<i64>, String);
 
+/// The running delivery worker of this process.
+pub struct DeliveryWorker {
+    task: tokio::task::JoinHandle<()>,
+    slots: Slots,
+}
+
+impl DeliveryWorker {
+    /// Stops starting attempts and waits (at most an attempt's timeout and a
+    /// second) for those in flight to record their outcome, so that a
+    /// stopping instance leaves no lease for others to wait out.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT + Duration::from_secs(1);
+        while !self.slots.is_idle() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops at once; attempts in flight are abandoned (their leases expire).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
 impl CredentialService {
     /// One delivery pass, waiting for every attempt it started. How many
     /// attempts it made. For tests and one-shot use; `serve` runs
@@ -114,17 +143,19 @@ impl CredentialService {
         Ok(n)
     }
 
-    /// Runs the delivery worker in the background until the returned handle
-    /// is aborted: a pass whenever this process commits an event or an
-    /// attempt ends, and every [`POLL`]; the oldest pending delivery's age
-    /// as a gauge; old events purged hourly.
-    pub fn spawn_deliverer(&self) -> tokio::task::JoinHandle<()> {
-        let service = self.clone();
-        tokio::spawn(async move { service.deliver_forever().await })
+    /// Runs the delivery worker in the background until it is stopped: a
+    /// pass whenever this process commits an event or an attempt ends, and
+    /// every [`POLL`]; the oldest pending delivery's age as a gauge; old
+    /// events purged hourly. Attempts run in tasks of their own, so stopping
+    /// the worker lets those in flight finish ([`DeliveryWorker::stop`]).
+    pub fn spawn_deliverer(&self) -> DeliveryWorker {
+        let (service, slots) = (self.clone(), Slots::default());
+        let s = slots.clone();
+        let task = tokio::spawn(async move { service.deliver_forever(s).await });
+        DeliveryWorker { task, slots }
     }
 
-    async fn deliver_forever(self) {
-        let slots = Slots::default();
+    async fn deliver_forever(self, slots: Slots) {
         let mut last_purge: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.delivery_pass(&slots).await {
