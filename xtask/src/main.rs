@@ -5,7 +5,7 @@
 //!   installed from Debian packages if missing, started on loopback in a
 //!   temporary directory, and stopped at the end (see [`Databases`]); a
 //!   virtualenv with wechatpy from PyPI runs the SDK drop-in test.
-//! - `bench [--quick] [--only a|b|c]`: build release and run the benchmarks
+//! - `bench [--quick] [--only a|b|c|d]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
 //!   schema with the backend the URL names.
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--quick] [--only a|b|c] | install-schema --database-url URL [--print]"
+                "usage: cargo xtask ci | bench [--quick] [--only a|b|c|d] | install-schema --database-url URL [--print]"
             );
             return ExitCode::from(2);
         }

@@ -13,7 +13,10 @@
 //! | `children`, [`component`], `suite` | authorizers and corps, the Open Platform and WeCom flows |
 //! | [`compat`] | what WeChat-shaped callers present: secrets and tokens |
 //! | [`custody`] | the master key: the database's key checks, re-sealing (`rekey`) |
-//! | [`scheduler`] | proactive refreshes ahead of expiry |
+//! | [`scheduler`] | proactive refreshes ahead of expiry (and stale pushed tickets) |
+//! | [`callbacks`] | a verified callback applied and recorded as an event in one transaction |
+//! | `alerts` | wetoken's own events: which conditions an outcome starts or ends |
+//! | [`events`], [`deliver`] | reading events, webhooks, and delivering to them |
 //!
 //! A read goes cache → flight → database → lease → WeChat. Every write
 //! schedules the credential's next refresh (`due_at`, see [`crate::timing`]).
