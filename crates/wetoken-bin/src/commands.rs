@@ -8,8 +8,8 @@ use wetoken_core::account::NewAccount;
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::TypePattern;
 use wetoken_core::keys::Pattern;
-use wetoken_core::service::AccountView;
 use wetoken_core::service::events::{EventFilter, WebhookRequest};
+use wetoken_core::service::{AccountFilter, AccountView};
 use wetoken_http::render;
 
 use crate::settings::Settings;
@@ -76,9 +76,23 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
             println!("{}", account.id);
         }
         AccountCommand::List => {
+            // Every page in turn: memory stays bounded however many accounts.
             let service = app::service(&settings).await?;
-            for a in service.list_accounts().await? {
-                println!("{}", summary(&a));
+            let mut out = std::io::stdout();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = service
+                    .list_accounts(&AccountFilter::default(), cursor.as_deref(), 1000)
+                    .await?;
+                for a in &page.items {
+                    if writeln!(out, "{}", summary(a)).is_err() {
+                        return Ok(());
+                    }
+                }
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
             }
         }
         AccountCommand::Show { id } => {
@@ -127,9 +141,17 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
         }
         KeyCommand::List => {
             let service = app::service(&settings).await?;
-            for k in service.list_keys().await? {
-                let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
-                println!("{}\t{}\t{}", k.name, patterns.join(","), render::rfc3339(k.created_at));
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = service.list_keys(cursor.as_deref(), 1000).await?;
+                for k in &page.items {
+                    let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
+                    println!("{}\t{}\t{}", k.name, patterns.join(","), render::rfc3339(k.created_at));
+                }
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
             }
         }
         KeyCommand::Rm { name } => app::service(&settings).await?.delete_key(&name).await?,

@@ -113,6 +113,19 @@ pub struct FailureWrite<'a> {
     pub events: &'a [NewEvent],
 }
 
+/// Which accounts a page holds (see [`Store::accounts_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountQuery {
+    /// Ids starting with this (`""`: every account; `authorizer:wxc:`: a
+    /// component's authorizers).
+    pub prefix: String,
+    /// Ids after this one (exclusive), from the first when None.
+    pub after: Option<String>,
+    pub status: Option<crate::account::AccountStatus>,
+    pub not_status: Option<crate::account::AccountStatus>,
+    pub limit: i64,
+}
+
 /// A value WeChat pushed, with the callback's events.
 #[derive(Debug, Clone)]
 pub struct PushWrite<'a> {
@@ -187,8 +200,10 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` if the id exists. `events` are committed with it.
     async fn insert_account(&self, account: &StoredAccount, events: &[NewEvent]) -> StoreResult<()>;
     async fn account(&self, id: &AccountId) -> StoreResult<Option<StoredAccount>>;
-    /// All accounts, or those whose parent is `parent`, ordered by id.
-    async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>>;
+    /// A page of accounts: ids starting with `q.prefix`, after `q.after`,
+    /// ordered by id, at most `q.limit`, optionally of one status or not of
+    /// one. One range scan of the primary key, whatever the total.
+    async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>>;
     /// Replaces secrets, config, status and updated_at. With
     /// `drop_credentials`, the account's fetched credential rows go in the
     /// same transaction (a rotated secret invalidates everything derived from
@@ -209,6 +224,9 @@ pub trait Store: Send + Sync + 'static {
     async fn credential(&self, id: &AccountId, credential: Credential) -> StoreResult<Option<CredentialState>>;
     /// All credential rows of one account.
     async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>>;
+    /// The credential rows of the accounts whose ids lie in `[first, last]`
+    /// (a page of accounts): one range scan of the primary key.
+    async fn credentials_between(&self, first: &AccountId, last: &AccountId) -> StoreResult<Vec<CredentialState>>;
     /// Takes the refresh lease for `owner` for `lease_ms`, if the row is
     /// still at `seen_version` and nobody holds an unexpired lease — its own
     /// holder included: an instance never starts a second fetch while its
@@ -281,12 +299,6 @@ pub trait Store: Send + Sync + 'static {
     async fn add_key_check(&self, check: &KeyCheck, now: i64) -> StoreResult<()>;
     /// Forgets a key's check (nothing is sealed with it any more).
     async fn remove_key_check(&self, key_id: &str) -> StoreResult<()>;
-    /// The WeCom self-built apps of `corpid` (`work:{corpid}:*`), by id: an
-    /// index range, however many accounts there are.
-    async fn work_apps(&self, corpid: &crate::domain::Ident) -> StoreResult<Vec<StoredAccount>>;
-    /// Accounts with ids after `after` (from the first when None), ordered
-    /// by id, at most `limit`: a walk over every account in batches.
-    async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>>;
     /// Replaces an account's sealed secrets with `secrets` if the row is
     /// unchanged since `read` (its `updated_at`). Whether it was.
     async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool>;
@@ -297,7 +309,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- API keys
     /// `Conflict` if the name exists.
     async fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
-    async fn keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Keys with names after `after`, by name, at most `limit`.
+    async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>>;
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn delete_key(&self, name: &str) -> StoreResult<bool>;
 

@@ -7,13 +7,14 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wetoken_core::account::{AccountPatch, NewAccount};
+use wetoken_core::account::{AccountPatch, AccountStatus, NewAccount};
 use wetoken_core::domain::AccountId;
 use wetoken_core::keys::Pattern;
+use wetoken_core::service::AccountFilter;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody};
+use crate::extract::{Admin, JsonBody, Paging, RawQuery, page_json};
 use crate::render;
 
 pub fn routes() -> Router<AppState> {
@@ -41,9 +42,26 @@ async fn create_account(
     Ok((StatusCode::CREATED, Json(render::account(&account))).into_response())
 }
 
-async fn list_accounts(State(st): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let accounts: Vec<Value> = st.service.list_accounts().await?.iter().map(render::account).collect();
-    Ok(Json(json!({ "accounts": accounts })))
+/// `GET /v1/accounts?kind=&status=&q=&limit=&cursor=`.
+async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let p = Paging::from_query(&q)?;
+    let given = |k: &str| q.get(k).filter(|v| !v.is_empty());
+    let filter = AccountFilter {
+        kind: given("kind").map(|k| k.parse()).transpose()?,
+        status: given("status")
+            .map(|s| s.parse::<AccountStatus>())
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("status: {}", e.0)))?,
+        q: given("q")
+            .map(|v| {
+                let ok = v.len() <= 200 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:".contains(&b));
+                ok.then(|| v.clone())
+                    .ok_or_else(|| ApiError::invalid("q must be the start of an account id, such as mp:wx"))
+            })
+            .transpose()?,
+    };
+    let page = st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(page_json("accounts", &page, render::account)))
 }
 
 async fn show_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -95,9 +113,10 @@ async fn create_key(
         .into_response())
 }
 
-async fn list_keys(State(st): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let keys: Vec<Value> = st.service.list_keys().await?.iter().map(render::key).collect();
-    Ok(Json(json!({ "keys": keys })))
+async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let p = Paging::from_query(&q)?;
+    let page = st.service.list_keys(p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(page_json("keys", &page, render::key)))
 }
 
 async fn delete_key(State(st): State<AppState>, _: Admin, Path(name): Path<String>) -> Result<StatusCode, ApiError> {

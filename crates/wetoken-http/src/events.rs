@@ -18,7 +18,7 @@ use wetoken_core::service::events::{EventFilter, WebhookRequest};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody, Keyed, RawQuery};
+use crate::extract::{Admin, JsonBody, Keyed, Paging, RawQuery, page_json};
 use crate::render;
 
 pub fn routes() -> Router<AppState> {
@@ -30,37 +30,28 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{name}/deliveries/{event_id}/retry", post(retry_delivery))
 }
 
-/// A page's size and where it starts (after an event id).
+/// A page's size and the event id it starts after: `cursor` (a previous
+/// page's `next_cursor`), else `after`.
 struct Page {
     limit: i64,
     after: i64,
 }
 
-fn id_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
-    q.get(name)
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                ApiError::invalid(format!("{name} must be an event id or a cursor from a previous page"))
-            })
-        })
-        .transpose()
+fn event_id(v: &str, name: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::invalid(format!("{name} must be an event id or a cursor from a previous page")))
 }
 
 fn page(q: &HashMap<String, String>) -> Result<Page, ApiError> {
-    let limit = match q.get("limit").filter(|v| !v.is_empty()) {
-        None => 100,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 1000"))?,
+    let p = Paging::from_query(q)?;
+    let after = match (&p.cursor, q.get("after").filter(|v| !v.is_empty())) {
+        (Some(c), _) => event_id(c, "cursor")?,
+        (None, Some(a)) => event_id(a, "after")?,
+        (None, None) => 0,
     };
-    let after = match id_param(q, "cursor")? {
-        Some(c) => c,
-        None => id_param(q, "after")?.unwrap_or(0),
-    };
-    Ok(Page { limit, after })
+    Ok(Page { limit: p.limit, after })
 }
 
 /// `GET /v1/events?after=&type=&account=&limit=&cursor=`.
@@ -133,13 +124,9 @@ async fn create_webhook(
 }
 
 async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let Page { limit, .. } = page(&q)?;
-    let after = q.get("cursor").cloned().unwrap_or_default();
-    let all = st.service.webhooks().await?;
-    let rest: Vec<_> = all.iter().filter(|w| w.name > after).collect();
-    let next = (rest.len() as i64 > limit).then(|| rest[limit as usize - 1].name.clone());
-    let webhooks: Vec<Value> = rest.iter().take(limit as usize).map(|w| render::webhook(w)).collect();
-    Ok(Json(json!({"webhooks": webhooks, "next_cursor": next})))
+    let p = Paging::from_query(&q)?;
+    let page = st.service.webhooks_page(p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(page_json("webhooks", &page, render::webhook)))
 }
 
 async fn delete_webhook(
@@ -165,11 +152,8 @@ async fn list_deliveries(
         .transpose()
         .map_err(|e| ApiError::invalid(e.0))?;
     let list = st.service.deliveries(&name, status, after, limit).await?;
-    let next = (list.len() as i64 >= limit)
-        .then(|| list.last().map(|d| d.event_id.to_string()))
-        .flatten();
-    let deliveries: Vec<Value> = list.iter().map(render::delivery).collect();
-    Ok(Json(json!({"deliveries": deliveries, "next_cursor": next})))
+    let page = wetoken_core::service::Page::of(list, limit, |d| d.event_id.to_string());
+    Ok(Json(page_json("deliveries", &page, render::delivery)))
 }
 
 async fn retry_delivery(

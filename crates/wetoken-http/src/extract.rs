@@ -306,3 +306,42 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
         )))
     }
 }
+
+/// `?limit=&cursor=` of every list (SPEC §3): `limit` 1–1000 (default 100;
+/// anything else is 400), `cursor` the previous page's `next_cursor`.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub limit: i64,
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    pub fn from_query(q: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let limit = match q.get("limit").filter(|v| !v.is_empty()) {
+            None => 100,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit must be a whole number from 1 to 1000"))?,
+        };
+        let cursor = match q.get("cursor").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(c) if c.len() <= 200 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)) => {
+                Some(c.clone())
+            }
+            Some(_) => return Err(ApiError::invalid("cursor must be a next_cursor from a previous page")),
+        };
+        Ok(Paging { limit, cursor })
+    }
+}
+
+/// A list's answer: `{"<name>": [...], "next_cursor": …}`.
+pub fn page_json<T>(
+    name: &str,
+    page: &wetoken_core::service::Page<T>,
+    render: impl Fn(&T) -> serde_json::Value,
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = page.items.iter().map(render).collect();
+    serde_json::json!({ name: items, "next_cursor": page.next_cursor })
+}

@@ -13,7 +13,7 @@ use wetoken_core::service::component::{AuthUrlParams, auth_url};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AccountPath, Authed};
+use crate::extract::{AccountPath, Authed, Paging, RawQuery, page_json};
 use crate::render;
 
 pub fn routes() -> Router<AppState> {
@@ -90,18 +90,25 @@ async fn authorization_url(
     ))
 }
 
-async fn authorizers(State(st): State<AppState>, a: Authed<AccountPath>) -> Result<Json<Value>, ApiError> {
-    let list: Vec<Value> = st
+async fn authorizers(
+    State(st): State<AppState>,
+    a: Authed<AccountPath>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Paging::from_query(&q)?;
+    let page = st
         .service
-        .authorizers(&a.target.0)
-        .await?
-        .iter()
-        .map(render::authorizer)
-        .collect();
-    Ok(Json(json!({ "authorizers": list })))
+        .authorizers(&a.target.0, p.cursor.as_deref(), p.limit)
+        .await?;
+    Ok(Json(page_json("authorizers", &page, render::authorizer)))
 }
 
-async fn corps(State(st): State<AppState>, a: Authed<AccountPath>) -> Result<Json<Value>, ApiError> {
-    let list: Vec<Value> = st.service.corps(&a.target.0).await?.iter().map(render::corp).collect();
-    Ok(Json(json!({ "corps": list })))
+async fn corps(
+    State(st): State<AppState>,
+    a: Authed<AccountPath>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Paging::from_query(&q)?;
+    let page = st.service.corps(&a.target.0, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(page_json("corps", &page, render::corp)))
 }

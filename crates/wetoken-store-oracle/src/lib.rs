@@ -23,11 +23,11 @@ use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store, StoreError,
-    StoreResult, StoredAccount,
+    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store,
+    StoreError, StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, WebhookRow, after_key, event_filters, work_app_range};
+use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, WebhookRow, event_filters, page_binds};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
@@ -234,15 +234,6 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>> {
-        let parent = parent.map(ToString::to_string);
-        self.run(move |conn, sql| match &parent {
-            Some(p) => rows(conn, sql.select_child_accounts, &[p], account_of),
-            None => rows(conn, sql.select_all_accounts, &[], account_of),
-        })
-        .await
-    }
-
     async fn update_account(&self, a: &StoredAccount, drop_credentials: bool, events: &[NewEvent]) -> StoreResult<()> {
         let r = AccountRow::encode(a);
         let events = encode_events(events);
@@ -276,6 +267,41 @@ impl Store for OracleStore {
     async fn credential(&self, id: &AccountId, c: Credential) -> StoreResult<Option<CredentialState>> {
         let (a, k) = (id.to_string(), c.as_str());
         self.run(move |conn, sql| Ok(rows(conn, sql.select_credential, &[&a, &k], credential_of)?.pop()))
+            .await
+    }
+
+    async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>> {
+        let b = page_binds(q);
+        let limit = q.limit;
+        self.run(move |conn, sql| {
+            rows(
+                conn,
+                sql.select_accounts_page,
+                &[
+                    &b.lower,
+                    &b.upper,
+                    &b.after,
+                    &b.status,
+                    &b.status,
+                    &b.not_status,
+                    &b.not_status,
+                    &limit,
+                ],
+                account_of,
+            )
+        })
+        .await
+    }
+
+    async fn credentials_between(&self, first: &AccountId, last: &AccountId) -> StoreResult<Vec<CredentialState>> {
+        let (f, l) = (first.to_string(), last.to_string());
+        self.run(move |conn, sql| rows(conn, sql.select_credentials_between, &[&f, &l], credential_of))
+            .await
+    }
+
+    async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
+        let after = after.unwrap_or(" ").to_owned();
+        self.run(move |conn, sql| rows(conn, sql.select_keys_page, &[&after, &limit], key_of))
             .await
     }
 
@@ -448,18 +474,6 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn work_apps(&self, corpid: &wetoken_core::domain::Ident) -> StoreResult<Vec<StoredAccount>> {
-        let (from, to) = work_app_range(corpid);
-        self.run(move |conn, sql| rows(conn, sql.select_accounts_between, &[&from, &to], account_of))
-            .await
-    }
-
-    async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>> {
-        let after = after_key(after);
-        self.run(move |conn, sql| rows(conn, sql.select_accounts_after, &[&after, &limit], account_of))
-            .await
-    }
-
     async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
         let (s, id, at) = (secrets.as_str().to_owned(), read.id.to_string(), read.updated_at);
         self.run(move |conn, sql| Ok(exec(conn, sql.reseal_account, &[&s, &id, &at])? == 1))
@@ -481,10 +495,6 @@ impl Store for OracleStore {
         let k = KeyRow::encode(k);
         self.run(move |conn, sql| exec(conn, sql.insert_key, &[&k.name, &k.hash, &k.accounts, &k.created_at]).map(drop))
             .await
-    }
-
-    async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.run(|conn, sql| rows(conn, sql.select_keys, &[], key_of)).await
     }
 
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>> {

@@ -8,7 +8,9 @@ use wetoken_core::account::{AccountConfig, AccountStatus, StoredAccount};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{self, Delivery, DeliveryStatus, Event, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
-use wetoken_core::store::{ApiKey, CredentialState, EventQuery, LastError, Sealed, StoreError, StoreResult};
+use wetoken_core::store::{
+    AccountQuery, ApiKey, CredentialState, EventQuery, LastError, Sealed, StoreError, StoreResult,
+};
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,17 +354,33 @@ pub fn event_filters(q: &EventQuery) -> EventFilters {
     }
 }
 
-/// Where an account walk starts: after `after`, or before every id (a
-/// single space: every id starts with its kind's letters, and Oracle would
-/// read an empty string as NULL).
-pub fn after_key(after: Option<&AccountId>) -> String {
-    after.map_or_else(|| " ".to_owned(), ToString::to_string)
+/// The binds of an account page: `[lower, upper)` from the prefix (every id
+/// character sorts below `~`; a single space stands for "from the first",
+/// since Oracle reads an empty string as NULL), the cursor, the statuses.
+pub struct PageBinds {
+    pub lower: String,
+    pub upper: String,
+    pub after: String,
+    pub status: Option<String>,
+    pub not_status: Option<String>,
 }
 
-/// The id range of `corpid`'s WeCom apps: `[work:{corpid}:, work:{corpid};)`
-/// (`;` is the character after `:`).
-pub fn work_app_range(corpid: &wetoken_core::domain::Ident) -> (String, String) {
-    (format!("work:{corpid}:"), format!("work:{corpid};"))
+pub fn page_binds(q: &AccountQuery) -> PageBinds {
+    PageBinds {
+        lower: if q.prefix.is_empty() {
+            " ".to_owned()
+        } else {
+            q.prefix.clone()
+        },
+        upper: format!("{}~", q.prefix),
+        after: q
+            .after
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| " ".to_owned()),
+        status: q.status.map(|s| s.as_str().to_owned()),
+        not_status: q.not_status.map(|s| s.as_str().to_owned()),
+    }
 }
 
 /// Decodes every row, failing on the first that does not decode.

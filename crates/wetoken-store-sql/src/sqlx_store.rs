@@ -6,13 +6,13 @@ use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store, StoreError,
-    StoreResult, StoredAccount,
+    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store,
+    StoreError, StoreResult, StoredAccount,
 };
 
 use crate::rows::{
-    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, WebhookRow, after_key, decode_all,
-    event_filters, work_app_range,
+    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, WebhookRow, decode_all, event_filters,
+    page_binds,
 };
 use crate::statements::{Dialect, Statements};
 
@@ -200,24 +200,6 @@ macro_rules! sql_store {
                 a.map(AccountRow::decode).transpose()
             }
 
-            async fn accounts(&self, parent: Option<&AccountId>) -> StoreResult<Vec<StoredAccount>> {
-                let rows: Vec<AccountRow> = match parent {
-                    Some(p) => {
-                        sqlx::query_as(self.sql.select_child_accounts)
-                            .bind(p.to_string())
-                            .fetch_all(&self.pool)
-                            .await
-                    }
-                    None => {
-                        sqlx::query_as(self.sql.select_all_accounts)
-                            .fetch_all(&self.pool)
-                            .await
-                    }
-                }
-                .map_err(map_err)?;
-                decode_all(rows, AccountRow::decode)
-            }
-
             async fn update_account(
                 &self,
                 a: &StoredAccount,
@@ -282,6 +264,47 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 row.map(CredentialRow::decode).transpose()
+            }
+
+            async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>> {
+                let b = page_binds(q);
+                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_page)
+                    .bind(&b.lower)
+                    .bind(&b.upper)
+                    .bind(&b.after)
+                    .bind(&b.status)
+                    .bind(&b.status)
+                    .bind(&b.not_status)
+                    .bind(&b.not_status)
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, AccountRow::decode)
+            }
+
+            async fn credentials_between(
+                &self,
+                first: &AccountId,
+                last: &AccountId,
+            ) -> StoreResult<Vec<CredentialState>> {
+                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_credentials_between)
+                    .bind(first.to_string())
+                    .bind(last.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, CredentialRow::decode)
+            }
+
+            async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
+                let rows: Vec<KeyRow> = sqlx::query_as(self.sql.select_keys_page)
+                    .bind(after.unwrap_or(" "))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, KeyRow::decode)
             }
 
             async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>> {
@@ -533,27 +556,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn work_apps(&self, corpid: &wetoken_core::domain::Ident) -> StoreResult<Vec<StoredAccount>> {
-                let (from, to) = work_app_range(corpid);
-                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_between)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                decode_all(rows, AccountRow::decode)
-            }
-
-            async fn accounts_after(&self, after: Option<&AccountId>, limit: i64) -> StoreResult<Vec<StoredAccount>> {
-                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_after)
-                    .bind(after_key(after))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                decode_all(rows, AccountRow::decode)
-            }
-
             async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
                 let n = sqlx::query(self.sql.reseal_account)
                     .bind(secrets.as_str())
@@ -590,14 +592,6 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
-            }
-
-            async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
-                let rows: Vec<KeyRow> = sqlx::query_as(self.sql.select_keys)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                decode_all(rows, KeyRow::decode)
             }
 
             async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>> {

@@ -41,8 +41,6 @@ pub const DELIVERY_COLUMNS: &str =
 pub struct Statements {
     pub insert_account: &'static str,
     pub select_account: &'static str,
-    pub select_all_accounts: &'static str,
-    pub select_child_accounts: &'static str,
     pub update_account: &'static str,
     pub delete_account_credentials: &'static str,
     pub delete_family_credentials: &'static str,
@@ -63,14 +61,11 @@ pub struct Statements {
     pub select_due: &'static str,
     pub select_by_hash: &'static str,
     pub insert_key: &'static str,
-    pub select_keys: &'static str,
     pub select_key_by_hash: &'static str,
     pub delete_key: &'static str,
     pub select_key_checks: &'static str,
     pub insert_key_check: &'static str,
     pub delete_key_check: &'static str,
-    pub select_accounts_after: &'static str,
-    pub select_accounts_between: &'static str,
     pub reseal_account: &'static str,
     pub reseal_value: &'static str,
     pub mark_pushed_stale: &'static str,
@@ -96,6 +91,9 @@ pub struct Statements {
     pub retry_delivery: &'static str,
     pub select_oldest_pending: &'static str,
     pub reseal_webhook: &'static str,
+    pub select_accounts_page: &'static str,
+    pub select_credentials_between: &'static str,
+    pub select_keys_page: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -178,10 +176,6 @@ impl Statements {
                 "INSERT INTO wt_accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             )),
             select_account: s(format!("SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id = ?")),
-            select_all_accounts: s(format!("SELECT {ACCOUNT_COLUMNS} FROM wt_accounts ORDER BY id")),
-            select_child_accounts: s(format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE parent_id = ? ORDER BY id"
-            )),
             update_account: s(
                 "UPDATE wt_accounts SET secrets = ?, config = ?, status = ?, updated_at = ? WHERE id = ?".into(),
             ),
@@ -252,18 +246,11 @@ impl Statements {
                  OR (previous_hash = ? AND previous_until > ?)"
             )),
             insert_key: s(format!("INSERT INTO wt_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?)")),
-            select_keys: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys ORDER BY name")),
             select_key_by_hash: s(format!("SELECT {KEY_COLUMNS} FROM wt_keys WHERE hash = ?")),
             delete_key: s("DELETE FROM wt_keys WHERE name = ?".into()),
             select_key_checks: s("SELECT key_id, check_value FROM wt_master_keys ORDER BY key_id".into()),
             insert_key_check: s("INSERT INTO wt_master_keys (key_id, check_value, created_at) VALUES (?, ?, ?)".into()),
             delete_key_check: s("DELETE FROM wt_master_keys WHERE key_id = ?".into()),
-            select_accounts_between: s(format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id >= ? AND id < ? ORDER BY id"
-            )),
-            select_accounts_after: s(format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id > ? ORDER BY id {limit}"
-            )),
             // Re-sealing changes no plaintext: compare-and-set on what was
             // read (updated_at, version), so a concurrent write wins.
             reseal_account: s("UPDATE wt_accounts SET secrets = ? WHERE id = ? AND updated_at = ?".into()),
@@ -335,6 +322,19 @@ impl Statements {
             ),
             select_oldest_pending: s("SELECT MIN(created_at) FROM wt_deliveries WHERE status = 'pending'".into()),
             reseal_webhook: s("UPDATE wt_webhooks SET secret = ? WHERE name = ? AND secret = ?".into()),
+            // Pages: a range of the primary key (a prefix is `[p, p~)`: every
+            // id character sorts below `~`), then the cursor.
+            select_accounts_page: s(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM wt_accounts WHERE id >= ? AND id < ? AND id > ? \
+                 AND (? IS NULL OR status = ?) AND (? IS NULL OR status <> ?) ORDER BY id {limit}"
+            )),
+            select_credentials_between: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE account_id >= ? AND account_id <= ? \
+                 ORDER BY account_id, kind"
+            )),
+            select_keys_page: s(format!(
+                "SELECT {KEY_COLUMNS} FROM wt_keys WHERE name > ? ORDER BY name {limit}"
+            )),
         }
     }
 
@@ -343,8 +343,6 @@ impl Statements {
         vec![
             self.insert_account,
             self.select_account,
-            self.select_all_accounts,
-            self.select_child_accounts,
             self.update_account,
             self.delete_account_credentials,
             self.delete_family_credentials,
@@ -365,14 +363,11 @@ impl Statements {
             self.select_due,
             self.select_by_hash,
             self.insert_key,
-            self.select_keys,
             self.select_key_by_hash,
             self.delete_key,
             self.select_key_checks,
             self.insert_key_check,
             self.delete_key_check,
-            self.select_accounts_after,
-            self.select_accounts_between,
             self.reseal_account,
             self.reseal_value,
             self.mark_pushed_stale,
@@ -398,6 +393,9 @@ impl Statements {
             self.retry_delivery,
             self.select_oldest_pending,
             self.reseal_webhook,
+            self.select_accounts_page,
+            self.select_credentials_between,
+            self.select_keys_page,
         ]
     }
 }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use wetoken_core::account::{AccountConfig, AccountStatus};
-use wetoken_core::domain::{AccountId, Credential, Ident};
+use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, CallbackSource, DeliveryStatus, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError, PushWrite, RefreshWrite, Sealed, Store,
-    StoreError, StoredAccount,
+    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError, PushWrite, RefreshWrite,
+    Sealed, Store, StoreError, StoredAccount,
 };
 
 use Credential::{AccessToken, JsapiTicket, VerifyTicket};
@@ -85,27 +85,26 @@ pub async fn master_keys_and_resealing(s: &dyn Store) {
     s.remove_key_check("bbbb0002").await.unwrap();
     assert_eq!(s.key_checks().await.unwrap(), [check("aaaa0001", "v2:aaaa0001:c1")]);
 
-    // Every account, in batches, in id order.
+    // Every account, in pages, in id order.
     let mut seen = Vec::new();
-    let mut after: Option<AccountId> = None;
+    let mut after: Option<String> = None;
     loop {
-        let page = s.accounts_after(after.as_ref(), 3).await.unwrap();
+        let q = AccountQuery {
+            after: after.take(),
+            limit: 3,
+            ..Default::default()
+        };
+        let page = s.accounts_page(&q).await.unwrap();
         if page.is_empty() {
             break;
         }
         assert!(page.len() <= 3);
-        after = page.last().map(|a| a.id.clone());
+        after = page.last().map(|a| a.id.to_string());
         seen.extend(page.into_iter().map(|a| a.id.to_string()));
     }
-    let all: Vec<String> = s
-        .accounts(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id.to_string())
-        .collect();
+    let all = ids_with_prefix(s, "").await;
     assert_eq!(seen, all);
-    assert!(seen.len() > 3, "the walk took several batches");
+    assert!(seen.len() > 3, "the walk took several pages");
 
     // A corp's WeCom apps: an id range, not a scan; ids of other corps that
     // share a prefix are outside it.
@@ -117,15 +116,38 @@ pub async fn master_keys_and_resealing(s: &dyn Store) {
     ] {
         s.insert_account(&account(id), &[]).await.unwrap();
     }
-    let corp = Ident::parse("corpid", "wwconf").unwrap();
-    let apps: Vec<String> = s
-        .work_apps(&corp)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id.to_string())
-        .collect();
-    assert_eq!(apps, ["work:wwconf:1000002", "work:wwconf:1000003"]);
+    assert_eq!(
+        ids_with_prefix(s, "work:wwconf:").await,
+        ["work:wwconf:1000002", "work:wwconf:1000003"]
+    );
+    // By status, and not of one.
+    let mut suspended = account("work:wwconf:1000004");
+    suspended.status = AccountStatus::Revoked;
+    s.insert_account(&suspended, &[]).await.unwrap();
+    let q = |status, not_status| AccountQuery {
+        prefix: "work:wwconf:".into(),
+        status,
+        not_status,
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |v: Vec<StoredAccount>| v.into_iter().map(|a| a.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.accounts_page(&q(Some(AccountStatus::Revoked), None)).await.unwrap()),
+        ["work:wwconf:1000004"]
+    );
+    assert_eq!(
+        ids(s.accounts_page(&q(None, Some(AccountStatus::Revoked))).await.unwrap()),
+        ["work:wwconf:1000002", "work:wwconf:1000003"]
+    );
+    // The credentials of a page's accounts, in one range.
+    let (w2, w3) = (id("work:wwconf:1000002"), id("work:wwconf:1000003"));
+    for w in [&w2, &w3, &id("work:wwconfx:1000002")] {
+        assert!(s.try_lease(w, AccessToken, "o", 0, LEASE).await.unwrap());
+    }
+    let rows = s.credentials_between(&w2, &w3).await.unwrap();
+    let owners: Vec<String> = rows.iter().map(|r| r.account.to_string()).collect();
+    assert_eq!(owners, ["work:wwconf:1000002", "work:wwconf:1000003"]);
 
     // Re-sealing is compare-and-set on what was read.
     let a = account("mp:conf_reseal");
@@ -268,7 +290,26 @@ pub async fn accounts(s: &dyn Store) {
         s.update_account(&absent, false, &[]).await,
         Err(StoreError::NotFound)
     ));
-    assert!(s.accounts(None).await.unwrap().iter().any(|r| r.id == a.id));
+    assert!(ids_with_prefix(s, "mp:").await.contains(&a.id.to_string()));
+}
+
+/// The ids of every account starting with `prefix`, page by page.
+async fn ids_with_prefix(s: &dyn Store, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut q = AccountQuery {
+        prefix: prefix.into(),
+        limit: 2,
+        ..Default::default()
+    };
+    loop {
+        let page = s.accounts_page(&q).await.unwrap();
+        let full = page.len() == 2;
+        q.after = page.last().map(|a| a.id.to_string());
+        out.extend(page.into_iter().map(|a| a.id.to_string()));
+        if !full {
+            return out;
+        }
+    }
 }
 
 pub async fn account_children_and_delete(s: &dyn Store) {
@@ -277,10 +318,12 @@ pub async fn account_children_and_delete(s: &dyn Store) {
     s.insert_account(&account("component:conf_c"), &[]).await.unwrap();
     s.insert_account(&account("authorizer:conf_c:wx1"), &[]).await.unwrap();
     s.insert_account(&account("authorizer:conf_c:wx2"), &[]).await.unwrap();
-    let children = s.accounts(Some(&component)).await.unwrap();
-    let ids: Vec<_> = children.iter().map(|r| r.id.to_string()).collect();
+    // A prefix is a range: a component whose appid extends this one's is
+    // not its parent.
+    s.insert_account(&account("component:conf_cc"), &[]).await.unwrap();
+    s.insert_account(&account("authorizer:conf_cc:wx1"), &[]).await.unwrap();
     assert_eq!(
-        ids,
+        ids_with_prefix(s, "authorizer:conf_c:").await,
         ["authorizer:conf_c:wx1", "authorizer:conf_c:wx2"],
         "children ordered by id"
     );
@@ -727,7 +770,14 @@ pub async fn keys(s: &dyn Store) {
     assert!(matches!(s.insert_key(&k).await, Err(StoreError::Conflict)));
     assert_eq!(s.key_by_hash(&k.hash).await.unwrap(), Some(k.clone()));
     assert_eq!(s.key_by_hash(&"cd".repeat(32)).await.unwrap(), None);
-    assert!(s.keys().await.unwrap().contains(&k));
+    assert!(s.keys_page(None, 1000).await.unwrap().contains(&k));
+    let mut k2 = k.clone();
+    k2.name = "conf-key2".into();
+    k2.hash = "ef".repeat(32);
+    s.insert_key(&k2).await.unwrap();
+    let page = s.keys_page(Some("conf-key"), 1).await.unwrap();
+    assert_eq!(page, [k2.clone()], "after a name, by name, limited");
+    assert!(s.delete_key("conf-key2").await.unwrap());
     assert!(s.delete_key("conf-key").await.unwrap());
     assert!(!s.delete_key("conf-key").await.unwrap());
     assert_eq!(s.key_by_hash(&k.hash).await.unwrap(), None);

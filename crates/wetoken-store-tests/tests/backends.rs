@@ -94,7 +94,12 @@ async fn rows_that_do_not_decode_are_errors() {
         matches!(store.account(&id).await, Err(StoreError::Corrupt(_))),
         "unknown status"
     );
-    assert!(matches!(store.accounts(None).await, Err(StoreError::Corrupt(_))));
+    let page = wetoken_core::store::AccountQuery {
+        prefix: "mp:wxbad".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(matches!(store.accounts_page(&page).await, Err(StoreError::Corrupt(_))));
     assert!(
         matches!(store.credentials(&id).await, Err(StoreError::Corrupt(_))),
         "unknown credential"

@@ -154,3 +154,100 @@ async fn every_kind_can_be_created_and_agentid_is_a_string() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "a corp needs its suite first: {v}");
 }
+
+/// Follows `next_cursor` from `path` (which has a `?`), `limit` at a time:
+/// the ids (by `field`) of every page, and how many pages it took.
+async fn walk(srv: &TestServer, path: &str, list: &str, field: &str, limit: usize) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, String::new());
+    loop {
+        let (s, v) = srv.get(&format!("{path}&limit={limit}{cursor}"), Some(ADMIN)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let items = v[list].as_array().unwrap();
+        assert!(items.len() <= limit, "a page holds at most limit");
+        ids.extend(items.iter().map(|a| a[field].as_str().unwrap().to_owned()));
+        pages += 1;
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return (ids, pages),
+        }
+    }
+}
+
+/// SPEC §3: every list is paginated with `limit` and an opaque `cursor`;
+/// accounts filter by kind, status and id prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_paginated_and_accounts_filtered() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    for i in 1..=5 {
+        srv.add_mp(&format!("wxpage{i}"), "s").await;
+    }
+    srv.add_mp("wxother", "s").await;
+    for body in [
+        json!({"kind":"work","corpid":"wwpage","agentid":1000002,"secret":"s"}),
+        json!({"kind":"component","appid":"wxpagec","secret":"s","token":"t","aes_key":"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}),
+        json!({"kind":"authorizer","component_appid":"wxpagec","appid":"wxa1","refresh_token":"r"}),
+        json!({"kind":"authorizer","component_appid":"wxpagec","appid":"wxa2","refresh_token":"r"}),
+        json!({"kind":"authorizer","component_appid":"wxpagec","appid":"wxa3","refresh_token":"r"}),
+    ] {
+        let (s, v) = srv.post("/v1/accounts", Some(ADMIN), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    let (all, pages) = walk(&srv, "/v1/accounts?", "accounts", "id", 3).await;
+    assert_eq!(all.len(), 11);
+    assert!(pages >= 4, "{pages} pages");
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "ordered by id, none twice");
+    let (mp, _) = walk(&srv, "/v1/accounts?kind=mp", "accounts", "id", 2).await;
+    assert_eq!(mp.len(), 6);
+    let (prefixed, _) = walk(&srv, "/v1/accounts?q=mp:wxpage", "accounts", "id", 100).await;
+    assert_eq!(prefixed, (1..=5).map(|i| format!("mp:wxpage{i}")).collect::<Vec<_>>());
+    let (both, _) = walk(
+        &srv,
+        "/v1/accounts?kind=authorizer&q=authorizer:wxpagec:wxa",
+        "accounts",
+        "id",
+        100,
+    )
+    .await;
+    assert_eq!(both.len(), 3);
+    let (none, _) = walk(&srv, "/v1/accounts?kind=work&q=mp:", "accounts", "id", 100).await;
+    assert!(none.is_empty());
+    let (active, _) = walk(&srv, "/v1/accounts?status=active&kind=work", "accounts", "id", 100).await;
+    assert_eq!(active, ["work:wwpage:1000002"]);
+    let (_, page) = srv.get("/v1/accounts?q=mp:wxpage1", Some(ADMIN)).await;
+    assert!(page["accounts"][0]["credentials"].is_object(), "{page}");
+
+    let (authorizers, pages) = walk(&srv, "/v1/component/wxpagec/authorizers?", "authorizers", "appid", 2).await;
+    assert_eq!(
+        (authorizers, pages),
+        (vec!["wxa1".to_owned(), "wxa2".into(), "wxa3".into()], 2)
+    );
+
+    for name in ["k1", "k2", "k3"] {
+        srv.key_for(name, &["*"]).await;
+    }
+    let (keys, pages) = walk(&srv, "/v1/keys?", "keys", "name", 2).await;
+    assert_eq!((keys.len(), pages), (3, 2));
+
+    for bad in [
+        "/v1/accounts?limit=1001",
+        "/v1/accounts?limit=0",
+        "/v1/accounts?limit=x",
+        "/v1/accounts?cursor=a%20b",
+        "/v1/accounts?kind=bogus",
+        "/v1/accounts?status=bogus",
+        "/v1/accounts?q=%27%20OR%201=1",
+        "/v1/keys?limit=5000",
+        "/v1/component/wxpagec/authorizers?limit=-1",
+    ] {
+        let (s, v) = srv.get(bad, Some(ADMIN)).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{bad}: {v}"
+        );
+    }
+}

@@ -3,11 +3,13 @@
 //! [`AccountView`]s: identifiers, settings and credential state, never a
 //! secret.
 
-use super::{AccountView, CredentialService, Result, ServiceError, not_found};
+use std::collections::HashMap;
+
+use super::{AccountFilter, AccountView, CredentialService, Page, Result, ServiceError, not_found};
 use crate::account::{Account, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS};
 use crate::clock::to_millis;
 use crate::domain::AccountId;
-use crate::store::StoreError;
+use crate::store::{AccountQuery, CredentialState, StoreError};
 
 impl CredentialService {
     pub async fn create_account(&self, new: NewAccount) -> Result<AccountView> {
@@ -43,15 +45,58 @@ impl CredentialService {
         Ok(AccountView::new(&account, &[]))
     }
 
-    pub async fn list_accounts(&self) -> Result<Vec<AccountView>> {
-        let stored = self.inner.store.accounts(None).await?;
-        let mut out = Vec::with_capacity(stored.len());
+    /// A page of accounts matching `f`, after the account `after` (a
+    /// previous page's cursor), at most `limit`: one range scan for the
+    /// accounts and one for their credentials, whatever the total.
+    pub async fn list_accounts(&self, f: &AccountFilter, after: Option<&str>, limit: i64) -> Result<Page<AccountView>> {
+        let Some(prefix) = f.prefix() else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let q = AccountQuery {
+            prefix,
+            after: after.map(str::to_owned),
+            status: f.status,
+            not_status: None,
+            limit,
+        };
+        let stored = self.inner.store.accounts_page(&q).await?;
+        let mut creds: HashMap<AccountId, Vec<CredentialState>> = HashMap::new();
+        if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+            for c in self.inner.store.credentials_between(&first.id, &last.id).await? {
+                creds.entry(c.account.clone()).or_default().push(c);
+            }
+        }
+        let mut views = Vec::with_capacity(stored.len());
         for a in stored {
             let account = self.inner.open_account(a)?;
-            let creds = self.inner.store.credentials(&account.id).await?;
-            out.push(AccountView::new(&account, &creds));
+            let rows = creds.remove(&account.id).unwrap_or_default();
+            views.push(AccountView::new(&account, &rows));
         }
-        Ok(out)
+        Ok(Page::of(views, limit, |v| v.id.to_string()))
+    }
+
+    /// Every account whose id starts with `prefix`, read a page at a time
+    /// (a corp's apps, a suite's corps): bounded pages, never one answer.
+    pub(super) async fn with_prefix(&self, prefix: &str) -> Result<Vec<crate::store::StoredAccount>> {
+        const PAGE: i64 = 500;
+        let mut out = Vec::new();
+        let mut q = AccountQuery {
+            prefix: prefix.to_owned(),
+            limit: PAGE,
+            ..Default::default()
+        };
+        loop {
+            let page = self.inner.store.accounts_page(&q).await?;
+            let full = page.len() as i64 == PAGE;
+            q.after = page.last().map(|a| a.id.to_string());
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     pub async fn show_account(&self, id: &AccountId) -> Result<AccountView> {

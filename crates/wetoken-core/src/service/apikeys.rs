@@ -27,8 +27,10 @@ impl CredentialService {
         Ok(key)
     }
 
-    pub async fn list_keys(&self) -> Result<Vec<KeyView>> {
-        Ok(self.inner.store.keys().await?.into_iter().map(KeyView::from).collect())
+    /// A page of keys by name, after the key `after`.
+    pub async fn list_keys(&self, after: Option<&str>, limit: i64) -> Result<super::Page<KeyView>> {
+        let keys = self.inner.store.keys_page(after, limit).await?;
+        Ok(super::Page::of(keys, limit, |k| k.name.clone()).map(KeyView::from))
     }
 
     pub async fn delete_key(&self, name: &str) -> Result<()> {

@@ -14,12 +14,23 @@ use super::{CredentialService, Result, ServiceError};
 use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
 use crate::domain::{AccountId, Credential};
 use crate::events::{NewEvent, types};
+use crate::store::AccountQuery;
 use crate::upstream::Fetched;
 
 /// WeChat keeps a component_verify_ticket valid for 12 hours.
 const VERIFY_TICKET_LIFE_MS: i64 = 12 * 3600 * 1000;
 /// WeCom keeps a suite_ticket valid for 30 minutes.
 const SUITE_TICKET_LIFE_MS: i64 = 30 * 60 * 1000;
+
+/// The id prefix of a parent's children: `authorizer:{c}:`, `corp:{s}:`.
+fn children_prefix(parent: &AccountId) -> String {
+    match parent {
+        AccountId::Component { appid } => format!("authorizer:{appid}:"),
+        AccountId::Suite { suite_id } => format!("corp:{suite_id}:"),
+        // No other kind has children: a prefix no id has.
+        other => format!("{other}:"),
+    }
+}
 
 impl CredentialService {
     /// Stores a ticket WeChat pushed to a component (component_verify_ticket)
@@ -72,7 +83,7 @@ impl CredentialService {
     ) -> Result<Option<AccountId>> {
         let candidates = match child {
             Some(id) => self.inner.store.account(id).await?.into_iter().collect(),
-            None => self.inner.store.accounts(Some(parent)).await?,
+            None => self.with_prefix(&children_prefix(parent)).await?,
         };
         Ok(candidates
             .into_iter()
@@ -159,17 +170,30 @@ impl CredentialService {
         Ok(true)
     }
 
-    /// The parent's children that are not revoked, ordered by id.
-    pub(super) async fn live_children(&self, parent: &AccountId) -> Result<Vec<Account>> {
+    /// A page of the parent's children that are not revoked, ordered by id,
+    /// after the child whose last id segment (appid, corpid) is `after`.
+    pub(super) async fn live_children(
+        &self,
+        parent: &AccountId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<super::Page<Account>> {
         self.inner.account(parent).await?;
+        let prefix = children_prefix(parent);
+        let q = AccountQuery {
+            after: after.map(|a| format!("{prefix}{a}")),
+            prefix,
+            not_status: Some(AccountStatus::Revoked),
+            limit,
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        for stored in self.inner.store.accounts(Some(parent)).await? {
-            let a = self.inner.open_account(stored)?;
-            if a.status != AccountStatus::Revoked {
-                out.push(a);
-            }
+        for stored in self.inner.store.accounts_page(&q).await? {
+            out.push(self.inner.open_account(stored)?);
         }
-        Ok(out)
+        Ok(super::Page::of(out, limit, |a| {
+            a.id.to_string().rsplit(':').next().unwrap_or_default().to_owned()
+        }))
     }
 
     /// Stores the token an authorization came with (api_query_auth's,

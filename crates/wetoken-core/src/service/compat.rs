@@ -93,7 +93,7 @@ impl CredentialService {
             return Ok(SecretCheck::Matches(id));
         }
         let mut known = false;
-        for stored in self.inner.store.work_apps(corpid).await? {
+        for stored in self.with_prefix(&format!("work:{corpid}:")).await? {
             let a = self.inner.open_account(stored)?;
             known = true;
             if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {

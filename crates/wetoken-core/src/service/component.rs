@@ -179,11 +179,18 @@ impl CredentialService {
         .await
     }
 
-    /// The authorizers of a component that are not revoked (SPEC §3).
-    pub async fn authorizers(&self, component: &AccountId) -> Result<Vec<AuthorizerEntry>> {
+    /// A page of the authorizers of a component that are not revoked (SPEC
+    /// §3), after the appid `after`.
+    pub async fn authorizers(
+        &self,
+        component: &AccountId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<super::Page<AuthorizerEntry>> {
         component_appid(component)?;
+        let page = self.live_children(component, after, limit).await?;
         let mut out = Vec::new();
-        for a in self.live_children(component).await? {
+        for a in page.items {
             let AccountId::Authorizer { appid, .. } = &a.id else {
                 continue;
             };
@@ -194,7 +201,10 @@ impl CredentialService {
                 func_info: a.config.func_info.clone(),
             });
         }
-        Ok(out)
+        Ok(super::Page {
+            items: out,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Checks that the parent of a new child account (an imported authorizer

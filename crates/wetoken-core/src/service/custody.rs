@@ -66,7 +66,11 @@ impl CredentialService {
             }));
         }
         let legacy = if checks.is_empty() {
-            match self.inner.store.accounts_after(None, 1).await?.pop() {
+            let first = crate::store::AccountQuery {
+                limit: 1,
+                ..Default::default()
+            };
+            match self.inner.store.accounts_page(&first).await?.pop() {
                 // A fresh database: nothing sealed yet.
                 None => false,
                 Some(first) => {
@@ -112,9 +116,14 @@ impl CredentialService {
         let mut out = Rekeyed::default();
         let mut after = None;
         loop {
-            let batch = store.accounts_after(after.as_ref(), BATCH).await?;
+            let q = crate::store::AccountQuery {
+                after: after.take(),
+                limit: BATCH,
+                ..Default::default()
+            };
+            let batch = store.accounts_page(&q).await?;
             let Some(last) = batch.last() else { break };
-            after = Some(last.id.clone());
+            after = Some(last.id.to_string());
             for a in &batch {
                 let field = binding(&a.id, SECRETS_FIELD);
                 match reseal(key, &a.secrets, &field) {

@@ -156,6 +156,21 @@ impl CredentialService {
         Ok(self.inner.store.webhooks().await?)
     }
 
+    /// A page of webhooks by name, after the webhook `after`. Webhooks are
+    /// an operator's handful, read whole and cut here.
+    pub async fn webhooks_page(&self, after: Option<&str>, limit: i64) -> Result<super::Page<Webhook>> {
+        let rest: Vec<Webhook> = self
+            .inner
+            .store
+            .webhooks()
+            .await?
+            .into_iter()
+            .filter(|w| after.is_none_or(|a| w.name.as_str() > a))
+            .take(limit as usize)
+            .collect();
+        Ok(super::Page::of(rest, limit, |w| w.name.clone()))
+    }
+
     async fn webhook_named(&self, name: &str) -> Result<Webhook> {
         self.inner
             .store

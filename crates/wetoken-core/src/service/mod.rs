@@ -58,7 +58,10 @@ use crate::upstream::{Upstream, UpstreamError};
 pub use compat::SecretCheck;
 pub use fetch::TokenCall;
 pub use lease::ATTEMPTS_PER_LEASE;
-pub use views::{AccountView, AuthorizerEntry, ChildStatus, CorpEntry, CredentialView, ErrorView, Issued, KeyView};
+pub use views::{
+    AccountFilter, AccountView, AuthorizerEntry, ChildStatus, CorpEntry, CredentialView, ErrorView, Issued, KeyView,
+    Page,
+};
 
 /// Tunables of the service (SPEC §7).
 #[derive(Debug, Clone)]

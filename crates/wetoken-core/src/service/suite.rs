@@ -115,10 +115,11 @@ impl CredentialService {
     }
 
     /// The corps that installed a suite and did not cancel (SPEC §3).
-    pub async fn corps(&self, suite: &AccountId) -> Result<Vec<CorpEntry>> {
+    pub async fn corps(&self, suite: &AccountId, after: Option<&str>, limit: i64) -> Result<super::Page<CorpEntry>> {
         suite_id(suite)?;
+        let page = self.live_children(suite, after, limit).await?;
         let mut out = Vec::new();
-        for a in self.live_children(suite).await? {
+        for a in page.items {
             let AccountId::Corp { corpid, .. } = &a.id else {
                 continue;
             };
@@ -129,6 +130,9 @@ impl CredentialService {
                 status: ChildStatus::of(&a),
             });
         }
-        Ok(out)
+        Ok(super::Page {
+            items: out,
+            next_cursor: page.next_cursor,
+        })
     }
 }

@@ -181,3 +181,54 @@ mod tests {
         assert!(!format!("{i:?}").contains("secret-token"));
     }
 }
+
+/// A page of a list (SPEC §3): its items, and the cursor of the next page
+/// (None on the last).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page of `items` read with `limit`: a full page may have a next one,
+    /// which starts after `cursor_of` its last item.
+    pub fn of(items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+        let next_cursor = (items.len() as i64 >= limit)
+            .then(|| items.last().map(&cursor_of))
+            .flatten();
+        Page { items, next_cursor }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+/// What `GET /v1/accounts` filters by.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub kind: Option<crate::domain::AccountKind>,
+    pub status: Option<AccountStatus>,
+    /// An id prefix.
+    pub q: Option<String>,
+}
+
+impl AccountFilter {
+    /// The id prefix every listed account has: the kind's `{kind}:` and `q`
+    /// together, or None when they exclude each other.
+    pub fn prefix(&self) -> Option<String> {
+        let kind = self.kind.map(|k| format!("{}:", k.as_str()));
+        match (kind, &self.q) {
+            (None, None) => Some(String::new()),
+            (Some(k), None) => Some(k),
+            (None, Some(q)) => Some(q.clone()),
+            (Some(k), Some(q)) if q.starts_with(&k) => Some(q.clone()),
+            (Some(k), Some(q)) if k.starts_with(q.as_str()) => Some(k),
+            _ => None,
+        }
+    }
+}
