@@ -43,6 +43,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("proxy_max_inflight", "WETOKEN_PROXY_MAX_INFLIGHT"),
     ("event_retention_days", "WETOKEN_EVENT_RETENTION_DAYS"),
     ("stale_ticket_secs", "WETOKEN_STALE_TICKET_SECS"),
+    ("cache_max_entries", "WETOKEN_CACHE_MAX_ENTRIES"),
+    ("max_upstream_rps", "WETOKEN_MAX_UPSTREAM_RPS"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -75,6 +77,8 @@ pub struct Settings {
     pub proxy_max_inflight: u64,
     pub event_retention_days: u64,
     pub stale_ticket_secs: u64,
+    pub cache_max_entries: u64,
+    pub max_upstream_rps: u64,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -110,6 +114,8 @@ impl std::fmt::Debug for Settings {
             .field("proxy_max_inflight", &self.proxy_max_inflight)
             .field("event_retention_days", &self.event_retention_days)
             .field("stale_ticket_secs", &self.stale_ticket_secs)
+            .field("cache_max_entries", &self.cache_max_entries)
+            .field("max_upstream_rps", &self.max_upstream_rps)
             .finish()
     }
 }
@@ -144,6 +150,8 @@ impl Default for Settings {
             proxy_max_inflight: 256,
             event_retention_days: 7,
             stale_ticket_secs: 1500,
+            cache_max_entries: 100_000,
+            max_upstream_rps: 200,
         }
     }
 }
@@ -250,6 +258,8 @@ impl Settings {
             "proxy_max_inflight" => self.proxy_max_inflight = parse_num(key, v)?,
             "event_retention_days" => self.event_retention_days = parse_num(key, v)?,
             "stale_ticket_secs" => self.stale_ticket_secs = parse_num(key, v)?,
+            "cache_max_entries" => self.cache_max_entries = parse_num(key, v)?,
+            "max_upstream_rps" => self.max_upstream_rps = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -279,6 +289,9 @@ impl Settings {
                 "WETOKEN_EVENT_RETENTION_DAYS must be 1 to 3650, at least the 24 h of webhook retries (got {})",
                 self.event_retention_days
             ));
+        }
+        if self.cache_max_entries == 0 || self.max_upstream_rps == 0 {
+            return Err("WETOKEN_CACHE_MAX_ENTRIES and WETOKEN_MAX_UPSTREAM_RPS must be at least 1".into());
         }
         if self.stale_ticket_secs < 60 {
             return Err(format!(
@@ -324,6 +337,8 @@ impl Settings {
             force_refresh_min_interval: Duration::from_secs(self.force_refresh_min_interval_secs),
             stale_ticket: Duration::from_secs(self.stale_ticket_secs),
             event_retention: Duration::from_secs(self.event_retention_days * 86_400),
+            cache_max_entries: usize::try_from(self.cache_max_entries).unwrap_or(usize::MAX),
+            max_upstream_rps: u32::try_from(self.max_upstream_rps).unwrap_or(u32::MAX),
             ..ServiceConfig::default()
         }
     }

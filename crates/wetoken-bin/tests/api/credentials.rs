@@ -1,3 +1,5 @@
+use std::time::{Duration, Instant};
+
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -363,4 +365,50 @@ async fn stale_reports_of_the_current_value_cannot_drain_the_quota() {
         (StatusCode::OK, Some(current.as_str()))
     );
     assert_eq!(sim.calls(wetoken_sim::TOKEN), 2);
+}
+
+/// SPEC §7/§12: proactive refreshes never exceed WETOKEN_MAX_UPSTREAM_RPS,
+/// even when every token comes due at once; all are refreshed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proactive_refreshes_keep_to_the_upstream_rate_cap() {
+    const N: usize = 30;
+    const RPS: u64 = 5;
+    let sim = wetoken_sim::Sim::start(wetoken_sim::SimConfig {
+        token_ttl_secs: 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_UPSTREAM_RPS", "5")]).await;
+    for i in 0..N {
+        let appid = format!("wxcap{i:02}");
+        sim.add_app(&appid, "s");
+        srv.add_mp(&appid, "s").await;
+        let (s, _) = srv.get(&format!("/v1/mp/{appid}/access_token"), Some(ADMIN)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let base = sim.token_calls();
+    assert_eq!(base as usize, N);
+    // Tokens of 20 s are due within 10 s of their fetch: all at once. Count
+    // the upstream calls in every one-second window until all are done.
+    let mut samples = vec![(Instant::now(), sim.token_calls())];
+    while sim.token_calls() < base * 2 && samples[0].0.elapsed() < Duration::from_secs(40) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        samples.push((Instant::now(), sim.token_calls()));
+    }
+    assert!(sim.token_calls() >= base * 2, "every token was refreshed");
+    let mut worst = 0;
+    for (i, (t0, c0)) in samples.iter().enumerate() {
+        for (t1, c1) in &samples[i..] {
+            if t1.duration_since(*t0) <= Duration::from_secs(1) {
+                worst = worst.max(c1 - c0);
+            }
+        }
+    }
+    assert!(
+        worst <= RPS + 1,
+        "{worst} calls within one second with a cap of {RPS}/s"
+    );
+    let backlog = metric(&srv, "wetoken_refresh_backlog_seconds", &[]).await;
+    assert!(backlog >= 0.0);
 }

@@ -4,11 +4,15 @@
 //! - [`Cache`]: credential values, answered while valid and checked against
 //!   the database less than the cache TTL ago. That bound keeps every
 //!   instance within WeChat's 5-minute grace after another one refreshed.
+//!   At most `WETOKEN_CACHE_MAX_ENTRIES` values are held: beyond, the
+//!   accounts least recently read leave (a tenth at a time, so that eviction
+//!   is amortized and a read only stores a timestamp).
 //! - [`Memo`]: what a presented token, secret or key resolved to, by its
 //!   SHA-256 (the presented text is not kept), for the same TTL.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use metrics::Counter;
@@ -30,13 +34,28 @@ struct Cached {
     checked_at: i64,
 }
 
+/// One account's cached values, and when one of them was last read.
+#[derive(Default)]
+struct Slots {
+    values: [Option<Cached>; Credential::ALL.len()],
+    used: AtomicI64,
+}
+
 /// Credential values, by account then credential: a read borrows the
 /// account id (no allocation on a hit).
 pub(super) struct Cache {
-    map: RwLock<Map<AccountId, [Option<Cached>; Credential::ALL.len()]>>,
+    map: RwLock<Values>,
     ttl_ms: i64,
+    max_entries: usize,
     hits: OnceLock<Counter>,
     misses: OnceLock<Counter>,
+}
+
+/// The accounts' slots and how many values they hold.
+#[derive(Default)]
+struct Values {
+    by_account: Map<AccountId, Slots>,
+    len: usize,
 }
 
 fn slot(c: Credential) -> usize {
@@ -47,13 +66,19 @@ fn slot(c: Credential) -> usize {
 }
 
 impl Cache {
-    pub(super) fn new(ttl_ms: i64) -> Self {
+    pub(super) fn new(ttl_ms: i64, max_entries: usize) -> Self {
         Cache {
             map: RwLock::default(),
             ttl_ms,
+            max_entries: max_entries.max(1),
             hits: OnceLock::new(),
             misses: OnceLock::new(),
         }
+    }
+
+    /// How many values are held.
+    pub(super) fn len(&self) -> usize {
+        self.map.read().unwrap().len
     }
 
     /// A read's first look: [`Cache::fresh`], counted as a hit or a miss.
@@ -74,50 +99,110 @@ impl Cache {
     /// A value that is valid at `now` and was checked recently enough.
     pub(super) fn fresh(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
         let map = self.map.read().unwrap();
-        let c = map.get(id)?[slot(cred)].as_ref()?;
-        (c.expires_at > now && now - c.checked_at < self.ttl_ms).then(|| Issued {
-            value: c.value.clone(),
-            expires_at: from_millis(c.expires_at),
+        let slots = map.by_account.get(id)?;
+        let c = slots.values[slot(cred)].as_ref()?;
+        (c.expires_at > now && now - c.checked_at < self.ttl_ms).then(|| {
+            slots.used.store(now, Ordering::Relaxed);
+            Issued {
+                value: c.value.clone(),
+                expires_at: from_millis(c.expires_at),
+            }
         })
     }
 
     /// Remembers a value read from, or written to, the database at `now`.
     pub(super) fn put(&self, key: &Key, value: String, expires_at: i64, now: i64) {
         let mut map = self.map.write().unwrap();
-        let slots = match map.get_mut(&key.0) {
+        let Values { by_account, len } = &mut *map;
+        let slots = match by_account.get_mut(&key.0) {
             Some(s) => s,
-            None => map.entry(key.0.clone()).or_default(),
+            None => by_account.entry(key.0.clone()).or_default(),
         };
-        slots[slot(key.1)] = Some(Cached {
+        slots.used.store(now, Ordering::Relaxed);
+        let old = slots.values[slot(key.1)].replace(Cached {
             value,
             expires_at,
             checked_at: now,
         });
+        if old.is_none() {
+            *len += 1;
+        }
+        if *len > self.max_entries {
+            evict(&mut map, self.max_entries - self.max_entries / 10);
+        }
     }
 
     pub(super) fn remove(&self, key: &Key) {
-        if let Some(slots) = self.map.write().unwrap().get_mut(&key.0) {
-            slots[slot(key.1)] = None;
+        let mut map = self.map.write().unwrap();
+        let Values { by_account, len } = &mut *map;
+        if let Some(slots) = by_account.get_mut(&key.0)
+            && slots.values[slot(key.1)].take().is_some()
+        {
+            *len -= 1;
         }
     }
 
     /// Keeps the accounts `keep` says yes to.
     pub(super) fn retain(&self, keep: impl Fn(&AccountId) -> bool) {
-        self.map.write().unwrap().retain(|id, _| keep(id));
+        let mut map = self.map.write().unwrap();
+        let Values { by_account, len } = &mut *map;
+        by_account.retain(|id, slots| {
+            let kept = keep(id);
+            if !kept {
+                *len -= held(slots);
+            }
+            kept
+        });
     }
 
     /// (key, seconds of life left) of every cached value.
     pub(super) fn remaining(&self, now: i64) -> Vec<(Key, f64)> {
         let map = self.map.read().unwrap();
-        map.iter()
+        map.by_account
+            .iter()
             .flat_map(|(id, slots)| {
-                Credential::ALL.iter().zip(slots).filter_map(move |(cred, c)| {
+                Credential::ALL.iter().zip(&slots.values).filter_map(move |(cred, c)| {
                     let c = c.as_ref()?;
                     Some(((id.clone(), *cred), ((c.expires_at - now) as f64 / 1000.0).max(0.0)))
                 })
             })
             .collect()
     }
+}
+
+fn held(slots: &Slots) -> usize {
+    slots.values.iter().filter(|v| v.is_some()).count()
+}
+
+/// Drops the accounts least recently read until at most `target` values
+/// are held: one pass to find the cut, one to drop.
+fn evict(map: &mut Values, target: usize) {
+    let mut used: Vec<i64> = map
+        .by_account
+        .values()
+        .map(|s| s.used.load(Ordering::Relaxed))
+        .collect();
+    if used.is_empty() {
+        return;
+    }
+    // Accounts hold one to three values: drop accounts up to the share of
+    // values to go, oldest first.
+    let share = (map.len - target) as f64 / map.len as f64;
+    let k = ((used.len() as f64 * share).ceil() as usize).clamp(1, used.len());
+    let (_, cut, _) = used.select_nth_unstable(k - 1);
+    let cut = *cut;
+    let mut dropped = 0;
+    let Values { by_account, len } = map;
+    by_account.retain(|_, slots| {
+        if dropped < k && slots.used.load(Ordering::Relaxed) <= cut {
+            dropped += 1;
+            *len -= held(slots);
+            false
+        } else {
+            true
+        }
+    });
+    metrics::counter!("wetoken_cache_evictions_total").increment(dropped as u64);
 }
 
 /// What presented values resolved to, by their hash, with when (ms) that
@@ -158,5 +243,63 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
 
     pub fn clear(&self) {
         self.map.write().unwrap().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> Key {
+        (format!("mp:wx{i:04}").parse().unwrap(), Credential::AccessToken)
+    }
+
+    #[test]
+    fn at_most_max_entries_and_the_least_recently_read_leave() {
+        let c = Cache::new(30_000, 100);
+        for i in 0..100 {
+            c.put(&key(i), format!("v{i}"), 10_000_000, i as i64);
+        }
+        assert_eq!(c.len(), 100);
+        // The first ten are read again, later than every other was written.
+        for i in 0..10 {
+            assert!(c.fresh(&key(i).0, Credential::AccessToken, 1_000 + i as i64).is_some());
+        }
+        c.put(&key(100), "v100".into(), 10_000_000, 2_000);
+        assert!(c.len() <= 90, "a tenth left at once: {}", c.len());
+        for i in 0..10 {
+            assert!(
+                c.fresh(&key(i).0, Credential::AccessToken, 2_001).is_some(),
+                "{i} was read recently"
+            );
+        }
+        assert!(
+            c.fresh(&key(100).0, Credential::AccessToken, 2_001).is_some(),
+            "the new one stays"
+        );
+        assert!(
+            c.fresh(&key(10).0, Credential::AccessToken, 2_001).is_none(),
+            "the oldest unread left"
+        );
+        // However many come, never more than the bound.
+        for i in 200..2_000 {
+            c.put(&key(i), "v".into(), 10_000_000, 3_000 + i as i64);
+            assert!(c.len() <= 100);
+        }
+    }
+
+    #[test]
+    fn counts_follow_removals_and_replacements() {
+        let c = Cache::new(30_000, 100);
+        let (a, b) = (key(1), (key(1).0, Credential::JsapiTicket));
+        c.put(&a, "x".into(), 10, 0);
+        c.put(&a, "y".into(), 10, 0);
+        c.put(&b, "z".into(), 10, 0);
+        assert_eq!(c.len(), 2);
+        c.remove(&a);
+        c.remove(&a);
+        assert_eq!(c.len(), 1);
+        c.retain(|_| false);
+        assert_eq!(c.len(), 0);
     }
 }

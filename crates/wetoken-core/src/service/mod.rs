@@ -79,6 +79,10 @@ pub struct ServiceConfig {
     pub stale_ticket: Duration,
     /// Events and finished deliveries are kept this long.
     pub event_retention: Duration,
+    /// Values held in the in-process cache (least recently read leave first).
+    pub cache_max_entries: usize,
+    /// Proactive refreshes started per second, at most, by this instance.
+    pub max_upstream_rps: u32,
 }
 
 impl Default for ServiceConfig {
@@ -93,6 +97,8 @@ impl Default for ServiceConfig {
             refresh_concurrency: 16,
             stale_ticket: Duration::from_secs(1500),
             event_retention: Duration::from_secs(7 * 86_400),
+            cache_max_entries: 100_000,
+            max_upstream_rps: 200,
         }
     }
 }
@@ -194,6 +200,7 @@ impl CredentialService {
         cfg: ServiceConfig,
     ) -> Self {
         let ttl = cfg.cache_ttl.as_millis() as i64;
+        let cache = cache::Cache::new(ttl, cfg.cache_max_entries);
         CredentialService {
             inner: Arc::new(Inner {
                 store,
@@ -201,7 +208,7 @@ impl CredentialService {
                 clock,
                 key,
                 cfg,
-                cache: cache::Cache::new(ttl),
+                cache,
                 flights: flight::Flights::default(),
                 owners: cache::Memo::new(ttl),
                 secrets: cache::Memo::new(ttl),
@@ -363,6 +370,7 @@ impl CredentialService {
     /// grow with the number of accounts. With `per_account`
     /// (`WETOKEN_METRICS_PER_ACCOUNT`), one series per credential too.
     pub fn observe_remaining(&self, per_account: bool) {
+        metrics::gauge!("wetoken_cache_entries").set(self.inner.cache.len() as f64);
         let mut by_kind: std::collections::BTreeMap<(&'static str, &'static str), (f64, u64)> = Default::default();
         for ((id, cred), secs) in self.inner.cache.remaining(self.inner.now_ms()) {
             let e = by_kind

@@ -9,8 +9,11 @@
 //!
 //! Each due credential is refreshed through [`CredentialService::refresh_due`]:
 //! the same lease as readers, so only one instance does each; at most
-//! `refresh_concurrency` at once per instance. Jitter in `due_at` spreads
-//! credentials that expire together.
+//! `refresh_concurrency` at once per instance, and at most
+//! `WETOKEN_MAX_UPSTREAM_RPS` started per second (an even pace, no burst).
+//! Jitter in `due_at` spreads credentials that expire together; when more
+//! are due than the pace allows, they wait in `due_at` order and
+//! `wetoken_refresh_backlog_seconds` says how late the most overdue one is.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,10 @@ impl CredentialService {
     async fn schedule_forever(self) {
         let permits = Arc::new(Semaphore::new(self.inner.cfg.refresh_concurrency.max(1)));
         let in_flight: Arc<Mutex<HashSet<(AccountId, Credential)>>> = Arc::default();
+        let mut pace = tokio::time::interval(Duration::from_secs_f64(
+            1.0 / f64::from(self.inner.cfg.max_upstream_rps.max(1)),
+        ));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now = self.inner.now_ms();
             let rows = match self.inner.store.due(now, BATCH).await {
@@ -68,13 +75,17 @@ impl CredentialService {
                 }
             };
             let full = rows.len() as i64 == BATCH;
+            let late = rows.first().and_then(|r| r.due_at).map_or(0, |d| (now - d).max(0));
+            metrics::gauge!("wetoken_refresh_backlog_seconds").set(late as f64 / 1000.0);
             let mut started = 0;
             for key in rows.iter().map(key) {
                 if !in_flight.lock().unwrap().insert(key.clone()) {
                     continue;
                 }
-                // Waits while `refresh_concurrency` refreshes are running.
+                // Waits while `refresh_concurrency` refreshes are running,
+                // then for the pace of WETOKEN_MAX_UPSTREAM_RPS.
                 let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+                pace.tick().await;
                 started += 1;
                 let service = self.clone();
                 let in_flight = in_flight.clone();
