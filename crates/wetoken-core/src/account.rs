@@ -48,6 +48,17 @@ pub struct AccountConfig {
     /// A corp's authorization as WeCom described it (auth_corp_info, auth_info).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_info: Option<Value>,
+    /// Quota clears this account used this month (WeChat allows 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_clears: Option<QuotaClears>,
+}
+
+/// How many times an account's daily quota was cleared in a month.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuotaClears {
+    /// `YYYY-MM` in +08:00, WeChat's month.
+    pub month: String,
+    pub used: u32,
 }
 
 impl AccountConfig {

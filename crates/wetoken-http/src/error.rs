@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub upstream: Option<(i64, String)>,
+    /// Fields an endpoint adds to its error (clear_quota's `used_this_month`).
+    pub extra: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             upstream: None,
+            extra: None,
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -53,6 +56,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({"error": self.code, "message": self.message});
         if let Some((errcode, errmsg)) = self.upstream {
             body["upstream"] = json!({"errcode": errcode, "errmsg": errmsg});
+        }
+        for (k, v) in self.extra.into_iter().flat_map(|m| *m) {
+            body[k] = v;
         }
         (self.status, Json::<Value>(body)).into_response()
     }
@@ -96,7 +102,7 @@ fn ticket_hint(account: &AccountId, ticket: Credential) -> String {
     }
 }
 
-fn upstream(u: UpstreamError) -> ApiError {
+pub fn upstream(u: UpstreamError) -> ApiError {
     let mut e = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", u.to_string());
     e.upstream = Some((u.errcode(), u.errmsg()));
     e

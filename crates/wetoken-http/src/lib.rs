@@ -19,6 +19,7 @@ mod accounts;
 mod callback;
 mod compat;
 mod credentials;
+mod diagnostics;
 pub mod error;
 mod events;
 pub mod extract;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(platforms::routes())
         .merge(accounts::routes())
         .merge(events::routes())
+        .merge(diagnostics::routes())
         .merge(compat::routes())
         .merge(legacy::routes())
         .merge(callback::routes())

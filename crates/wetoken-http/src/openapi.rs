@@ -175,6 +175,41 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
             vec![("delete", "delete an API key", None, "204")],
         ),
         (
+            "/v1/mp/{appid}/quota",
+            "diagnostics",
+            read("WeChat's daily quota of an API (?cgi_path=)"),
+        ),
+        (
+            "/v1/mp/{appid}/rid/{rid}",
+            "diagnostics",
+            read("the failed request a rid names"),
+        ),
+        (
+            "/v1/mp/{appid}/clear_quota",
+            "diagnostics",
+            vec![("post", "clear the day's quota (10 a month; admin key)", None, "200")],
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/quota",
+            "diagnostics",
+            read("an authorizer's daily quota of an API (?cgi_path=)"),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/rid/{rid}",
+            "diagnostics",
+            read("the failed request a rid names"),
+        ),
+        (
+            "/v1/component/{component_appid}/authorizers/{appid}/clear_quota",
+            "diagnostics",
+            vec![(
+                "post",
+                "clear an authorizer's quota through its component (10 a month; admin key)",
+                None,
+                "200",
+            )],
+        ),
+        (
             "/v1/events",
             "events",
             read("events, oldest first (?after=&type=&account=&limit=&cursor=), within what the key covers"),

@@ -120,6 +120,9 @@ pub fn account(a: &AccountView) -> Value {
         m.insert("agentid".into(), agentid.clone().into());
     }
     m.insert("status".into(), a.status.as_str().into());
+    if let Some(c) = &a.quota_clears {
+        m.insert("quota_clears".into(), json!({"month": c.month, "used": c.used}));
+    }
     m.insert("created_at".into(), rfc3339(a.created_at).into());
     m.insert("updated_at".into(), rfc3339(a.updated_at).into());
     let mut creds = Map::new();

@@ -80,6 +80,10 @@ pub const CORP_TOKEN: &str = "get_corp_token";
 pub const GETCALLBACKIP: &str = "getcallbackip";
 pub const MEDIA_UPLOAD: &str = "media/upload";
 pub const USER_GET: &str = "user/get";
+pub const QUOTA_GET: &str = "openapi/quota/get";
+pub const RID_GET: &str = "openapi/rid/get";
+pub const CLEAR_QUOTA: &str = "clear_quota";
+pub const COMPONENT_CLEAR_QUOTA: &str = "component/clear_quota/v2";
 
 /// Faults queued per endpoint, each with how many more calls it applies to.
 type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;

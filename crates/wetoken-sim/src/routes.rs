@@ -17,6 +17,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/getcallbackip", get(getcallbackip))
         .route("/cgi-bin/media/upload", post(media_upload))
         .route("/cgi-bin/user/get", get(user_get))
+        .route("/cgi-bin/openapi/quota/get", post(quota_get))
+        .route("/cgi-bin/openapi/rid/get", post(rid_get))
+        .route("/cgi-bin/clear_quota", post(clear_quota))
+        .route("/cgi-bin/component/clear_quota/v2", post(component_clear_quota))
         .route("/__sim/apps", post(ctl_add_app))
         .route("/__sim/calls", get(ctl_calls))
         .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
@@ -68,7 +72,9 @@ async fn query_api(
         return r;
     }
     let now = s.now();
-    let a = rule(&mut s.world.lock().unwrap(), Params(q), now);
+    let mut w = s.world.lock().unwrap();
+    let a = rule(&mut w, Params(q), now);
+    w.record_rid(&a, name, "", now);
     answer(a)
 }
 
@@ -125,8 +131,45 @@ async fn json_api(
         return answer(json!({"errcode": 47001, "errmsg": "data format error"}));
     };
     let now = s.now();
-    let a = rule(&mut s.world.lock().unwrap(), &v, now);
+    let mut w = s.world.lock().unwrap();
+    let a = rule(&mut w, &v, now);
+    w.record_rid(&a, name, &String::from_utf8_lossy(body), now);
     answer(a)
+}
+
+/// Diagnostics (SPEC §3): the account's own token in `access_token`.
+async fn quota_get(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = q.get("access_token").map(String::as_str);
+    json_api(&s, QUOTA_GET, &body, |w, v, now| w.quota_get(token, v, now)).await
+}
+
+async fn rid_get(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = q.get("access_token").map(String::as_str);
+    json_api(&s, RID_GET, &body, |w, v, now| w.rid_get(token, v, now)).await
+}
+
+async fn clear_quota(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = q.get("access_token").map(String::as_str);
+    json_api(&s, CLEAR_QUOTA, &body, |w, v, now| w.clear_quota(token, v, now)).await
+}
+
+async fn component_clear_quota(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    json_api(&s, COMPONENT_CLEAR_QUOTA, &body, |w, v, now| {
+        w.component_clear_quota(v, now)
+    })
+    .await
 }
 
 fn unknown_api() -> Response {

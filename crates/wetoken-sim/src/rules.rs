@@ -25,6 +25,10 @@
 //! | install auth code | single use, 10 min (40029 otherwise); get_permanent_code answers the corp's token too | `permanent_code` |
 //! | get_corp_token | suite token + permanent code (40084 wrong code); no errcode on success | `corp_token` |
 //! | get_provider_token | errcode 0 on success; 40013 unknown corpid, 40001 wrong secret | `provider_token` |
+//! | openapi/quota/get | an account's token; `cgi_path` (47001 without, 76021 unknown) → `quota {daily_limit, used, remain}`, `rate_limit`; `component_rate_limit` for an authorizer's token | `quota_get` |
+//! | openapi/rid/get | a token; the `rid` an error answer named → `request {invoke_time, cost_in_ms, request_url, request_body, response_body, client_ip}`; 76001 unknown rid | `rid_get`, `record_rid` |
+//! | clear_quota | the account's token and `appid` (its own); resets its daily counts; 10 a month (in +08:00), then 48006 | `clear_quota` |
+//! | component/clear_quota/v2 | `component_appid` + `appsecret` (40125 wrong), `appid` an authorized account (61003 otherwise); the same monthly limit, on that account | `component_clear_quota` |
 
 use std::collections::HashMap;
 
@@ -154,6 +158,10 @@ pub struct World {
     /// install auth code → (suite, corpid, agentid, expires at)
     install_codes: HashMap<String, (String, String, u64, i64)>,
     installs: HashMap<(String, String), Install>,
+    /// rid → the failed request, as rid/get answers it
+    rids: HashMap<String, Value>,
+    /// (appid, "YYYY-MM" in +08:00) → quota clears that month
+    clears: HashMap<(String, String), u32>,
 }
 
 pub type Answer = Value;
@@ -750,6 +758,129 @@ impl World {
         }
     }
 
+    /// The account a valid token of any family belongs to, and its family.
+    fn owner_any(&self, token: Option<&str>, now: i64) -> Result<(String, Family), Answer> {
+        self.business(token, now)?;
+        let t = &self.tokens[token.unwrap_or_default()];
+        Ok((t.appid.clone(), t.family))
+    }
+
+    /// Remembers the request behind an error answer that names a rid, for
+    /// `rid/get`.
+    pub fn record_rid(&mut self, answer: &Value, url: &str, body: &str, now: i64) {
+        let Some(rid) = answer["errmsg"]
+            .as_str()
+            .and_then(|m| m.split("rid: ").nth(1))
+            .map(|r| r.trim().to_owned())
+        else {
+            return;
+        };
+        self.rids.insert(
+            rid,
+            json!({
+                "invoke_time": now / 1000,
+                "cost_in_ms": 1,
+                "request_url": url,
+                "request_body": body,
+                "response_body": answer.to_string(),
+                "client_ip": "127.0.0.1",
+            }),
+        );
+    }
+
+    /// `POST /cgi-bin/openapi/quota/get`.
+    pub fn quota_get(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        let (appid, family) = match self.owner_any(token, now) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        let Some(path) = body["cgi_path"].as_str().filter(|p| !p.is_empty()) else {
+            return err(47001, "data format error");
+        };
+        let endpoint = match path {
+            "/cgi-bin/token" => "token",
+            "/cgi-bin/stable_token" => "stable_token",
+            "/cgi-bin/component/api_component_token" => "api_component_token",
+            p if p.starts_with("/cgi-bin/") || p.starts_with("/wxa/") || p.starts_with("/sns/") => "other",
+            _ => return err(76021, "cgi_path not found, please check"),
+        };
+        let used = self.quota_used.get(&(appid, endpoint)).copied().unwrap_or(0);
+        let limit = self.cfg.daily_quota;
+        let mut a = json!({
+            "errcode": 0,
+            "errmsg": "ok",
+            "quota": {"daily_limit": limit, "used": used, "remain": limit.saturating_sub(used)},
+            "rate_limit": {"call_count": 0, "refresh_second": 60},
+        });
+        if family == Family::Authorizer {
+            a["component_rate_limit"] = json!({"call_count": 0, "refresh_second": 60});
+        }
+        a
+    }
+
+    /// `POST /cgi-bin/openapi/rid/get`.
+    pub fn rid_get(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        if let Err(e) = self.owner_any(token, now) {
+            return e;
+        }
+        let Some(rid) = body["rid"].as_str().filter(|r| !r.is_empty()) else {
+            return err(47001, "data format error");
+        };
+        match self.rids.get(rid) {
+            Some(r) => json!({"errcode": 0, "errmsg": "ok", "request": r}),
+            None => err(76001, "rid not found"),
+        }
+    }
+
+    /// Spends one of the month's 10 clears of `appid` and resets its daily
+    /// counts, or 48006.
+    fn spend_clear(&mut self, appid: &str, now: i64) -> Answer {
+        let month = chrono::DateTime::from_timestamp_millis(now + 8 * 3600 * 1000)
+            .map(|t| t.format("%Y-%m").to_string())
+            .unwrap_or_default();
+        let used = self.clears.entry((appid.to_owned(), month)).or_default();
+        if *used >= 10 {
+            return err(48006, "forbid to clear quota because of reaching the limit");
+        }
+        *used += 1;
+        self.quota_used.retain(|(a, _), _| a != appid);
+        json!({"errcode": 0, "errmsg": "ok"})
+    }
+
+    /// `POST /cgi-bin/clear_quota?access_token=` `{"appid"}`.
+    pub fn clear_quota(&mut self, token: Option<&str>, body: &Value, now: i64) -> Answer {
+        let (owner, _) = match self.owner_any(token, now) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        match body["appid"].as_str() {
+            None | Some("") => err(41002, "appid missing"),
+            Some(a) if a != owner => err(40013, "invalid appid"),
+            Some(a) => {
+                let a = a.to_owned();
+                self.spend_clear(&a, now)
+            }
+        }
+    }
+
+    /// `POST /cgi-bin/component/clear_quota/v2` `{"component_appid",
+    /// "appsecret", "appid"?}`.
+    pub fn component_clear_quota(&mut self, body: &Value, now: i64) -> Answer {
+        let component = body["component_appid"].as_str().unwrap_or_default();
+        let Some(c) = self.components.get(component) else {
+            return err(61011, "invalid component");
+        };
+        if body["appsecret"].as_str() != Some(c.secret.as_str()) {
+            return err(40125, "invalid appsecret");
+        }
+        let target = match body["appid"].as_str().filter(|a| !a.is_empty()) {
+            None => component.to_owned(),
+            Some(a) if self.authorizations.contains_key(&(component.to_owned(), a.to_owned())) => a.to_owned(),
+            Some(_) => return err(61003, "component is not authorized by this account"),
+        };
+        self.spend_clear(&target, now)
+    }
+
     /// Shortens every live token of an app to expire in `secs` (tests of
     /// proactive refresh and expiry).
     pub fn expire_tokens_in(&mut self, appid: &str, secs: i64, now: i64) {
@@ -774,6 +905,46 @@ mod tests {
     }
 
     const GT: Option<&str> = Some("client_credential");
+
+    #[test]
+    fn diagnostics_count_quota_find_rids_and_clear_ten_times_a_month() {
+        let mut w = world();
+        let code = |a: &Answer| a["errcode"].as_i64().unwrap();
+        let t = token(&w.classic(GT, Some("wx1"), Some("s1"), 0));
+        let path = json!({"cgi_path": "/cgi-bin/token"});
+        let q = w.quota_get(Some(&t), &path, 0);
+        assert_eq!(
+            (q["quota"]["used"].as_u64(), q["quota"]["remain"].as_u64()),
+            (Some(1), Some(1999))
+        );
+        assert_eq!(code(&w.quota_get(Some(&t), &json!({"cgi_path": "bogus"}), 0)), 76021);
+        assert_eq!(code(&w.quota_get(Some(&t), &json!({}), 0)), 47001);
+        assert_eq!(code(&w.quota_get(Some("nope"), &path, 0)), 40001);
+        // A failed call's rid finds its request.
+        let failed = w.classic(GT, Some("wx1"), Some("bad"), 0);
+        w.record_rid(&failed, "/cgi-bin/token", "", 0);
+        let rid = failed["errmsg"]
+            .as_str()
+            .unwrap()
+            .split("rid: ")
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let r = w.rid_get(Some(&t), &json!({"rid": rid}), 0);
+        assert_eq!(r["request"]["request_url"], "/cgi-bin/token");
+        assert!(r["request"]["response_body"].as_str().unwrap().contains("40125"));
+        assert_eq!(code(&w.rid_get(Some(&t), &json!({"rid": "zzz"}), 0)), 76001);
+        // Ten clears a month, each resetting the day's counts.
+        for _ in 0..10 {
+            assert_eq!(code(&w.clear_quota(Some(&t), &json!({"appid": "wx1"}), 0)), 0);
+        }
+        assert_eq!(w.quota_get(Some(&t), &path, 0)["quota"]["used"], 0);
+        assert_eq!(code(&w.clear_quota(Some(&t), &json!({"appid": "wx1"}), 0)), 48006);
+        assert_eq!(code(&w.clear_quota(Some(&t), &json!({"appid": "wx2"}), 0)), 40013);
+        let next_month = 40 * 86_400_000;
+        let t2 = token(&w.classic(GT, Some("wx1"), Some("s1"), next_month));
+        assert_eq!(code(&w.clear_quota(Some(&t2), &json!({"appid": "wx1"}), next_month)), 0);
+    }
 
     #[test]
     fn classic_rotates_with_grace_for_the_last_one_only() {

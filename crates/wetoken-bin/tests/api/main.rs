@@ -8,6 +8,7 @@ mod cluster;
 mod compat;
 mod component;
 mod credentials;
+mod diagnostics;
 mod embedded;
 mod events;
 mod helpers;

@@ -32,6 +32,7 @@ pub mod compat;
 pub mod component;
 pub mod custody;
 pub mod deliver;
+pub mod diagnostics;
 pub mod events;
 mod failure;
 mod fetch;

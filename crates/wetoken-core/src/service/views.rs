@@ -71,6 +71,8 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub credentials: Vec<CredentialView>,
+    /// Quota clears used in the month named (WeChat allows 10 a month).
+    pub quota_clears: Option<crate::account::QuotaClears>,
 }
 
 impl AccountView {
@@ -103,6 +105,7 @@ impl AccountView {
             created_at: from_millis(a.created_at),
             updated_at: from_millis(a.updated_at),
             credentials,
+            quota_clears: a.config.quota_clears.clone(),
         }
     }
 }

@@ -130,6 +130,48 @@ impl Install {
     }
 }
 
+/// An account's daily quota of one API (`openapi/quota/get`), with the
+/// rate limits WeChat adds for some APIs, as it gave them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    pub daily_limit: i64,
+    pub used: i64,
+    pub remain: i64,
+    pub rate_limit: Option<Value>,
+    pub component_rate_limit: Option<Value>,
+}
+
+impl Quota {
+    pub fn parse(v: &Value) -> Result<Self, UpstreamError> {
+        let q = &v["quota"];
+        let n = |k: &str| {
+            q[k].as_i64()
+                .ok_or_else(|| UpstreamError::Malformed(format!("quota.{k} is not a number")))
+        };
+        Ok(Quota {
+            daily_limit: n("daily_limit")?,
+            used: n("used")?,
+            remain: n("remain")?,
+            rate_limit: v.get("rate_limit").filter(|r| r.is_object()).cloned(),
+            component_rate_limit: v.get("component_rate_limit").filter(|r| r.is_object()).cloned(),
+        })
+    }
+}
+
+/// The request a rid names (`openapi/rid/get`), as WeChat recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RidRequest(pub serde_json::Map<String, Value>);
+
+impl RidRequest {
+    pub fn parse(v: &Value) -> Result<Self, UpstreamError> {
+        v["request"]
+            .as_object()
+            .cloned()
+            .map(RidRequest)
+            .ok_or_else(|| UpstreamError::Malformed("no request in the answer".into()))
+    }
+}
+
 /// success ⇔ errcode absent or 0.
 pub fn check_errcode(v: Value) -> Result<Value, UpstreamError> {
     match v.get("errcode").and_then(Value::as_i64) {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use answers::{Authorization, Fetched, Install, TicketType, check_errcode, fetched};
+pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
 pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
 
 use crate::domain::TokenApi;
@@ -304,6 +304,58 @@ impl Upstream {
         let body = serde_json::json!({ "auth_corpid": auth_corpid, "permanent_code": permanent_code });
         let v = self.service_call("get_corp_token", Some(suite_token), body).await?;
         fetched(&v, "access_token")
+    }
+
+    /// `POST /cgi-bin/openapi/quota/get`: an account's daily quota of one API.
+    pub async fn quota(&self, access_token: &str, cgi_path: &str) -> Result<Quota, UpstreamError> {
+        let v = self
+            .openapi(
+                "openapi/quota/get",
+                access_token,
+                serde_json::json!({ "cgi_path": cgi_path }),
+            )
+            .await?;
+        Quota::parse(&v)
+    }
+
+    /// `POST /cgi-bin/openapi/rid/get`: the failed request a rid names.
+    pub async fn rid(&self, access_token: &str, rid: &str) -> Result<RidRequest, UpstreamError> {
+        let v = self
+            .openapi("openapi/rid/get", access_token, serde_json::json!({ "rid": rid }))
+            .await?;
+        RidRequest::parse(&v)
+    }
+
+    /// `POST /cgi-bin/clear_quota`: resets an account's daily counts with its
+    /// own token (10 a month).
+    pub async fn clear_quota(&self, access_token: &str, appid: &str) -> Result<(), UpstreamError> {
+        self.openapi("clear_quota", access_token, serde_json::json!({ "appid": appid }))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /cgi-bin/component/clear_quota/v2`: resets an authorizer's daily
+    /// counts with the component's secret (works even when its token
+    /// cannot be had).
+    pub async fn component_clear_quota(
+        &self,
+        component_appid: &str,
+        component_secret: &str,
+        appid: &str,
+    ) -> Result<(), UpstreamError> {
+        let url = format!("{}/cgi-bin/component/clear_quota/v2", self.cfg.mp_base);
+        let body =
+            serde_json::json!({ "component_appid": component_appid, "appsecret": component_secret, "appid": appid });
+        self.send("component/clear_quota/v2", self.http.post(url).json(&body))
+            .await
+            .map(drop)
+    }
+
+    /// A `/cgi-bin/{path}?access_token=` JSON call.
+    async fn openapi(&self, path: &'static str, access_token: &str, body: Value) -> Result<Value, UpstreamError> {
+        let url = format!("{}/cgi-bin/{path}", self.cfg.mp_base);
+        let req = self.http.post(url).query(&[("access_token", access_token)]).json(&body);
+        self.send(path, req).await
     }
 
     /// Sends a request, applies the success rule and counts the call by

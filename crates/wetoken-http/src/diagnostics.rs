@@ -1,0 +1,78 @@
+//! Diagnostics (SPEC §3) of `mp` and `authorizer` accounts: WeChat's quota
+//! of an API and the request a rid names (a key covering the account), and
+//! clearing the day's quota (the admin key; WeChat allows 10 a month, each
+//! use recorded and shown as `used_this_month`).
+
+use axum::extract::{RawPathParams, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, upstream};
+use crate::extract::{AccountPath, Admin, Authed, RawQuery};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/mp/{appid}/quota", get(quota))
+        .route("/v1/mp/{appid}/rid/{rid}", get(rid))
+        .route("/v1/mp/{appid}/clear_quota", post(clear_quota))
+        .route("/v1/component/{component_appid}/authorizers/{appid}/quota", get(quota))
+        .route(
+            "/v1/component/{component_appid}/authorizers/{appid}/rid/{rid}",
+            get(rid),
+        )
+        .route(
+            "/v1/component/{component_appid}/authorizers/{appid}/clear_quota",
+            post(clear_quota),
+        )
+}
+
+/// `GET …/quota?cgi_path=/cgi-bin/stable_token`.
+async fn quota(
+    State(st): State<AppState>,
+    a: Authed<AccountPath>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let path = q
+        .get("cgi_path")
+        .filter(|p| p.starts_with('/') && p.len() <= 200 && p.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::invalid("cgi_path is required: a WeChat API path such as /cgi-bin/stable_token"))?;
+    let quota = st.service.quota(&a.target.0, path).await?;
+    let mut v = json!({"daily_limit": quota.daily_limit, "used": quota.used, "remain": quota.remain});
+    if let Some(r) = quota.rate_limit {
+        v["rate_limit"] = r;
+    }
+    if let Some(r) = quota.component_rate_limit {
+        v["component_rate_limit"] = r;
+    }
+    Ok(Json(v))
+}
+
+/// `GET …/rid/{rid}`: WeChat's record of a failed request.
+async fn rid(State(st): State<AppState>, a: Authed<AccountPath>, path: RawPathParams) -> Result<Json<Value>, ApiError> {
+    let rid = path
+        .iter()
+        .find_map(|(k, v)| (k == "rid").then_some(v))
+        .filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or_else(|| ApiError::invalid("rid must be the rid of a WeChat error message (letters, digits, -)"))?;
+    let request = st.service.rid(&a.target.0, rid).await?;
+    Ok(Json(Value::Object(request.0)))
+}
+
+/// `POST …/clear_quota` (admin): `{"used_this_month"}`; a refusal (48006
+/// when the month's 10 are used) is 502 with WeChat's errcode and the count.
+async fn clear_quota(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Result<Json<Value>, ApiError> {
+    let id = AccountPath::id(&path)?;
+    let cleared = st.service.clear_quota(&id).await?;
+    match cleared.refused {
+        None => Ok(Json(json!({"used_this_month": cleared.used_this_month}))),
+        Some(e) => {
+            let mut err = upstream(e);
+            let mut extra = serde_json::Map::new();
+            extra.insert("used_this_month".into(), Value::from(cleared.used_this_month));
+            err.extra = Some(Box::new(extra));
+            Err(err)
+        }
+    }
+}
