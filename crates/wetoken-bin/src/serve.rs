@@ -75,8 +75,12 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    // SPEC §12: no new proactive refresh; those running finish (bounded by
+    // the upstream timeout) and release their leases; deliveries in flight
+    // record their outcome.
     scheduler.abort();
-    deliverer.stop().await;
+    let drain = std::time::Duration::from_secs(settings.upstream_timeout_secs.saturating_add(2));
+    tokio::join!(wetoken.service().drain(drain), deliverer.stop());
     tracing::info!("stopped");
     Ok(())
 }

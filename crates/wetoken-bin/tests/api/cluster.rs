@@ -501,3 +501,145 @@ async fn three_instances_deliver_a_thousand_events_once_each(backend: Backend) {
     assert_eq!(ids.len(), N, "every event delivered");
     assert_eq!(got.len(), N, "none twice");
 }
+
+/// SPEC §12: a rolling restart of three instances under read load loses no
+/// request: each instance, sent SIGTERM while it waits on WeChat for a
+/// fetch, answers that request, releases its lease and exits 0; readers of
+/// the other instances see no error meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_loses_no_request() {
+    let sim = sim().await;
+    let dir = tempdir();
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(spawn_with(&dir, &sim.url(), &[]).await);
+    }
+    sim.add_app("wxrollhot", "s");
+    servers[0].add_mp("wxrollhot", "s").await;
+    for i in 0..3 {
+        sim.add_app(&format!("wxroll{i}"), "s");
+        servers[0].add_mp(&format!("wxroll{i}"), "s").await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for i in 0..3 {
+        // Readers on the two other instances, all along.
+        let others: Vec<String> = (1..3).map(|d| servers[(i + d) % 3].url.clone()).collect();
+        let readers: Vec<_> = others
+            .into_iter()
+            .map(|url| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let (mut ok, mut failed) = (0, 0);
+                    let c = client();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let r = c
+                            .get(format!("{url}/v1/mp/wxrollhot/access_token"))
+                            .bearer_auth(ADMIN)
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status() == StatusCode::OK => ok += 1,
+                            _ => failed += 1,
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        // A fetch in flight on instance i when it is told to stop.
+        sim.inject(
+            wetoken_sim::STABLE_TOKEN,
+            Fault::Latency(Duration::from_millis(1500)),
+            Some(1),
+        );
+        let calls = sim.token_calls();
+        let url = servers[i].url.clone();
+        let appid = format!("wxroll{i}");
+        let in_flight = tokio::spawn(async move {
+            client()
+                .get(format!("{url}/v1/mp/{appid}/access_token"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+        assert!(
+            until(Duration::from_secs(10), || async { sim.token_calls() > calls }).await,
+            "the fetch went upstream"
+        );
+        signal(&servers[i], "-TERM");
+        let answered = tokio::time::timeout(Duration::from_secs(10), in_flight).await;
+        assert!(
+            matches!(answered, Ok(Ok(Ok(StatusCode::OK)))),
+            "instance {i} answered the request in flight: {answered:?}"
+        );
+        let status = tokio::time::timeout(Duration::from_secs(15), servers[i].child.wait())
+            .await
+            .expect("the instance exited")
+            .unwrap();
+        assert!(status.success(), "instance {i} exited with {status}");
+        servers[i] = spawn_with(&dir, &sim.url(), &[]).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            let (ok, failed) = r.await.unwrap();
+            assert!(
+                ok > 0 && failed == 0,
+                "readers while instance {i} restarted: {ok} ok, {failed} failed"
+            );
+        }
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        // The lease was released: another instance reads the value at once.
+        let (s, v) = servers[(i + 1) % 3]
+            .get(&format!("/v1/mp/wxroll{i}/access_token"), Some(ADMIN))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+}
+
+/// SPEC §12: SIGTERM during a proactive refresh lets it finish and release
+/// its lease before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_instance_finishes_its_refresh_and_releases_the_lease() {
+    use wetoken_core::store::Store;
+    let sim = Sim::start(SimConfig {
+        token_ttl_secs: 4,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_app("wxdrain", "s");
+    let dir = tempdir();
+    let mut srv = spawn_with(&dir, &sim.url(), &[]).await;
+    srv.add_mp("wxdrain", "s").await;
+    let (s, _) = srv.get("/v1/mp/wxdrain/access_token", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK);
+    // The proactive refresh (due 2 s later) meets a slow WeChat.
+    sim.inject(
+        wetoken_sim::STABLE_TOKEN,
+        Fault::Latency(Duration::from_millis(1500)),
+        Some(1),
+    );
+    assert!(
+        until(Duration::from_secs(10), || async { sim.token_calls() == 2 }).await,
+        "the proactive refresh went upstream"
+    );
+    signal(&srv, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), srv.child.wait())
+        .await
+        .expect("exited")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.join("wetoken.db").display()))
+        .await
+        .unwrap();
+    let row = store
+        .credential(
+            &"mp:wxdrain".parse().unwrap(),
+            wetoken_core::domain::Credential::AccessToken,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.version, 2, "the refresh was written");
+    assert_eq!(row.lease_owner, None, "and its lease released");
+}

@@ -239,6 +239,16 @@ impl CredentialService {
         self.inner.flights.len()
     }
 
+    /// Waits (at most `limit`) until no work on a credential is in flight in
+    /// this process: on shutdown, running fetches finish and release their
+    /// leases instead of leaving them for other instances to wait out.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.inner.flights.len() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// [`CredentialService::now`] as epoch milliseconds (no date built).
     pub fn now_ms(&self) -> i64 {
         self.inner.now_ms()
