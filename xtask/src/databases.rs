@@ -21,7 +21,7 @@ pub struct Databases {
     postgres: Option<(PathBuf, PathBuf)>,
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -39,7 +39,7 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     run(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
 }
 

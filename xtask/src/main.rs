@@ -4,13 +4,15 @@
 //!   feature, then every test on every backend: MariaDB and PostgreSQL are
 //!   installed from Debian packages if missing, started on loopback in a
 //!   temporary directory, and stopped at the end (see [`Databases`]); a
-//!   virtualenv with wechatpy from PyPI runs the SDK drop-in test.
+//!   virtualenv with wechatpy from PyPI runs the SDK drop-in test; then the
+//!   Debian package is built, installed, served and removed (`package.rs`).
 //! - `bench [--quick] [--only a|b|c|d]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
 //!   schema with the backend the URL names.
 
 mod databases;
+mod package;
 
 use std::process::{Command, ExitCode};
 
@@ -92,8 +94,9 @@ fn ci() -> Result<(), String> {
     );
     drop(dbs);
     result?;
+    package::check(env!("CARGO"))?;
     eprintln!(
-        "==> ci passed in {:.0?} (SQLite, MariaDB and PostgreSQL; Oracle: unit tests only, no server here)",
+        "==> ci passed in {:.0?} (SQLite, MariaDB and PostgreSQL; Oracle: unit tests only, no server here; the Debian package installed and served)",
         started.elapsed()
     );
     Ok(())
