@@ -381,6 +381,27 @@ mod tests {
         }
     }
 
+    /// The packaged /etc/wetoken/wetoken.toml names every setting (commented
+    /// out) and parses as it is.
+    #[test]
+    fn the_packaged_configuration_lists_every_setting() {
+        let packaged = include_str!("../debian/wetoken.toml");
+        for (key, _) in KEYS {
+            assert!(
+                packaged.lines().any(|l| l.starts_with(&format!("# {key} = "))),
+                "{key} is missing from debian/wetoken.toml"
+            );
+        }
+        assert!(
+            packaged.lines().all(|l| l.is_empty() || l.starts_with('#')),
+            "everything is commented out"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wetoken.toml");
+        std::fs::write(&path, packaged).unwrap();
+        assert_eq!(Settings::load(Some(&path), |_| None).unwrap(), Settings::default());
+    }
+
     #[test]
     fn every_env_name_takes_effect() {
         let default = Settings::default();
