@@ -6,7 +6,7 @@
 //!   temporary directory, and stopped at the end (see [`Databases`]); a
 //!   virtualenv with wechatpy from PyPI runs the SDK drop-in test; then the
 //!   Debian package is built, installed, served and removed (`package.rs`).
-//! - `bench [--quick] [--only a|b|c|d]`: build release and run the benchmarks
+//! - `bench [--quick] [--only a|b|c|d|e]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
 //!   schema with the backend the URL names.
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--quick] [--only a|b|c|d] | install-schema --database-url URL [--print]"
+                "usage: cargo xtask ci | bench [--quick] [--only a|b|c|d|e] | install-schema --database-url URL [--print]"
             );
             return ExitCode::from(2);
         }
@@ -184,18 +184,34 @@ fn install_schema(args: &[String]) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    cargo(&["build", "--release", "-p", "wetoken", "-p", "wetoken-bench"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "wetoken",
+        "--features",
+        "postgres",
+        "-p",
+        "wetoken-bench",
+    ])?;
+    // (e) runs on PostgreSQL too: a server of its own for the run.
+    let wants_pg = args.windows(2).all(|w| !(w[0] == "--only" && w[1] != "e"));
+    let dbs = if wants_pg { Some(Databases::start()?) } else { None };
+    let pg = dbs
+        .as_ref()
+        .and_then(|d| d.env().into_iter().find(|(k, _)| k == "WETOKEN_TEST_POSTGRES_URL"))
+        .map(|(_, url)| format!("{url}/postgres"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace");
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), std::path::PathBuf::from);
     let wetoken = target.join("release/wetoken");
-    let status = Command::new(target.join("release/wetoken-bench"))
-        .arg("--wetoken")
-        .arg(&wetoken)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run the benchmarks: {e}"))?;
+    let mut cmd = Command::new(target.join("release/wetoken-bench"));
+    cmd.arg("--wetoken").arg(&wetoken).args(args);
+    if let Some(url) = pg {
+        cmd.env("WETOKEN_BENCH_POSTGRES_URL", url);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run the benchmarks: {e}"))?;
     if status.success() {
         Ok(())
     } else {

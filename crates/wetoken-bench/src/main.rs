@@ -13,7 +13,12 @@
 //!     (events per second end to end), and a callback's time to `success`
 //!     with a webhook against the same callback with none.
 //!
-//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d].
+//! (e) 100 000 authorizers under one component on PostgreSQL (and 10 000
+//!     on SQLite): start-up, memory, idle CPU, every token refreshed before
+//!     expiry under WETOKEN_MAX_UPSTREAM_RPS, read latency during the wave
+//!     against idle, a page of 100 authorizers.
+//!
+//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e].
 //! `--bare-server LEN` is the baseline process itself.
 
 use std::path::{Path, PathBuf};
@@ -74,6 +79,18 @@ async fn main() {
     }
     if run("d") {
         events(&args).await;
+    }
+    if run("e") {
+        let (sqlite_n, pg_n) = if args.quick { (2_000, 10_000) } else { (10_000, 100_000) };
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("scale.db").display());
+        scale(&args, "SQLite", &sqlite, sqlite_n).await;
+        match std::env::var("WETOKEN_BENCH_POSTGRES_URL") {
+            Ok(pg) => scale(&args, "PostgreSQL", &pg, pg_n).await,
+            Err(_) => println!(
+                "(e) on PostgreSQL skipped: WETOKEN_BENCH_POSTGRES_URL is not set (`cargo xtask bench` sets it)\n"
+            ),
+        }
     }
 }
 
@@ -670,5 +687,177 @@ async fn events(args: &Args) {
          median {w50:.2} ms, p99 {w99:.2} ms with one ({} callbacks each, interleaved): ratio {:.2} (median)\n",
         without.len(),
         w50 / n50
+    );
+}
+
+/// p-th quantile of `v` (sorted here).
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))]
+}
+
+/// Cache-hit reads of random authorizers for `secs`: latencies (ms) and how
+/// many answered a token WeChat no longer took.
+async fn reads(c: &Client, url: &str, component: &str, n: usize, sim: &Sim, secs: u64) -> (Vec<f64>, usize) {
+    use rand::Rng;
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (mut lat, mut expired) = (Vec::new(), 0);
+    while Instant::now() < end {
+        let i = rand::thread_rng().gen_range(0..n);
+        let t = Instant::now();
+        let v: Value = c
+            .get(format!(
+                "{url}/v1/component/{component}/authorizers/wxa{i:06}/access_token"
+            ))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !v["access_token"].as_str().is_some_and(|tok| sim.is_valid(tok)) {
+            expired += 1;
+        }
+    }
+    (lat, expired)
+}
+
+/// (e) Many authorizers under one component on one instance: start-up,
+/// memory, idle CPU, every token refreshed before expiry under
+/// WETOKEN_MAX_UPSTREAM_RPS, cache-hit latency during the wave against idle,
+/// and a page of 100 authorizers.
+async fn scale(args: &Args, label: &str, database_url: &str, n: usize) {
+    const C: &str = "wxscalecomponent";
+    const RPS: u64 = 200;
+    let aes = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    // Lifetime and refresh-ahead scaled so the wave comes after the warm-up
+    // and the cap can refresh everything before it expires.
+    let ttl = (n as i64 / RPS as i64) * 3 / 2 + 240;
+    let ahead = ttl - 120 - n as i64 / 500;
+    let sim = Sim::start(SimConfig {
+        token_ttl_secs: ttl,
+        rotate_refresh_tokens: false,
+        daily_quota: u32::MAX,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_component(C, "s", "tok", aes);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("WETOKEN_DATABASE_URL", database_url.to_owned()),
+        ("WETOKEN_MAX_UPSTREAM_RPS", RPS.to_string()),
+        ("WETOKEN_REFRESH_AHEAD_SECS", ahead.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (child, url) = wetoken(args, dir.path(), &sim.url(), &env).await;
+    let c = client();
+    post(
+        &c,
+        &format!("{url}/v1/accounts"),
+        ADMIN,
+        json!({"kind":"component","appid":C,"secret":"s","token":"tok","aes_key":aes}),
+    )
+    .await;
+    sim.push_verify_ticket(C, &format!("{url}/callback/component/{C}"))
+        .await
+        .unwrap();
+    use futures::StreamExt;
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (c, url) = (c.clone(), url.clone());
+            let appid = format!("wxa{i:06}");
+            let refresh = sim.add_authorization(C, &appid);
+            async move {
+                let r = c
+                    .post(format!("{url}/v1/accounts"))
+                    .bearer_auth(ADMIN)
+                    .json(&json!({"kind":"authorizer","component_appid":C,"appid":appid,"refresh_token":refresh}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                let r = c
+                    .get(format!("{url}/v1/component/{C}/authorizers/{appid}/access_token"))
+                    .bearer_auth(ADMIN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let warm = started.elapsed();
+    let base = sim.calls(wetoken_sim::AUTHORIZER_TOKEN);
+    // Restart: start-up time with n accounts in the database.
+    drop(child);
+    let t = Instant::now();
+    let (child, url) = wetoken(args, dir.path(), &sim.url(), &env).await;
+    let startup = t.elapsed();
+    let pid = child.id().unwrap();
+    let (_, _, cpu0) = usage(pid);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss_idle, _, cpu1) = usage(pid);
+    let (mut idle_lat, _) = reads(&c, &url, C, n, &sim, 5).await;
+    // A page of 100 out of n, at random places.
+    let mut pages = Vec::new();
+    for k in 0..200 {
+        let cursor = format!("wxa{:06}", (k * 7919) % n);
+        let t = Instant::now();
+        let r = c
+            .get(format!("{url}/v1/component/{C}/authorizers?limit=100&cursor={cursor}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+        pages.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // The wave: sample upstream calls per second until all are refreshed,
+    // reading meanwhile.
+    let wave_start = Instant::now();
+    let (mut peak, mut last, mut wave_lat, mut expired) = (0, base, Vec::new(), 0);
+    while sim.calls(wetoken_sim::AUTHORIZER_TOKEN) < base + n as u64
+        && wave_start.elapsed() < Duration::from_secs(ttl as u64 + 60)
+    {
+        let (l, e) = reads(&c, &url, C, n, &sim, 1).await;
+        wave_lat.extend(l);
+        expired += e;
+        let now = sim.calls(wetoken_sim::AUTHORIZER_TOKEN);
+        peak = peak.max(now - last);
+        last = now;
+    }
+    let refreshed = sim.calls(wetoken_sim::AUTHORIZER_TOKEN) - base;
+    let (rss, hwm, _) = usage(pid);
+    println!("(e) {n} authorizers under one component, one instance on {label}");
+    println!(
+        "    warm-up (import + first token each): {:.0} s; start-up with {n} accounts: {:.2} s",
+        warm.as_secs_f64(),
+        startup.as_secs_f64()
+    );
+    println!(
+        "    refreshed {refreshed}/{n} proactively (lifetime {ttl} s, ahead {ahead} s, cap {RPS}/s): peak {peak} calls/s; reads that got an expired token: {expired}"
+    );
+    println!(
+        "    resident memory: {:.1} MiB idle, {:.1} MiB after the wave, {:.1} MiB peak; idle CPU {:.2} s over 5 s",
+        rss_idle as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        cpu1 - cpu0
+    );
+    println!(
+        "    cache-hit read p99: {:.2} ms idle, {:.2} ms during the wave ({} and {} reads); a page of 100 authorizers: p50 {:.2} ms, p99 {:.2} ms\n",
+        quantile(&mut idle_lat, 0.99),
+        quantile(&mut wave_lat, 0.99),
+        idle_lat.len(),
+        wave_lat.len(),
+        quantile(&mut pages, 0.5),
+        quantile(&mut pages, 0.99)
     );
 }
