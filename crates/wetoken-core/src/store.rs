@@ -282,7 +282,7 @@ pub trait Store: Send + Sync + 'static {
     /// of an account, and makes filled ones due now (a manual reset).
     async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()>;
     /// Credentials with a value whose `due_at` has come and whose lease is
-    /// free at `now`, earliest first, at most `limit`. An index range scan:
+    /// free at `now`, earliest-expiring first, at most `limit`. An index range scan:
     /// the scheduler's deadline order lives in the database.
     async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialState>>;
 

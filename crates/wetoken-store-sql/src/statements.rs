@@ -237,9 +237,12 @@ impl Statements {
                  last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = NULL \
                  WHERE account_id = ? AND value IS NULL"
                 .into()),
+            // The due range by its index; of those, the earliest-expiring
+            // first: when more are due than the rate cap allows, the tokens
+            // closest to expiry are refreshed before the others.
             select_due: s(format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE due_at <= ? AND value IS NOT NULL \
-                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at {limit}"
+                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY expires_at, due_at {limit}"
             )),
             select_by_hash: s(format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE value_hash = ? \
@@ -417,7 +420,8 @@ mod tests {
         );
         let ora = Statements::for_dialect(Dialect::Oracle);
         assert!(
-            ora.select_due.ends_with("ORDER BY due_at FETCH FIRST :3 ROWS ONLY"),
+            ora.select_due
+                .ends_with("ORDER BY expires_at, due_at FETCH FIRST :3 ROWS ONLY"),
             "{}",
             ora.select_due
         );

@@ -726,6 +726,31 @@ pub async fn due_order(s: &dyn Store) {
     assert_eq!(due[0], "mp:conf_due_d/access_token", "an expired lease is due again");
     assert_eq!(due.len(), 4);
     assert_eq!(s.due(base + 1_001, 2).await.unwrap().len(), 2, "limit");
+
+    // Of the due ones, the earliest-expiring come first, whatever their due_at.
+    let fill_expiring = |name: &'static str, due: i64, expires: i64| {
+        let value = value.clone();
+        async move {
+            let a = account(name);
+            s.insert_account(&a, &[]).await.unwrap();
+            assert!(s.try_lease(&a.id, AccessToken, "o", 0, LEASE).await.unwrap());
+            let mut w = write(&a.id, AccessToken, "o", &value, 0);
+            (w.due_at, w.expires_at) = (due, expires);
+            s.complete_refresh(&w).await.unwrap();
+        }
+    };
+    let later = base + 10 * 86_400_000;
+    fill_expiring("mp:conf_due_x", later + 10, later + 900_000).await;
+    fill_expiring("mp:conf_due_y", later + 20, later + 100_000).await;
+    let due: Vec<String> = s
+        .due(later + 30, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.account.to_string())
+        .filter(|a| a.starts_with("mp:conf_due_x") || a.starts_with("mp:conf_due_y"))
+        .collect();
+    assert_eq!(due, ["mp:conf_due_y", "mp:conf_due_x"], "earliest expiry first");
 }
 
 /// A presented token is found by its hash, the previous one within its grace.

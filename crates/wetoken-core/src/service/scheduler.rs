@@ -12,7 +12,7 @@
 //! `refresh_concurrency` at once per instance, and at most
 //! `WETOKEN_MAX_UPSTREAM_RPS` started per second (an even pace, no burst).
 //! Jitter in `due_at` spreads credentials that expire together; when more
-//! are due than the pace allows, they wait in `due_at` order and
+//! are due than the pace allows, the earliest-expiring go first and
 //! `wetoken_refresh_backlog_seconds` says how late the most overdue one is.
 
 use std::collections::HashSet;
