@@ -75,7 +75,13 @@ impl CredentialService {
                 }
             };
             let full = rows.len() as i64 == BATCH;
-            let late = rows.first().and_then(|r| r.due_at).map_or(0, |d| (now - d).max(0));
+            let late = rows
+                .iter()
+                .filter_map(|r| r.due_at)
+                .map(|d| now - d)
+                .max()
+                .unwrap_or(0)
+                .max(0);
             metrics::gauge!("wetoken_refresh_backlog_seconds").set(late as f64 / 1000.0);
             let mut started = 0;
             for key in rows.iter().map(key) {
