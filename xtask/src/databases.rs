@@ -66,7 +66,7 @@ fn postgres_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
-fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
     if !is_root() {
         return Err(format!(
             "{} missing: install it (apt-get install {}) or run as root",

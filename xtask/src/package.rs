@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::databases::{is_root, run};
+use crate::databases::{apt_install, is_root, run};
 
 const CARGO_DEB: &str = "3.8.0";
 
@@ -36,6 +36,14 @@ pub fn check(cargo: &str) -> Result<(), String> {
         .ok_or_else(|| format!("cargo deb named no package: {out}"))?
         .trim()
         .to_owned();
+    // The package depends on adduser (its postinst makes the user).
+    if Command::new("sh")
+        .args(["-c", "command -v adduser"])
+        .output()
+        .is_ok_and(|o| !o.status.success())
+    {
+        apt_install(&["adduser"])?;
+    }
     eprintln!("==> dpkg -i {deb}");
     run(Command::new("dpkg")
         .args(["-i", &deb])
