@@ -364,4 +364,25 @@ pub trait Store: Send + Sync + 'static {
     async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool>;
     /// When the oldest pending delivery was created.
     async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>>;
+    /// The id of the newest committed event (0 before the first): where
+    /// "the latest events" start.
+    async fn last_event_id(&self) -> StoreResult<i64>;
+
+    // ---- the console (SPEC §11)
+    /// How many accounts `q` matches (its prefix, status filters and
+    /// `after`), counting at most `q.limit`: a bounded index range, so an
+    /// overview of 100 000 authorizers reads no more than the cap.
+    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64>;
+    /// Credentials whose last refresh failed (a last error is recorded),
+    /// most recent error first, at most `limit`: by the index on the
+    /// error's time.
+    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>>;
+    /// Records a console session by the SHA-256 of its token.
+    async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()>;
+    /// When the session ends, if it exists (ended or not).
+    async fn session_expiry(&self, hash: &str) -> StoreResult<Option<i64>>;
+    /// Ends a session (sign-out). Whether it existed.
+    async fn delete_session(&self, hash: &str) -> StoreResult<bool>;
+    /// Deletes sessions that ended before `now`; how many.
+    async fn purge_sessions(&self, now: i64) -> StoreResult<u64>;
 }

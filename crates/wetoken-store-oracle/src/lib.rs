@@ -680,6 +680,68 @@ impl Store for OracleStore {
         })
         .await
     }
+
+    async fn last_event_id(&self) -> StoreResult<i64> {
+        self.run(|conn, sql| {
+            let row = conn.query_row(sql.select_event_seq, &[]).map_err(map_err)?;
+            required(row.int(0)?, "last_id")
+        })
+        .await
+    }
+
+    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
+        let b = page_binds(q);
+        let limit = q.limit;
+        self.run(move |conn, sql| {
+            let row = conn
+                .query_row(
+                    sql.count_accounts,
+                    &[
+                        &b.lower,
+                        &b.upper,
+                        &b.after,
+                        &b.status,
+                        &b.status,
+                        &b.not_status,
+                        &b.not_status,
+                        &limit,
+                    ],
+                )
+                .map_err(map_err)?;
+            required(row.int(0)?, "count")
+        })
+        .await
+    }
+
+    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
+        self.run(move |conn, sql| rows(conn, sql.select_failing, &[&limit], credential_of))
+            .await
+    }
+
+    async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
+        let h = hash.to_owned();
+        self.run(move |conn, sql| exec(conn, sql.insert_session, &[&h, &created_at, &expires_at]).map(drop))
+            .await
+    }
+
+    async fn session_expiry(&self, hash: &str) -> StoreResult<Option<i64>> {
+        let h = hash.to_owned();
+        self.run(move |conn, sql| {
+            let found = rows(conn, sql.select_session, &[&h], |r| required(r.int(0)?, "expires_at"))?;
+            Ok(found.into_iter().next())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, hash: &str) -> StoreResult<bool> {
+        let h = hash.to_owned();
+        self.run(move |conn, sql| Ok(exec(conn, sql.delete_session, &[&h])? > 0))
+            .await
+    }
+
+    async fn purge_sessions(&self, now: i64) -> StoreResult<u64> {
+        self.run(move |conn, sql| exec(conn, sql.purge_sessions, &[&now])).await
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "master_keys", include_str!("../migrations/0002_master_keys.sql")),
     (3, "events", include_str!("../migrations/0003_events.sql")),
+    (4, "console", include_str!("../migrations/0004_console.sql")),
 ];
 
 /// The DDL for a DBA, for `install-schema --print`.

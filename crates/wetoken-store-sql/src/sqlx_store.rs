@@ -852,6 +852,80 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 Ok(min)
             }
+
+            async fn last_event_id(&self) -> StoreResult<i64> {
+                let (last,): (i64,) = sqlx::query_as(self.sql.select_event_seq)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(last)
+            }
+
+            async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
+                let b = page_binds(q);
+                let (n,): (i64,) = sqlx::query_as(self.sql.count_accounts)
+                    .bind(&b.lower)
+                    .bind(&b.upper)
+                    .bind(&b.after)
+                    .bind(&b.status)
+                    .bind(&b.status)
+                    .bind(&b.not_status)
+                    .bind(&b.not_status)
+                    .bind(q.limit)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(n)
+            }
+
+            async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
+                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_failing)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, CredentialRow::decode)
+            }
+
+            async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
+                sqlx::query(self.sql.insert_session)
+                    .bind(hash)
+                    .bind(created_at)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn session_expiry(&self, hash: &str) -> StoreResult<Option<i64>> {
+                let row: Option<(i64,)> = sqlx::query_as(self.sql.select_session)
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(row.map(|(t,)| t))
+            }
+
+            async fn delete_session(&self, hash: &str) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.delete_session)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn purge_sessions(&self, now: i64) -> StoreResult<u64> {
+                let n = sqlx::query(self.sql.purge_sessions)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n)
+            }
         }
     };
 }

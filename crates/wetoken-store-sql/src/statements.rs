@@ -94,6 +94,12 @@ pub struct Statements {
     pub select_accounts_page: &'static str,
     pub select_credentials_between: &'static str,
     pub select_keys_page: &'static str,
+    pub count_accounts: &'static str,
+    pub select_failing: &'static str,
+    pub insert_session: &'static str,
+    pub select_session: &'static str,
+    pub delete_session: &'static str,
+    pub purge_sessions: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -338,6 +344,19 @@ impl Statements {
             select_keys_page: s(format!(
                 "SELECT {KEY_COLUMNS} FROM wt_keys WHERE name > ? ORDER BY name {limit}"
             )),
+            // The page's range and filters, counted up to a cap.
+            count_accounts: s(format!(
+                "SELECT COUNT(*) FROM (SELECT id FROM wt_accounts WHERE id >= ? AND id < ? AND id > ? \
+                 AND (? IS NULL OR status = ?) AND (? IS NULL OR status <> ?) {limit}) capped"
+            )),
+            select_failing: s(format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM wt_credentials WHERE last_error_at IS NOT NULL \
+                 ORDER BY last_error_at DESC {limit}"
+            )),
+            insert_session: s("INSERT INTO wt_console_sessions (hash, created_at, expires_at) VALUES (?, ?, ?)".into()),
+            select_session: s("SELECT expires_at FROM wt_console_sessions WHERE hash = ?".into()),
+            delete_session: s("DELETE FROM wt_console_sessions WHERE hash = ?".into()),
+            purge_sessions: s("DELETE FROM wt_console_sessions WHERE expires_at < ?".into()),
         }
     }
 
@@ -399,6 +418,12 @@ impl Statements {
             self.select_accounts_page,
             self.select_credentials_between,
             self.select_keys_page,
+            self.count_accounts,
+            self.select_failing,
+            self.insert_session,
+            self.select_session,
+            self.delete_session,
+            self.purge_sessions,
         ]
     }
 }

@@ -63,6 +63,7 @@ pub async fn run(store: Arc<dyn Store>) {
     events_outbox(&*store).await;
     events_commit_in_order(store.clone()).await;
     webhooks_and_deliveries(&*store).await;
+    console_queries(&*store).await;
 }
 
 /// Key checks, the walk over every account, and re-sealing in place.
@@ -1195,4 +1196,115 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
     assert!(s.delete_webhook("conf-a").await.unwrap());
     assert!(!s.delete_webhook("conf-a").await.unwrap());
     assert!(s.deliveries("conf-a", None, 0, 10).await.unwrap().is_empty());
+}
+
+/// What the console reads (SPEC §11): bounded counts, failing credentials
+/// newest error first, the newest event's id, sessions.
+pub async fn console_queries(s: &dyn Store) {
+    for n in 1..=5 {
+        s.insert_account(&account(&format!("mp:conf_cnt{n}")), &[])
+            .await
+            .unwrap();
+    }
+    let revoked = StoredAccount {
+        status: AccountStatus::Revoked,
+        ..account("mp:conf_cntx")
+    };
+    s.insert_account(&revoked, &[]).await.unwrap();
+    let q = |prefix: &str, limit: i64| AccountQuery {
+        prefix: prefix.into(),
+        limit,
+        ..AccountQuery::default()
+    };
+    assert_eq!(
+        s.count_accounts(&q("mp:conf_cnt", 100)).await.unwrap(),
+        6,
+        "count_accounts"
+    );
+    assert_eq!(
+        s.count_accounts(&q("mp:conf_cnt", 3)).await.unwrap(),
+        3,
+        "a count stops at its cap"
+    );
+    assert_eq!(s.count_accounts(&q("mp:conf_cntz", 100)).await.unwrap(), 0);
+    let active = AccountQuery {
+        not_status: Some(AccountStatus::Revoked),
+        ..q("mp:conf_cnt", 100)
+    };
+    assert_eq!(
+        s.count_accounts(&active).await.unwrap(),
+        5,
+        "a count takes the page's filters"
+    );
+
+    // Failing credentials: the newest error first; a success takes one off.
+    let late = NEVER - 1_000;
+    for (n, at) in [("1", late), ("2", late + 1)] {
+        let a = id(&format!("mp:conf_failing{n}"));
+        s.insert_account(&account(&a.to_string()), &[]).await.unwrap();
+        assert!(s.try_lease(&a, AccessToken, "f", 0, LEASE).await.unwrap());
+        s.record_failure(&FailureWrite {
+            account: &a,
+            credential: AccessToken,
+            owner: "f",
+            error: &LastError {
+                errcode: 40013,
+                errmsg: "invalid appid".into(),
+                at,
+            },
+            blocked_until: None,
+            due_at: NEVER,
+            attempts: 1,
+            events: &[],
+        })
+        .await
+        .unwrap();
+    }
+    let failing: Vec<String> = s
+        .failing_credentials(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.account.to_string())
+        .collect();
+    assert_eq!(failing, ["mp:conf_failing2", "mp:conf_failing1"], "failing_credentials");
+    let a2 = id("mp:conf_failing2");
+    assert!(s.try_lease(&a2, AccessToken, "g", 0, LEASE).await.unwrap());
+    s.complete_refresh(&write(&a2, AccessToken, "g", &sealed("v"), 60))
+        .await
+        .unwrap();
+    let first = s.failing_credentials(1).await.unwrap();
+    assert_eq!(
+        first[0].account.to_string(),
+        "mp:conf_failing1",
+        "a success is not failing"
+    );
+
+    // The newest event's id.
+    s.append_events(&[event("wetoken.test", "mp:conf_cnt1", 1)])
+        .await
+        .unwrap();
+    let last = s.last_event_id().await.unwrap();
+    let newest = s
+        .events(&EventQuery {
+            after: last - 1,
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1, "last_event_id is the newest event");
+    assert_eq!(newest[0].id, last);
+
+    // Sessions: by hash, until deleted or purged.
+    s.insert_session("a".repeat(64).as_str(), 10, 1_000).await.unwrap();
+    s.insert_session("b".repeat(64).as_str(), 10, 5_000).await.unwrap();
+    assert_eq!(s.session_expiry(&"a".repeat(64)).await.unwrap(), Some(1_000));
+    assert_eq!(s.session_expiry(&"c".repeat(64)).await.unwrap(), None);
+    assert!(s.delete_session(&"a".repeat(64)).await.unwrap(), "delete_session");
+    assert!(!s.delete_session(&"a".repeat(64)).await.unwrap(), "deleted once");
+    assert_eq!(s.session_expiry(&"a".repeat(64)).await.unwrap(), None);
+    s.insert_session("d".repeat(64).as_str(), 10, 2_000).await.unwrap();
+    assert_eq!(s.purge_sessions(3_000).await.unwrap(), 1, "purge_sessions");
+    assert_eq!(s.session_expiry(&"b".repeat(64)).await.unwrap(), Some(5_000));
 }
