@@ -178,6 +178,208 @@ pub struct NewAccount {
 /// refused at creation until their upstream support lands.
 pub const SUPPORTED_KINDS: &[AccountKind] = &AccountKind::ALL;
 
+/// A field of the body of `POST /v1/accounts` or `PATCH /v1/accounts/{id}`,
+/// for forms that build one (the console): its name, whether it is a secret
+/// (never shown back) and whether creation requires it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub secret: bool,
+    pub required: bool,
+}
+
+/// The fields [`NewAccount::from_json`] reads for `kind` (besides `kind`).
+pub fn new_account_fields(kind: AccountKind) -> &'static [FieldSpec] {
+    match kind {
+        AccountKind::Mp => &[
+            FieldSpec {
+                name: "appid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "token_api",
+                secret: false,
+                required: false,
+            },
+        ],
+        AccountKind::Work => &[
+            FieldSpec {
+                name: "corpid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "agentid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: true,
+            },
+        ],
+        AccountKind::Component => &[
+            FieldSpec {
+                name: "appid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "token",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "aes_key",
+                secret: true,
+                required: true,
+            },
+        ],
+        AccountKind::Suite => &[
+            FieldSpec {
+                name: "suite_id",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "token",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "aes_key",
+                secret: true,
+                required: true,
+            },
+        ],
+        AccountKind::Provider => &[
+            FieldSpec {
+                name: "corpid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: true,
+            },
+        ],
+        AccountKind::Authorizer => &[
+            FieldSpec {
+                name: "component_appid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "appid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "refresh_token",
+                secret: true,
+                required: true,
+            },
+        ],
+        AccountKind::Corp => &[
+            FieldSpec {
+                name: "suite_id",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "corpid",
+                secret: false,
+                required: true,
+            },
+            FieldSpec {
+                name: "permanent_code",
+                secret: true,
+                required: true,
+            },
+            FieldSpec {
+                name: "agentid",
+                secret: false,
+                required: false,
+            },
+        ],
+    }
+}
+
+/// The fields [`AccountPatch::from_json`] reads for `kind` (all optional).
+pub fn patch_fields(kind: AccountKind) -> &'static [FieldSpec] {
+    match kind {
+        AccountKind::Mp => &[
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: false,
+            },
+            FieldSpec {
+                name: "token_api",
+                secret: false,
+                required: false,
+            },
+        ],
+        AccountKind::Work | AccountKind::Provider => &[FieldSpec {
+            name: "secret",
+            secret: true,
+            required: false,
+        }],
+        AccountKind::Component | AccountKind::Suite => &[
+            FieldSpec {
+                name: "secret",
+                secret: true,
+                required: false,
+            },
+            FieldSpec {
+                name: "token",
+                secret: true,
+                required: false,
+            },
+            FieldSpec {
+                name: "aes_key",
+                secret: true,
+                required: false,
+            },
+        ],
+        AccountKind::Authorizer => &[FieldSpec {
+            name: "refresh_token",
+            secret: true,
+            required: false,
+        }],
+        AccountKind::Corp => &[
+            FieldSpec {
+                name: "permanent_code",
+                secret: true,
+                required: false,
+            },
+            FieldSpec {
+                name: "agentid",
+                secret: false,
+                required: false,
+            },
+        ],
+    }
+}
+
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
     used: Vec<&'static str>,
@@ -406,6 +608,45 @@ impl AccountPatch {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A value each field accepts.
+    fn sample(name: &str) -> Value {
+        match name {
+            "aes_key" => Value::from("a".repeat(43)),
+            "agentid" => Value::from("1000002"),
+            "token_api" => Value::from("classic"),
+            _ => Value::from("x1"),
+        }
+    }
+
+    #[test]
+    fn the_field_tables_say_what_the_parsers_read() {
+        for kind in AccountKind::ALL {
+            let fields = new_account_fields(kind);
+            let mut all = Map::new();
+            all.insert("kind".into(), kind.as_str().into());
+            for f in fields {
+                all.insert(f.name.into(), sample(f.name));
+            }
+            NewAccount::from_json(&Value::Object(all.clone())).unwrap_or_else(|e| panic!("{kind:?}: {}", e.0));
+            for f in fields {
+                let mut without = all.clone();
+                without.remove(f.name);
+                let parsed = NewAccount::from_json(&Value::Object(without));
+                assert_eq!(parsed.is_err(), f.required, "{kind:?} without {}", f.name);
+            }
+            let patch: Map<String, Value> = patch_fields(kind)
+                .iter()
+                .map(|f| (f.name.into(), sample(f.name)))
+                .collect();
+            let p =
+                AccountPatch::from_json(kind, &Value::Object(patch)).unwrap_or_else(|e| panic!("{kind:?}: {}", e.0));
+            assert!(p.invalidates_credentials() || kind == AccountKind::Component || kind == AccountKind::Suite);
+            let mut extra = Map::new();
+            extra.insert("nope".into(), Value::from("x"));
+            assert!(AccountPatch::from_json(kind, &Value::Object(extra)).is_err());
+        }
+    }
 
     #[test]
     fn parses_every_kind() {

@@ -59,6 +59,24 @@ pub struct CredentialView {
     pub blocked_until: Option<DateTime<Utc>>,
 }
 
+impl CredentialView {
+    /// The view of `credential` from its row (None: never fetched).
+    pub fn of(credential: Credential, row: Option<&CredentialState>) -> Self {
+        let filled = row.filter(|r| r.value.is_some());
+        CredentialView {
+            credential,
+            expires_at: filled.and_then(|r| r.expires_at).map(from_millis),
+            refreshed_at: filled.and_then(|r| r.refreshed_at).map(from_millis),
+            last_error: row.and_then(|r| r.last_error.as_ref()).map(|e| ErrorView {
+                errcode: e.errcode,
+                errmsg: e.errmsg.clone(),
+                at: from_millis(e.at),
+            }),
+            blocked_until: row.and_then(|r| r.blocked_until).map(from_millis),
+        }
+    }
+}
+
 /// An account as its administrator sees it: identifiers, settings and the
 /// state of each credential it owns, in display order; never a secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,21 +99,7 @@ impl AccountView {
             a.id.kind()
                 .credentials()
                 .iter()
-                .map(|&credential| {
-                    let row = rows.iter().find(|r| r.credential == credential);
-                    let filled = row.filter(|r| r.value.is_some());
-                    CredentialView {
-                        credential,
-                        expires_at: filled.and_then(|r| r.expires_at).map(from_millis),
-                        refreshed_at: filled.and_then(|r| r.refreshed_at).map(from_millis),
-                        last_error: row.and_then(|r| r.last_error.as_ref()).map(|e| ErrorView {
-                            errcode: e.errcode,
-                            errmsg: e.errmsg.clone(),
-                            at: from_millis(e.at),
-                        }),
-                        blocked_until: row.and_then(|r| r.blocked_until).map(from_millis),
-                    }
-                })
+                .map(|&credential| CredentialView::of(credential, rows.iter().find(|r| r.credential == credential)))
                 .collect();
         AccountView {
             id: a.id.clone(),
