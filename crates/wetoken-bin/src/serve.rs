@@ -58,7 +58,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     if settings.proxy {
         tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
     }
-    println!("wetoken listening on http://{addr}");
+    println!("wetoken listening on http://{addr} (console: {public_url}/console/)");
     tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
     let scheduler = wetoken.run_scheduler();
     let deliverer = wetoken.run_deliverer();
@@ -181,6 +181,11 @@ async fn demo(
     println!("  curl -s{auth} {component}/authorizers");
     println!("  curl -s{auth} {component}/authorizers/{DEMO_AUTHORIZER}/access_token");
     println!("  curl -s{auth} '{component}/auth_url?platform=h5'");
+    println!();
+    // A newcomer's console in one click: a link that signs in once.
+    let link = service.issue_sign_in_link().await.map_err(CliError::from)?;
+    println!("sandbox: the console, signed in by a one-time link (valid 12 h):");
+    println!("  http://{host}/console/signin?link={link}");
     println!();
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Accounts and API keys (SPEC §3), admin key only.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -45,8 +47,15 @@ async fn create_account(
 /// `GET /v1/accounts?kind=&status=&q=&limit=&cursor=`.
 async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let p = Paging::from_query(&q)?;
+    let filter = account_filter(&q)?;
+    let page = st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(page_json("accounts", &page, render::account)))
+}
+
+/// `?kind=&status=&q=` of an account list (the API's and the console's).
+pub(crate) fn account_filter(q: &HashMap<String, String>) -> Result<AccountFilter, ApiError> {
     let given = |k: &str| q.get(k).filter(|v| !v.is_empty());
-    let filter = AccountFilter {
+    Ok(AccountFilter {
         kind: given("kind").map(|k| k.parse()).transpose()?,
         status: given("status")
             .map(|s| s.parse::<AccountStatus>())
@@ -59,9 +68,7 @@ async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQue
                     .ok_or_else(|| ApiError::invalid("q must be the start of an account id, such as mp:wx"))
             })
             .transpose()?,
-    };
-    let page = st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?;
-    Ok(Json(page_json("accounts", &page, render::account)))
+    })
 }
 
 async fn show_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -97,20 +104,37 @@ async fn create_key(
     _: Admin,
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<Response, ApiError> {
-    let name = body.name.ok_or_else(|| ApiError::invalid("name is required"))?;
-    let patterns = body
-        .accounts
-        .ok_or_else(|| ApiError::invalid("accounts is required: a list of account patterns"))?
-        .iter()
-        .map(|p| Pattern::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = st.service.create_key(&name, &patterns).await?;
-    let accounts: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+    let (name, key, accounts) = create_client_key(&st, body.name, body.accounts).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"name": name, "key": key, "accounts": accounts})),
     )
         .into_response())
+}
+
+/// Creates a client key from a name and account patterns as given (the
+/// API's body, the console's form): (name, the key, the patterns).
+pub(crate) async fn create_client_key(
+    st: &AppState,
+    name: Option<String>,
+    accounts: Option<Vec<String>>,
+) -> Result<(String, String, Vec<String>), ApiError> {
+    let name = name.ok_or_else(|| ApiError::invalid("name is required"))?;
+    let patterns = accounts
+        .ok_or_else(|| ApiError::invalid("accounts is required: a list of account patterns"))?
+        .iter()
+        .map(|p| Pattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = st.service.create_key(&name, &patterns).await?;
+    Ok((name, key, patterns.iter().map(ToString::to_string).collect()))
+}
+
+/// Deletes a key; every key this instance remembers is forgotten, so the
+/// deleted one stops working here at once.
+pub(crate) async fn remove_key(st: &AppState, name: &str) -> Result<(), ApiError> {
+    st.service.delete_key(name).await?;
+    st.auth.forget_all();
+    Ok(())
 }
 
 async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
@@ -120,7 +144,6 @@ async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) 
 }
 
 async fn delete_key(State(st): State<AppState>, _: Admin, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    st.service.delete_key(&name).await?;
-    st.auth.forget_all();
+    remove_key(&st, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

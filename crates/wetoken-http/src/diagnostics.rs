@@ -3,10 +3,14 @@
 //! clearing the day's quota (the admin key; WeChat allows 10 a month, each
 //! use recorded and shown as `used_this_month`).
 
+use std::collections::HashMap;
+
 use axum::extract::{RawPathParams, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+
+use wetoken_core::domain::AccountId;
 
 use crate::AppState;
 use crate::error::{ApiError, upstream};
@@ -34,11 +38,7 @@ async fn quota(
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let path = q
-        .get("cgi_path")
-        .filter(|p| p.starts_with('/') && p.len() <= 200 && p.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::invalid("cgi_path is required: a WeChat API path such as /cgi-bin/stable_token"))?;
-    let quota = st.service.quota(&a.target.0, path).await?;
+    let quota = st.service.quota(&a.target.0, cgi_path(&q)?).await?;
     let mut v = json!({"daily_limit": quota.daily_limit, "used": quota.used, "remain": quota.remain});
     if let Some(r) = quota.rate_limit {
         v["rate_limit"] = r;
@@ -51,11 +51,11 @@ async fn quota(
 
 /// `GET …/rid/{rid}`: WeChat's record of a failed request.
 async fn rid(State(st): State<AppState>, a: Authed<AccountPath>, path: RawPathParams) -> Result<Json<Value>, ApiError> {
-    let rid = path
-        .iter()
-        .find_map(|(k, v)| (k == "rid").then_some(v))
-        .filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .ok_or_else(|| ApiError::invalid("rid must be the rid of a WeChat error message (letters, digits, -)"))?;
+    let rid = rid_param(
+        path.iter()
+            .find_map(|(k, v)| (k == "rid").then_some(v))
+            .unwrap_or_default(),
+    )?;
     let request = st.service.rid(&a.target.0, rid).await?;
     Ok(Json(Value::Object(request.0)))
 }
@@ -64,15 +64,44 @@ async fn rid(State(st): State<AppState>, a: Authed<AccountPath>, path: RawPathPa
 /// when the month's 10 are used) is 502 with WeChat's errcode and the count.
 async fn clear_quota(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Result<Json<Value>, ApiError> {
     let id = AccountPath::id(&path)?;
-    let cleared = st.service.clear_quota(&id).await?;
+    let used = clear(&st, &id).await?;
+    Ok(Json(json!({"used_this_month": used})))
+}
+
+/// Clears an account's quota: this month's uses, or WeChat's refusal as a
+/// 502 that carries them (`used_this_month`).
+pub(crate) async fn clear(st: &AppState, id: &AccountId) -> Result<u32, ApiError> {
+    let cleared = st.service.clear_quota(id).await?;
     match cleared.refused {
-        None => Ok(Json(json!({"used_this_month": cleared.used_this_month}))),
+        None => Ok(cleared.used_this_month),
         Some(e) => {
             let mut err = upstream(e);
             let mut extra = serde_json::Map::new();
             extra.insert("used_this_month".into(), Value::from(cleared.used_this_month));
+            err.message = format!("{} (used this month: {})", err.message, cleared.used_this_month);
             err.extra = Some(Box::new(extra));
             Err(err)
         }
+    }
+}
+
+/// `cgi_path`, the WeChat API path whose quota is asked (the API's query,
+/// the console's form).
+pub(crate) fn cgi_path(q: &HashMap<String, String>) -> Result<&str, ApiError> {
+    q.get("cgi_path")
+        .map(|p| p.trim())
+        .filter(|p| p.starts_with('/') && p.len() <= 200 && p.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::invalid("cgi_path is required: a WeChat API path such as /cgi-bin/stable_token"))
+}
+
+/// A rid as WeChat writes it in an errmsg.
+pub(crate) fn rid_param(rid: &str) -> Result<&str, ApiError> {
+    let rid = rid.trim();
+    if !rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(rid)
+    } else {
+        Err(ApiError::invalid(
+            "rid must be the rid of a WeChat error message (letters, digits, -)",
+        ))
     }
 }

@@ -12,7 +12,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wetoken_core::events::{DeliveryStatus, TypePattern};
+use wetoken_core::auth::Principal;
+use wetoken_core::events::{Delivery, DeliveryStatus, TypePattern};
 use wetoken_core::keys::Pattern;
 use wetoken_core::service::events::{EventFilter, WebhookRequest};
 
@@ -60,7 +61,19 @@ async fn list_events(
     Keyed(principal): Keyed,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let Page { limit, after } = page(&q)?;
+    let filter = event_filter(&q, &principal)?;
+    let page = st.service.events(&filter, |id| principal.may_read(id)).await?;
+    let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
+    Ok(Json(json!({
+        "events": events,
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+/// `?after=&type=&account=&limit=&cursor=` of an event list, for what
+/// `principal` may see (the API's query, the console's filter form).
+pub(crate) fn event_filter(q: &HashMap<String, String>, principal: &Principal) -> Result<EventFilter, ApiError> {
+    let Page { limit, after } = page(q)?;
     let kind = q
         .get("type")
         .filter(|v| !v.is_empty())
@@ -79,28 +92,12 @@ async fn list_events(
         }
         _ => {}
     }
-    let filter = EventFilter {
+    Ok(EventFilter {
         after,
         kind,
         account,
         limit,
-    };
-    let page = st.service.events(&filter, |id| principal.may_read(id)).await?;
-    let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
-    Ok(Json(json!({
-        "events": events,
-        "next_cursor": page.next_cursor.map(|c| c.to_string()),
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewWebhook {
-    name: Option<String>,
-    url: Option<String>,
-    events: Option<Vec<String>>,
-    accounts: Option<Vec<String>>,
-    format: Option<String>,
+    })
 }
 
 async fn create_webhook(
@@ -108,7 +105,25 @@ async fn create_webhook(
     _: Admin,
     JsonBody(body): JsonBody<NewWebhook>,
 ) -> Result<Response, ApiError> {
-    let req = WebhookRequest {
+    let (w, secret) = st.service.create_webhook(&webhook_request(body)?).await?;
+    let mut v = render::webhook(&w);
+    v["secret"] = Value::from(secret.expose());
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// A webhook definition as given (the API's body, the console's form).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewWebhook {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub accounts: Option<Vec<String>>,
+    pub format: Option<String>,
+}
+
+pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiError> {
+    Ok(WebhookRequest {
         name: body.name.ok_or_else(|| ApiError::invalid("name: is required"))?,
         url: body.url.ok_or_else(|| ApiError::invalid("url: is required"))?,
         events: body
@@ -116,11 +131,7 @@ async fn create_webhook(
             .ok_or_else(|| ApiError::invalid("events: is required, a list of event type patterns"))?,
         accounts: body.accounts,
         format: body.format,
-    };
-    let (w, secret) = st.service.create_webhook(&req).await?;
-    let mut v = render::webhook(&w);
-    v["secret"] = Value::from(secret.expose());
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    })
 }
 
 async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
@@ -144,16 +155,25 @@ async fn list_deliveries(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let Page { limit, after } = page(&q)?;
+    let page = deliveries_page(&st, &name, &q).await?;
+    Ok(Json(page_json("deliveries", &page, render::delivery)))
+}
+
+/// A page of a webhook's deliveries for `?status=&after=&limit=&cursor=`.
+pub(crate) async fn deliveries_page(
+    st: &AppState,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<wetoken_core::service::Page<Delivery>, ApiError> {
+    let Page { limit, after } = page(q)?;
     let status = q
         .get("status")
         .filter(|v| !v.is_empty())
         .map(|s| DeliveryStatus::parse(s))
         .transpose()
         .map_err(|e| ApiError::invalid(e.0))?;
-    let list = st.service.deliveries(&name, status, after, limit).await?;
-    let page = wetoken_core::service::Page::of(list, limit, |d| d.event_id.to_string());
-    Ok(Json(page_json("deliveries", &page, render::delivery)))
+    let list = st.service.deliveries(name, status, after, limit).await?;
+    Ok(wetoken_core::service::Page::of(list, limit, |d| d.event_id.to_string()))
 }
 
 async fn retry_delivery(
@@ -161,10 +181,13 @@ async fn retry_delivery(
     _: Admin,
     Path((name, event_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    Ok(Json(render::delivery(&retry(&st, &name, &event_id).await?)))
+}
+
+/// Makes a finished delivery pending again (`event_id` as given).
+pub(crate) async fn retry(st: &AppState, name: &str, event_id: &str) -> Result<Delivery, ApiError> {
     let event_id: i64 = event_id
         .parse()
         .map_err(|_| ApiError::invalid("event_id must be an event id"))?;
-    Ok(Json(render::delivery(
-        &st.service.retry_delivery(&name, event_id).await?,
-    )))
+    Ok(st.service.retry_delivery(name, event_id).await?)
 }

@@ -111,7 +111,7 @@ async fn principal(parts: &Parts, st: &AppState) -> Result<Arc<Principal>, ApiEr
 /// SPEC §4 "browsers cannot be used against wetoken": a cross-site fetch
 /// (`Sec-Fetch-Site: cross-site`) or one from another origin is 403; with
 /// keys off, so is a `Host` that is not this server's (DNS rebinding).
-fn not_from_a_browser_elsewhere(parts: &Parts, st: &AppState) -> Result<(), ApiError> {
+pub(crate) fn not_from_a_browser_elsewhere(parts: &Parts, st: &AppState) -> Result<(), ApiError> {
     let h = &parts.headers;
     if h.get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))

@@ -18,6 +18,7 @@
 mod accounts;
 mod callback;
 mod compat;
+pub mod console;
 mod credentials;
 mod diagnostics;
 pub mod error;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(legacy::routes())
         .merge(callback::routes())
         .merge(ops::routes())
+        .merge(console::routes())
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::Front {

@@ -34,8 +34,18 @@ async fn authorization_url(
     a: Authed<AccountPath>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = a.target.0;
-    let AccountId::Component { appid: c } = &id else {
+    Ok(Json(json!({ "url": auth_url_for(&st, &a.target.0, &q).await? })))
+}
+
+/// A fresh authorization URL of a component from `?redirect_uri=&auth_type=
+/// &biz_appid=&category_id_list=&platform=` (the API's query, the console's
+/// form): each value checked, a new pre_auth_code from WeChat.
+pub(crate) async fn auth_url_for(
+    st: &AppState,
+    id: &AccountId,
+    q: &HashMap<String, String>,
+) -> Result<String, ApiError> {
+    let AccountId::Component { appid: c } = id else {
         return Err(ApiError::not_found("no such endpoint"));
     };
     if let Some(k) = q.keys().find(|k| {
@@ -84,10 +94,8 @@ async fn authorization_url(
         category_id_list,
         h5,
     };
-    let (code, _) = st.service.pre_auth_code(&id).await?;
-    Ok(Json(
-        json!({ "url": auth_url(c.as_str(), &code, &redirect_uri, &params) }),
-    ))
+    let (code, _) = st.service.pre_auth_code(id).await?;
+    Ok(auth_url(c.as_str(), &code, &redirect_uri, &params))
 }
 
 async fn authorizers(

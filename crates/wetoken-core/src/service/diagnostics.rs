@@ -31,7 +31,22 @@ fn diagnosable(id: &AccountId) -> Result<()> {
     }
 }
 
+/// The clears recorded for `month`.
+fn used_in(clears: Option<&QuotaClears>, month: &str) -> u32 {
+    clears.filter(|c| c.month == month).map_or(0, |c| c.used)
+}
+
 impl CredentialService {
+    /// WeChat's month now: `YYYY-MM` in +08:00.
+    fn quota_month(&self) -> String {
+        (self.now() + TimeDelta::hours(8)).format("%Y-%m").to_string()
+    }
+
+    /// How many of this month's clears an account used, from its view.
+    pub fn clears_used_this_month(&self, a: &super::AccountView) -> u32 {
+        used_in(a.quota_clears.as_ref(), &self.quota_month())
+    }
+
     /// WeChat's quota of `cgi_path` for the account (`openapi/quota/get`,
     /// with the account's own token).
     pub async fn quota(&self, id: &AccountId, cgi_path: &str) -> Result<Quota> {
@@ -93,9 +108,8 @@ impl CredentialService {
             }
             _ => unreachable!("checked by diagnosable"),
         };
-        let month = (self.now() + TimeDelta::hours(8)).format("%Y-%m").to_string();
-        let recorded = account.config.quota_clears.clone().filter(|c| c.month == month);
-        let used = recorded.map_or(0, |c| c.used);
+        let month = self.quota_month();
+        let used = used_in(account.config.quota_clears.as_ref(), &month);
         match outcome {
             Ok(()) => {
                 account.config.quota_clears = Some(QuotaClears { month, used: used + 1 });
