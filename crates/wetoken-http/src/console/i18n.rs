@@ -55,7 +55,7 @@ impl Lang {
     }
 
     /// `en` in this language (English itself when no translation exists).
-    pub fn t<'a>(self, en: &'a str) -> &'a str {
+    pub fn t(self, en: &str) -> &str {
         match self {
             Lang::En => en,
             Lang::Zh => ZH_MAP.get(en).copied().unwrap_or(en),

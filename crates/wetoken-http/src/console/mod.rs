@@ -213,26 +213,21 @@ impl FromRequest<AppState> for Posted {
         let (parts, body) = req.into_parts();
         let session = session_of(&parts, st).await;
         let c = Chrome::new(&parts, session.as_ref().ok().and_then(|s| s.as_deref()));
-        let refuse = |c, e| Err(error_page(c, e));
         let token = match session {
-            Err(e) => return refuse(c, e),
+            Err(e) => return Err(error_page(c, e)),
             Ok(None) => {
-                return refuse(
-                    c,
-                    ApiError::forbidden("your session has ended (or you are not signed in): sign in again"),
-                );
+                let e = ApiError::forbidden("your session has ended (or you are not signed in): sign in again");
+                return Err(error_page(c, e));
             }
             Ok(Some(t)) => t,
         };
         let form = match read_form(&parts, body, st).await {
             Ok(f) => f,
-            Err(e) => return refuse(c, e),
+            Err(e) => return Err(error_page(c, e)),
         };
         if !form.get("csrf").is_some_and(|t| csrf_ok(&token, t)) {
-            return refuse(
-                c,
-                ApiError::forbidden("the form's CSRF token is missing or wrong: reload the page and try again"),
-            );
+            let e = ApiError::forbidden("the form's CSRF token is missing or wrong: reload the page and try again");
+            return Err(error_page(c, e));
         }
         Ok(Posted { c, token, form })
     }
