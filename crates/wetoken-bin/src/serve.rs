@@ -58,7 +58,8 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     if settings.proxy {
         tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
     }
-    println!("wetoken listening on http://{addr} (console: {public_url}/console/)");
+    println!("wetoken listening on http://{addr}");
+    println!("console: {public_url}/console/");
     tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
     let scheduler = wetoken.run_scheduler();
     let deliverer = wetoken.run_deliverer();

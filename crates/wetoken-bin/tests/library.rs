@@ -679,3 +679,59 @@ async fn a_stale_verify_ticket_raises_one_event() {
         ["wetoken.ticket.stale", "wetoken.ticket.stale"]
     );
 }
+
+/// Console sessions (SPEC §11): 12 h on the database, so they work on every
+/// instance and a sign-out on one ends them on all; a one-time link signs
+/// in once, cluster-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_last_12_hours_and_end_everywhere() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key();
+    let a = instance(dir.path(), &sim, &key).await;
+    let b = instance(dir.path(), &sim, &key).await;
+    let s = a.service.start_session().await.unwrap();
+    assert_eq!(s.max_age_secs, 12 * 3600);
+    assert!(
+        b.service.session_alive(&s.token).await.unwrap(),
+        "another instance knows it"
+    );
+    b.clock
+        .advance(chrono::Duration::hours(12) - chrono::Duration::seconds(1));
+    assert!(
+        b.service.session_alive(&s.token).await.unwrap(),
+        "alive to its last second"
+    );
+    b.clock.advance(chrono::Duration::seconds(1));
+    assert!(!b.service.session_alive(&s.token).await.unwrap(), "ended after 12 h");
+    // Sign-out on one instance ends it on the other at once.
+    let s2 = a.service.start_session().await.unwrap();
+    assert!(a.service.session_alive(&s2.token).await.unwrap());
+    b.service.end_session(&s2.token).await.unwrap();
+    assert!(
+        !a.service.session_alive(&s2.token).await.unwrap(),
+        "signed out everywhere"
+    );
+    // Garbage is no session and reads nothing.
+    for t in ["", "wts_", "x".repeat(5000).as_str(), "wts_' OR 1=1 --"] {
+        assert!(!a.service.session_alive(t).await.unwrap());
+    }
+    // A one-time link: two instances redeem it at once, one gets a session.
+    let link = a.service.issue_sign_in_link().await.unwrap();
+    assert!(
+        !a.service.session_alive(&link).await.unwrap(),
+        "a link is not a session"
+    );
+    let (ra, rb) = tokio::join!(
+        a.service.redeem_sign_in_link(&link),
+        b.service.redeem_sign_in_link(&link)
+    );
+    let won: Vec<_> = [ra.unwrap(), rb.unwrap()].into_iter().flatten().collect();
+    assert_eq!(won.len(), 1, "the link signs in once");
+    assert!(a.service.session_alive(&won[0].token).await.unwrap());
+    assert!(a.service.redeem_sign_in_link(&link).await.unwrap().is_none());
+    // An unused link expires with its 12 h.
+    let late = a.service.issue_sign_in_link().await.unwrap();
+    a.clock.advance(chrono::Duration::hours(13));
+    assert!(a.service.redeem_sign_in_link(&late).await.unwrap().is_none(), "expired");
+}

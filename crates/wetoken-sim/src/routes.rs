@@ -21,6 +21,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/openapi/rid/get", post(rid_get))
         .route("/cgi-bin/clear_quota", post(clear_quota))
         .route("/cgi-bin/component/clear_quota/v2", post(component_clear_quota))
+        .route("/cgi-bin/componentloginpage", get(authorization_page))
+        .route("/wxaopen/safe/bindcomponent", get(authorization_page))
+        .route("/__sim/authorization/confirm", get(authorization_confirm))
         .route("/__sim/apps", post(ctl_add_app))
         .route("/__sim/calls", get(ctl_calls))
         .route("/__sim/faults", post(ctl_fault).delete(ctl_clear_faults))
@@ -405,4 +408,56 @@ async fn ctl_expire(State(s): State<Arc<Shared>>, Json(b): Json<ExpireBody>) -> 
     let now = s.now();
     s.world.lock().unwrap().expire_tokens_in(&b.appid, b.secs, now);
     StatusCode::NO_CONTENT
+}
+
+/// HTML-escapes a value for an attribute or text.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// WeChat's authorization page (PC `componentloginpage`, H5
+/// `bindcomponent`): the administrator names the account to authorize
+/// (here typed, in WeChat chosen by scanning) and confirms.
+async fn authorization_page(Query(q): Query<HashMap<String, String>>) -> Response {
+    let get = |k: &str| esc(q.get(k).map_or("", String::as_str));
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>授权 · WeChat simulator</title></head><body>\
+         <h1>授权给第三方平台 {c}</h1>\
+         <form method=\"get\" action=\"/__sim/authorization/confirm\">\
+         <input type=\"hidden\" name=\"component_appid\" value=\"{c}\">\
+         <input type=\"hidden\" name=\"pre_auth_code\" value=\"{p}\">\
+         <input type=\"hidden\" name=\"redirect_uri\" value=\"{r}\">\
+         <label>AppID <input id=\"sim-appid\" name=\"appid\" value=\"wxsimauthorized01\"></label>\
+         <button id=\"sim-authorize\" type=\"submit\">授权</button></form></body></html>",
+        c = get("component_appid"),
+        p = get("pre_auth_code"),
+        r = get("redirect_uri"),
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+/// The administrator confirmed: the pre_auth_code is used, an
+/// authorization code issued, the browser sent to `redirect_uri` with it.
+async fn authorization_confirm(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let get = |k: &str| q.get(k).map_or("", String::as_str);
+    let (component, appid, redirect) = (get("component_appid"), get("appid"), get("redirect_uri"));
+    if appid.is_empty() || !(redirect.starts_with("http://") || redirect.starts_with("https://")) {
+        return (StatusCode::BAD_REQUEST, "appid and an http(s) redirect_uri are needed").into_response();
+    }
+    let now = s.now();
+    let code = {
+        let mut w = s.world.lock().unwrap();
+        if let Err(e) = w.use_pre_auth_code(component, get("pre_auth_code"), now) {
+            return (StatusCode::BAD_REQUEST, e).into_response();
+        }
+        w.new_auth_code(component, appid, now)
+    };
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    let code: String = form_urlencoded::byte_serialize(code.as_bytes()).collect();
+    let location = format!("{redirect}{sep}auth_code={code}&expires_in=600");
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response()
 }

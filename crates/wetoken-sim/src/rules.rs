@@ -16,6 +16,7 @@
 //! | component_verify_ticket | pushed every 10 min, valid 12 h; api_component_token needs a valid one (61006 unknown, 61005 expired) | `new_verify_ticket`, `component_token` |
 //! | component_access_token | each fetch issues a new one, the previous valid 5 min | family `Component` |
 //! | pre_auth_code | single use, 600 s | `pre_auth_code` |
+//! | authorization page | `mp.weixin.qq.com/cgi-bin/componentloginpage` (PC) or `open.weixin.qq.com/wxaopen/safe/bindcomponent` (H5) with `component_appid`, `pre_auth_code`, `redirect_uri`; the administrator confirms; the browser goes to `redirect_uri?auth_code=…&expires_in=600`; a used, expired or foreign pre_auth_code is refused | `use_pre_auth_code`, routes `authorization_page` (served at the same paths) |
 //! | authorization code | from the authorization page or the `authorized` event, 10 min; usable by both | `new_auth_code`, `query_auth` (61009 invalid) |
 //! | authorizer_refresh_token | replaced by a new authorization; may rotate on api_authorizer_token (then the old one works 5 min); else 61023 | `authorizer_token` |
 //! | unknown component | 61011 | |
@@ -421,6 +422,20 @@ impl World {
         let code = format!("preauthcode@@@{}", random(40));
         self.pre_auth_codes.insert(code.clone(), (owner, now + 600_000));
         json!({"pre_auth_code": code, "expires_in": 600})
+    }
+
+    /// The authorization page consumes a pre_auth_code of `component`:
+    /// once, within its 600 s.
+    pub fn use_pre_auth_code(&mut self, component: &str, code: &str, now: i64) -> Result<(), &'static str> {
+        match self.pre_auth_codes.get(code) {
+            Some((owner, _)) if owner != component => Err("the pre_auth_code belongs to another component"),
+            Some((_, until)) if *until <= now => Err("the pre_auth_code has expired"),
+            Some(_) => {
+                self.pre_auth_codes.remove(code);
+                Ok(())
+            }
+            None => Err("unknown or used pre_auth_code"),
+        }
     }
 
     /// An authorization code, as WeChat gives one after an administrator
@@ -905,6 +920,32 @@ mod tests {
     }
 
     const GT: Option<&str> = Some("client_credential");
+
+    #[test]
+    fn the_authorization_page_uses_a_pre_auth_code_once_within_ten_minutes() {
+        let mut w = world();
+        w.add_component("wxc", "cs", "tok", &"a".repeat(43));
+        w.add_component("wxd", "ds", "tok", &"a".repeat(43));
+        let ticket = w.new_verify_ticket("wxc", 0).unwrap();
+        let body = json!({"component_appid": "wxc", "component_appsecret": "cs", "component_verify_ticket": ticket});
+        let ct = w.component_token(&body, 0)["component_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut code = || {
+            w.pre_auth_code(Some(&ct), &json!({"component_appid": "wxc"}), 0)["pre_auth_code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (a, b, c) = (code(), code(), code());
+        assert!(w.use_pre_auth_code("wxd", &a, 1).is_err(), "another component's code");
+        assert_eq!(w.use_pre_auth_code("wxc", &a, 1), Ok(()));
+        assert!(w.use_pre_auth_code("wxc", &a, 2).is_err(), "used once");
+        assert!(w.use_pre_auth_code("wxc", &b, 600_000).is_err(), "expired after 600 s");
+        assert_eq!(w.use_pre_auth_code("wxc", &c, 599_999), Ok(()));
+        assert!(w.use_pre_auth_code("wxc", "made-up", 1).is_err());
+    }
 
     #[test]
     fn diagnostics_count_quota_find_rids_and_clear_ten_times_a_month() {

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod compat;
 mod component;
+mod console;
 mod credentials;
 mod diagnostics;
 mod embedded;

@@ -51,6 +51,41 @@ async fn sandbox_prints_curl_lines_that_work() {
         let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}: {json}"));
         assert!(v.get("error").is_none(), "{line}: {v}");
     }
+    // The console in one click: the printed link signs in, once.
+    let link = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("/console/signin?link=") {
+                return line.trim().to_owned();
+            }
+        }
+        panic!("no console link printed");
+    })
+    .await
+    .expect("sandbox printed its console link");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser.get(&link).send().await.unwrap();
+    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("wetoken_session=wts_"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let base = link.split("/console/").next().unwrap();
+    let overview = browser
+        .get(format!("{base}/console/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), reqwest::StatusCode::OK);
+    assert!(
+        overview.text().await.unwrap().contains("<h1>Overview</h1>"),
+        "signed in"
+    );
+    let again = browser.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::FORBIDDEN, "the link works once");
+
     // SIGTERM: a graceful stop removes the sandbox's data.
     let pid = child.id().unwrap().to_string();
     tokio::process::Command::new("kill")
