@@ -4,7 +4,9 @@
 //!   feature, then every test on every backend: MariaDB and PostgreSQL are
 //!   installed from Debian packages if missing, started on loopback in a
 //!   temporary directory, and stopped at the end (see [`Databases`]); a
-//!   virtualenv with wechatpy from PyPI runs the SDK drop-in test; then the
+//!   virtualenv with wechatpy from PyPI runs the SDK drop-in test; Chromium
+//!   and chromium-driver (Debian packages) run the console's browser tests,
+//!   which leave screenshots in target/console-screenshots/; then the
 //!   Debian package is built, installed, served and removed (`package.rs`).
 //! - `bench [--quick] [--only a|b|c|d|e]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
@@ -85,6 +87,7 @@ fn ci() -> Result<(), String> {
     // Build first, so that the databases are not kept waiting on a compile.
     cargo(&["test", "--workspace", "--all-features", "--no-run"])?;
     let python = sdk_python()?;
+    browser()?;
     let dbs = Databases::start()?;
     let mut env = dbs.env();
     env.push(("WETOKEN_TEST_PYTHON".into(), python));
@@ -99,6 +102,23 @@ fn ci() -> Result<(), String> {
         "==> ci passed in {:.0?} (SQLite, MariaDB and PostgreSQL; Oracle: unit tests only, no server here; the Debian package installed and served)",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// Headless Chromium and its WebDriver for the console's browser tests,
+/// from Debian's packages (with a CJK font, so that screenshots of the
+/// Chinese console show characters).
+fn browser() -> Result<(), String> {
+    let has = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let font = std::path::Path::new("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists();
+    if !(has("chromium") && has("chromedriver") && font) {
+        databases::apt_install(&["chromium", "chromium-driver", "fonts-wqy-microhei"])?;
+    }
     Ok(())
 }
 

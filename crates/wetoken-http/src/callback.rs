@@ -152,22 +152,20 @@ async fn suite_verify_url(
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+#[derive(askama::Template)]
+#[template(path = "callback/landing.html")]
+struct Landing<'a> {
+    title: &'a str,
+    detail: &'a str,
 }
 
+/// The landing page after an authorization, in both languages.
 fn page(status: StatusCode, title: &str, detail: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
-         content=\"width=device-width\"><title>{t}</title></head><body style=\"font-family:sans-serif;\
-         max-width:32em;margin:3em auto\"><h1>{t}</h1><p>{d}</p></body></html>",
-        t = escape(title),
-        d = escape(detail)
-    );
-    (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    use askama::Template;
+    match (Landing { title, detail }).render() {
+        Ok(html) => (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response(),
+    }
 }
 
 /// `GET /callback/component/{c}/authorized?auth_code=…`: where WeChat sends

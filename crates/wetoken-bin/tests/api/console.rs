@@ -22,7 +22,7 @@ fn raw() -> reqwest::Client {
         .unwrap()
 }
 
-fn header<'a>(h: &'a HeaderMap, name: impl reqwest::header::AsHeaderName) -> &'a str {
+fn header(h: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> &str {
     h.get(name).map_or("", |v| v.to_str().unwrap())
 }
 
@@ -344,4 +344,367 @@ async fn languages_assets_and_hostile_input() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+// ---- in a real browser
+
+mod browser {
+    use std::path::PathBuf;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use serde_json::json;
+
+    /// chromedriver on a free port, and a headless Chromium session.
+    pub struct Driver {
+        pub client: Client,
+        _child: tokio::process::Child,
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    impl Driver {
+        pub async fn start(lang: &str) -> Driver {
+            let driver = std::env::var("WETOKEN_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+            let chromium = std::env::var("WETOKEN_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+            let port = free_port();
+            let child = tokio::process::Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run {driver} ({e}): install chromium and chromium-driver, or run `cargo xtask ci`")
+                });
+            let url = format!("http://127.0.0.1:{port}");
+            let caps = json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--window-size=1280,1000", format!("--lang={lang}")],
+                    "prefs": {"intl.accept_languages": lang},
+                }
+            });
+            let caps = caps.as_object().unwrap().clone();
+            // The driver takes a moment to listen: retry the session until it does.
+            let mut last = None;
+            for _ in 0..100 {
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                match ClientBuilder::new(connector)
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await
+                {
+                    Ok(client) => return Driver { client, _child: child },
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no WebDriver session: {last:?}");
+        }
+    }
+
+    /// Screenshots of each page, for people: `target/console-screenshots/`.
+    pub async fn shot(b: &Client, name: &str) {
+        let dir = std::env::var("CARGO_TARGET_DIR")
+            .map_or_else(
+                |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+                PathBuf::from,
+            )
+            .join("console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = b.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn find(b: &Client, css: &str) -> fantoccini::elements::Element {
+        match b
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => panic!("{css}: {e}; page: {}", b.source().await.unwrap_or_default()),
+        }
+    }
+
+    pub async fn fill(b: &Client, css: &str, value: &str) {
+        let e = find(b, css).await;
+        e.clear().await.unwrap();
+        e.send_keys(value).await.unwrap();
+    }
+
+    /// Clicks something that loads a new page, and waits for that page:
+    /// until the old document is gone.
+    pub async fn click(b: &Client, css: &str) {
+        let old = find(b, "html").await;
+        find(b, css).await.click().await.unwrap();
+        for _ in 0..300 {
+            if old.tag_name().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} loaded no page");
+    }
+
+    pub async fn text(b: &Client, css: &str) -> String {
+        find(b, css).await.text().await.unwrap()
+    }
+
+    /// Waits until the page's path is `path`.
+    pub async fn at(b: &Client, path: &str) {
+        for _ in 0..150 {
+            if b.current_url().await.unwrap().path() == path {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("never reached {path}: at {}", b.current_url().await.unwrap());
+    }
+}
+
+use browser::{at, click, fill, find, shot, text};
+
+const APPID: &str = "wxbrowsermp00001";
+const SECRET: &str = "browser-mp-secret";
+const C: &str = "wxbrowsercomp001";
+const C_SECRET: &str = "browser-component-secret";
+const C_TOKEN: &str = "browsertoken";
+const C_AES: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+const AUTHORIZER: &str = "wxbrowserauth001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and chromedriver (Debian: chromium, chromium-driver): run `cargo xtask ci`, or pass --include-ignored"]
+async fn console_in_a_real_browser() {
+    let sim = sim().await;
+    sim.add_app(APPID, SECRET);
+    sim.add_component(C, C_SECRET, C_TOKEN, C_AES);
+    let srv = spawn(&sim).await;
+    let base = srv.url.clone();
+    let driver = browser::Driver::start("en-US").await;
+    let b = &driver.client;
+
+    // Signed out, the console asks for the admin key; a wrong one is refused.
+    b.goto(&format!("{base}/console/")).await.unwrap();
+    at(b, "/console/signin").await;
+    fill(b, "#key", "not-the-admin-key").await;
+    click(b, "#signin").await;
+    let refused = text(b, "#error").await;
+    assert!(refused.contains("not the admin key"), "{refused}");
+    shot(b, "01-sign-in-refused").await;
+    fill(b, "#key", ADMIN).await;
+    click(b, "#signin").await;
+    find(b, "section.counts").await;
+    at(b, "/console/").await;
+
+    // Add an mp account; its token becomes healthy against the simulator.
+    b.goto(&format!("{base}/console/accounts/new?kind=mp")).await.unwrap();
+    fill(b, "#f-appid", APPID).await;
+    fill(b, "#f-secret", SECRET).await;
+    shot(b, "02-add-account").await;
+    click(b, "#create-account").await;
+    assert_eq!(text(b, "#account-id").await, format!("mp:{APPID}"));
+    click(b, "#refresh-access_token").await;
+    find(b, "#cred-access_token [data-state=healthy]").await;
+    shot(b, "03-account-healthy").await;
+    let (_, v) = srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(ADMIN)).await;
+    assert!(
+        sim.is_valid(v["access_token"].as_str().unwrap()),
+        "the healthy token is WeChat's: {v}"
+    );
+    assert_eq!(sim.token_calls(), 1, "fetched once, by the click");
+
+    // A key is shown once and works; the list never shows it again.
+    b.goto(&format!("{base}/console/keys")).await.unwrap();
+    fill(b, "#key-name", "shop-backend").await;
+    fill(b, "#key-accounts", &format!("mp:{APPID}")).await;
+    click(b, "#create-key").await;
+    let key = text(b, "#new-key-value").await;
+    assert!(key.starts_with("wtk_"), "{key}");
+    shot(b, "04-key-shown-once").await;
+    let (s, v) = srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    b.goto(&format!("{base}/console/keys")).await.unwrap();
+    find(b, "#key-shop-backend").await;
+    assert!(!b.source().await.unwrap().contains(&key), "the key is not shown again");
+
+    // A component: its authorization links and QR code.
+    b.goto(&format!("{base}/console/accounts/new?kind=component"))
+        .await
+        .unwrap();
+    fill(b, "#f-appid", C).await;
+    fill(b, "#f-secret", C_SECRET).await;
+    fill(b, "#f-token", C_TOKEN).await;
+    fill(b, "#f-aes_key", C_AES).await;
+    click(b, "#create-account").await;
+    assert_eq!(text(b, "#account-id").await, format!("component:{C}"));
+    sim.push_verify_ticket(C, &format!("{base}/callback/component/{C}"))
+        .await
+        .unwrap();
+    click(b, "#authorize-link").await;
+    find(b, "#auth_type").await.select_by_value("1").await.unwrap();
+    fill(b, "#category_id_list", "1|2").await;
+    click(b, "#authorize-submit").await;
+    let pc = find(b, "#pc-link").await.attr("href").await.unwrap().unwrap();
+    let h5 = find(b, "#h5-link").await.attr("href").await.unwrap().unwrap();
+    assert!(
+        pc.starts_with(&format!(
+            "https://mp.weixin.qq.com/cgi-bin/componentloginpage?component_appid={C}&pre_auth_code="
+        )),
+        "{pc}"
+    );
+    assert!(
+        pc.contains("&auth_type=1") && pc.contains("&category_id_list=1%7C2"),
+        "{pc}"
+    );
+    assert!(
+        h5.starts_with("https://open.weixin.qq.com/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&")
+            && h5.ends_with("#wechat_redirect"),
+        "{h5}"
+    );
+    let qr = find(b, "#qr svg").await;
+    assert!(
+        qr.rectangle().await.unwrap().2 >= 200.0,
+        "a QR code drawn on the server"
+    );
+    shot(b, "05-authorization-links").await;
+
+    // Follow the simulator's authorization page: the authorizer is listed.
+    let on_sim = pc.replace("https://mp.weixin.qq.com", &sim.url());
+    b.goto(&on_sim).await.unwrap();
+    fill(b, "#sim-appid", AUTHORIZER).await;
+    click(b, "#sim-authorize").await;
+    at(b, &format!("/callback/component/{C}/authorized")).await;
+    assert!(text(b, "#landing-detail").await.contains(AUTHORIZER));
+    b.goto(&format!("{base}/console/accounts/component:{C}")).await.unwrap();
+    let listed = text(b, "#authorizers table").await;
+    assert!(listed.contains(&format!("authorizer:{C}:{AUTHORIZER}")), "{listed}");
+    shot(b, "06-authorizers").await;
+
+    // Rotate to a wrong secret: the refresh fails and the overview shows it.
+    b.goto(&format!("{base}/console/accounts/mp:{APPID}")).await.unwrap();
+    fill(b, "#r-secret", "a-wrong-secret").await;
+    click(b, "#rotate-submit").await;
+    assert!(text(b, ".flash").await.contains("Saved"));
+    click(b, "#refresh-access_token").await;
+    assert!(text(b, "#error").await.contains("40125"), "WeChat's refusal shown");
+    b.goto(&format!("{base}/console/")).await.unwrap();
+    let failing = text(b, "#failing").await;
+    assert!(
+        failing.contains(&format!("mp:{APPID}")) && failing.contains("40125"),
+        "{failing}"
+    );
+    shot(b, "07-overview-failing").await;
+    // And back: the right secret, a healthy token again.
+    b.goto(&format!("{base}/console/accounts/mp:{APPID}")).await.unwrap();
+    fill(b, "#r-secret", SECRET).await;
+    click(b, "#rotate-submit").await;
+    click(b, "#refresh-access_token").await;
+    find(b, "#cred-access_token [data-state=healthy]").await;
+
+    // Webhooks: the secret once; events listed.
+    b.goto(&format!("{base}/console/webhooks")).await.unwrap();
+    fill(b, "#wh-name", "alerts").await;
+    fill(b, "#wh-url", "http://127.0.0.1:9/hook").await;
+    fill(b, "#wh-events", "wetoken.*").await;
+    click(b, "#create-webhook").await;
+    assert!(text(b, "#new-webhook-secret").await.starts_with("whsec_"));
+    shot(b, "08-webhooks").await;
+    b.goto(&format!("{base}/console/events")).await.unwrap();
+    let events = text(b, "table.events").await;
+    let (_, api) = srv.get("/v1/events", Some(ADMIN)).await;
+    assert!(events.contains("component.component_verify_ticket"), "{events}");
+    assert!(events.contains("wetoken.credential.refresh_failed"), "{events} {api}");
+    shot(b, "09-events").await;
+
+    // Diagnostics: a quota, and a clear that counts.
+    b.goto(&format!("{base}/console/accounts/mp:{APPID}/diagnostics"))
+        .await
+        .unwrap();
+    click(b, "#quota-go").await;
+    assert!(text(b, "#quota-result").await.contains("daily_limit"));
+    find(b, "#clear-confirm").await.click().await.unwrap();
+    click(b, "#clear-submit").await;
+    assert!(text(b, ".flash").await.contains("cleared"));
+    assert_eq!(text(b, "#clears-used").await, "1");
+    shot(b, "10-diagnostics").await;
+
+    // Delete an account, confirmed by its id.
+    srv.add_mp("wxbrowserdelete1", "s").await;
+    b.goto(&format!("{base}/console/accounts/mp:wxbrowserdelete1"))
+        .await
+        .unwrap();
+    fill(b, "#delete-confirm", "mp:wxbrowserdelete1").await;
+    click(b, "#delete-submit").await;
+    assert!(text(b, ".flash").await.contains("Deleted"));
+    assert_eq!(
+        srv.get("/v1/accounts/mp:wxbrowserdelete1", Some(ADMIN)).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A form whose CSRF token was removed is refused and changes nothing.
+    srv.add_mp("wxbrowserkeep001", "s").await;
+    b.goto(&format!("{base}/console/accounts/mp:wxbrowserkeep001"))
+        .await
+        .unwrap();
+    fill(b, "#delete-confirm", "mp:wxbrowserkeep001").await;
+    b.execute("document.querySelector('#delete input[name=csrf]').remove()", vec![])
+        .await
+        .unwrap();
+    click(b, "#delete-submit").await;
+    assert!(text(b, "#error").await.contains("CSRF"));
+    assert_eq!(
+        srv.get("/v1/accounts/mp:wxbrowserkeep001", Some(ADMIN)).await.0,
+        StatusCode::OK
+    );
+
+    // 中文.
+    b.goto(&format!("{base}/console/")).await.unwrap();
+    click(b, "#lang-zh").await;
+    at(b, "/console/").await;
+    assert!(text(b, "header nav").await.contains("概览"));
+    assert_eq!(
+        find(b, "html").await.attr("lang").await.unwrap().as_deref(),
+        Some("zh-CN")
+    );
+    shot(b, "11-overview-zh").await;
+    b.goto(&format!("{base}/console/accounts")).await.unwrap();
+    shot(b, "12-accounts-zh").await;
+    click(b, "#lang-en").await;
+    assert!(text(b, "header nav").await.contains("Overview"));
+
+    // Sign out: the session is over.
+    click(b, "#signout").await;
+    at(b, "/console/signin").await;
+    assert!(text(b, ".flash").await.contains("Signed out"));
+    b.goto(&format!("{base}/console/keys")).await.unwrap();
+    at(b, "/console/signin").await;
+}
+
+/// A Chinese browser gets the console in Chinese without choosing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and chromedriver (Debian: chromium, chromium-driver): run `cargo xtask ci`, or pass --include-ignored"]
+async fn a_chinese_browser_gets_chinese() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let driver = browser::Driver::start("zh-CN").await;
+    let b = &driver.client;
+    b.goto(&format!("{}/console/", srv.url)).await.unwrap();
+    at(b, "/console/signin").await;
+    assert!(text(b, "h1").await.contains("登录"));
+    fill(b, "#key", ADMIN).await;
+    click(b, "#signin").await;
+    assert!(text(b, "h1").await.contains("概览"));
 }

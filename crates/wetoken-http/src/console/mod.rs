@@ -14,8 +14,8 @@
 //!   them): the console has no rule of its own, only presentation
 //!   (`view`).
 //! - Responses carry a strict Content-Security-Policy (no inline script,
-//!   nothing from another origin), `X-Frame-Options: DENY`, no referrer
-//!   and `Cache-Control: no-store`.
+//!   nothing from another origin), `X-Frame-Options: DENY`,
+//!   `Referrer-Policy: same-origin` and `Cache-Control: no-store`.
 
 mod i18n;
 mod pages;
@@ -266,7 +266,9 @@ fn harden(resp: &mut Response) {
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: a browser then sends `Origin: null` on the
+    // console's own posts, which the cross-origin check refuses.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
