@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -707,4 +708,61 @@ async fn a_chinese_browser_gets_chinese() {
     fill(b, "#key", ADMIN).await;
     click(b, "#signin").await;
     assert!(text(b, "h1").await.contains("概览"));
+}
+
+/// A component with many authorizers: its page shows one page at a time,
+/// the next link walks them all once, a prefix search narrows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorizers_are_paged_and_searched_by_appid_prefix() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"component","appid":"wxmanyc","secret":"s","token":"t","aes_key":"a".repeat(43)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let appids: Vec<String> = (0..120).map(|i| format!("wxmany{i:03}")).collect();
+    futures::stream::iter(appids.clone())
+        .for_each_concurrent(8, |appid| {
+            let srv = &srv;
+            async move {
+                let body = json!({"kind":"authorizer","component_appid":"wxmanyc","appid":appid,"refresh_token":"r"});
+                assert_eq!(srv.post("/v1/accounts", Some(ADMIN), Some(body)).await.0, StatusCode::CREATED);
+            }
+        })
+        .await;
+    let (cookie, _) = sign_in(&srv.url, ADMIN).await;
+    let listed = |html: &str| -> Vec<String> {
+        html.split("<a href=\"/console/accounts/authorizer:wxmanyc:")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut path = "/console/accounts/component:wxmanyc".to_owned();
+    let mut pages = 0;
+    loop {
+        let (s, _, html) = page(&srv.url, &path, &cookie).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        pages += 1;
+        let got = listed(&html);
+        assert!(got.len() <= 50, "a page holds at most 50");
+        seen.extend(got);
+        match html.split("id=\"children-next\" href=\"").nth(1) {
+            Some(rest) => path = rest.split('"').next().unwrap().replace("&amp;", "&"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, appids, "every authorizer once, in order");
+    let (_, _, html) = page(&srv.url, "/console/accounts/component:wxmanyc?q=wxmany11", &cookie).await;
+    assert_eq!(listed(&html), (110..120).map(|i| format!("wxmany{i}")).collect::<Vec<_>>());
+    let (s, _, _) = page(&srv.url, "/console/accounts/component:wxmanyc?q=%27%3B--", &cookie).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a search is an id prefix, nothing else");
+    // The overview counts them (bounded reads, see the store's count cap).
+    let (_, _, html) = page(&srv.url, "/console/", &cookie).await;
+    assert!(html.contains("<strong>120</strong><span>Authorized accounts"), "counted");
 }
