@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-use futures::StreamExt;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -580,6 +580,9 @@ async fn console_in_a_real_browser() {
         qr.rectangle().await.unwrap().2 >= 200.0,
         "a QR code drawn on the server"
     );
+    b.execute("document.querySelector('#links').scrollIntoView()", vec![])
+        .await
+        .unwrap();
     shot(b, "05-authorization-links").await;
 
     // Follow the simulator's authorization page: the authorizer is listed.
@@ -730,7 +733,10 @@ async fn authorizers_are_paged_and_searched_by_appid_prefix() {
             let srv = &srv;
             async move {
                 let body = json!({"kind":"authorizer","component_appid":"wxmanyc","appid":appid,"refresh_token":"r"});
-                assert_eq!(srv.post("/v1/accounts", Some(ADMIN), Some(body)).await.0, StatusCode::CREATED);
+                assert_eq!(
+                    srv.post("/v1/accounts", Some(ADMIN), Some(body)).await.0,
+                    StatusCode::CREATED
+                );
             }
         })
         .await;
@@ -759,10 +765,16 @@ async fn authorizers_are_paged_and_searched_by_appid_prefix() {
     assert_eq!(pages, 3);
     assert_eq!(seen, appids, "every authorizer once, in order");
     let (_, _, html) = page(&srv.url, "/console/accounts/component:wxmanyc?q=wxmany11", &cookie).await;
-    assert_eq!(listed(&html), (110..120).map(|i| format!("wxmany{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        listed(&html),
+        (110..120).map(|i| format!("wxmany{i}")).collect::<Vec<_>>()
+    );
     let (s, _, _) = page(&srv.url, "/console/accounts/component:wxmanyc?q=%27%3B--", &cookie).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "a search is an id prefix, nothing else");
     // The overview counts them (bounded reads, see the store's count cap).
     let (_, _, html) = page(&srv.url, "/console/", &cookie).await;
-    assert!(html.contains("<strong>120</strong><span>Authorized accounts"), "counted");
+    assert!(
+        html.contains("<strong>120</strong><span>Authorized accounts"),
+        "counted"
+    );
 }
