@@ -16,7 +16,8 @@
 //! (e) 100 000 authorizers under one component on PostgreSQL (and 10 000
 //!     on SQLite): start-up, memory, idle CPU, every token refreshed before
 //!     expiry under WETOKEN_MAX_UPSTREAM_RPS, read latency during the wave
-//!     against idle, a page of 100 authorizers.
+//!     against idle, a page of 100 authorizers, the console's overview,
+//!     a page of authorizers and an appid search.
 //!
 //! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e].
 //! `--bare-server LEN` is the baseline process itself.
@@ -819,6 +820,7 @@ async fn scale(args: &Args, label: &str, database_url: &str, n: usize) {
         r.bytes().await.unwrap();
         pages.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    let console = console_pages(&url, C, n).await;
     // The wave: sample upstream calls per second until all are refreshed,
     // reading meanwhile.
     let wave_start = Instant::now();
@@ -869,4 +871,72 @@ async fn scale(args: &Args, label: &str, database_url: &str, n: usize) {
         quantile(&mut pages, 0.5),
         quantile(&mut pages, 0.99)
     );
+    println!("    console (signed in, idle): {console}\n");
+}
+
+/// The console at scale: the overview (counts, alerts, latest events), a
+/// page of the component's authorizers at random places, a search by appid
+/// prefix; 50 of each, p50 and p99 in ms.
+async fn console_pages(url: &str, component: &str, n: usize) -> String {
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = raw
+        .post(format!("{url}/console/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut out = Vec::new();
+    let pages: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+        ("overview", Box::new(|_| "/console/".to_owned())),
+        (
+            "authorizers page",
+            Box::new(|k| {
+                format!(
+                    "/console/accounts/component:{component}?cursor=authorizer:{component}:wxa{:06}",
+                    (k * 7919) % n
+                )
+            }),
+        ),
+        (
+            "appid search",
+            Box::new(|k| {
+                format!(
+                    "/console/accounts/component:{component}?q=wxa{:04}",
+                    (k * 31) % (n / 100).max(1)
+                )
+            }),
+        ),
+    ];
+    for (name, path) in pages {
+        let mut lat = Vec::new();
+        for k in 0..50 {
+            let t = Instant::now();
+            let r = raw
+                .get(format!("{url}{}", path(k)))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK, "{name}");
+            r.bytes().await.unwrap();
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        out.push(format!(
+            "{name} p50 {:.2} ms, p99 {:.2} ms",
+            quantile(&mut lat, 0.5),
+            quantile(&mut lat, 0.99)
+        ));
+    }
+    out.join("; ")
 }
