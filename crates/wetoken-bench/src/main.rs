@@ -897,7 +897,8 @@ async fn console_pages(url: &str, component: &str, n: usize) -> String {
         .unwrap()
         .to_owned();
     let mut out = Vec::new();
-    let pages: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+    type PathOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let pages: [(&str, PathOf); 3] = [
         ("overview", Box::new(|_| "/console/".to_owned())),
         (
             "authorizers page",
