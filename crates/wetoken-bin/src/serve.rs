@@ -187,6 +187,11 @@ async fn demo(
     let link = service.issue_sign_in_link().await.map_err(CliError::from)?;
     println!("sandbox: the console, signed in by a one-time link (valid 12 h):");
     println!("  http://{host}/console/signin?link={link}");
+    println!(
+        "sandbox: authorization links made there point at WeChat; to authorize an account here, open one \
+         with https://mp.weixin.qq.com replaced by {}",
+        sb.sim.url()
+    );
     println!();
     Ok(())
 }

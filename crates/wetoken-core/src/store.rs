@@ -205,9 +205,11 @@ pub trait Store: Send + Sync + 'static {
     /// one. One range scan of the primary key, whatever the total.
     async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>>;
     /// Replaces secrets, config, status and updated_at. With
-    /// `drop_credentials`, the account's fetched credential rows go in the
-    /// same transaction (a rotated secret invalidates everything derived from
-    /// it); what WeChat pushed (verify_ticket, suite_ticket) and the
+    /// `drop_credentials`, the values of the account's fetched credentials
+    /// go in the same transaction (a rotated secret invalidates everything
+    /// derived from it), with their leases and blocks; their last error and
+    /// failures in a row stay (an open alert stays open until a value
+    /// comes); what WeChat pushed (verify_ticket, suite_ticket) and the
     /// account's children stay. `NotFound` if absent. `events` are
     /// committed with it.
     async fn update_account(

@@ -27,7 +27,7 @@ use wetoken_core::store::{
     StoreError, StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, WebhookRow, event_filters, page_binds};
+use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, PageBinds, WebhookRow, event_filters, page_binds};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
@@ -190,6 +190,21 @@ fn append(conn: &Connection, sql: &Statements, events: &[NewEventRow]) -> Result
     Ok(())
 }
 
+/// The binds of an account page's range and filters, then its limit (a
+/// page and its bounded count take the same).
+fn page_params<'a>(b: &'a PageBinds, limit: &'a i64) -> [&'a dyn ToSql; 8] {
+    [
+        &b.lower,
+        &b.upper,
+        &b.after,
+        &b.status,
+        &b.status,
+        &b.not_status,
+        &b.not_status,
+        limit,
+    ]
+}
+
 fn encode_events(events: &[NewEvent]) -> Vec<NewEventRow> {
     events.iter().map(NewEventRow::encode).collect()
 }
@@ -273,24 +288,8 @@ impl Store for OracleStore {
     async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>> {
         let b = page_binds(q);
         let limit = q.limit;
-        self.run(move |conn, sql| {
-            rows(
-                conn,
-                sql.select_accounts_page,
-                &[
-                    &b.lower,
-                    &b.upper,
-                    &b.after,
-                    &b.status,
-                    &b.status,
-                    &b.not_status,
-                    &b.not_status,
-                    &limit,
-                ],
-                account_of,
-            )
-        })
-        .await
+        self.run(move |conn, sql| rows(conn, sql.select_accounts_page, &page_params(&b, &limit), account_of))
+            .await
     }
 
     async fn credentials_between(&self, first: &AccountId, last: &AccountId) -> StoreResult<Vec<CredentialState>> {
@@ -694,19 +693,7 @@ impl Store for OracleStore {
         let limit = q.limit;
         self.run(move |conn, sql| {
             let row = conn
-                .query_row(
-                    sql.count_accounts,
-                    &[
-                        &b.lower,
-                        &b.upper,
-                        &b.after,
-                        &b.status,
-                        &b.status,
-                        &b.not_status,
-                        &b.not_status,
-                        &limit,
-                    ],
-                )
+                .query_row(sql.count_accounts, &page_params(&b, &limit))
                 .map_err(map_err)?;
             required(row.int(0)?, "count")
         })

@@ -11,8 +11,8 @@ use wetoken_core::store::{
 };
 
 use crate::rows::{
-    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, WebhookRow, decode_all, event_filters,
-    page_binds,
+    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, PageBinds, WebhookRow, decode_all,
+    event_filters, page_binds,
 };
 use crate::statements::{Dialect, Statements};
 
@@ -92,6 +92,23 @@ macro_rules! retry {
 macro_rules! sql_store {
     ($db:ty) => {
         impl SqlStore<$db> {
+            /// An account page's range and filters, then its limit, bound
+            /// in order (a page and its bounded count take the same).
+            fn bind_page<'q, O>(
+                q: sqlx::query::QueryAs<'q, $db, O, <$db as Database>::Arguments>,
+                b: &'q PageBinds,
+                limit: i64,
+            ) -> sqlx::query::QueryAs<'q, $db, O, <$db as Database>::Arguments> {
+                q.bind(&b.lower)
+                    .bind(&b.upper)
+                    .bind(&b.after)
+                    .bind(&b.status)
+                    .bind(&b.status)
+                    .bind(&b.not_status)
+                    .bind(&b.not_status)
+                    .bind(limit)
+            }
+
             /// The outbox: appends `events` in the caller's transaction. The
             /// counter row is taken first (its lock held to commit, so ids
             /// increase in commit order; on SQLite the first statement is a
@@ -268,15 +285,7 @@ macro_rules! sql_store {
 
             async fn accounts_page(&self, q: &AccountQuery) -> StoreResult<Vec<StoredAccount>> {
                 let b = page_binds(q);
-                let rows: Vec<AccountRow> = sqlx::query_as(self.sql.select_accounts_page)
-                    .bind(&b.lower)
-                    .bind(&b.upper)
-                    .bind(&b.after)
-                    .bind(&b.status)
-                    .bind(&b.status)
-                    .bind(&b.not_status)
-                    .bind(&b.not_status)
-                    .bind(q.limit)
+                let rows: Vec<AccountRow> = Self::bind_page(sqlx::query_as(self.sql.select_accounts_page), &b, q.limit)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(map_err)?;
@@ -863,15 +872,7 @@ macro_rules! sql_store {
 
             async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
                 let b = page_binds(q);
-                let (n,): (i64,) = sqlx::query_as(self.sql.count_accounts)
-                    .bind(&b.lower)
-                    .bind(&b.upper)
-                    .bind(&b.after)
-                    .bind(&b.status)
-                    .bind(&b.status)
-                    .bind(&b.not_status)
-                    .bind(&b.not_status)
-                    .bind(q.limit)
+                let (n,): (i64,) = Self::bind_page(sqlx::query_as(self.sql.count_accounts), &b, q.limit)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(map_err)?;

@@ -186,9 +186,15 @@ impl Statements {
                 "UPDATE wt_accounts SET secrets = ?, config = ?, status = ?, updated_at = ? WHERE id = ?".into(),
             ),
             // What WeChat pushed (verify/suite tickets) is not derived from a
-            // secret: it stays.
+            // secret: it stays. The rest lose their value, lease and block
+            // but keep the last error and the failures in a row: whether an
+            // alert is open (`service::alerts`), so the first value after
+            // the fix raises `recovered`.
             delete_account_credentials: s(
-                "DELETE FROM wt_credentials WHERE account_id = ? AND kind NOT IN ('verify_ticket', 'suite_ticket')"
+                "UPDATE wt_credentials SET value = NULL, value_hash = NULL, previous_hash = NULL, \
+                 previous_until = NULL, expires_at = NULL, refreshed_at = NULL, version = version + 1, \
+                 lease_owner = NULL, lease_until = NULL, blocked_until = NULL, forced_at = NULL, due_at = NULL \
+                 WHERE account_id = ? AND kind NOT IN ('verify_ticket', 'suite_ticket')"
                     .into(),
             ),
             delete_family_credentials: s("DELETE FROM wt_credentials WHERE account_id = ? \

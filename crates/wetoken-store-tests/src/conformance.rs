@@ -351,10 +351,46 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
         .unwrap();
     s.update_account(&a, false, &[]).await.unwrap();
     assert!(s.credential(&a.id, AccessToken).await.unwrap().is_some());
+    assert!(s.try_lease(&a.id, JsapiTicket, "o", 0, LEASE).await.unwrap());
+    let failed = LastError {
+        errcode: 40125,
+        errmsg: "invalid appsecret".into(),
+        at: 2,
+    };
+    s.record_failure(&FailureWrite {
+        account: &a.id,
+        credential: JsapiTicket,
+        owner: "o",
+        error: &failed,
+        blocked_until: Some(600_000),
+        due_at: 600_000,
+        attempts: 2,
+        events: &[],
+    })
+    .await
+    .unwrap();
+    assert!(s.try_lease(&a.id, AccessToken, "late", 1, LEASE).await.unwrap());
     s.update_account(&a, true, &[]).await.unwrap();
+    let dropped = s.credential(&a.id, AccessToken).await.unwrap().unwrap();
+    assert_eq!(
+        (dropped.value, dropped.expires_at, dropped.lease_owner, dropped.due_at),
+        (None, None, None, None),
+        "drop_credentials: the value and the lease go"
+    );
+    assert!(dropped.version > 1, "a fetch that read the old version cannot write");
+    let failing = s.credential(&a.id, JsapiTicket).await.unwrap().unwrap();
+    assert_eq!(failing.blocked_until, None, "the block is lifted");
+    assert_eq!(
+        (failing.last_error.as_ref(), failing.attempts),
+        (Some(&failed), 2),
+        "the failures stay: an open alert stays open"
+    );
     assert!(
-        s.credential(&a.id, AccessToken).await.unwrap().is_none(),
-        "drop_credentials"
+        s.complete_refresh(&write(&a.id, AccessToken, "late", &sealed("old"), 3))
+            .await
+            .unwrap()
+            .is_none(),
+        "the lease holder from before the rotation writes nothing"
     );
     // A component's rotation keeps what WeChat pushed, and its children.
     let c = account("component:conf_rotate");
@@ -369,7 +405,7 @@ pub async fn update_can_drop_credentials(s: &dyn Store) {
         .await
         .unwrap();
     s.update_account(&c, true, &[]).await.unwrap();
-    assert!(s.credential(&c.id, AccessToken).await.unwrap().is_none());
+    assert_eq!(s.credential(&c.id, AccessToken).await.unwrap().unwrap().value, None);
     assert_eq!(
         s.credential(&c.id, VerifyTicket).await.unwrap().and_then(|r| r.value),
         Some(sealed("v1:ticket")),

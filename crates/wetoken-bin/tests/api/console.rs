@@ -541,6 +541,16 @@ async fn console_in_a_real_browser() {
     find(b, "#key-shop-backend").await;
     assert!(!b.source().await.unwrap().contains(&key), "the key is not shown again");
 
+    // A webhook for wetoken's alerts: its secret is shown once.
+    let receiver = crate::receiver::Receiver::start().await;
+    b.goto(&format!("{base}/console/webhooks")).await.unwrap();
+    fill(b, "#wh-name", "alerts").await;
+    fill(b, "#wh-url", &receiver.url).await;
+    fill(b, "#wh-events", "wetoken.*").await;
+    click(b, "#create-webhook").await;
+    assert!(text(b, "#new-webhook-secret").await.starts_with("whsec_"));
+    shot(b, "08-webhooks").await;
+
     // A component: its authorization links and QR code.
     b.goto(&format!("{base}/console/accounts/new?kind=component"))
         .await
@@ -603,7 +613,16 @@ async fn console_in_a_real_browser() {
     click(b, "#rotate-submit").await;
     assert!(text(b, ".flash").await.contains("Saved"));
     click(b, "#refresh-access_token").await;
-    assert!(text(b, "#error").await.contains("40125"), "WeChat's refusal shown");
+    let refused = text(b, "#error").await;
+    assert!(refused.contains("40125"), "WeChat's refusal shown: {refused}");
+    let rid = refused
+        .split("rid: ")
+        .nth(1)
+        .expect("WeChat's rid")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     b.goto(&format!("{base}/console/")).await.unwrap();
     let failing = text(b, "#failing").await;
     assert!(
@@ -618,20 +637,40 @@ async fn console_in_a_real_browser() {
     click(b, "#refresh-access_token").await;
     find(b, "#cred-access_token [data-state=healthy]").await;
 
-    // Webhooks: the secret once; events listed.
-    b.goto(&format!("{base}/console/webhooks")).await.unwrap();
-    fill(b, "#wh-name", "alerts").await;
-    fill(b, "#wh-url", "http://127.0.0.1:9/hook").await;
-    fill(b, "#wh-events", "wetoken.*").await;
-    click(b, "#create-webhook").await;
-    assert!(text(b, "#new-webhook-secret").await.starts_with("whsec_"));
-    shot(b, "08-webhooks").await;
+    // The alerts reached the webhook; a delivery is retried by hand.
+    let delivered = receiver.wait_for(3, Duration::from_secs(30)).await;
+    let mut kinds: Vec<&str> = delivered.iter().map(|r| r.header("x-wetoken-event")).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "wetoken.credential.blocked",
+            "wetoken.credential.recovered",
+            "wetoken.credential.refresh_failed",
+        ],
+        "the alerts of the bad rotation and of its fix (in any order: attempts run side by side)"
+    );
+    b.goto(&format!("{base}/console/webhooks/alerts?status=delivered"))
+        .await
+        .unwrap();
+    let first = delivered[0].header("x-wetoken-delivery").to_owned();
+    find(b, &format!("#delivery-{first}")).await;
+    shot(b, "09-deliveries").await;
+    click(b, &format!("#retry-{first}")).await;
+    assert!(text(b, ".flash").await.contains("attempted again"));
+    let again = receiver.wait_for(delivered.len() + 1, Duration::from_secs(30)).await;
+    assert!(
+        again[delivered.len()..]
+            .iter()
+            .any(|r| r.header("x-wetoken-delivery") == first),
+        "the retried delivery came again"
+    );
     b.goto(&format!("{base}/console/events")).await.unwrap();
     let events = text(b, "table.events").await;
     let (_, api) = srv.get("/v1/events", Some(ADMIN)).await;
     assert!(events.contains("component.component_verify_ticket"), "{events}");
     assert!(events.contains("wetoken.credential.refresh_failed"), "{events} {api}");
-    shot(b, "09-events").await;
+    shot(b, "10-events").await;
 
     // Diagnostics: a quota, and a clear that counts.
     b.goto(&format!("{base}/console/accounts/mp:{APPID}/diagnostics"))
@@ -639,11 +678,21 @@ async fn console_in_a_real_browser() {
         .unwrap();
     click(b, "#quota-go").await;
     assert!(text(b, "#quota-result").await.contains("daily_limit"));
+    fill(b, "#rid-input", &rid).await;
+    click(b, "#rid-go").await;
+    let request = text(b, "#rid-result").await;
+    assert!(
+        request.contains("request_url") && request.contains("40125"),
+        "{request}"
+    );
     find(b, "#clear-confirm").await.click().await.unwrap();
     click(b, "#clear-submit").await;
     assert!(text(b, ".flash").await.contains("cleared"));
     assert_eq!(text(b, "#clears-used").await, "1");
-    shot(b, "10-diagnostics").await;
+    shot(b, "11-diagnostics").await;
+    b.goto(&format!("{base}/console/platforms")).await.unwrap();
+    assert!(text(b, "#components").await.contains(&format!("component:{C}")));
+    shot(b, "12-platforms").await;
 
     // Delete an account, confirmed by its id.
     srv.add_mp("wxbrowserdelete1", "s").await;
@@ -683,9 +732,9 @@ async fn console_in_a_real_browser() {
         find(b, "html").await.attr("lang").await.unwrap().as_deref(),
         Some("zh-CN")
     );
-    shot(b, "11-overview-zh").await;
+    shot(b, "13-overview-zh").await;
     b.goto(&format!("{base}/console/accounts")).await.unwrap();
-    shot(b, "12-accounts-zh").await;
+    shot(b, "14-accounts-zh").await;
     click(b, "#lang-en").await;
     assert!(text(b, "header nav").await.contains("Overview"));
 

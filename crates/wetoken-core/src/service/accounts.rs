@@ -106,7 +106,9 @@ impl CredentialService {
     }
 
     /// Applies a patch. A changed secret (or token API) drops the account's
-    /// credentials; any patch clears recorded blocks (a manual reset).
+    /// credential values and their blocks (the failures recorded stay until
+    /// a value comes, which then raises `recovered`); any other patch clears
+    /// recorded blocks and errors (a manual reset).
     pub async fn patch_account(&self, id: &AccountId, patch: AccountPatch) -> Result<AccountView> {
         let mut account = self.inner.account(id).await?;
         let drop = patch.invalidates_credentials();
@@ -121,9 +123,10 @@ impl CredentialService {
             Err(StoreError::NotFound) => Err(not_found(id)),
             r => r.map_err(ServiceError::from),
         }?;
-        self.inner.store.clear_blocks(id, to_millis(self.now())).await?;
         if drop {
             self.forget(id);
+        } else {
+            self.inner.store.clear_blocks(id, to_millis(self.now())).await?;
         }
         self.show_account(id).await
     }
