@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wetoken_core::account::{AccountPatch, AccountStatus, NewAccount};
 use wetoken_core::domain::AccountId;
 use wetoken_core::keys::Pattern;
-use wetoken_core::service::AccountFilter;
+use wetoken_core::service::{AccountFilter, AccountView, Page};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -46,10 +46,16 @@ async fn create_account(
 
 /// `GET /v1/accounts?kind=&status=&q=&limit=&cursor=`.
 async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
-    let filter = account_filter(&q)?;
-    let page = st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?;
+    let page = accounts_page(&st, &q).await?;
     Ok(Json(page_json("accounts", &page, render::account)))
+}
+
+/// A page of accounts for `?kind=&status=&q=&limit=&cursor=` (the API's
+/// list, the console's lists).
+pub(crate) async fn accounts_page(st: &AppState, q: &HashMap<String, String>) -> Result<Page<AccountView>, ApiError> {
+    let p = Paging::from_query(q)?;
+    let filter = account_filter(q)?;
+    Ok(st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?)
 }
 
 /// `?kind=&status=&q=` of an account list (the API's and the console's).

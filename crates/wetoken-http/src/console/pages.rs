@@ -83,12 +83,17 @@ fn q_get<'a>(q: &'a HashMap<String, String>, k: &str) -> &'a str {
     q.get(k).map_or("", String::as_str)
 }
 
-fn session_cookie(st: &AppState, token: &str, max_age: i64) -> String {
-    let secure = if st.public_url.starts_with("https://") {
+/// `; Secure` when browsers reach this server over https.
+fn secure(st: &AppState) -> &'static str {
+    if st.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
-    };
+    }
+}
+
+fn session_cookie(st: &AppState, token: &str, max_age: i64) -> String {
+    let secure = secure(st);
     format!("{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
@@ -137,11 +142,8 @@ pub async fn signin_page(State(st): State<AppState>, Anon(c): Anon, RawQuery(q):
 /// `POST /console/signin`: the admin key (any key with keys off) starts a
 /// session.
 pub async fn signin(State(st): State<AppState>, req: axum::extract::Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let Anon(c) = match Anon::from_request_parts(&mut parts, &st).await {
-        Ok(a) => a,
-        Err(never) => match never {},
-    };
+    let (parts, body) = req.into_parts();
+    let c = Chrome::new(&parts, None);
     let form = match read_form(&parts, body, &st).await {
         Ok(f) => f,
         Err(e) => return error_page(c, e),
@@ -184,11 +186,7 @@ pub async fn set_lang(
     let Some(lang) = Lang::parse(&lang) else {
         return error_page(c, ApiError::not_found("languages are en and zh"));
     };
-    let secure = if st.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = secure(&st);
     let cookie = format!(
         "{LANG_COOKIE}={}; Path=/console; SameSite=Lax; Max-Age=31536000{secure}",
         lang.code()
@@ -268,12 +266,7 @@ struct AccountsPage {
 /// `GET /console/accounts?kind=&status=&q=&cursor=`.
 pub async fn accounts(State(st): State<AppState>, Signed { c }: Signed, RawQuery(q): RawQuery) -> Response {
     let c = c.with_nav("accounts");
-    let listed = async {
-        let filter = accounts::account_filter(&q)?;
-        let p = Paging::from_query(&q)?;
-        Ok::<_, ApiError>(st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?)
-    };
-    let page = match listed.await {
+    let page = match accounts::accounts_page(&st, &q).await {
         Ok(p) => p,
         Err(e) => return error_page(c, e),
     };
@@ -449,9 +442,7 @@ pub async fn account(
                 if let Some(cur) = q.get("cursor") {
                     lq.insert("cursor".to_owned(), cur.clone());
                 }
-                let filter = accounts::account_filter(&lq)?;
-                let p = Paging::from_query(&lq)?;
-                Some(st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?)
+                Some(accounts::accounts_page(&st, &lq).await?)
             }
         };
         Ok::<_, ApiError>((a, page))
