@@ -33,9 +33,33 @@ impl Principal {
     }
 }
 
+/// The key an `Authorization` value presents: `Bearer <key>`, or HTTP
+/// Basic with the key as the username (or as the password with an empty
+/// username), so a client given only a URL (`http://KEY@host/…`) carries
+/// it. At most 256 characters; anything else presents none.
+pub fn presented_key(authorization: &str) -> Option<String> {
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let rest = rest.trim();
+        if rest.len() > 1024 {
+            return None;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let pair = String::from_utf8(decoded).ok()?;
+        let (user, password) = pair.split_once(':').unwrap_or((&pair, ""));
+        if user.is_empty() { password } else { user }.to_owned()
+    } else {
+        return None;
+    };
+    (!key.is_empty() && key.len() <= 256).then_some(key)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing or unknown API key: send Authorization: Bearer <key>")]
+    #[error("missing or unknown API key: send Authorization: Bearer <key> (or the key as HTTP Basic username)")]
     Unauthorized,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,12 +99,8 @@ impl Authenticator {
         if !self.enabled {
             return Ok(ADMIN.clone());
         }
-        let key = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 256)
-            .ok_or(AuthError::Unauthorized)?;
-        let hash = digest(key);
+        let key = authorization.and_then(presented_key).ok_or(AuthError::Unauthorized)?;
+        let hash = digest(&key);
         if let Some(admin) = &self.admin_hash
             && ct_eq(admin, &hash)
         {
@@ -106,5 +126,49 @@ impl Authenticator {
     /// Forget remembered keys (after a key is deleted).
     pub fn forget_all(&self) {
         self.remembered.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn basic(user_pass: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass))
+    }
+
+    #[test]
+    fn keys_come_as_bearer_or_basic() {
+        assert_eq!(presented_key("Bearer wtk_abc").as_deref(), Some("wtk_abc"));
+        assert_eq!(presented_key("bearer  wtk_abc ").as_deref(), Some("wtk_abc"));
+        assert_eq!(
+            presented_key(&basic("wtk_abc:")).as_deref(),
+            Some("wtk_abc"),
+            "the username"
+        );
+        assert_eq!(
+            presented_key(&basic("wtk_abc")).as_deref(),
+            Some("wtk_abc"),
+            "no colon at all"
+        );
+        assert_eq!(
+            presented_key(&basic(":wtk_abc")).as_deref(),
+            Some("wtk_abc"),
+            "the password, no username"
+        );
+        assert_eq!(presented_key(&basic("wtk_abc:ignored")).as_deref(), Some("wtk_abc"));
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic !!!",
+            "Token wtk_abc",
+            &basic(":"),
+            &basic(&"k".repeat(300)),
+        ] {
+            assert_eq!(presented_key(bad), None, "{bad:?}");
+        }
+        assert_eq!(presented_key(&format!("Basic {}", "A".repeat(5000))), None, "bounded");
     }
 }

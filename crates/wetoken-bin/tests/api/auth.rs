@@ -406,3 +406,56 @@ async fn browsers_on_other_sites_get_nothing() {
         assert_eq!(resp.status(), want, "Host: {host}");
     }
 }
+
+/// SPEC §4: a key in the URL is HTTP Basic — the username, or the password
+/// with an empty username — so a client given only a URL authenticates, as
+/// the Go wetoken's SDK does with
+/// `NewDefaultAccessTokenByURL(appid, secret, "http://KEY@wetoken:8080/{appid}/wechat/token/get")`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_in_the_url_is_basic_authentication() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    sim.add_app("wxbasicauth01", "s");
+    srv.add_mp("wxbasicauth01", "s").await;
+    let key = srv.key_for("go-sdk", &["mp:wxbasicauth01"]).await;
+    let other = srv.key_for("elsewhere", &["mp:wxsomeoneelse"]).await;
+    let hostport = srv.url.trim_start_matches("http://").to_owned();
+    let url = |userinfo: &str, path: &str| format!("http://{userinfo}@{hostport}{path}");
+    // reqwest, given only the URL, sends its user info as Basic credentials.
+    let plain = reqwest::Client::new();
+    for (userinfo, path, status) in [
+        (key.clone(), "/wxbasicauth01/wechat/token/get", StatusCode::OK),
+        (format!(":{key}"), "/wxbasicauth01/wechat/ticket/get", StatusCode::OK),
+        (key.clone(), "/v1/mp/wxbasicauth01/access_token", StatusCode::OK),
+        (
+            "wtk_not_a_key".to_owned(),
+            "/wxbasicauth01/wechat/token/get",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            other.clone(),
+            "/v1/mp/wxbasicauth01/access_token",
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let resp = plain.get(url(&userinfo, path)).send().await.unwrap();
+        let s = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(s, status, "{path} as {}: {body}", &userinfo[..6]);
+        if s == StatusCode::OK && path.contains("/wechat/") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["errcode"], 0, "{body}");
+        }
+    }
+    // curl, given only the URL, as a shell script would.
+    if std::process::Command::new("curl").arg("--version").output().is_ok() {
+        let out = tokio::process::Command::new("curl")
+            .args(["-s", &url(&key, "/wxbasicauth01/wechat/token/get")])
+            .output()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["errcode"], 0, "{v}");
+        assert!(v["access_token"].as_str().is_some_and(|t| sim.is_valid(t)), "{v}");
+    }
+}
