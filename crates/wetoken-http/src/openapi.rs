@@ -16,7 +16,7 @@ fn op(summary: &str, tag: &str, secured: bool, body: Option<Value>, ok: &str) ->
         },
     });
     if secured {
-        o["security"] = json!([{"bearer": []}]);
+        o["security"] = json!([{"bearer": []}, {"basic": []}]);
     }
     if let Some(schema) = body {
         o["requestBody"] = json!({"content": {"application/json": {"schema": schema}}});
@@ -392,7 +392,10 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic", "description": "the key as the username, or as the password with an empty username"}
+            },
             "responses": {"Error": {
                 "description": "an error",
                 "content": {"application/json": {"schema": {
