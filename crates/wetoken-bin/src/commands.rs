@@ -129,7 +129,11 @@ fn summary(a: &AccountView) -> String {
 
 pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
     match cmd {
-        KeyCommand::Create { name, accounts } => {
+        KeyCommand::Create {
+            name,
+            accounts,
+            no_tokens,
+        } => {
             // Validate before touching the database: bad input changes nothing.
             wetoken_core::keys::check_name(&name).map_err(|e| CliError::Usage(e.0))?;
             let patterns = accounts
@@ -137,7 +141,7 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
                 .map(|p| Pattern::parse(p.trim()).map_err(|e| CliError::Usage(e.0)))
                 .collect::<Result<Vec<_>, _>>()?;
             let service = app::service(&settings).await?;
-            println!("{}", service.create_key(&name, &patterns).await?);
+            println!("{}", service.create_key(&name, &patterns, !no_tokens).await?);
         }
         KeyCommand::List => {
             let service = app::service(&settings).await?;

@@ -153,6 +153,9 @@ pub enum KeyCommand {
         /// Account patterns, comma-separated: *, mp:wx1, component:wxc/*
         #[arg(long, value_delimiter = ',', required = true)]
         accounts: Vec<String>,
+        /// A key that cannot read tokens or tickets (SPEC §6 token-free calls).
+        #[arg(long)]
+        no_tokens: bool,
     },
     /// One key per line: name and patterns.
     List,

@@ -18,10 +18,25 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     Admin,
-    Client { name: String, patterns: Vec<Pattern> },
+    Client {
+        name: String,
+        patterns: Vec<Pattern>,
+        /// Whether it may read tokens and tickets (a key made with
+        /// `"tokens": false` may not).
+        tokens: bool,
+    },
 }
 
 impl Principal {
+    /// Whether it may be handed a token or a ticket (SPEC §3 credential
+    /// reads, the Go wetoken's token routes).
+    pub fn may_read_values(&self) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Client { tokens, .. } => *tokens,
+        }
+    }
+
     pub fn may_read(&self, id: &AccountId) -> bool {
         match self {
             Principal::Admin => true,
@@ -118,6 +133,7 @@ impl Authenticator {
         let principal = Arc::new(Principal::Client {
             name: key.name,
             patterns: key.accounts,
+            tokens: key.tokens,
         });
         self.remembered.put(hash, principal.clone(), now);
         Ok(principal)

@@ -169,6 +169,9 @@ pub struct ApiKey {
     pub hash: String,
     /// The accounts it covers.
     pub accounts: Vec<Pattern>,
+    /// Whether it may read tokens and tickets (SPEC §3 credential reads);
+    /// false for a key that only makes token-free calls (SPEC §6).
+    pub tokens: bool,
     pub created_at: i64,
 }
 

@@ -103,6 +103,7 @@ async fn delete_account(State(st): State<AppState>, _: Admin, Path(id): Path<Str
 struct NewKey {
     name: Option<String>,
     accounts: Option<Vec<String>>,
+    tokens: Option<bool>,
 }
 
 async fn create_key(
@@ -110,20 +111,23 @@ async fn create_key(
     _: Admin,
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<Response, ApiError> {
-    let (name, key, accounts) = create_client_key(&st, body.name, body.accounts).await?;
+    let tokens = body.tokens.unwrap_or(true);
+    let (name, key, accounts) = create_client_key(&st, body.name, body.accounts, tokens).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": name, "key": key, "accounts": accounts})),
+        Json(json!({"name": name, "key": key, "accounts": accounts, "tokens": tokens})),
     )
         .into_response())
 }
 
-/// Creates a client key from a name and account patterns as given (the
-/// API's body, the console's form): (name, the key, the patterns).
+/// Creates a client key from a name, account patterns and whether it may
+/// read tokens, as given (the API's body, the console's form): (name, the
+/// key, the patterns).
 pub(crate) async fn create_client_key(
     st: &AppState,
     name: Option<String>,
     accounts: Option<Vec<String>>,
+    tokens: bool,
 ) -> Result<(String, String, Vec<String>), ApiError> {
     let name = name.ok_or_else(|| ApiError::invalid("name is required"))?;
     let patterns = accounts
@@ -131,7 +135,7 @@ pub(crate) async fn create_client_key(
         .iter()
         .map(|p| Pattern::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let key = st.service.create_key(&name, &patterns).await?;
+    let key = st.service.create_key(&name, &patterns, tokens).await?;
     Ok((name, key, patterns.iter().map(ToString::to_string).collect()))
 }
 

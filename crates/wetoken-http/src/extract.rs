@@ -163,6 +163,9 @@ fn own_host(host: &str, public_url: &str) -> bool {
 /// Something a route acts on, named by its path parameters: an account,
 /// then what of it.
 pub trait Target: Sized {
+    /// Whether the route hands out a token or a ticket: a key made with
+    /// `"tokens": false` gets 403 (SPEC §6).
+    const HANDS_OUT_VALUES: bool = false;
     /// The target in the account `id` (which the key covers): 404 for what
     /// such an account does not have.
     fn resolve(id: AccountId, params: &RawPathParams) -> Result<Self, ApiError>;
@@ -186,6 +189,11 @@ impl<T: Target + Send> FromRequestParts<AppState> for Authed<T> {
         let id = AccountPath::id(&params)?;
         if !principal.may_read(&id) {
             return Err(ApiError::forbidden(format!("this key does not cover {id}")));
+        }
+        if T::HANDS_OUT_VALUES && !principal.may_read_values() {
+            return Err(ApiError::forbidden(
+                "this key cannot read tokens or tickets (it was made with \"tokens\": false)",
+            ));
         }
         let target = T::resolve(id, &params)?;
         Ok(Authed { principal, target })
@@ -276,11 +284,25 @@ impl Target for AccountPath {
     }
 }
 
+/// The account of a route that hands out its token or ticket (the Go
+/// wetoken's `/{appid}/wechat/token/get`).
+pub struct ValuePath(pub AccountId);
+
+impl Target for ValuePath {
+    const HANDS_OUT_VALUES: bool = true;
+
+    fn resolve(id: AccountId, _: &RawPathParams) -> Result<Self, ApiError> {
+        Ok(ValuePath(id))
+    }
+}
+
 /// A credential of the account a route's path names: `{cred}`, or the
 /// access token on routes that serve only that.
 pub struct CredentialPath(pub AccountId, pub Credential);
 
 impl Target for CredentialPath {
+    const HANDS_OUT_VALUES: bool = true;
+
     fn resolve(id: AccountId, params: &RawPathParams) -> Result<Self, ApiError> {
         let cred = match param(params, "cred") {
             None => Credential::AccessToken,

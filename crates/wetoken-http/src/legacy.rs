@@ -25,7 +25,7 @@ use wetoken_core::service::ServiceError;
 
 use crate::AppState;
 use crate::error::{ApiError, WxError, wx_error};
-use crate::extract::{AccountPath, Admin, Authed};
+use crate::extract::{Admin, Authed, ValuePath};
 use crate::render;
 
 pub fn routes() -> Router<AppState> {
@@ -67,7 +67,7 @@ async fn create(
     Ok(Json(json!({"errcode": 0, "errmsg": "success"})).into_response())
 }
 
-async fn serve(st: AppState, a: Authed<AccountPath>, cred: Credential) -> Response {
+async fn serve(st: AppState, a: Authed<ValuePath>, cred: Credential) -> Response {
     let id = a.target.0;
     let issued = match st.service.get(&id, cred).await {
         Ok(i) => i,
@@ -86,10 +86,10 @@ async fn serve(st: AppState, a: Authed<AccountPath>, cred: Credential) -> Respon
     Json(v).into_response()
 }
 
-async fn token(State(st): State<AppState>, a: Authed<AccountPath>) -> Response {
+async fn token(State(st): State<AppState>, a: Authed<ValuePath>) -> Response {
     serve(st, a, Credential::AccessToken).await
 }
 
-async fn ticket(State(st): State<AppState>, a: Authed<AccountPath>) -> Response {
+async fn ticket(State(st): State<AppState>, a: Authed<ValuePath>) -> Response {
     serve(st, a, Credential::JsapiTicket).await
 }

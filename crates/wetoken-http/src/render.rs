@@ -165,7 +165,7 @@ pub fn corp(c: &CorpEntry) -> Value {
 
 pub fn key(k: &KeyView) -> Value {
     let accounts: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
-    json!({"name": k.name, "accounts": accounts, "created_at": rfc3339(k.created_at)})
+    json!({"name": k.name, "accounts": accounts, "tokens": k.tokens, "created_at": rfc3339(k.created_at)})
 }
 
 /// A webhook, never its secret.

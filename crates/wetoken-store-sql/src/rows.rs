@@ -206,19 +206,36 @@ impl CredentialRow {
 }
 
 impl KeyRow {
+    /// `accounts` holds the patterns as a JSON array, as it always has; a
+    /// key that may not read tokens holds `{"accounts": […], "tokens": false}`.
     pub fn encode(k: &ApiKey) -> Self {
         let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
+        let accounts = if k.tokens {
+            serde_json::to_string(&patterns)
+        } else {
+            serde_json::to_string(&serde_json::json!({"accounts": patterns, "tokens": false}))
+        };
         KeyRow {
             name: k.name.clone(),
             hash: k.hash.clone(),
-            accounts: serde_json::to_string(&patterns).expect("strings serialize"),
+            accounts: accounts.expect("strings serialize"),
             created_at: k.created_at,
         }
     }
 
     pub fn decode(self) -> StoreResult<ApiKey> {
-        let patterns: Vec<String> = serde_json::from_str(&self.accounts)
-            .map_err(|e| corrupt("wt_keys", &self.name, format!("accounts: {e}")))?;
+        let bad = |e: String| corrupt("wt_keys", &self.name, format!("accounts: {e}"));
+        let (list, tokens) = match serde_json::from_str(&self.accounts).map_err(|e| bad(e.to_string()))? {
+            serde_json::Value::Object(mut o) => {
+                let tokens = o.get("tokens").map(|t| t.as_bool().ok_or_else(|| bad("tokens".into())));
+                (
+                    o.remove("accounts").unwrap_or_default(),
+                    tokens.transpose()?.unwrap_or(true),
+                )
+            }
+            list => (list, true),
+        };
+        let patterns: Vec<String> = serde_json::from_value(list).map_err(|e| bad(e.to_string()))?;
         let accounts = patterns
             .iter()
             .map(|p| Pattern::parse(p))
@@ -228,6 +245,7 @@ impl KeyRow {
             name: self.name,
             hash: self.hash,
             accounts,
+            tokens,
             created_at: self.created_at,
         })
     }
@@ -463,7 +481,24 @@ mod tests {
             created_at: 1,
         };
         assert_eq!(KeyRow::encode(&key.clone().decode().unwrap()), key);
-        for accounts in [r#"["mp:bad id"]"#, "nope", r#"[1]"#] {
+        assert!(
+            key.clone().decode().unwrap().tokens,
+            "a key from before `tokens` reads tokens"
+        );
+        let token_free = KeyRow {
+            accounts: r#"{"accounts":["mp:wx1"],"tokens":false}"#.into(),
+            ..key.clone()
+        };
+        let decoded = token_free.clone().decode().unwrap();
+        assert!(!decoded.tokens);
+        assert_eq!(KeyRow::encode(&decoded), token_free);
+        for accounts in [
+            r#"["mp:bad id"]"#,
+            "nope",
+            r#"[1]"#,
+            r#"{"accounts":["mp:wx1"],"tokens":"no"}"#,
+            r#"{"tokens":false}"#,
+        ] {
             let bad = KeyRow {
                 accounts: accounts.into(),
                 ..key.clone()

@@ -826,6 +826,7 @@ pub async fn keys(s: &dyn Store) {
             Pattern::parse("mp:wx1").unwrap(),
             Pattern::parse("component:wxc/*").unwrap(),
         ],
+        tokens: true,
         created_at: 5,
     };
     s.insert_key(&k).await.unwrap();
@@ -836,7 +837,13 @@ pub async fn keys(s: &dyn Store) {
     let mut k2 = k.clone();
     k2.name = "conf-key2".into();
     k2.hash = "ef".repeat(32);
+    k2.tokens = false;
     s.insert_key(&k2).await.unwrap();
+    assert_eq!(
+        s.key_by_hash(&k2.hash).await.unwrap(),
+        Some(k2.clone()),
+        "a key that may not read tokens keeps saying so"
+    );
     let page = s.keys_page(Some("conf-key"), 1).await.unwrap();
     assert_eq!(page, [k2.clone()], "after a name, by name, limited");
     assert!(s.delete_key("conf-key2").await.unwrap());

@@ -1,4 +1,4 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -458,4 +458,82 @@ async fn a_key_in_the_url_is_basic_authentication() {
         assert_eq!(v["errcode"], 0, "{v}");
         assert!(v["access_token"].as_str().is_some_and(|t| sim.is_valid(t)), "{v}");
     }
+}
+
+/// SPEC §3/§6: a key made with `"tokens": false` cannot read a token or a
+/// ticket anywhere (so a leaked business system leaks none), but still does
+/// what needs no value; keys made before keep working as they did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_tokens_reads_no_token() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    sim.add_app("wxnotokens01", "s");
+    srv.add_mp("wxnotokens01", "s").await;
+    let (s, v) = srv
+        .post(
+            "/v1/keys",
+            Some(ADMIN),
+            Some(json!({"name": "tokenless", "accounts": ["mp:wxnotokens01"], "tokens": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["tokens"], false);
+    let key = v["key"].as_str().unwrap().to_owned();
+    let reader = srv.key_for("reader", &["mp:wxnotokens01"]).await;
+    let base = srv.url.trim_start_matches("http://").to_owned();
+    let reads = [
+        (Method::GET, "/v1/mp/wxnotokens01/access_token"),
+        (Method::GET, "/v1/mp/wxnotokens01/jsapi_ticket"),
+        (Method::POST, "/v1/mp/wxnotokens01/access_token/refresh"),
+        (Method::GET, "/wxnotokens01/wechat/token/get"),
+        (Method::GET, "/wxnotokens01/wechat/ticket/get"),
+    ];
+    for (method, path) in reads.clone() {
+        let (s, v) = srv.call(method, path, Some(&key), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("tokens"), "{v}");
+    }
+    assert_eq!(sim.token_calls(), 0, "the refused reads fetched nothing");
+    for (method, path) in reads {
+        let (s, v) = srv.call(method, path, Some(&reader), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: other keys as before: {v}");
+    }
+    // What hands out no value still works.
+    let (s, v) = srv
+        .post(
+            "/v1/mp/wxnotokens01/jssdk_config",
+            Some(&key),
+            Some(json!({"url": "https://example.com/a"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(srv.get("/v1/events", Some(&key)).await.0, StatusCode::OK);
+    // Through HTTP Basic too.
+    let resp = reqwest::get(format!("http://{key}@{base}/v1/mp/wxnotokens01/access_token"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // The list says which keys may read tokens.
+    let (_, keys) = srv.get("/v1/keys", Some(ADMIN)).await;
+    let tokens_of = |name: &str| {
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap()["tokens"]
+            .clone()
+    };
+    assert_eq!(
+        (tokens_of("tokenless"), tokens_of("reader")),
+        (json!(false), json!(true))
+    );
+    let (s, v) = srv
+        .post(
+            "/v1/keys",
+            Some(ADMIN),
+            Some(json!({"name": "bad", "accounts": ["*"], "tokens": "no"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }

@@ -90,6 +90,25 @@ async fn accounts_keys_and_tokens_from_the_command_line() {
     let (s, v) = srv.get("/v1/mp/wxcli/access_token", Some(key.trim())).await;
     assert_eq!(s, reqwest::StatusCode::OK);
     assert_eq!(v["access_token"], token.as_str());
+    // A key that may not read tokens.
+    let out = cli(
+        &[
+            "key",
+            "create",
+            "--name",
+            "events-only",
+            "--accounts",
+            "mp:wxcli",
+            "--no-tokens",
+        ],
+        &env,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (s, _) = srv
+        .get("/v1/mp/wxcli/access_token", Some(text(&out.stdout).trim()))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::FORBIDDEN, "--no-tokens");
 
     let out = cli(&["key", "rm", "app1"], &env).await;
     assert!(out.status.success());

@@ -7,8 +7,9 @@ use crate::keys::{Pattern, check_name, generate_key, hash_key};
 use crate::store::{ApiKey, StoreError};
 
 impl CredentialService {
-    /// Creates a client key; returns the key itself, shown only now.
-    pub async fn create_key(&self, name: &str, patterns: &[Pattern]) -> Result<String> {
+    /// Creates a client key; returns the key itself, shown only now. With
+    /// `tokens` false it cannot read tokens or tickets.
+    pub async fn create_key(&self, name: &str, patterns: &[Pattern], tokens: bool) -> Result<String> {
         check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
         if patterns.is_empty() {
             return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
@@ -18,6 +19,7 @@ impl CredentialService {
             name: name.to_owned(),
             hash: hash_key(&key),
             accounts: patterns.to_vec(),
+            tokens,
             created_at: to_millis(self.now()),
         };
         match self.inner.store.insert_key(&row).await {

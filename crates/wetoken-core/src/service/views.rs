@@ -162,6 +162,8 @@ pub struct CorpEntry {
 pub struct KeyView {
     pub name: String,
     pub accounts: Vec<Pattern>,
+    /// Whether it may read tokens and tickets.
+    pub tokens: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -170,6 +172,7 @@ impl From<ApiKey> for KeyView {
         KeyView {
             name: k.name,
             accounts: k.accounts,
+            tokens: k.tokens,
             created_at: from_millis(k.created_at),
         }
     }

@@ -213,6 +213,13 @@ pub const ZH: &[(&str, &str)] = &[
         "每行一个或以逗号分隔：*、mp:wx1、component:wxc/*",
     ),
     ("Create", "创建"),
+    (
+        "It may read tokens and tickets (untick for a key that only makes token-free calls)",
+        "可读取 token 与 ticket（仅用于免 token 调用的密钥请取消勾选）",
+    ),
+    ("Reads tokens", "可读取 token"),
+    ("yes", "是"),
+    ("no", "否"),
     ("confirm", "确认"),
     ("No client keys yet.", "暂无客户端密钥。"),
     ("New webhook", "新 Webhook"),

@@ -724,7 +724,9 @@ pub async fn create_key(State(st): State<AppState>, p: Posted) -> Response {
     let name = p.get("name").map(str::to_owned);
     let patterns = split_list(p.get("accounts"));
     let no_query = HashMap::new();
-    match accounts::create_client_key(&st, name, patterns).await {
+    // The box is ticked unless the key is for token-free calls only.
+    let tokens = p.get("tokens") == Some("yes");
+    match accounts::create_client_key(&st, name, patterns, tokens).await {
         Ok((name, key, accounts)) => {
             let created = NewKeyRow {
                 name,

@@ -195,6 +195,7 @@ pub fn event_row(e: &Event) -> EventRow {
 pub struct KeyRow {
     pub name: String,
     pub accounts: String,
+    pub tokens: bool,
     pub created_at: String,
 }
 
@@ -207,6 +208,7 @@ pub fn key_row(k: &KeyView) -> KeyRow {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
+        tokens: k.tokens,
         created_at: when(Some(k.created_at)),
     }
 }
