@@ -133,6 +133,7 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
             name,
             accounts,
             no_tokens,
+            paths,
         } => {
             // Validate before touching the database: bad input changes nothing.
             wetoken_core::keys::check_name(&name).map_err(|e| CliError::Usage(e.0))?;
@@ -141,7 +142,14 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
                 .map(|p| Pattern::parse(p.trim()).map_err(|e| CliError::Usage(e.0)))
                 .collect::<Result<Vec<_>, _>>()?;
             let service = app::service(&settings).await?;
-            println!("{}", service.create_key(&name, &patterns, !no_tokens).await?);
+            let paths = paths
+                .map(|l| {
+                    l.iter()
+                        .map(|p| wetoken_core::keys::PathPattern::parse(p.trim()).map_err(|e| CliError::Usage(e.0)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            println!("{}", service.create_key(&name, &patterns, !no_tokens, paths).await?);
         }
         KeyCommand::List => {
             let service = app::service(&settings).await?;

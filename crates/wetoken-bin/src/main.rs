@@ -156,6 +156,10 @@ pub enum KeyCommand {
         /// A key that cannot read tokens or tickets (SPEC §6 token-free calls).
         #[arg(long)]
         no_tokens: bool,
+        /// WeChat paths it may call through /proxy/, comma-separated:
+        /// /cgi-bin/message/*,/wxa/* (default: every path).
+        #[arg(long, value_delimiter = ',')]
+        paths: Option<Vec<String>>,
     },
     /// One key per line: name and patterns.
     List,

@@ -322,7 +322,7 @@ async fn a_removed_key_is_forgotten_when_the_service_clock_passes_the_ttl() {
     let b = instance(dir.path(), &sim, &key).await;
     let client_key = a
         .service
-        .create_key("reader", &[Pattern::parse("mp:wxkeys").unwrap()], true)
+        .create_key("reader", &[Pattern::parse("mp:wxkeys").unwrap()], true, None)
         .await
         .unwrap();
     let auth = Authenticator::new(&b.service, None, true);

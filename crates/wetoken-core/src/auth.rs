@@ -24,6 +24,9 @@ pub enum Principal {
         /// Whether it may read tokens and tickets (a key made with
         /// `"tokens": false` may not).
         tokens: bool,
+        /// The WeChat paths it may call through the token-free proxy
+        /// (None: every path).
+        paths: Option<Vec<crate::keys::PathPattern>>,
     },
 }
 
@@ -43,6 +46,24 @@ impl Principal {
             Principal::Client { patterns, .. } => patterns.iter().any(|p| p.covers(id)),
         }
     }
+    /// Whether it may call the WeChat API `path` through the token-free
+    /// proxy (SPEC §6 `paths`).
+    pub fn may_call(&self, path: &str) -> bool {
+        match self {
+            Principal::Admin | Principal::Client { paths: None, .. } => true,
+            Principal::Client { paths: Some(p), .. } => p.iter().any(|p| p.allows(path)),
+        }
+    }
+
+    /// The key's name, for metrics and the audit trail (`admin` for the
+    /// admin key, or everyone when keys are off).
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::Admin => "admin",
+            Principal::Client { name, .. } => name,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         matches!(self, Principal::Admin)
     }
@@ -134,6 +155,7 @@ impl Authenticator {
             name: key.name,
             patterns: key.accounts,
             tokens: key.tokens,
+            paths: key.paths,
         });
         self.remembered.put(hash, principal.clone(), now);
         Ok(principal)

@@ -80,9 +80,69 @@ impl std::fmt::Display for Pattern {
     }
 }
 
+/// A WeChat API path a key may call through the token-free proxy (SPEC §6):
+/// an exact path (`/cgi-bin/menu/create`), a prefix ending in `*`
+/// (`/cgi-bin/message/*`, `/wxa/*`), or `*` for every path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern(String);
+
+impl PathPattern {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let body = s.strip_suffix('*').unwrap_or(s);
+        let ok = s == "*"
+            || (s.starts_with('/')
+                && s.len() <= 200
+                && !body.contains('*')
+                && !s.contains("..")
+                && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b)));
+        if ok {
+            Ok(PathPattern(s.to_owned()))
+        } else {
+            Err(ParseError(format!(
+                "path pattern {s:?} must be a WeChat API path like /cgi-bin/menu/create, a prefix ending in * like /cgi-bin/message/*, or *"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `path` (a request's WeChat path, `/cgi-bin/…`) is allowed.
+    pub fn allows(&self, path: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == self.0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_patterns_allow_a_path_or_a_prefix() {
+        let message = PathPattern::parse("/cgi-bin/message/*").unwrap();
+        assert!(message.allows("/cgi-bin/message/custom/send"));
+        assert!(!message.allows("/cgi-bin/menu/create"));
+        assert!(!message.allows("/cgi-bin/messagex"), "a prefix of segments as written");
+        let exact = PathPattern::parse("/cgi-bin/menu/create").unwrap();
+        assert!(exact.allows("/cgi-bin/menu/create"));
+        assert!(!exact.allows("/cgi-bin/menu/create/x"));
+        assert!(PathPattern::parse("*").unwrap().allows("/anything"));
+        for bad in [
+            "cgi-bin/x",
+            "/cgi-bin/*/x",
+            "/cgi-bin/../x",
+            "/a b",
+            "",
+            "**",
+            &format!("/{}", "a".repeat(300)),
+        ] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn id(s: &str) -> AccountId {
         s.parse().unwrap()

@@ -172,6 +172,9 @@ pub struct ApiKey {
     /// Whether it may read tokens and tickets (SPEC §3 credential reads);
     /// false for a key that only makes token-free calls (SPEC §6).
     pub tokens: bool,
+    /// The WeChat paths it may call through the token-free proxy; None:
+    /// every path.
+    pub paths: Option<Vec<crate::keys::PathPattern>>,
     pub created_at: i64,
 }
 

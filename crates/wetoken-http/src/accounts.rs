@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wetoken_core::account::{AccountPatch, AccountStatus, NewAccount};
 use wetoken_core::domain::AccountId;
-use wetoken_core::keys::Pattern;
+use wetoken_core::keys::{PathPattern, Pattern};
 use wetoken_core::service::{AccountFilter, AccountView, Page};
 
 use crate::AppState;
@@ -104,6 +104,7 @@ struct NewKey {
     name: Option<String>,
     accounts: Option<Vec<String>>,
     tokens: Option<bool>,
+    paths: Option<Vec<String>>,
 }
 
 async fn create_key(
@@ -112,12 +113,13 @@ async fn create_key(
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<Response, ApiError> {
     let tokens = body.tokens.unwrap_or(true);
-    let (name, key, accounts) = create_client_key(&st, body.name, body.accounts, tokens).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"name": name, "key": key, "accounts": accounts, "tokens": tokens})),
-    )
-        .into_response())
+    let paths = body.paths.clone();
+    let (name, key, accounts) = create_client_key(&st, body.name, body.accounts, tokens, body.paths).await?;
+    let mut v = json!({"name": name, "key": key, "accounts": accounts, "tokens": tokens});
+    if let Some(paths) = paths {
+        v["paths"] = paths.into();
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 /// Creates a client key from a name, account patterns and whether it may
@@ -128,6 +130,7 @@ pub(crate) async fn create_client_key(
     name: Option<String>,
     accounts: Option<Vec<String>>,
     tokens: bool,
+    paths: Option<Vec<String>>,
 ) -> Result<(String, String, Vec<String>), ApiError> {
     let name = name.ok_or_else(|| ApiError::invalid("name is required"))?;
     let patterns = accounts
@@ -135,7 +138,19 @@ pub(crate) async fn create_client_key(
         .iter()
         .map(|p| Pattern::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let key = st.service.create_key(&name, &patterns, tokens).await?;
+    let paths = paths
+        .map(|list| {
+            if list.is_empty() {
+                return Err(ApiError::invalid(
+                    "paths: a list of WeChat API paths such as /cgi-bin/message/*",
+                ));
+            }
+            list.iter()
+                .map(|p| PathPattern::parse(p).map_err(|e| ApiError::invalid(format!("paths: {}", e.0))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let key = st.service.create_key(&name, &patterns, tokens, paths).await?;
     Ok((name, key, patterns.iter().map(ToString::to_string).collect()))
 }
 

@@ -165,7 +165,11 @@ pub fn corp(c: &CorpEntry) -> Value {
 
 pub fn key(k: &KeyView) -> Value {
     let accounts: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
-    json!({"name": k.name, "accounts": accounts, "tokens": k.tokens, "created_at": rfc3339(k.created_at)})
+    let mut v = json!({"name": k.name, "accounts": accounts, "tokens": k.tokens, "created_at": rfc3339(k.created_at)});
+    if let Some(paths) = &k.paths {
+        v["paths"] = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().into();
+    }
+    v
 }
 
 /// A webhook, never its secret.

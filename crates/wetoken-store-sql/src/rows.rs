@@ -207,13 +207,18 @@ impl CredentialRow {
 
 impl KeyRow {
     /// `accounts` holds the patterns as a JSON array, as it always has; a
-    /// key that may not read tokens holds `{"accounts": […], "tokens": false}`.
+    /// key that may not read tokens or may call only some paths holds
+    /// `{"accounts": […], "tokens": false, "paths": […]}`.
     pub fn encode(k: &ApiKey) -> Self {
         let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
-        let accounts = if k.tokens {
+        let accounts = if k.tokens && k.paths.is_none() {
             serde_json::to_string(&patterns)
         } else {
-            serde_json::to_string(&serde_json::json!({"accounts": patterns, "tokens": false}))
+            let mut o = serde_json::json!({"accounts": patterns, "tokens": k.tokens});
+            if let Some(paths) = &k.paths {
+                o["paths"] = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().into();
+            }
+            serde_json::to_string(&o)
         };
         KeyRow {
             name: k.name.clone(),
@@ -225,15 +230,26 @@ impl KeyRow {
 
     pub fn decode(self) -> StoreResult<ApiKey> {
         let bad = |e: String| corrupt("wt_keys", &self.name, format!("accounts: {e}"));
-        let (list, tokens) = match serde_json::from_str(&self.accounts).map_err(|e| bad(e.to_string()))? {
+        let (list, tokens, paths) = match serde_json::from_str(&self.accounts).map_err(|e| bad(e.to_string()))? {
             serde_json::Value::Object(mut o) => {
                 let tokens = o.get("tokens").map(|t| t.as_bool().ok_or_else(|| bad("tokens".into())));
+                let paths = match o.remove("paths") {
+                    None => None,
+                    Some(v) => Some(
+                        serde_json::from_value::<Vec<String>>(v)
+                            .map_err(|e| bad(e.to_string()))?
+                            .iter()
+                            .map(|p| wetoken_core::keys::PathPattern::parse(p).map_err(|e| bad(e.0)))
+                            .collect::<StoreResult<Vec<_>>>()?,
+                    ),
+                };
                 (
                     o.remove("accounts").unwrap_or_default(),
                     tokens.transpose()?.unwrap_or(true),
+                    paths,
                 )
             }
-            list => (list, true),
+            list => (list, true, None),
         };
         let patterns: Vec<String> = serde_json::from_value(list).map_err(|e| bad(e.to_string()))?;
         let accounts = patterns
@@ -246,6 +262,7 @@ impl KeyRow {
             hash: self.hash,
             accounts,
             tokens,
+            paths,
             created_at: self.created_at,
         })
     }

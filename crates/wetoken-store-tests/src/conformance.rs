@@ -827,6 +827,7 @@ pub async fn keys(s: &dyn Store) {
             Pattern::parse("component:wxc/*").unwrap(),
         ],
         tokens: true,
+        paths: None,
         created_at: 5,
     };
     s.insert_key(&k).await.unwrap();
@@ -838,6 +839,9 @@ pub async fn keys(s: &dyn Store) {
     k2.name = "conf-key2".into();
     k2.hash = "ef".repeat(32);
     k2.tokens = false;
+    k2.paths = Some(vec![
+        wetoken_core::keys::PathPattern::parse("/cgi-bin/message/*").unwrap(),
+    ]);
     s.insert_key(&k2).await.unwrap();
     assert_eq!(
         s.key_by_hash(&k2.hash).await.unwrap(),

@@ -8,8 +8,15 @@ use crate::store::{ApiKey, StoreError};
 
 impl CredentialService {
     /// Creates a client key; returns the key itself, shown only now. With
-    /// `tokens` false it cannot read tokens or tickets.
-    pub async fn create_key(&self, name: &str, patterns: &[Pattern], tokens: bool) -> Result<String> {
+    /// `tokens` false it cannot read tokens or tickets; with `paths`, it may
+    /// call only those WeChat paths through the token-free proxy.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        patterns: &[Pattern],
+        tokens: bool,
+        paths: Option<Vec<crate::keys::PathPattern>>,
+    ) -> Result<String> {
         check_name(name).map_err(|e| ServiceError::Invalid(e.0))?;
         if patterns.is_empty() {
             return Err(ServiceError::Invalid("accounts must name at least one pattern".into()));
@@ -20,6 +27,7 @@ impl CredentialService {
             hash: hash_key(&key),
             accounts: patterns.to_vec(),
             tokens,
+            paths,
             created_at: to_millis(self.now()),
         };
         match self.inner.store.insert_key(&row).await {

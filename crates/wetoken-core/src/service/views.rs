@@ -164,6 +164,8 @@ pub struct KeyView {
     pub accounts: Vec<Pattern>,
     /// Whether it may read tokens and tickets.
     pub tokens: bool,
+    /// The WeChat paths it may call through the token-free proxy.
+    pub paths: Option<Vec<crate::keys::PathPattern>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -173,6 +175,7 @@ impl From<ApiKey> for KeyView {
             name: k.name,
             accounts: k.accounts,
             tokens: k.tokens,
+            paths: k.paths,
             created_at: from_millis(k.created_at),
         }
     }

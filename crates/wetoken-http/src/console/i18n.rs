@@ -218,6 +218,11 @@ pub const ZH: &[(&str, &str)] = &[
         "可读取 token 与 ticket（仅用于免 token 调用的密钥请取消勾选）",
     ),
     ("Reads tokens", "可读取 token"),
+    ("Paths", "可调用的接口"),
+    (
+        "WeChat paths it may call through /proxy/ (optional, comma-separated: /cgi-bin/message/*, /wxa/*)",
+        "可经 /proxy/ 调用的微信接口路径（可选，以逗号分隔：/cgi-bin/message/*、/wxa/*）",
+    ),
     ("yes", "是"),
     ("no", "否"),
     ("confirm", "确认"),

@@ -726,7 +726,8 @@ pub async fn create_key(State(st): State<AppState>, p: Posted) -> Response {
     let no_query = HashMap::new();
     // The box is ticked unless the key is for token-free calls only.
     let tokens = p.get("tokens") == Some("yes");
-    match accounts::create_client_key(&st, name, patterns, tokens).await {
+    let paths = split_list(p.get("paths")).filter(|l| !l.is_empty());
+    match accounts::create_client_key(&st, name, patterns, tokens, paths).await {
         Ok((name, key, accounts)) => {
             let created = NewKeyRow {
                 name,

@@ -196,6 +196,8 @@ pub struct KeyRow {
     pub name: String,
     pub accounts: String,
     pub tokens: bool,
+    /// The paths it may call through the proxy, or `*`.
+    pub paths: String,
     pub created_at: String,
 }
 
@@ -209,6 +211,10 @@ pub fn key_row(k: &KeyView) -> KeyRow {
             .collect::<Vec<_>>()
             .join(", "),
         tokens: k.tokens,
+        paths: k.paths.as_ref().map_or_else(
+            || "*".to_owned(),
+            |p| p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+        ),
         created_at: when(Some(k.created_at)),
     }
 }
