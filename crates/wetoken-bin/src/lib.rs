@@ -251,15 +251,9 @@ impl Builder {
             .map_err(|e| BuildError::Database(e.to_string()))?
             .map_err(BuildError::WrongMasterKey)?;
         let auth = Authenticator::new(&service, self.admin_key.as_deref(), self.auth);
-        let proxy = if self.proxy {
-            let p = &self.upstream;
-            Some(
-                wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout, self.proxy_max_inflight)
-                    .map_err(BuildError::Upstream)?,
-            )
-        } else {
-            None
-        };
+        let p = &self.upstream;
+        let proxy = wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout, self.proxy_max_inflight)
+            .map_err(BuildError::Upstream)?;
         let state = AppState::new(AppConfig {
             service,
             auth: Arc::new(auth),
@@ -274,6 +268,7 @@ impl Builder {
             request_timeout: self.request_timeout,
             metrics_per_account: self.metrics_per_account,
             proxy,
+            proxy_compat: self.proxy,
         });
         Ok(Wetoken { state })
     }

@@ -55,8 +55,12 @@ pub struct AppConfig {
     pub callback_max_skew_secs: i64,
     /// The URL WeChat and browsers reach this server at (no trailing `/`).
     pub public_url: String,
-    /// The WeChat API proxy, when `WETOKEN_PROXY=on`.
-    pub proxy: Option<proxy::Proxy>,
+    /// The relay to WeChat's API: token-free calls always, and the compat
+    /// proxy when `proxy_compat`.
+    pub proxy: proxy::Proxy,
+    /// `WETOKEN_PROXY=on`: other WeChat API paths carrying a managed token
+    /// are forwarded (the router's fallback).
+    pub proxy_compat: bool,
     /// `WETOKEN_REQUEST_TIMEOUT_SECS`: the longest a request may take to
     /// arrive and be answered (408 after it).
     pub request_timeout: std::time::Duration,
@@ -90,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callback::routes())
         .merge(ops::routes())
         .merge(console::routes())
+        .merge(proxy::routes())
         .fallback(proxy::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::Front {

@@ -101,7 +101,12 @@ where
             metrics: RouteMetrics::of(req.method(), req.extensions().get::<MatchedPath>()),
             peer: req.extensions().get::<crate::serve::Peer>().map(|p| p.0),
         };
-        let max_body = self.max_body;
+        // Token-free calls stream larger bodies upstream (SPEC §6).
+        let max_body = if labels.metrics.route.starts_with("/proxy/") {
+            crate::proxy::MAX_UPLOAD.max(self.max_body)
+        } else {
+            self.max_body
+        };
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)

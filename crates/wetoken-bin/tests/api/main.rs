@@ -15,6 +15,7 @@ mod events;
 mod helpers;
 mod limits;
 mod master_key;
+mod proxy;
 mod receiver;
 mod sandbox;
 mod wecom;

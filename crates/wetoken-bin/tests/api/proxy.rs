@@ -1,0 +1,260 @@
+//! Token-free calls (SPEC §6): `/proxy/{kind}/…/<WeChat path>` with a
+//! wetoken key and no token, against the simulator over HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use wetoken_sim::{CUSTOM_SEND, Fault, MEDIA_UPLOAD, MENU_CREATE, Sim, SimConfig};
+
+use crate::helpers::*;
+
+const APPID: &str = "wxtokenfree001";
+
+fn sha1_hex(b: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(b))
+}
+
+async fn call(
+    srv: &TestServer,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = srv
+        .client
+        .request(method, format!("{}{path}", srv.url))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let (s, h) = (resp.status(), resp.headers().clone());
+    (s, h, resp.bytes().await.unwrap().to_vec())
+}
+
+fn json_of(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_free_calls_add_the_token_and_relay_the_rest() {
+    let mp = sim().await;
+    let wecom = Sim::start(SimConfig::default()).await.unwrap();
+    mp.add_app(APPID, "s");
+    wecom.add_work_app("wwtokenfree", 1000002, "cs");
+    let srv = spawn_with(&tempdir(), &mp.url(), &[("WETOKEN_UPSTREAM_WORK", &wecom.url())]).await;
+    srv.add_mp(APPID, "s").await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"work","corpid":"wwtokenfree","agentid":1000002,"secret":"cs"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let key = srv
+        .key_for("shop", &[&format!("mp:{APPID}"), "work:wwtokenfree:1000002"])
+        .await;
+
+    // A JSON call: WeChat's answer unchanged, with the upstream time.
+    let menu = br#"{"button":[{"type":"click","name":"Hi","key":"K"}]}"#.to_vec();
+    let (s, h, body) = call(
+        &srv,
+        Method::POST,
+        &format!("/proxy/mp/{APPID}/cgi-bin/menu/create"),
+        &key,
+        Some(menu),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json_of(&body), json!({"errcode": 0, "errmsg": "ok"}));
+    let ms: u64 = h["x-wetoken-upstream-ms"].to_str().unwrap().parse().unwrap();
+    assert!(ms < 10_000, "{ms}");
+    // The query goes along, the token is added.
+    let (s, _, body) = call(
+        &srv,
+        Method::GET,
+        &format!("/proxy/mp/{APPID}/cgi-bin/user/get?userid=u%2B1&lang=zh_CN"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json_of(&body)["userid"], "u+1", "the query byte for byte");
+    // A binary answer comes back as it was.
+    let page = b"{\"path\":\"pages/index?x=1\"}".to_vec();
+    let (s, h, img) = call(
+        &srv,
+        Method::POST,
+        &format!("/proxy/mp/{APPID}/wxa/getwxacode"),
+        &key,
+        Some(page.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert!(img.starts_with(&[0xFF, 0xD8]) && img.ends_with(&[0xFF, 0xD9]));
+    assert_eq!(&img[4..44], sha1_hex(&page).as_bytes(), "the bytes WeChat sent");
+    // A 20 MB upload, larger than WETOKEN_MAX_BODY_BYTES: streamed through whole.
+    let media: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let (s, _, body) = call(
+        &srv,
+        Method::POST,
+        &format!("/proxy/mp/{APPID}/cgi-bin/media/upload?type=video"),
+        &key,
+        Some(media.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v = json_of(&body);
+    assert_eq!(
+        (v["media_id"].as_str(), v["size"].as_u64()),
+        (Some(sha1_hex(&media).as_str()), Some(media.len() as u64))
+    );
+    // A WeCom app's call goes to the WeCom API.
+    let (s, _, body) = call(
+        &srv,
+        Method::GET,
+        "/proxy/work/wwtokenfree/1000002/cgi-bin/user/get?userid=zs",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!((s, json_of(&body)["errcode"].clone()), (StatusCode::OK, json!(0)));
+    assert_eq!(wecom.calls(wetoken_sim::USER_GET), 1, "to WETOKEN_UPSTREAM_WORK");
+    assert_eq!(mp.calls(wetoken_sim::USER_GET), 1, "the mp call only");
+
+    // Refusals reach nothing upstream.
+    let calls = mp.calls(MENU_CREATE);
+    let other = srv.key_for("other", &["mp:wxsomeoneelse"]).await;
+    let messages_only = {
+        let (s, v) = srv
+            .post(
+                "/v1/keys",
+                Some(ADMIN),
+                Some(json!({"name":"notifier","accounts":[format!("mp:{APPID}")],"paths":["/cgi-bin/message/*"],"tokens":false})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["paths"], json!(["/cgi-bin/message/*"]));
+        v["key"].as_str().unwrap().to_owned()
+    };
+    let menu_path = format!("/proxy/mp/{APPID}/cgi-bin/menu/create");
+    for (key, path, status, why) in [
+        (
+            other.as_str(),
+            menu_path.clone(),
+            StatusCode::FORBIDDEN,
+            "a key for another account",
+        ),
+        (
+            messages_only.as_str(),
+            menu_path.clone(),
+            StatusCode::FORBIDDEN,
+            "a path outside the key's paths",
+        ),
+        ("wtk_nobody", menu_path.clone(), StatusCode::UNAUTHORIZED, "no such key"),
+        (
+            key.as_str(),
+            format!("{menu_path}?access_token=mine"),
+            StatusCode::BAD_REQUEST,
+            "a caller-sent token",
+        ),
+        (
+            key.as_str(),
+            format!("{menu_path}?component_access_token=mine"),
+            StatusCode::BAD_REQUEST,
+            "any token parameter",
+        ),
+        (
+            key.as_str(),
+            format!("/proxy/mp/{APPID}/elsewhere/x"),
+            StatusCode::NOT_FOUND,
+            "not a WeChat API path",
+        ),
+        (
+            key.as_str(),
+            format!("/proxy/mp/{APPID}/cgi-bin/menu%2Fcreate"),
+            StatusCode::BAD_REQUEST,
+            "an encoded path",
+        ),
+        (
+            key.as_str(),
+            "/proxy/mp/bad%20id/cgi-bin/menu/create".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "a malformed id",
+        ),
+    ] {
+        let (s, _, body) = call(&srv, Method::POST, &path, key, Some(b"{}".to_vec())).await;
+        assert_eq!(s, status, "{why}: {}", String::from_utf8_lossy(&body));
+        assert!(json_of(&body)["error"].is_string(), "{why}: wetoken's own error");
+    }
+    assert_eq!(mp.calls(MENU_CREATE), calls, "nothing reached WeChat");
+    // The limited key does what it may: messages, not tokens.
+    let (s, _, body) = call(
+        &srv,
+        Method::POST,
+        &format!("/proxy/mp/{APPID}/cgi-bin/message/custom/send"),
+        &messages_only,
+        Some(br#"{"touser":"o1","msgtype":"text","text":{"content":"hi"}}"#.to_vec()),
+    )
+    .await;
+    assert_eq!((s, json_of(&body)["errcode"].clone()), (StatusCode::OK, json!(0)));
+    assert_eq!(mp.calls(CUSTOM_SEND), 1);
+    assert_eq!(
+        srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(&messages_only))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // A key in the URL (HTTP Basic) works here too.
+    let hostport = srv.url.trim_start_matches("http://");
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{messages_only}@{hostport}/proxy/mp/{APPID}/cgi-bin/message/custom/send"
+        ))
+        .body(r#"{"touser":"o1","msgtype":"text","text":{"content":"hi"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(mp.calls(MEDIA_UPLOAD), 1);
+}
+
+/// A rejected token: one compare-and-refresh and one retry; a second
+/// rejection within the refresh budget refreshes nothing and WeChat's
+/// answer stands (SPEC §2 "callers cannot drain the quota").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_refreshed_once_within_the_budget() {
+    let sim = sim().await;
+    sim.add_app(APPID, "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp(APPID, "s").await;
+    let key = srv.key_for("shop", &[&format!("mp:{APPID}")]).await;
+    let path = format!("/proxy/mp/{APPID}/cgi-bin/message/custom/send");
+    let msg = br#"{"touser":"o1","msgtype":"text","text":{"content":"hi"}}"#.to_vec();
+    let (s, _, body) = call(&srv, Method::POST, &path, &key, Some(msg.clone())).await;
+    assert_eq!((s, json_of(&body)["errcode"].clone()), (StatusCode::OK, json!(0)));
+    assert_eq!(sim.token_calls(), 1);
+
+    sim.inject(CUSTOM_SEND, Fault::Errcode(40001), Some(1));
+    let (s, _, body) = call(&srv, Method::POST, &path, &key, Some(msg.clone())).await;
+    assert_eq!(
+        (s, json_of(&body)["errcode"].clone()),
+        (StatusCode::OK, json!(0)),
+        "retried with a fresh token"
+    );
+    assert_eq!(sim.token_calls(), 2, "one refresh");
+    assert_eq!(sim.calls(CUSTOM_SEND), 3, "the call, its rejection, the retry");
+
+    sim.inject(CUSTOM_SEND, Fault::Errcode(40001), Some(1));
+    let (s, _, body) = call(&srv, Method::POST, &path, &key, Some(msg)).await;
+    assert_eq!(
+        (s, json_of(&body)["errcode"].clone()),
+        (StatusCode::OK, json!(40001)),
+        "WeChat's answer stands"
+    );
+    assert_eq!(sim.token_calls(), 2, "no second refresh within the budget");
+    assert_eq!(sim.calls(CUSTOM_SEND), 4, "and no retry");
+}
