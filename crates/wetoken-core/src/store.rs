@@ -154,6 +154,39 @@ pub struct EventQuery {
     pub limit: i64,
 }
 
+/// One token-free call as the audit trail keeps it (SPEC §6): who, which
+/// account, what, and what WeChat answered; never a token or a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// `{ms:013}-{instance}-{n}`: unique, and sorts by time.
+    pub id: String,
+    pub at: i64,
+    /// The key's name (`admin` for the admin key).
+    pub key: String,
+    pub account: AccountId,
+    pub method: String,
+    /// The WeChat path called (`/cgi-bin/message/custom/send`), no query.
+    pub path: String,
+    /// The HTTP status answered.
+    pub status: i64,
+    /// WeChat's errcode when it answered JSON (0 for success), else None.
+    pub errcode: Option<i64>,
+    /// The rid WeChat gave with an error.
+    pub rid: Option<String>,
+}
+
+/// Which audit entries to read: ids after `after` (exclusive, a cursor)
+/// and not before `from` (inclusive, an id prefix such as a zero-padded
+/// time), of one key and/or one account, by id, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub after: Option<String>,
+    pub from: Option<String>,
+    pub key: Option<String>,
+    pub account: Option<AccountId>,
+    pub limit: i64,
+}
+
 /// A master key's check value, recorded where it sealed data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyCheck {
@@ -330,8 +363,8 @@ pub trait Store: Send + Sync + 'static {
     /// Events after `q.after`, oldest first, at most `q.limit`: one range
     /// scan of the primary key.
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>>;
-    /// Deletes events older than `before`, and finished deliveries last
-    /// changed before it. How many events went.
+    /// Deletes events older than `before`, finished deliveries last changed
+    /// before it, and audit entries from before it. How many events went.
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;
     /// `Conflict` if the name exists. Its cursor starts at the newest event
     /// committed: a new webhook receives what happens from now on.
@@ -375,6 +408,12 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the newest committed event (0 before the first): where
     /// "the latest events" start.
     async fn last_event_id(&self) -> StoreResult<i64>;
+
+    // ---- the audit trail of token-free calls (SPEC §6)
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// A page of entries by id: an index range (of the key or the account
+    /// when one is given).
+    async fn audit_page(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 
     // ---- the console (SPEC §11)
     /// How many accounts `q` matches (its prefix, status filters and

@@ -25,6 +25,7 @@ use crate::render;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/events", get(list_events))
+        .route("/v1/audit", get(list_audit))
         .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
         .route("/v1/webhooks/{name}", delete(delete_webhook))
         .route("/v1/webhooks/{name}/deliveries", get(list_deliveries))
@@ -112,6 +113,48 @@ async fn create_webhook(
 }
 
 /// A webhook definition as given (the API's body, the console's form).
+/// `GET /v1/audit?key=&account=&after=&limit=&cursor=` (admin): the
+/// token-free calls, oldest first. `after` is an RFC 3339 instant (entries
+/// after it) or an entry's id.
+async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let p = Paging::from_query(&q)?;
+    let given = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let (mut from, mut after) = (None, p.cursor.clone());
+    if let Some(a) = given("after") {
+        match chrono::DateTime::parse_from_rfc3339(a) {
+            Ok(t) => from = Some(format!("{:013}", t.timestamp_millis().max(-1) + 1)),
+            Err(_) if Paging::from_query(&HashMap::from([("cursor".to_owned(), a.to_owned())])).is_ok() => {
+                after = after.or_else(|| Some(a.to_owned()));
+            }
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "after must be an RFC 3339 time like 2026-11-30T08:00:00Z, or an entry's id",
+                ));
+            }
+        }
+    }
+    let key = given("key")
+        .map(|k| {
+            wetoken_core::keys::check_name(k)
+                .map(|()| k.to_owned())
+                .map_err(|e| ApiError::invalid(format!("key: {}", e.0)))
+        })
+        .transpose()?;
+    let account = given("account")
+        .map(|a| a.parse::<wetoken_core::domain::AccountId>())
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("account: {}", e.0)))?;
+    let query = wetoken_core::store::AuditQuery {
+        after,
+        from,
+        key,
+        account,
+        limit: p.limit,
+    };
+    let page = st.service.audit(&query).await?;
+    Ok(Json(page_json("entries", &page, render::audit)))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewWebhook {

@@ -399,7 +399,24 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
             format!("access_token={t}&{raw_query}")
         }
     };
-    match p.relay(&st, &owner, &path, token_param, &parts, body).await {
+    let relayed = p.relay(&st, &owner, &path, token_param, &parts, body).await;
+    let (status, errcode, rid) = match &relayed {
+        Ok((answer, _)) => (answer.status.as_u16(), answer.errcode(), answer.rid()),
+        Err(e) => (StatusCode::OK.as_u16(), Some(e.errcode), None),
+    };
+    let record = wetoken_core::service::audit::CallRecord {
+        key: a.principal.name(),
+        account: &owner,
+        method: parts.method.as_str(),
+        path: &path,
+        status,
+        errcode,
+        rid,
+    };
+    if let Err(e) = st.service.record_call(record).await {
+        tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
+    }
+    match relayed {
         Ok((answer, ms)) => {
             let mut resp = answer.into_response();
             resp.headers_mut()

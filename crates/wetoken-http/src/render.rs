@@ -186,6 +186,21 @@ pub fn webhook(w: &Webhook) -> Value {
     })
 }
 
+/// One token-free call of the audit trail: never a token or a body.
+pub fn audit(e: &wetoken_core::store::AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "at": rfc3339(from_millis(e.at)),
+        "key": e.key,
+        "account": e.account.to_string(),
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "errcode": e.errcode,
+        "rid": e.rid,
+    })
+}
+
 /// One event's delivery to a webhook.
 pub fn delivery(d: &Delivery) -> Value {
     json!({

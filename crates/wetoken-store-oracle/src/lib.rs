@@ -23,11 +23,13 @@ use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store,
-    StoreError, StoreResult, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite,
+    RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
 };
 use wetoken_core::urlenc::percent_decode;
-use wetoken_store_sql::rows::{AccountRow, KeyRow, NewEventRow, PageBinds, WebhookRow, event_filters, page_binds};
+use wetoken_store_sql::rows::{
+    AccountRow, AuditRow, KeyRow, NewEventRow, PageBinds, WebhookRow, audit_binds, event_filters, page_binds,
+};
 use wetoken_store_sql::{Dialect, Statements};
 
 mod migrate;
@@ -35,7 +37,7 @@ mod rows;
 
 pub use migrate::{MIGRATIONS, schema_sql, split_statements};
 pub use rows::{Columns, account_from, credential_from, delivery_from, event_from, key_from, webhook_from};
-use rows::{account_of, check_of, credential_of, delivery_of, event_of, key_of, required, webhook_of};
+use rows::{account_of, audit_of, check_of, credential_of, delivery_of, event_of, key_of, required, webhook_of};
 
 /// `oracle://user:password@host:port/service` → (user, password, `//host:port/service`).
 pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
@@ -538,6 +540,7 @@ impl Store for OracleStore {
         self.run(move |conn, sql| {
             let n = exec(conn, sql.purge_events, &[&before])?;
             exec(conn, sql.purge_deliveries, &[&before])?;
+            exec(conn, sql.purge_audit, &[&before])?;
             Ok(n)
         })
         .await
@@ -676,6 +679,43 @@ impl Store for OracleStore {
         self.run(|conn, sql| {
             let row = conn.query_row(sql.select_oldest_pending, &[]).map_err(map_err)?;
             row.int(0)
+        })
+        .await
+    }
+
+    async fn insert_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        let r = AuditRow::encode(e);
+        self.run(move |conn, sql| {
+            exec(
+                conn,
+                sql.insert_audit,
+                &[
+                    &r.id,
+                    &r.called_at,
+                    &r.key_name,
+                    &r.account_id,
+                    &r.method,
+                    &r.path,
+                    &r.status,
+                    &r.errcode,
+                    &r.rid,
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let b = audit_binds(q);
+        let limit = q.limit;
+        self.run(move |conn, sql| {
+            rows(
+                conn,
+                sql.select_audit,
+                &[&b.after, &b.from, &b.key, &b.key, &b.account, &b.account, &limit],
+                audit_of,
+            )
         })
         .await
     }

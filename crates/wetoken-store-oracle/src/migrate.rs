@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "master_keys", include_str!("../migrations/0002_master_keys.sql")),
     (3, "events", include_str!("../migrations/0003_events.sql")),
     (4, "console", include_str!("../migrations/0004_console.sql")),
+    (5, "audit", include_str!("../migrations/0005_audit.sql")),
 ];
 
 /// The DDL for a DBA, for `install-schema --print`.

@@ -3,8 +3,8 @@
 
 use oracle::Row;
 use wetoken_core::events::{Delivery, Event, Webhook};
-use wetoken_core::store::{ApiKey, CredentialState, KeyCheck, Sealed, StoreError, StoredAccount};
-use wetoken_store_sql::rows::{AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, WebhookRow};
+use wetoken_core::store::{ApiKey, AuditEntry, CredentialState, KeyCheck, Sealed, StoreError, StoredAccount};
+use wetoken_store_sql::rows::{AccountRow, AuditRow, CredentialRow, DeliveryRow, EventRow, KeyRow, WebhookRow};
 
 use crate::map_err;
 
@@ -131,6 +131,25 @@ pub fn delivery_from<C: Columns>(r: &C) -> Result<DeliveryRow, StoreError> {
         last_status: r.int(7)?,
         last_error: r.text(8)?,
     })
+}
+
+/// A `wt_audit` row in `AUDIT_COLUMNS` order.
+pub fn audit_from<C: Columns>(r: &C) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: required(r.text(0)?, "id")?,
+        called_at: required(r.int(1)?, "called_at")?,
+        key_name: required(r.text(2)?, "key_name")?,
+        account_id: required(r.text(3)?, "account_id")?,
+        method: required(r.text(4)?, "method")?,
+        path: required(r.text(5)?, "path")?,
+        status: required(r.int(6)?, "status")?,
+        errcode: r.int(7)?,
+        rid: r.text(8)?,
+    })
+}
+
+pub(crate) fn audit_of(r: &Row) -> Result<AuditEntry, StoreError> {
+    audit_from(r)?.decode()
 }
 
 pub(crate) fn event_of(r: &Row) -> Result<Event, StoreError> {

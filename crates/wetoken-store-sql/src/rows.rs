@@ -9,7 +9,8 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{self, Delivery, DeliveryStatus, Event, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    AccountQuery, ApiKey, CredentialState, EventQuery, LastError, Sealed, StoreError, StoreResult,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, LastError, Sealed, StoreError,
+    StoreResult,
 };
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
@@ -64,6 +65,72 @@ pub struct KeyRow {
     pub hash: String,
     pub accounts: String,
     pub created_at: i64,
+}
+
+/// `wt_audit`, in [`crate::statements::AUDIT_COLUMNS`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
+    derive(sqlx::FromRow)
+)]
+pub struct AuditRow {
+    pub id: String,
+    pub called_at: i64,
+    pub key_name: String,
+    pub account_id: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub errcode: Option<i64>,
+    pub rid: Option<String>,
+}
+
+impl AuditRow {
+    pub fn encode(e: &AuditEntry) -> Self {
+        AuditRow {
+            id: e.id.clone(),
+            called_at: e.at,
+            key_name: e.key.clone(),
+            account_id: e.account.to_string(),
+            method: e.method.clone(),
+            path: e.path.clone(),
+            status: e.status,
+            errcode: e.errcode,
+            rid: e.rid.clone(),
+        }
+    }
+
+    pub fn decode(self) -> StoreResult<AuditEntry> {
+        Ok(AuditEntry {
+            account: account_id("wt_audit", &self.account_id)?,
+            id: self.id,
+            at: self.called_at,
+            key: self.key_name,
+            method: self.method,
+            path: self.path,
+            status: self.status,
+            errcode: self.errcode,
+            rid: self.rid,
+        })
+    }
+}
+
+/// The binds of an audit page, in `select_audit` order (the limit last).
+pub struct AuditBinds {
+    pub after: String,
+    pub from: String,
+    pub key: Option<String>,
+    pub account: Option<String>,
+}
+
+pub fn audit_binds(q: &AuditQuery) -> AuditBinds {
+    AuditBinds {
+        // Every id sorts after a space.
+        after: q.after.clone().unwrap_or_else(|| " ".to_owned()),
+        from: q.from.clone().unwrap_or_else(|| " ".to_owned()),
+        key: q.key.clone(),
+        account: q.account.as_ref().map(ToString::to_string),
+    }
 }
 
 /// `wt_events`, in [`crate::statements::EVENT_COLUMNS`] order.

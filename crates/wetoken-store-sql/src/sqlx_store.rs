@@ -6,13 +6,13 @@ use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite, RefreshWrite, Sealed, Store,
-    StoreError, StoreResult, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite,
+    RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
 };
 
 use crate::rows::{
-    AccountRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, PageBinds, WebhookRow, decode_all,
-    event_filters, page_binds,
+    AccountRow, AuditRow, CredentialRow, DeliveryRow, EventRow, KeyRow, NewEventRow, PageBinds, WebhookRow,
+    audit_binds, decode_all, event_filters, page_binds,
 };
 use crate::statements::{Dialect, Statements};
 
@@ -667,6 +667,11 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                sqlx::query(self.sql.purge_audit)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(n)
             }
@@ -860,6 +865,40 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(min)
+            }
+
+            async fn insert_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+                let r = AuditRow::encode(e);
+                sqlx::query(self.sql.insert_audit)
+                    .bind(&r.id)
+                    .bind(r.called_at)
+                    .bind(&r.key_name)
+                    .bind(&r.account_id)
+                    .bind(&r.method)
+                    .bind(&r.path)
+                    .bind(r.status)
+                    .bind(r.errcode)
+                    .bind(&r.rid)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn audit_page(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+                let b = audit_binds(q);
+                let rows: Vec<AuditRow> = sqlx::query_as(self.sql.select_audit)
+                    .bind(&b.after)
+                    .bind(&b.from)
+                    .bind(&b.key)
+                    .bind(&b.key)
+                    .bind(&b.account)
+                    .bind(&b.account)
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, AuditRow::decode)
             }
 
             async fn last_event_id(&self) -> StoreResult<i64> {

@@ -31,6 +31,8 @@ pub const KEY_COLUMNS: &str = "name, hash, accounts, created_at";
 pub const EVENT_COLUMNS: &str = "id, event_type, account_id, created_at, data, source";
 /// Columns of `wt_webhooks`, in the order rows are read.
 pub const WEBHOOK_COLUMNS: &str = "name, url, events, accounts, format, secret, cursor_id, created_at";
+/// Columns of `wt_audit`, in the order rows are read.
+pub const AUDIT_COLUMNS: &str = "id, called_at, key_name, account_id, method, path, status, errcode, rid";
 /// Columns of `wt_deliveries`, in the order rows are read.
 pub const DELIVERY_COLUMNS: &str =
     "webhook, event_id, status, attempts, next_at, created_at, updated_at, last_status, last_error";
@@ -100,6 +102,9 @@ pub struct Statements {
     pub select_session: &'static str,
     pub delete_session: &'static str,
     pub purge_sessions: &'static str,
+    pub insert_audit: &'static str,
+    pub select_audit: &'static str,
+    pub purge_audit: &'static str,
 }
 
 /// The database's current time in epoch milliseconds, as an SQL
@@ -363,6 +368,15 @@ impl Statements {
             select_session: s("SELECT expires_at FROM wt_console_sessions WHERE hash = ?".into()),
             delete_session: s("DELETE FROM wt_console_sessions WHERE hash = ?".into()),
             purge_sessions: s("DELETE FROM wt_console_sessions WHERE expires_at < ?".into()),
+            insert_audit: s(format!(
+                "INSERT INTO wt_audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )),
+            // Ids sort by time: the cursor and the start are one id range.
+            select_audit: s(format!(
+                "SELECT {AUDIT_COLUMNS} FROM wt_audit WHERE id > ? AND id >= ? \
+                 AND (? IS NULL OR key_name = ?) AND (? IS NULL OR account_id = ?) ORDER BY id {limit}"
+            )),
+            purge_audit: s("DELETE FROM wt_audit WHERE called_at < ?".into()),
         }
     }
 
@@ -430,6 +444,9 @@ impl Statements {
             self.select_session,
             self.delete_session,
             self.purge_sessions,
+            self.insert_audit,
+            self.select_audit,
+            self.purge_audit,
         ]
     }
 }

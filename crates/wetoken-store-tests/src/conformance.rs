@@ -12,8 +12,8 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, CallbackSource, DeliveryStatus, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    AccountQuery, ApiKey, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError, PushWrite, RefreshWrite,
-    Sealed, Store, StoreError, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError,
+    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoredAccount,
 };
 
 use Credential::{AccessToken, JsapiTicket, VerifyTicket};
@@ -64,6 +64,7 @@ pub async fn run(store: Arc<dyn Store>) {
     events_commit_in_order(store.clone()).await;
     webhooks_and_deliveries(&*store).await;
     console_queries(&*store).await;
+    audit_trail(&*store).await;
 }
 
 /// Key checks, the walk over every account, and re-sealing in place.
@@ -1354,4 +1355,64 @@ pub async fn console_queries(s: &dyn Store) {
     s.insert_session("d".repeat(64).as_str(), 10, 2_000).await.unwrap();
     assert_eq!(s.purge_sessions(3_000).await.unwrap(), 1, "purge_sessions");
     assert_eq!(s.session_expiry(&"b".repeat(64)).await.unwrap(), Some(5_000));
+}
+
+/// The audit trail of token-free calls: pages by id (time order), by key or
+/// account, from a time, purged with the events.
+pub async fn audit_trail(s: &dyn Store) {
+    let entry = |n: i64, key: &str, account: &str| AuditEntry {
+        id: format!("{:013}-conf-{n:06}", 9_000_000_000_000 + n),
+        at: 9_000_000_000_000 + n,
+        key: key.into(),
+        account: id(account),
+        method: "POST".into(),
+        path: "/cgi-bin/message/custom/send".into(),
+        status: 200,
+        errcode: (n % 2 == 0).then_some(40001),
+        rid: (n % 2 == 0).then(|| format!("rid-{n}")),
+    };
+    let all = [
+        entry(1, "shop", "mp:conf_audit"),
+        entry(2, "crm", "mp:conf_audit"),
+        entry(3, "shop", "mp:conf_audit2"),
+        entry(4, "shop", "mp:conf_audit"),
+    ];
+    for e in &all {
+        s.insert_audit(e).await.unwrap();
+    }
+    let from = Some(format!("{:013}", 9_000_000_000_000i64));
+    let q = |key: Option<&str>, account: Option<&str>, after: Option<&str>, limit: i64| AuditQuery {
+        after: after.map(str::to_owned),
+        from: from.clone(),
+        key: key.map(str::to_owned),
+        account: account.map(id),
+        limit,
+    };
+    assert_eq!(
+        s.audit_page(&q(None, None, None, 10)).await.unwrap(),
+        all,
+        "audit_page: in id order, whole"
+    );
+    let shop: Vec<String> = s
+        .audit_page(&q(Some("shop"), Some("mp:conf_audit"), None, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(shop, [all[0].id.clone(), all[3].id.clone()], "by key and account");
+    let page = s.audit_page(&q(None, None, Some(&all[1].id), 1)).await.unwrap();
+    assert_eq!(page, [all[2].clone()], "after a cursor, limited");
+    let later = AuditQuery {
+        from: Some(format!("{:013}", 9_000_000_000_003i64)),
+        ..q(None, None, None, 10)
+    };
+    assert_eq!(s.audit_page(&later).await.unwrap(), all[2..], "from a time");
+    s.purge_events(9_000_000_000_003).await.unwrap();
+    assert_eq!(
+        s.audit_page(&q(None, None, None, 10)).await.unwrap(),
+        all[2..],
+        "purged with the events"
+    );
+    s.purge_events(i64::MAX / 2).await.unwrap();
 }

@@ -257,4 +257,81 @@ async fn a_rejected_token_is_refreshed_once_within_the_budget() {
     );
     assert_eq!(sim.token_calls(), 2, "no second refresh within the budget");
     assert_eq!(sim.calls(CUSTOM_SEND), 4, "and no retry");
+
+    // The audit trail: each call, with what WeChat answered, never a token.
+    let (s, v) = srv.get("/v1/audit", Some(ADMIN)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let entries = v["entries"].as_array().unwrap();
+    let codes: Vec<_> = entries.iter().map(|e| e["errcode"].clone()).collect();
+    assert_eq!(codes, [json!(0), json!(0), json!(40001)], "{v}");
+    let account = format!("mp:{APPID}");
+    for e in entries {
+        assert_eq!(
+            (
+                e["key"].as_str(),
+                e["account"].as_str(),
+                e["method"].as_str(),
+                e["path"].as_str(),
+                e["status"].as_i64()
+            ),
+            (
+                Some("shop"),
+                Some(account.as_str()),
+                Some("POST"),
+                Some("/cgi-bin/message/custom/send"),
+                Some(200)
+            )
+        );
+    }
+    let (_, token) = srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(ADMIN)).await;
+    assert!(
+        !v.to_string().contains(token["access_token"].as_str().unwrap()),
+        "no token in the trail"
+    );
+    // Paged, filtered, admin only.
+    let (_, first) = srv.get("/v1/audit?limit=2", Some(ADMIN)).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = srv
+        .get(&format!("/v1/audit?limit=2&cursor={cursor}"), Some(ADMIN))
+        .await;
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_cursor"], json!(null));
+    let (_, none) = srv.get("/v1/audit?key=nobody", Some(ADMIN)).await;
+    assert_eq!(none["entries"], json!([]));
+    let (_, by_account) = srv
+        .get(
+            &format!("/v1/audit?account=mp:{APPID}&after=2000-01-01T00:00:00Z"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(by_account["entries"].as_array().unwrap().len(), 3);
+    let (_, future) = srv.get("/v1/audit?after=2999-01-01T00:00:00Z", Some(ADMIN)).await;
+    assert_eq!(future["entries"], json!([]));
+    assert_eq!(srv.get("/v1/audit", Some(&key)).await.0, StatusCode::FORBIDDEN);
+    for bad in [
+        "/v1/audit?after=yesterday!",
+        "/v1/audit?account=nope",
+        "/v1/audit?limit=0",
+        "/v1/audit?key=a%20b",
+    ] {
+        assert_eq!(srv.get(bad, Some(ADMIN)).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // And counted by key, kind, path family and errcode.
+    let text = metrics_text(&srv).await;
+    let count = |code: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("wetoken_proxy_calls_total{")
+                    && l.contains("key=\"shop\"")
+                    && l.contains("kind=\"mp\"")
+                    && l.contains("family=\"/cgi-bin/message\"")
+                    && l.contains(&format!("errcode=\"{code}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    assert_eq!(
+        (count("0").as_deref(), count("40001").as_deref()),
+        (Some("2"), Some("1")),
+        "{text}"
+    );
 }

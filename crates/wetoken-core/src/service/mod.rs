@@ -25,6 +25,7 @@
 mod accounts;
 mod alerts;
 mod apikeys;
+pub mod audit;
 pub(crate) mod cache;
 pub mod callbacks;
 mod children;
