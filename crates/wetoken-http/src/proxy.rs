@@ -346,6 +346,28 @@ fn wechat_path(uri_path: &str, id: &AccountId) -> Result<String, ApiError> {
     Ok(path)
 }
 
+/// A token-free call's query as forwarded: as it came, less token
+/// parameters left empty (an SDK given an empty token source sends
+/// `access_token=`); a token that is sent is refused (400): it would be
+/// ambiguous which one WeChat sees.
+fn without_empty_tokens(raw: &str) -> Result<String, ApiError> {
+    let mut kept = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = wetoken_core::urlenc::percent_decode(name);
+        if TOKEN_PARAMS.contains(&name.as_str()) {
+            if value.is_empty() {
+                continue;
+            }
+            return Err(ApiError::invalid(format!(
+                "{name} was sent: wetoken adds the account's token to token-free calls, send none"
+            )));
+        }
+        kept.push(pair);
+    }
+    Ok(kept.join("&"))
+}
+
 /// A token-free call: the key covers the account (else 403) and the path
 /// (its `paths`, else 403); the caller sends no token (400); wetoken adds
 /// the account's current one and relays the rest as it came.
@@ -358,14 +380,10 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
     if !a.principal.may_call(&path) {
         return ApiError::forbidden(format!("this key may not call {path} (its paths)")).into_response();
     }
-    let raw_query = req.uri().query().unwrap_or_default().to_owned();
-    let query = Query::parse(&raw_query);
-    if let Some(name) = TOKEN_PARAMS.iter().find(|n| query.values(n).next().is_some()) {
-        return ApiError::invalid(format!(
-            "{name} was sent: wetoken adds the account's token to token-free calls, send none"
-        ))
-        .into_response();
-    }
+    let raw_query = match without_empty_tokens(req.uri().query().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let p = &st.proxy;
     let _slot = match p.slot() {
         Ok(s) => s,
@@ -467,6 +485,17 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_free_queries_carry_no_token() {
+        assert_eq!(without_empty_tokens("").unwrap(), "");
+        assert_eq!(without_empty_tokens("type=image&x=%2B1").unwrap(), "type=image&x=%2B1");
+        assert_eq!(without_empty_tokens("access_token=&type=image").unwrap(), "type=image");
+        assert_eq!(without_empty_tokens("type=image&acc%65ss_token").unwrap(), "type=image");
+        for sent in ["access_token=T", "type=1&acc%65ss_token=T", "suite_access_token=x"] {
+            assert!(without_empty_tokens(sent).is_err(), "{sent}");
+        }
+    }
 
     #[test]
     fn one_token_per_request_whatever_its_spelling() {

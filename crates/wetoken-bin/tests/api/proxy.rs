@@ -335,3 +335,61 @@ async fn a_rejected_token_is_refreshed_once_within_the_budget() {
         "{text}"
     );
 }
+
+/// wechatpy's `WeChatClient`, a real SDK from PyPI, pointed at
+/// `/proxy/mp/{appid}` with a token source that gives none: menu, custom
+/// message and a media upload larger than `WETOKEN_MAX_BODY_BYTES`, and it
+/// never holds a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs wechatpy: run `cargo xtask ci`, or set WETOKEN_TEST_PYTHON to a python with wechatpy 2 and pass --include-ignored"]
+async fn wechatpy_calls_wechat_through_wetoken_without_a_token() {
+    let python = std::env::var("WETOKEN_TEST_PYTHON").expect("WETOKEN_TEST_PYTHON");
+    let sim = sim().await;
+    sim.add_app(APPID, "s");
+    let srv = spawn(&sim).await;
+    srv.add_mp(APPID, "s").await;
+    let key = srv.key_for("python-shop", &[&format!("mp:{APPID}")]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/wechatpy_token_free.py");
+    let media_bytes = 3 * 1024 * 1024;
+    let out = tokio::process::Command::new(python)
+        .args([script, &srv.url, APPID, &key, &media_bytes.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = json_of(&out.stdout);
+    assert_eq!(got["menu"]["errcode"], 0, "{got}");
+    assert_eq!(got["message"]["errcode"], 0, "{got}");
+    assert!(
+        got["media"]["media_id"].as_str().is_some_and(|m| m.len() == 40),
+        "{got}"
+    );
+    assert!(
+        got["media"]["size"].as_u64().unwrap() > media_bytes,
+        "the whole multipart body arrived: {got}"
+    );
+    assert_eq!(
+        (sim.calls(MENU_CREATE), sim.calls(CUSTOM_SEND), sim.calls(MEDIA_UPLOAD)),
+        (1, 1, 1)
+    );
+    let (_, audit) = srv.get("/v1/audit?key=python-shop", Some(ADMIN)).await;
+    let paths: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/cgi-bin/menu/create",
+            "/cgi-bin/message/custom/send",
+            "/cgi-bin/media/upload"
+        ]
+    );
+}
