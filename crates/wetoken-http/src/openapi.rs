@@ -163,8 +163,15 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
                 ("get", "list API keys (never the key)", None, "200"),
                 (
                     "post",
-                    "create a client key (shown once)",
-                    Some(json!({"type": "object", "required": ["name", "accounts"]})),
+                    "create a client key (shown once); \"tokens\": false reads no token, \"paths\" limits token-free calls",
+                    Some(
+                        json!({"type": "object", "required": ["name", "accounts"], "properties": {
+                            "name": {"type": "string"},
+                            "accounts": {"type": "array", "items": {"type": "string"}},
+                            "tokens": {"type": "boolean", "default": true},
+                            "paths": {"type": "array", "items": {"type": "string"}},
+                        }}),
+                    ),
                     "201",
                 ),
             ],
@@ -205,6 +212,53 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
             vec![(
                 "post",
                 "clear an authorizer's quota through its component (10 a month; admin key)",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/v1/audit",
+            "admin",
+            read(
+                "token-free calls, oldest first (?key=&account=&after=&limit=&cursor=): key, account, path, status, errcode, rid",
+            ),
+        ),
+        (
+            "/proxy/mp/{appid}/{path}",
+            "token-free",
+            vec![(
+                "post",
+                "call the WeChat API path (any method) without a token: wetoken adds the account's; WeChat's answer as it is, with X-Wetoken-Upstream-Ms",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/proxy/authorizer/{component_appid}/{appid}/{path}",
+            "token-free",
+            vec![(
+                "post",
+                "an authorizer's WeChat API call without a token (any method)",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/proxy/work/{corpid}/{agentid}/{path}",
+            "token-free",
+            vec![(
+                "post",
+                "a WeCom app's API call without a token (any method)",
+                None,
+                "200",
+            )],
+        ),
+        (
+            "/proxy/corp/{suite_id}/{corpid}/{path}",
+            "token-free",
+            vec![(
+                "post",
+                "an installed corp's WeCom API call without a token (any method)",
                 None,
                 "200",
             )],
