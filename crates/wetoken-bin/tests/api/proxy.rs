@@ -393,3 +393,38 @@ async fn wechatpy_calls_wechat_through_wetoken_without_a_token() {
         ]
     );
 }
+
+/// SPEC §4: token-free calls share the proxy's in-flight cap; beyond it,
+/// WeChat's "system busy" (-1) at once, nothing sent upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_free_calls_are_bounded_in_flight() {
+    let sim = sim().await;
+    sim.add_app(APPID, "s");
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_PROXY_MAX_INFLIGHT", "2")]).await;
+    srv.add_mp(APPID, "s").await;
+    let key = srv.key_for("shop", &[&format!("mp:{APPID}")]).await;
+    srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(ADMIN)).await;
+    sim.inject(
+        CUSTOM_SEND,
+        Fault::Latency(std::time::Duration::from_millis(1500)),
+        Some(2),
+    );
+    let path = format!("/proxy/mp/{APPID}/cgi-bin/message/custom/send");
+    let answers = futures::future::join_all(
+        (0..6).map(|_| call(&srv, Method::POST, &path, &key, Some(br#"{"touser":"o"}"#.to_vec()))),
+    )
+    .await;
+    let codes: Vec<i64> = answers
+        .iter()
+        .map(|(_, _, b)| json_of(b)["errcode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        (
+            codes.iter().filter(|c| **c == 0).count(),
+            codes.iter().filter(|c| **c == -1).count()
+        ),
+        (2, 4),
+        "{codes:?}"
+    );
+    assert_eq!(sim.calls(CUSTOM_SEND), 2, "the busy ones went nowhere");
+}
