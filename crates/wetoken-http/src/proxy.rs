@@ -29,6 +29,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use wetoken_core::auth::Principal;
 use wetoken_core::domain::{AccountId, AccountKind, Credential};
 use wetoken_core::service::TokenCall;
 use wetoken_core::upstream::rejects_token;
@@ -377,17 +378,45 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if !a.principal.may_call(&path) {
-        return ApiError::forbidden(format!("this key may not call {path} (its paths)")).into_response();
+    let method = req.method().clone();
+    let (resp, errcode, rid) = call_for(&st, &a.principal, &owner, &path, req).await;
+    // Every call is recorded, refused or relayed: who, what, and the answer.
+    let record = wetoken_core::service::audit::CallRecord {
+        key: a.principal.name(),
+        account: &owner,
+        method: method.as_str(),
+        path: &path,
+        status: resp.status().as_u16(),
+        errcode,
+        rid,
+    };
+    if let Err(e) = st.service.record_call(record).await {
+        tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
+    }
+    resp
+}
+
+/// A token-free call refused or relayed: the answer, with WeChat's errcode
+/// and rid (none when wetoken refused it; -1 when too many were in flight).
+async fn call_for(
+    st: &AppState,
+    principal: &Principal,
+    owner: &AccountId,
+    path: &str,
+    req: Request,
+) -> (Response, Option<i64>, Option<String>) {
+    if !principal.may_call(path) {
+        let e = ApiError::forbidden(format!("this key may not call {path} (its paths)"));
+        return (e.into_response(), None, None);
     }
     let raw_query = match without_empty_tokens(req.uri().query().unwrap_or_default()) {
         Ok(q) => q,
-        Err(e) => return e.into_response(),
+        Err(e) => return (e.into_response(), None, None),
     };
     let p = &st.proxy;
     let _slot = match p.slot() {
         Ok(s) => s,
-        Err(e) => return e.into_response(),
+        Err(e) => return (e.into_response(), Some(-1), None),
     };
     let (parts, body): (_, Body) = req.into_parts();
     let declared = parts
@@ -406,7 +435,7 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
     } else {
         match read_body(body, st.max_body).await {
             Ok(b) => Outgoing::Kept(b),
-            Err(e) => return e.into_response(),
+            Err(e) => return (e.into_response(), None, None),
         }
     };
     let token_param = |token: &str| {
@@ -417,31 +446,18 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
             format!("access_token={t}&{raw_query}")
         }
     };
-    let relayed = p.relay(&st, &owner, &path, token_param, &parts, body).await;
-    let (status, errcode, rid) = match &relayed {
-        Ok((answer, _)) => (answer.status.as_u16(), answer.errcode(), answer.rid()),
-        Err(e) => (StatusCode::OK.as_u16(), Some(e.errcode), None),
-    };
-    let record = wetoken_core::service::audit::CallRecord {
-        key: a.principal.name(),
-        account: &owner,
-        method: parts.method.as_str(),
-        path: &path,
-        status,
-        errcode,
-        rid,
-    };
-    if let Err(e) = st.service.record_call(record).await {
-        tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
-    }
-    match relayed {
+    match p.relay(st, owner, path, token_param, &parts, body).await {
         Ok((answer, ms)) => {
+            let (errcode, rid) = (answer.errcode(), answer.rid());
             let mut resp = answer.into_response();
             resp.headers_mut()
                 .insert("x-wetoken-upstream-ms", axum::http::HeaderValue::from(ms));
-            resp
+            (resp, errcode, rid)
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let errcode = e.errcode;
+            (e.into_response(), Some(errcode), None)
+        }
     }
 }
 

@@ -208,6 +208,27 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
             .0,
         StatusCode::FORBIDDEN
     );
+    // A refused call is in the trail too: a leaked key trying what it may not.
+    let (_, audit) = srv.get("/v1/audit?key=notifier", Some(ADMIN)).await;
+    let seen: Vec<(String, i64, serde_json::Value)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["status"].as_i64().unwrap(),
+                e["errcode"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/cgi-bin/menu/create".to_owned(), 403, json!(null)),
+            ("/cgi-bin/message/custom/send".to_owned(), 200, json!(0)),
+        ]
+    );
     // A key in the URL (HTTP Basic) works here too.
     let hostport = srv.url.trim_start_matches("http://");
     let resp = reqwest::Client::new()
@@ -427,4 +448,13 @@ async fn token_free_calls_are_bounded_in_flight() {
         "{codes:?}"
     );
     assert_eq!(sim.calls(CUSTOM_SEND), 2, "the busy ones went nowhere");
+    let (_, audit) = srv.get("/v1/audit", Some(ADMIN)).await;
+    let mut recorded: Vec<i64> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["errcode"].as_i64().unwrap())
+        .collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, [-1, -1, -1, -1, 0, 0], "the busy calls are in the trail too");
 }
