@@ -112,6 +112,30 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
         (v["media_id"].as_str(), v["size"].as_u64()),
         (Some(sha1_hex(&media).as_str()), Some(media.len() as u64))
     );
+    // Streamed, not held: a 48 MB upload leaves wetoken's high-water mark
+    // far below 48 MB (buffering it whole would put it above).
+    let big: Vec<u8> = (0..48 * 1024 * 1024).map(|i| (i % 241) as u8).collect();
+    let (s, _, body) = call(
+        &srv,
+        Method::POST,
+        &format!("/proxy/mp/{APPID}/cgi-bin/media/upload?type=file"),
+        &key,
+        Some(big.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["media_id"].as_str(), Some(sha1_hex(&big).as_str()));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id().unwrap())).unwrap();
+    let hwm_mib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024;
+    assert!(
+        hwm_mib < 40,
+        "wetoken's peak resident memory {hwm_mib} MiB after relaying 48 MB"
+    );
     // A WeCom app's call goes to the WeCom API.
     let (s, _, body) = call(
         &srv,
@@ -240,7 +264,7 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(mp.calls(MEDIA_UPLOAD), 1);
+    assert_eq!(mp.calls(MEDIA_UPLOAD), 2);
 }
 
 /// A rejected token: one compare-and-refresh and one retry; a second
@@ -457,4 +481,45 @@ async fn token_free_calls_are_bounded_in_flight() {
         .collect();
     recorded.sort_unstable();
     assert_eq!(recorded, [-1, -1, -1, -1, 0, 0], "the busy calls are in the trail too");
+}
+
+/// An authorizer's token-free call: the authorizer's own token (obtained
+/// through its component), a key covering the component's family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorizer_calls_through_its_component() {
+    const C: &str = "wxproxycomponent";
+    const AES: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    let sim = sim().await;
+    sim.add_component(C, "cs", "tok", AES);
+    let srv = spawn(&sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"component","appid":C,"secret":"cs","token":"tok","aes_key":AES})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    sim.push_verify_ticket(C, &format!("{}/callback/component/{C}", srv.url))
+        .await
+        .unwrap();
+    let refresh = sim.add_authorization(C, "wxproxyauthz1");
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"authorizer","component_appid":C,"appid":"wxproxyauthz1","refresh_token":refresh})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let family = srv.key_for("platform", &[&format!("component:{C}/*")]).await;
+    let elsewhere = srv.key_for("mp-only", &["mp:wxsomething"]).await;
+    let path = format!("/proxy/authorizer/{C}/wxproxyauthz1/cgi-bin/message/custom/send");
+    let msg = br#"{"touser":"o1","msgtype":"text","text":{"content":"hi"}}"#.to_vec();
+    let (s, _, body) = call(&srv, Method::POST, &path, &family, Some(msg.clone())).await;
+    assert_eq!((s, json_of(&body)["errcode"].clone()), (StatusCode::OK, json!(0)));
+    assert_eq!(sim.calls(wetoken_sim::AUTHORIZER_TOKEN), 1, "the authorizer's token");
+    let (s, _, _) = call(&srv, Method::POST, &path, &elsewhere, Some(msg)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(sim.calls(CUSTOM_SEND), 1);
 }
