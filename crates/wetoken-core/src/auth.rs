@@ -73,10 +73,13 @@ impl Principal {
 /// Basic with the key as the username (or as the password with an empty
 /// username), so a client given only a URL (`http://KEY@host/…`) carries
 /// it. At most 256 characters; anything else presents none.
-pub fn presented_key(authorization: &str) -> Option<String> {
+/// A Bearer key is borrowed from the header (the hot path allocates
+/// nothing); a Basic one is decoded.
+pub fn presented_key(authorization: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     let (scheme, rest) = authorization.trim().split_once(' ')?;
-    let key = if scheme.eq_ignore_ascii_case("bearer") {
-        rest.trim().to_owned()
+    let key: Cow<'_, str> = if scheme.eq_ignore_ascii_case("bearer") {
+        Cow::Borrowed(rest.trim())
     } else if scheme.eq_ignore_ascii_case("basic") {
         use base64::Engine;
         let rest = rest.trim();
@@ -86,7 +89,7 @@ pub fn presented_key(authorization: &str) -> Option<String> {
         let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
         let pair = String::from_utf8(decoded).ok()?;
         let (user, password) = pair.split_once(':').unwrap_or((&pair, ""));
-        if user.is_empty() { password } else { user }.to_owned()
+        Cow::Owned(if user.is_empty() { password } else { user }.to_owned())
     } else {
         return None;
     };
