@@ -147,6 +147,11 @@ pub struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: AnswerBody,
+    /// WeChat's errcode, when the answer is JSON (0 when a JSON answer has
+    /// none: WeChat's success); read once, when the answer arrives.
+    errcode: Option<i64>,
+    /// The rid WeChat appends to an error message (`… rid: 6475…`).
+    rid: Option<String>,
 }
 
 enum AnswerBody {
@@ -154,27 +159,35 @@ enum AnswerBody {
     Stream(reqwest::Response),
 }
 
-impl Answer {
-    fn json(&self) -> Option<serde_json::Value> {
-        match &self.body {
-            AnswerBody::Read(b) if b.first() == Some(&b'{') => serde_json::from_slice(b).ok(),
-            _ => None,
-        }
+/// The errcode and rid of a JSON answer: only those two fields are read
+/// (the rest of a large answer is skipped, not built).
+fn wechat_status(body: &[u8]) -> (Option<i64>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        errcode: Option<i64>,
+        errmsg: Option<String>,
     }
-
-    /// WeChat's errcode, when the answer is JSON (0 when a JSON answer has
-    /// none: WeChat's success).
-    pub fn errcode(&self) -> Option<i64> {
-        self.json().map(|v| v["errcode"].as_i64().unwrap_or(0))
+    if body.first() != Some(&b'{') {
+        return (None, None);
     }
-
-    /// The rid WeChat appends to an error message (`… rid: 6475…`).
-    pub fn rid(&self) -> Option<String> {
-        let v = self.json()?;
-        let msg = v["errmsg"].as_str()?;
-        let rid = msg.rsplit_once("rid: ")?.1.trim();
+    let Ok(st) = serde_json::from_slice::<Status>(body) else {
+        return (None, None);
+    };
+    let rid = st.errmsg.as_deref().and_then(|m| {
+        let rid = m.rsplit_once("rid: ")?.1.trim();
         (!rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .then(|| rid.to_owned())
+    });
+    (Some(st.errcode.unwrap_or(0)), rid)
+}
+
+impl Answer {
+    pub fn errcode(&self) -> Option<i64> {
+        self.errcode
+    }
+
+    pub fn rid(&self) -> Option<String> {
+        self.rid.clone()
     }
 
     fn into_response(self) -> Response {
@@ -232,6 +245,8 @@ impl Proxy {
                 status,
                 headers,
                 body: AnswerBody::Stream(resp),
+                errcode: None,
+                rid: None,
             });
         }
         let mut buf = Vec::new();
@@ -241,10 +256,13 @@ impl Proxy {
             }
             buf.extend_from_slice(&chunk);
         }
+        let (errcode, rid) = wechat_status(&buf);
         Ok(Answer {
             status,
             headers,
             body: AnswerBody::Read(Bytes::from(buf)),
+            errcode,
+            rid,
         })
     }
 
@@ -533,10 +551,13 @@ mod tests {
     }
 
     fn answer(body: &str) -> Answer {
+        let (errcode, rid) = wechat_status(body.as_bytes());
         Answer {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: AnswerBody::Read(Bytes::copy_from_slice(body.as_bytes())),
+            errcode,
+            rid,
         }
     }
 
