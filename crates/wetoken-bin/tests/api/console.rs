@@ -357,10 +357,24 @@ mod browser {
     use fantoccini::{Client, ClientBuilder, Locator};
     use serde_json::json;
 
-    /// chromedriver on a free port, and a headless Chromium session.
+    /// chromedriver on a free port, and a headless Chromium session with a
+    /// profile directory of its own: dropping the driver ends both, and
+    /// every browser process started with that profile (a failed test must
+    /// not leave Chromium running).
     pub struct Driver {
         pub client: Client,
         _child: tokio::process::Child,
+        profile: tempfile::TempDir,
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("pkill")
+                .arg("-9")
+                .arg("-f")
+                .arg(self.profile.path())
+                .status();
+        }
     }
 
     fn free_port() -> u16 {
@@ -386,12 +400,14 @@ mod browser {
                     panic!("cannot run {driver} ({e}): install chromium and chromium-driver, or run `cargo xtask ci`")
                 });
             let url = format!("http://127.0.0.1:{port}");
+            let profile = tempfile::tempdir().unwrap();
+            let user_data = format!("--user-data-dir={}", profile.path().display());
             let caps = json!({
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": chromium,
                     "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                             "--window-size=1280,1000", format!("--lang={lang}")],
+                             "--window-size=1280,1000", format!("--lang={lang}"), user_data],
                     "prefs": {"intl.accept_languages": lang},
                 }
             });
@@ -405,7 +421,13 @@ mod browser {
                     .connect(&url)
                     .await
                 {
-                    Ok(client) => return Driver { client, _child: child },
+                    Ok(client) => {
+                        return Driver {
+                            client,
+                            _child: child,
+                            profile,
+                        };
+                    }
                     Err(e) => last = Some(e),
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
