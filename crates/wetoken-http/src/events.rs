@@ -123,7 +123,7 @@ async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery)
     if let Some(a) = given("after") {
         match chrono::DateTime::parse_from_rfc3339(a) {
             Ok(t) => from = Some(format!("{:013}", t.timestamp_millis().max(-1) + 1)),
-            Err(_) if Paging::from_query(&HashMap::from([("cursor".to_owned(), a.to_owned())])).is_ok() => {
+            Err(_) if Paging::is_cursor(a) => {
                 after = after.or_else(|| Some(a.to_owned()));
             }
             Err(_) => {

@@ -338,6 +338,12 @@ pub struct Paging {
 }
 
 impl Paging {
+    /// Whether `c` can be a `next_cursor` (an id: bounded, no other
+    /// characters than ids have).
+    pub fn is_cursor(c: &str) -> bool {
+        c.len() <= 200 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+    }
+
     pub fn from_query(q: &HashMap<String, String>) -> Result<Self, ApiError> {
         let limit = match q.get("limit").filter(|v| !v.is_empty()) {
             None => 100,
@@ -349,9 +355,7 @@ impl Paging {
         };
         let cursor = match q.get("cursor").filter(|v| !v.is_empty()) {
             None => None,
-            Some(c) if c.len() <= 200 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)) => {
-                Some(c.clone())
-            }
+            Some(c) if Self::is_cursor(c) => Some(c.clone()),
             Some(_) => return Err(ApiError::invalid("cursor must be a next_cursor from a previous page")),
         };
         Ok(Paging { limit, cursor })

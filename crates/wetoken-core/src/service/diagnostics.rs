@@ -21,7 +21,8 @@ pub struct Cleared {
     pub refused: Option<UpstreamError>,
 }
 
-fn diagnosable(id: &AccountId) -> Result<()> {
+/// Diagnostics are for `mp` and `authorizer` accounts (NotFound for others).
+pub fn diagnosable(id: &AccountId) -> Result<()> {
     match id {
         AccountId::Mp { .. } | AccountId::Authorizer { .. } => Ok(()),
         other => Err(ServiceError::NotFound(format!(

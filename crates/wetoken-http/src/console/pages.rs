@@ -986,14 +986,11 @@ struct DiagnosticsPage {
 /// The token endpoints whose quota an operator asks about most.
 const CGI_PATHS: &[&str] = &["/cgi-bin/stable_token", "/cgi-bin/token", "/cgi-bin/ticket/getticket"];
 
+/// An account id that diagnostics serve (the service's own rule).
 fn diagnosable(id: &str) -> Result<AccountId, ApiError> {
-    match account_id(id)? {
-        a @ (AccountId::Mp { .. } | AccountId::Authorizer { .. }) => Ok(a),
-        other => Err(ApiError::not_found(format!(
-            "diagnostics are for mp and authorizer accounts, not {}",
-            other.kind()
-        ))),
-    }
+    let id = account_id(id)?;
+    wetoken_core::service::diagnostics::diagnosable(&id)?;
+    Ok(id)
 }
 
 /// `GET /console/diagnostics[?account=]`: pick an account.
