@@ -4,7 +4,7 @@
 //! fresh with the scheduler.
 //!
 //! ```text
-//! WETOKEN_MASTER_KEY=$(head -c32 /dev/urandom | base64) WETOKEN_ADMIN_KEY=change-me \
+//! WETOKEN_MASTER_KEY=$(head -c32 /dev/urandom | base64) WETOKEN_ADMIN_KEY=$(head -c32 /dev/urandom | base64) \
 //!   cargo run -p wetoken --example embedded
 //! ```
 //!

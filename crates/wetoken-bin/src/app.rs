@@ -74,8 +74,27 @@ pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wet
     }
 }
 
-/// The service of a fully built wetoken (for the CLI's one-shot commands).
+/// The service of a fully built wetoken (for the CLI's one-shot commands),
+/// which never alter the schema: one missing or older is an error that
+/// names `install-schema`.
 pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
+    // Before anything is made (a master key file): is there a schema?
+    let store = wetoken::backend::open(&settings.database_url)
+        .await
+        .map_err(CliError::Runtime)?;
+    if !store
+        .schema_current()
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?
+    {
+        return Err(CliError::Runtime(
+            "the database has no wetoken schema, or an older one: run `wetoken install-schema` first (or start \
+             `wetoken serve`, which installs it)"
+                .into(),
+        ));
+    }
+    drop(store);
     let (builder, source) = builder(settings)?;
+    let builder = builder.auto_migrate(false);
     Ok(build(builder, &source).await?.service().clone())
 }

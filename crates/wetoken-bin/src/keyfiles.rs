@@ -67,9 +67,20 @@ pub fn master_key(setting: Option<&str>, data_dir: &Path) -> Result<(MasterKey, 
     }
 }
 
-/// The admin key: the setting, else `admin.key` in the data dir.
+/// The shortest admin key accepted (SPEC §4): a guessable one is refused.
+pub const MIN_ADMIN_KEY: usize = 32;
+
+/// The admin key: the setting, else `admin.key` in the data dir; one shorter
+/// than [`MIN_ADMIN_KEY`] characters is refused.
 pub fn admin_key(setting: Option<&str>, data_dir: &Path) -> Result<String, String> {
     if let Some(k) = setting {
+        if k.chars().count() < MIN_ADMIN_KEY {
+            return Err(format!(
+                "WETOKEN_ADMIN_KEY (admin_key) must be at least {MIN_ADMIN_KEY} characters; it has {}: \
+                 leave it unset to have one generated into admin.key",
+                k.chars().count()
+            ));
+        }
         return Ok(k.to_owned());
     }
     let (k, created, path) = read_or_create(data_dir, "admin.key", generate_key)?;
@@ -104,7 +115,10 @@ mod tests {
         assert!(matches!(source, KeySource::Generated(_)));
         let sealed = k.seal("x", "b");
         assert_eq!(master_key(None, dir.path()).unwrap().0.open(&sealed, "b").unwrap(), "x");
-        assert_eq!(admin_key(Some("given"), dir.path()).unwrap(), "given");
+        let given = "given-0123456789-0123456789-01234";
+        assert_eq!(admin_key(Some(given), dir.path()).unwrap(), given);
+        let e = admin_key(Some("admin"), dir.path()).unwrap_err();
+        assert!(e.contains("WETOKEN_ADMIN_KEY") && e.contains("32"), "{e}");
         assert!(master_key(Some("bad"), dir.path()).is_err());
     }
 }

@@ -53,6 +53,9 @@ pub enum BuildError {
     Database(String),
     #[error("cannot install the schema: {0}")]
     Schema(String),
+    /// The schema is missing or older and this build may not install it.
+    #[error("{0}")]
+    SchemaOutdated(String),
     #[error("upstream client: {0}")]
     Upstream(String),
     /// The master key does not open this database (SPEC §2).
@@ -241,6 +244,16 @@ impl Builder {
         let store = backend::open(&url).await.map_err(BuildError::Database)?;
         if self.auto_migrate {
             store.migrate().await.map_err(|e| BuildError::Schema(e.to_string()))?;
+        } else if !store
+            .schema_current()
+            .await
+            .map_err(|e| BuildError::Database(e.to_string()))?
+        {
+            return Err(BuildError::SchemaOutdated(
+                "the database has no wetoken schema, or an older one: run `wetoken install-schema` (or have a DBA \
+                 apply `wetoken install-schema --print`), or start `wetoken serve` with WETOKEN_AUTO_MIGRATE=true"
+                    .into(),
+            ));
         }
         let upstream = Upstream::new(self.upstream.clone()).map_err(|e| BuildError::Upstream(e.to_string()))?;
         let service = CredentialService::new(store, upstream, self.clock, key, self.service);

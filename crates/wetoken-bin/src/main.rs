@@ -252,9 +252,17 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
 }
 
+/// Logs to stderr by `WETOKEN_LOG`; the database driver's own notices
+/// (PostgreSQL's "relation … already exists, skipping" and the like) only
+/// at warn and above, unless the filter names `sqlx` itself.
 fn init_tracing(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = if filter.contains("sqlx") {
+        filter.to_owned()
+    } else {
+        format!("{filter},sqlx=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

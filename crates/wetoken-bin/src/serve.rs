@@ -66,6 +66,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     let router = wetoken.router();
     let limits = wetoken_http::serve::Limits {
         max_connections: usize::try_from(settings.max_connections).unwrap_or(usize::MAX),
+        write_stall: std::time::Duration::from_secs(settings.request_timeout_secs),
     };
     let server = tokio::spawn(wetoken_http::serve::serve(listener, router, limits, shutdown()));
     if let Some(sb) = &sandbox {

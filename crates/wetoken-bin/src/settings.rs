@@ -45,6 +45,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("stale_ticket_secs", "WETOKEN_STALE_TICKET_SECS"),
     ("cache_max_entries", "WETOKEN_CACHE_MAX_ENTRIES"),
     ("max_upstream_rps", "WETOKEN_MAX_UPSTREAM_RPS"),
+    ("verify_ttl_secs", "WETOKEN_VERIFY_TTL_SECS"),
+    ("max_forced_per_day", "WETOKEN_MAX_FORCED_PER_DAY"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -79,6 +81,8 @@ pub struct Settings {
     pub stale_ticket_secs: u64,
     pub cache_max_entries: u64,
     pub max_upstream_rps: u64,
+    pub verify_ttl_secs: u64,
+    pub max_forced_per_day: u64,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -116,6 +120,8 @@ impl std::fmt::Debug for Settings {
             .field("stale_ticket_secs", &self.stale_ticket_secs)
             .field("cache_max_entries", &self.cache_max_entries)
             .field("max_upstream_rps", &self.max_upstream_rps)
+            .field("verify_ttl_secs", &self.verify_ttl_secs)
+            .field("max_forced_per_day", &self.max_forced_per_day)
             .finish()
     }
 }
@@ -152,6 +158,8 @@ impl Default for Settings {
             stale_ticket_secs: 1500,
             cache_max_entries: 100_000,
             max_upstream_rps: 200,
+            verify_ttl_secs: 30,
+            max_forced_per_day: 10,
         }
     }
 }
@@ -260,6 +268,8 @@ impl Settings {
             "stale_ticket_secs" => self.stale_ticket_secs = parse_num(key, v)?,
             "cache_max_entries" => self.cache_max_entries = parse_num(key, v)?,
             "max_upstream_rps" => self.max_upstream_rps = parse_num(key, v)?,
+            "verify_ttl_secs" => self.verify_ttl_secs = parse_num(key, v)?,
+            "max_forced_per_day" => self.max_forced_per_day = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -292,6 +302,12 @@ impl Settings {
         }
         if self.cache_max_entries == 0 || self.max_upstream_rps == 0 {
             return Err("WETOKEN_CACHE_MAX_ENTRIES and WETOKEN_MAX_UPSTREAM_RPS must be at least 1".into());
+        }
+        if self.max_forced_per_day > 20 {
+            return Err(format!(
+                "WETOKEN_MAX_FORCED_PER_DAY must be at most 20, WeChat's own daily limit (got {})",
+                self.max_forced_per_day
+            ));
         }
         if self.stale_ticket_secs < 60 {
             return Err(format!(
@@ -339,6 +355,8 @@ impl Settings {
             event_retention: Duration::from_secs(self.event_retention_days * 86_400),
             cache_max_entries: usize::try_from(self.cache_max_entries).unwrap_or(usize::MAX),
             max_upstream_rps: u32::try_from(self.max_upstream_rps).unwrap_or(u32::MAX),
+            verify_ttl: Duration::from_secs(self.verify_ttl_secs),
+            max_forced_per_day: u32::try_from(self.max_forced_per_day).unwrap_or(u32::MAX),
             ..ServiceConfig::default()
         }
     }
@@ -377,6 +395,7 @@ mod tests {
             "upstream_mp" | "upstream_work" => "http://127.0.0.1:1",
             "cache_ttl_secs" => "12",
             "log" => "debug",
+            "max_forced_per_day" => "7",
             _ => "77",
         }
     }

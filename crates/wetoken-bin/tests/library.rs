@@ -89,6 +89,7 @@ async fn another_instances_refresh_is_seen_within_the_cache_ttl() {
         t1,
         "b reads a's value from the database"
     );
+    sim.revoke(&t1.value);
     let t2 = b
         .service
         .refresh(&id, Credential::AccessToken, Some(&t1.value))

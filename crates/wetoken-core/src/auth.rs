@@ -100,6 +100,9 @@ pub fn presented_key(authorization: &str) -> Option<std::borrow::Cow<'_, str>> {
 pub enum AuthError {
     #[error("missing or unknown API key: send Authorization: Bearer <key> (or the key as HTTP Basic username)")]
     Unauthorized,
+    /// Too many failed authentications from this source this minute.
+    #[error("too many failed authentications from this address: try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,7 +115,18 @@ pub struct Authenticator {
     enabled: bool,
     /// Client keys by hash, for the cache TTL, on the service's clock.
     remembered: Memo<[u8; 32], Arc<Principal>>,
+    /// Failed authentications per source address this minute.
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>,
 }
+
+/// Failed authentications a source may make in a minute; past them it is
+/// answered 429 for the rest of that minute (SPEC §4).
+pub const FAILURES_PER_MINUTE: u32 = 10;
+
+/// Sources whose failures are counted at once: past it, old minutes are
+/// dropped, and new sources go uncounted until the next minute (bounded
+/// memory whatever the number of addresses).
+const MAX_SOURCES: usize = 65_536;
 
 impl Authenticator {
     /// Keys checked against `service`'s store, remembered for its cache TTL
@@ -125,6 +139,54 @@ impl Authenticator {
             admin_hash: admin_key.map(digest),
             enabled,
             remembered: Memo::new(service.config().cache_ttl.as_millis() as i64),
+            failures: Default::default(),
+        }
+    }
+
+    /// [`Authenticator::authenticate`] for a request from `source`: a key
+    /// that is presented and unknown counts as a failure of that source
+    /// ([`Authenticator::failed`]). Valid keys pass however many failures
+    /// their source made.
+    pub async fn authenticate_from(
+        &self,
+        source: Option<std::net::IpAddr>,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        match self.authenticate(authorization).await {
+            Err(AuthError::Unauthorized) if authorization.and_then(presented_key).is_some() => Err(self.failed(source)),
+            other => other,
+        }
+    }
+
+    /// Counts a failed authentication (an unknown key, a wrong console
+    /// sign-in) from `source`: `Unauthorized` while the source has made at
+    /// most [`FAILURES_PER_MINUTE`] this minute, `Throttled` after.
+    pub fn failed(&self, source: Option<std::net::IpAddr>) -> AuthError {
+        let Some(ip) = source else {
+            return AuthError::Unauthorized;
+        };
+        let now = self.clock.now_ms();
+        let minute = now.div_euclid(60_000);
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_SOURCES && !map.contains_key(&ip) {
+            map.retain(|_, (m, _)| *m == minute);
+            if map.len() >= MAX_SOURCES {
+                return AuthError::Unauthorized;
+            }
+        }
+        let entry = map.entry(ip).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 > FAILURES_PER_MINUTE {
+            let left_ms = (minute + 1) * 60_000 - now;
+            metrics::counter!("wetoken_auth_throttled_total").increment(1);
+            AuthError::Throttled {
+                retry_after_secs: (left_ms.max(1) as u64).div_ceil(1000),
+            }
+        } else {
+            AuthError::Unauthorized
         }
     }
 

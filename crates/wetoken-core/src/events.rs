@@ -31,6 +31,7 @@ pub mod types {
     pub const NEEDS_REAUTHORIZATION: &str = "wetoken.authorizer.needs_reauthorization";
     pub const REVOKED: &str = "wetoken.account.revoked";
     pub const TICKET_STALE: &str = "wetoken.ticket.stale";
+    pub const FORCE_BUDGET_SPENT: &str = "wetoken.credential.force_budget_spent";
 }
 
 /// The callback request an event came from, kept so a `wechat` webhook can
@@ -207,6 +208,9 @@ impl Format {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub name: String,
+    /// As stored: sealed by the service (`v2:…`, bound to the webhook) —
+    /// plaintext only in rows from before URLs were sealed; as the service
+    /// hands a webhook out, [`redact_url`] of it.
     pub url: String,
     pub events: Vec<TypePattern>,
     pub accounts: Vec<Pattern>,
@@ -229,7 +233,7 @@ impl Webhook {
 
 /// The checked URL of a webhook: `http` or `https`, with a host.
 pub fn check_url(url: &str) -> Result<(), ParseError> {
-    let bad = |why: &str| ParseError(format!("url {url:?} {why}"));
+    let bad = |why: &str| ParseError(format!("url {:?} {why}", redact_url(url)));
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("must be http or https"));
@@ -237,10 +241,33 @@ pub fn check_url(url: &str) -> Result<(), ParseError> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
     }
-    if url.len() > 2000 {
-        return Err(bad("is longer than 2000 characters"));
+    // Sealed at rest, it must still fit the 2000-character column.
+    if url.len() > MAX_URL {
+        return Err(bad(&format!("is longer than {MAX_URL} characters")));
     }
     Ok(())
+}
+
+/// The longest webhook URL: sealed (base64 and a key id) it fits the
+/// store's 2000 characters.
+pub const MAX_URL: usize = 1400;
+
+/// A webhook URL as logs, delivery errors and answers show it (SPEC §10):
+/// its userinfo and query as `***` (a WeCom robot's URL carries its key in
+/// `?key=`); text that is not a URL, `***` whole.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return "***".into();
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("***");
+        let _ = u.set_password(None);
+    }
+    if u.query().is_some() {
+        u.set_query(Some("***"));
+    }
+    u.set_fragment(None);
+    u.to_string()
 }
 
 /// Where a delivery stands.
@@ -369,6 +396,23 @@ pub fn callback_data(xml: &str) -> Result<Map<String, Value>, crate::wxml::XmlEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_keys() {
+        assert_eq!(
+            redact_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx"),
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?***"
+        );
+        assert_eq!(
+            redact_url("https://user:pass@hooks.example.com/x#frag"),
+            "https://***@hooks.example.com/x"
+        );
+        assert_eq!(redact_url("http://h.example.com/path"), "http://h.example.com/path");
+        assert_eq!(redact_url("not a url ?key=1"), "***");
+        let e = check_url(&format!("ftp://h/?key={}", "s3cret")).unwrap_err();
+        assert!(!e.0.contains("s3cret"), "{}", e.0);
+        assert!(check_url(&format!("https://h.example.com/{}", "a".repeat(MAX_URL))).is_err());
+    }
 
     #[test]
     fn type_patterns() {

@@ -69,21 +69,35 @@ pub enum KeyError {
     UnknownKey(String),
 }
 
-/// One AES-256-GCM key and its id.
+/// One AES-256-GCM key, its id, and a MAC key derived from it.
 #[derive(Clone)]
 struct Key {
     id: String,
     aead: Aes256Gcm,
+    /// SHA-256 of a label and the key: authenticates what wetoken hands out
+    /// to come back (list cursors), never used to seal.
+    mac: [u8; 32],
 }
 
 impl Key {
     fn from_bytes(bytes: &[u8; 32]) -> Self {
         // The id names the key without revealing it: 4 bytes of its SHA-256.
         let digest = Sha256::digest(bytes);
+        let mut mac = Sha256::new();
+        mac.update(b"wetoken mac key\0");
+        mac.update(bytes);
         Key {
             id: hex::encode(&digest[..4]),
             aead: Aes256Gcm::new(bytes.into()),
+            mac: mac.finalize().into(),
         }
+    }
+
+    fn tag(&self, message: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac).expect("HMAC takes any key length");
+        Mac::update(&mut m, message.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..12])
     }
 }
 
@@ -175,6 +189,20 @@ impl MasterKey {
         let mut k = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut k);
         STANDARD.encode(k)
+    }
+
+    /// A tag of `message` by the current key (HMAC-SHA256, 96 bits, hex),
+    /// for values wetoken hands out and must recognise when they come back.
+    pub fn tag(&self, message: &str) -> String {
+        self.0.current.tag(message)
+    }
+
+    /// Whether `tag` is [`MasterKey::tag`] of `message` by a key of the ring
+    /// (compared in constant time).
+    pub fn tag_ok(&self, message: &str, tag: &str) -> bool {
+        std::iter::once(&self.0.current)
+            .chain(&self.0.old)
+            .any(|k| ct_eq(k.tag(message).as_bytes(), tag.as_bytes()))
     }
 
     /// The id of the key that seals.

@@ -73,6 +73,27 @@ pub struct CredentialState {
     pub due_at: Option<i64>,
     /// Consecutive failed attempts (backoff).
     pub attempts: i64,
+    /// WeChat's last verdict on the current value (SPEC §2 "verified"):
+    /// cleared whenever the value changes.
+    pub verdict: Option<Verdict>,
+}
+
+/// Whether WeChat still accepted a credential's value when asked, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub alive: bool,
+    /// Epoch milliseconds.
+    pub at: i64,
+}
+
+/// What the day's cap of forced stable-token calls said (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceBudget {
+    /// One more forced call is recorded for today.
+    Granted,
+    /// The day's calls are spent; `first` for the first refusal of the day
+    /// (whose events were committed with it).
+    Spent { first: bool },
 }
 
 /// A refreshed value, written by the lease holder.
@@ -232,6 +253,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Installs or upgrades the schema. Idempotent.
     async fn migrate(&self) -> StoreResult<()>;
+    /// Whether every migration this build knows is installed (false for a
+    /// database with no schema, or an older one). Changes nothing.
+    async fn schema_current(&self) -> StoreResult<bool>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -310,15 +334,30 @@ pub trait Store: Send + Sync + 'static {
         version: i64,
         events: &[NewEvent],
     ) -> StoreResult<bool>;
-    /// Records an unqualified force refresh at `now` if none happened since
-    /// `not_before`; false when rate-limited. Creates the row if absent.
-    async fn try_mark_forced(
+    /// Records a refresh made on request (not due to expiry) now, by the
+    /// database's clock, if none was recorded in the last `interval_ms`;
+    /// false when rate-limited. Creates the row if absent.
+    async fn try_mark_forced(&self, id: &AccountId, credential: Credential, interval_ms: i64) -> StoreResult<bool>;
+    /// Records WeChat's verdict on the value at `version` (nothing if the
+    /// value changed meanwhile). Whether it was recorded.
+    async fn record_verdict(
         &self,
         id: &AccountId,
         credential: Credential,
-        now: i64,
-        not_before: i64,
+        version: i64,
+        verdict: Verdict,
     ) -> StoreResult<bool>;
+    /// Counts one forced stable-token call against the WeChat day's cap
+    /// (`max` a day, the day by the database's clock, 00:00 +08:00). When
+    /// the day's calls are spent, the first refusal commits `spent_events`
+    /// with it, once a day. The row must exist.
+    async fn try_force_today(
+        &self,
+        id: &AccountId,
+        credential: Credential,
+        max: i64,
+        spent_events: &[NewEvent],
+    ) -> StoreResult<ForceBudget>;
     /// Clears `blocked_until`, the last error and attempts of every credential
     /// of an account, and makes filled ones due now (a manual reset).
     async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()>;
@@ -400,9 +439,10 @@ pub trait Store: Send + Sync + 'static {
     /// at `now`, its 24 h counted from `now`. Whether it was finished.
     async fn retry_delivery(&self, webhook: &str, event_id: i64, now: i64) -> StoreResult<bool>;
     async fn event(&self, id: i64) -> StoreResult<Option<Event>>;
-    /// Replaces a webhook's sealed secret with `secret` if it is still the
-    /// one `read` holds (re-sealing under a new master key). Whether it was.
-    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool>;
+    /// Replaces a webhook's sealed secret and URL if its secret is still
+    /// the one `read` holds (re-sealing under a new master key). Whether it
+    /// was.
+    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed, url: &Sealed) -> StoreResult<bool>;
     /// When the oldest pending delivery was created.
     async fn oldest_pending_delivery(&self) -> StoreResult<Option<i64>>;
     /// The id of the newest committed event (0 before the first): where

@@ -47,13 +47,13 @@ async fn create_account(
 /// `GET /v1/accounts?kind=&status=&q=&limit=&cursor=`.
 async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let page = accounts_page(&st, &q).await?;
-    Ok(Json(page_json("accounts", &page, render::account)))
+    Ok(Json(page_json(&st, "accounts", "accounts", &page, render::account)))
 }
 
 /// A page of accounts for `?kind=&status=&q=&limit=&cursor=` (the API's
 /// list, the console's lists).
 pub(crate) async fn accounts_page(st: &AppState, q: &HashMap<String, String>) -> Result<Page<AccountView>, ApiError> {
-    let p = Paging::from_query(q)?;
+    let p = Paging::from_query(q, st, "accounts")?;
     let filter = account_filter(q)?;
     Ok(st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?)
 }
@@ -163,9 +163,9 @@ pub(crate) async fn remove_key(st: &AppState, name: &str) -> Result<(), ApiError
 }
 
 async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
+    let p = Paging::from_query(&q, &st, "keys")?;
     let page = st.service.list_keys(p.cursor.as_deref(), p.limit).await?;
-    Ok(Json(page_json("keys", &page, render::key)))
+    Ok(Json(page_json(&st, "keys", "keys", &page, render::key)))
 }
 
 async fn delete_key(State(st): State<AppState>, _: Admin, Path(name): Path<String>) -> Result<StatusCode, ApiError> {

@@ -120,22 +120,27 @@ async fn token(State(st): State<AppState>, Query(q): Query<HashMap<String, Strin
     ))
 }
 
-/// `POST /cgi-bin/stable_token`; `force_refresh: true` follows SPEC §2's
-/// force-refresh limit (within it, the current token).
+/// `POST /cgi-bin/stable_token`; `force_refresh: true` is a report that the
+/// current token was rejected (SPEC §2 verified passive rules: a token
+/// WeChat still accepts is answered unchanged; within the force-refresh
+/// limit, the current token).
 async fn stable_token(State(st): State<AppState>, body: Body) -> WxResult {
     let v = json_body(&st, body).await?;
     if v["grant_type"].as_str() != Some("client_credential") {
         return Err(wx_error(40002, "invalid grant_type"));
     }
     let id = by_secret(&st, mp_id(v["appid"].as_str())?, v["secret"].as_str(), 40125, 40013).await?;
-    let token = if v["force_refresh"].as_bool() == Some(true) {
-        match st.service.refresh(&id, Credential::AccessToken, None).await {
-            Err(ServiceError::RateLimited(_)) => current(&st, &id, Credential::AccessToken).await?,
-            r => r.map_err(WxError::from)?,
+    let mut token = current(&st, &id, Credential::AccessToken).await?;
+    if v["force_refresh"].as_bool() == Some(true) {
+        match st
+            .service
+            .refresh(&id, Credential::AccessToken, Some(&token.value))
+            .await
+        {
+            Err(ServiceError::RateLimited(_)) => {}
+            r => token = r.map_err(WxError::from)?,
         }
-    } else {
-        current(&st, &id, Credential::AccessToken).await?
-    };
+    }
     Ok(issued(&st, "access_token", &token, false))
 }
 

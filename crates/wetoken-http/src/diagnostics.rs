@@ -1,7 +1,8 @@
 //! Diagnostics (SPEC §3) of `mp` and `authorizer` accounts: WeChat's quota
-//! of an API and the request a rid names (a key covering the account), and
-//! clearing the day's quota (the admin key; WeChat allows 10 a month, each
-//! use recorded and shown as `used_this_month`).
+//! of an API (a key covering the account), the request a rid names
+//! (the admin key; redacted), and clearing the day's quota (the admin key;
+//! WeChat allows 10 a month, each use recorded and shown as
+//! `used_this_month`).
 
 use std::collections::HashMap;
 
@@ -49,14 +50,17 @@ async fn quota(
     Ok(Json(v))
 }
 
-/// `GET …/rid/{rid}`: WeChat's record of a failed request.
-async fn rid(State(st): State<AppState>, a: Authed<AccountPath>, path: RawPathParams) -> Result<Json<Value>, ApiError> {
+/// `GET …/rid/{rid}` (admin): WeChat's record of a failed request, every
+/// credential in it redacted (core's `RidRequest`): the record carries the
+/// URL and body of any key's call, and of wetoken's own token calls.
+async fn rid(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Result<Json<Value>, ApiError> {
+    let id = AccountPath::id(&path)?;
     let rid = rid_param(
         path.iter()
             .find_map(|(k, v)| (k == "rid").then_some(v))
             .unwrap_or_default(),
     )?;
-    let request = st.service.rid(&a.target.0, rid).await?;
+    let request = st.service.rid(&id, rid).await?;
     Ok(Json(Value::Object(request.0)))
 }
 

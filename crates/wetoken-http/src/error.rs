@@ -21,6 +21,8 @@ pub struct ApiError {
     pub upstream: Option<(i64, String)>,
     /// Fields an endpoint adds to its error (clear_quota's `used_this_month`).
     pub extra: Option<Box<serde_json::Map<String, Value>>>,
+    /// Seconds for a `Retry-After` header (a throttled source).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             message: message.into(),
             upstream: None,
             extra: None,
+            retry_after: None,
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -60,7 +63,12 @@ impl IntoResponse for ApiError {
         for (k, v) in self.extra.into_iter().flat_map(|m| *m) {
             body[k] = v;
         }
-        (self.status, Json::<Value>(body)).into_response()
+        let mut resp = (self.status, Json::<Value>(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -128,6 +136,11 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+            AuthError::Throttled { retry_after_secs } => {
+                let mut a = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+                a.retry_after = Some(retry_after_secs);
+                a
+            }
             AuthError::Store(s) => store(s),
         }
     }

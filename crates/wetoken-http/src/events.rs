@@ -19,7 +19,7 @@ use wetoken_core::service::events::{EventFilter, WebhookRequest};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody, Keyed, Paging, RawQuery, page_json};
+use crate::extract::{Admin, JsonBody, Keyed, Paging, RawQuery, next_cursor, page_json};
 use crate::render;
 
 pub fn routes() -> Router<AppState> {
@@ -46,8 +46,8 @@ fn event_id(v: &str, name: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid(format!("{name} must be an event id or a cursor from a previous page")))
 }
 
-fn page(q: &HashMap<String, String>) -> Result<Page, ApiError> {
-    let p = Paging::from_query(q)?;
+fn page(q: &HashMap<String, String>, st: &AppState, list: &str) -> Result<Page, ApiError> {
+    let p = Paging::from_query(q, st, list)?;
     let after = match (&p.cursor, q.get("after").filter(|v| !v.is_empty())) {
         (Some(c), _) => event_id(c, "cursor")?,
         (None, Some(a)) => event_id(a, "after")?,
@@ -62,19 +62,23 @@ async fn list_events(
     Keyed(principal): Keyed,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = event_filter(&q, &principal)?;
+    let filter = event_filter(&st, &q, &principal)?;
     let page = st.service.events(&filter, |id| principal.may_read(id)).await?;
     let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
     Ok(Json(json!({
         "events": events,
-        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+        "next_cursor": next_cursor(&st, "events", page.next_cursor.map(|c| c.to_string()).as_deref()),
     })))
 }
 
 /// `?after=&type=&account=&limit=&cursor=` of an event list, for what
 /// `principal` may see (the API's query, the console's filter form).
-pub(crate) fn event_filter(q: &HashMap<String, String>, principal: &Principal) -> Result<EventFilter, ApiError> {
-    let Page { limit, after } = page(q)?;
+pub(crate) fn event_filter(
+    st: &AppState,
+    q: &HashMap<String, String>,
+    principal: &Principal,
+) -> Result<EventFilter, ApiError> {
+    let Page { limit, after } = page(q, st, "events")?;
     let kind = q
         .get("type")
         .filter(|v| !v.is_empty())
@@ -117,7 +121,7 @@ async fn create_webhook(
 /// token-free calls, oldest first. `after` is an RFC 3339 instant (entries
 /// after it) or an entry's id.
 async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
+    let p = Paging::from_query(&q, &st, "audit")?;
     let given = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let (mut from, mut after) = (None, p.cursor.clone());
     if let Some(a) = given("after") {
@@ -152,7 +156,7 @@ async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery)
         limit: p.limit,
     };
     let page = st.service.audit(&query).await?;
-    Ok(Json(page_json("entries", &page, render::audit)))
+    Ok(Json(page_json(&st, "audit", "entries", &page, render::audit)))
 }
 
 #[derive(Deserialize, Default)]
@@ -178,9 +182,9 @@ pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiErr
 }
 
 async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
+    let p = Paging::from_query(&q, &st, "webhooks")?;
     let page = st.service.webhooks_page(p.cursor.as_deref(), p.limit).await?;
-    Ok(Json(page_json("webhooks", &page, render::webhook)))
+    Ok(Json(page_json(&st, "webhooks", "webhooks", &page, render::webhook)))
 }
 
 async fn delete_webhook(
@@ -199,7 +203,13 @@ async fn list_deliveries(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let page = deliveries_page(&st, &name, &q).await?;
-    Ok(Json(page_json("deliveries", &page, render::delivery)))
+    Ok(Json(page_json(
+        &st,
+        &format!("deliveries:{name}"),
+        "deliveries",
+        &page,
+        render::delivery,
+    )))
 }
 
 /// A page of a webhook's deliveries for `?status=&after=&limit=&cursor=`.
@@ -208,7 +218,7 @@ pub(crate) async fn deliveries_page(
     name: &str,
     q: &HashMap<String, String>,
 ) -> Result<wetoken_core::service::Page<Delivery>, ApiError> {
-    let Page { limit, after } = page(q)?;
+    let Page { limit, after } = page(q, st, &format!("deliveries:{name}"))?;
     let status = q
         .get("status")
         .filter(|v| !v.is_empty())

@@ -105,7 +105,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 async fn principal(parts: &Parts, st: &AppState) -> Result<Arc<Principal>, ApiError> {
     not_from_a_browser_elsewhere(parts, st)?;
     let h = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(st.auth.authenticate(h).await?)
+    let source = parts.extensions.get::<crate::serve::Peer>().map(|p| p.0);
+    Ok(st.auth.authenticate_from(source, h).await?)
 }
 
 /// SPEC §4 "browsers cannot be used against wetoken": a cross-site fetch
@@ -330,7 +331,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
 }
 
 /// `?limit=&cursor=` of every list (SPEC §3): `limit` 1–1000 (default 100;
-/// anything else is 400), `cursor` the previous page's `next_cursor`.
+/// anything else is 400), `cursor` a `next_cursor` wetoken handed out for
+/// the same list (tagged by the master key: a made-up, edited or foreign
+/// cursor is 400), here as where the page starts.
 #[derive(Debug, Clone)]
 pub struct Paging {
     pub limit: i64,
@@ -338,13 +341,14 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// Whether `c` can be a `next_cursor` (an id: bounded, no other
-    /// characters than ids have).
+    /// Whether `c` has the characters of an id (bounded, nothing else).
     pub fn is_cursor(c: &str) -> bool {
         c.len() <= 200 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
     }
 
-    pub fn from_query(q: &HashMap<String, String>) -> Result<Self, ApiError> {
+    /// The paging of a request for `list` (its name with its scope, such
+    /// as `authorizers:component:wxc`).
+    pub fn from_query(q: &HashMap<String, String>, st: &AppState, list: &str) -> Result<Self, ApiError> {
         let limit = match q.get("limit").filter(|v| !v.is_empty()) {
             None => 100,
             Some(v) => v
@@ -355,19 +359,33 @@ impl Paging {
         };
         let cursor = match q.get("cursor").filter(|v| !v.is_empty()) {
             None => None,
-            Some(c) if Self::is_cursor(c) => Some(c.clone()),
-            Some(_) => return Err(ApiError::invalid("cursor must be a next_cursor from a previous page")),
+            Some(c) => Some(
+                Some(c)
+                    .filter(|c| Self::is_cursor(c))
+                    .and_then(|c| st.service.cursor_from(list, c))
+                    .ok_or_else(|| {
+                        ApiError::invalid("cursor must be the next_cursor of a previous page of this list")
+                    })?,
+            ),
         };
         Ok(Paging { limit, cursor })
     }
 }
 
-/// A list's answer: `{"<name>": [...], "next_cursor": …}`.
+/// A page's `next_cursor` as handed out for `list`.
+pub fn next_cursor(st: &AppState, list: &str, raw: Option<&str>) -> Option<String> {
+    raw.map(|r| st.service.cursor_for(list, r))
+}
+
+/// A list's answer: `{"<name>": [...], "next_cursor": …}`, the cursor
+/// handed out for `list`.
 pub fn page_json<T>(
+    st: &AppState,
+    list: &str,
     name: &str,
     page: &wetoken_core::service::Page<T>,
     render: impl Fn(&T) -> serde_json::Value,
 ) -> serde_json::Value {
     let items: Vec<serde_json::Value> = page.items.iter().map(render).collect();
-    serde_json::json!({ name: items, "next_cursor": page.next_cursor })
+    serde_json::json!({ name: items, "next_cursor": next_cursor(st, list, page.next_cursor.as_deref()) })
 }

@@ -189,7 +189,12 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
         (
             "/v1/mp/{appid}/rid/{rid}",
             "diagnostics",
-            read("the failed request a rid names"),
+            vec![(
+                "get",
+                "the failed request a rid names, every credential in it redacted (admin key)",
+                None,
+                "200",
+            )],
         ),
         (
             "/v1/mp/{appid}/clear_quota",
@@ -204,7 +209,12 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
         (
             "/v1/component/{component_appid}/authorizers/{appid}/rid/{rid}",
             "diagnostics",
-            read("the failed request a rid names"),
+            vec![(
+                "get",
+                "the failed request a rid names, every credential in it redacted (admin key)",
+                None,
+                "200",
+            )],
         ),
         (
             "/v1/component/{component_appid}/authorizers/{appid}/clear_quota",

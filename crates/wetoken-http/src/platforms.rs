@@ -103,12 +103,13 @@ async fn authorizers(
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
+    let list = format!("authorizers:{}", a.target.0);
+    let p = Paging::from_query(&q, &st, &list)?;
     let page = st
         .service
         .authorizers(&a.target.0, p.cursor.as_deref(), p.limit)
         .await?;
-    Ok(Json(page_json("authorizers", &page, render::authorizer)))
+    Ok(Json(page_json(&st, &list, "authorizers", &page, render::authorizer)))
 }
 
 async fn corps(
@@ -116,7 +117,8 @@ async fn corps(
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Paging::from_query(&q)?;
+    let list = format!("corps:{}", a.target.0);
+    let p = Paging::from_query(&q, &st, &list)?;
     let page = st.service.corps(&a.target.0, p.cursor.as_deref(), p.limit).await?;
-    Ok(Json(page_json("corps", &page, render::corp)))
+    Ok(Json(page_json(&st, &list, "corps", &page, render::corp)))
 }

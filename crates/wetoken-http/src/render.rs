@@ -52,6 +52,10 @@ impl CredentialBody {
         );
         out.extend_from_slice(b",\"expires_at\":\"");
         out.extend_from_slice(&rfc3339_bytes(self.issued.expires_at));
+        if let Some(at) = self.issued.verified_at {
+            out.extend_from_slice(b"\",\"verified_at\":\"");
+            out.extend_from_slice(&rfc3339_bytes(at));
+        }
         out.extend_from_slice(b"\"}");
         out
     }
@@ -227,6 +231,7 @@ mod tests {
         let issued = Issued {
             value: "tok\"en".into(),
             expires_at: "2026-11-21T10:00:00Z".parse().unwrap(),
+            verified_at: None,
         };
         let text = credential(Credential::AccessToken, issued.clone(), now).to_bytes();
         assert_eq!(
@@ -263,6 +268,7 @@ mod tests {
             let issued = Issued {
                 value: value.clone(),
                 expires_at,
+                verified_at: None,
             };
             for (cred, field) in [
                 (Credential::AccessToken, "access_token"),

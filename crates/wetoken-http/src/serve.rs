@@ -5,7 +5,10 @@
 //! (`WETOKEN_REQUEST_TIMEOUT_SECS`, 408 after it: the front layer,
 //! `ops::Front`) and at most
 //! `WETOKEN_MAX_CONNECTIONS` connections served at once (the next is
-//! accepted when one closes; the kernel's backlog holds the rest).
+//! accepted when one closes; the kernel's backlog holds the rest), and a
+//! client that stops reading its answer for `WETOKEN_REQUEST_TIMEOUT_SECS`
+//! is cut off ([`Stalls`]: a proxied download cannot hold its slot, and
+//! what was read ahead for it, for ever).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +33,100 @@ pub struct Peer(pub std::net::IpAddr);
 pub struct Limits {
     /// `WETOKEN_MAX_CONNECTIONS`.
     pub max_connections: usize,
+    /// How long a write to a client may wait for it to read
+    /// (`WETOKEN_REQUEST_TIMEOUT_SECS`).
+    pub write_stall: Duration,
+}
+
+/// A connection whose writes fail once the client has not read for
+/// `limit`: a write that cannot proceed arms a timer, any progress disarms
+/// it, and the timer firing wakes the connection, whose next write fails
+/// with `TimedOut` (hyper then closes it).
+pub struct Stalls<T> {
+    io: T,
+    limit: Duration,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Stalls<T> {
+    pub fn new(io: T, limit: Duration) -> Self {
+        Stalls {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write attempt: `Pending` arms (or checks) the timer.
+    fn watch<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::task::Poll;
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let limit = self.limit;
+        let timer = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stalls<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stalls<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
@@ -78,7 +175,8 @@ pub async fn serve(
             let mut r = router.clone();
             async move { tower::Service::call(&mut r, req).await }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let io = TokioIo::new(Stalls::new(stream, limits.write_stall));
+        let conn = builder.serve_connection_with_upgrades(io, service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;

@@ -78,6 +78,10 @@ pub const AUTH_INFO: &str = "get_auth_info";
 pub const CORP_TOKEN: &str = "get_corp_token";
 /// Ordinary business APIs (for the proxy): they only check the token.
 pub const GETCALLBACKIP: &str = "getcallbackip";
+/// The no-quota call wetoken asks whether a token is dead with.
+pub const GET_API_DOMAIN_IP: &str = "get_api_domain_ip";
+/// A user-token API (`/sns/userinfo`): an account's token gets 40001.
+pub const SNS_USERINFO: &str = "sns/userinfo";
 pub const MEDIA_UPLOAD: &str = "media/upload";
 pub const USER_GET: &str = "user/get";
 pub const MENU_CREATE: &str = "menu/create";
@@ -261,6 +265,18 @@ impl Sim {
     pub fn expire_tokens_in(&self, appid: &str, secs: i64) {
         let now = self.shared.now();
         self.shared.world.lock().unwrap().expire_tokens_in(appid, secs, now);
+    }
+
+    /// Kills `token` for every API, as another party's forced refresh does.
+    pub fn revoke(&self, token: &str) {
+        let now = self.shared.now();
+        self.shared.world.lock().unwrap().revoke(token, now);
+    }
+
+    /// Makes every API refuse `token` while stable_token's normal mode still
+    /// answers it: only a forced refresh replaces it.
+    pub fn poison(&self, token: &str) {
+        self.shared.world.lock().unwrap().poison(token);
     }
 
     pub fn reset_quota(&self) {

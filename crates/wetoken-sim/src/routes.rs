@@ -15,6 +15,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/ticket/get", get(work_agent_ticket))
         .route("/cgi-bin/service/{endpoint}", post(service_api))
         .route("/cgi-bin/getcallbackip", get(getcallbackip))
+        .route("/cgi-bin/get_api_domain_ip", get(get_api_domain_ip))
+        .route("/sns/userinfo", get(sns_userinfo))
         .route("/cgi-bin/media/upload", post(media_upload))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/menu/create", post(menu_create))
@@ -35,6 +37,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__sim/components", post(ctl_add_component))
         .route("/__sim/components/{c}/{action}", post(ctl_component_action))
         .with_state(shared)
+        .layer(axum::middleware::from_fn(remember_url))
+}
+
+tokio::task_local! {
+    /// The path and query of the request being answered: WeChat's record of
+    /// a call (`openapi/rid/get`) carries the URL it was called with.
+    static REQUEST_URL: String;
+}
+
+async fn remember_url(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let url = req
+        .uri()
+        .path_and_query()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
+    REQUEST_URL.scope(url, next.run(req)).await
+}
+
+/// The URL of the request being answered (`name` outside a request).
+fn request_url(name: &str) -> String {
+    REQUEST_URL.try_with(Clone::clone).unwrap_or_else(|_| name.to_owned())
 }
 
 /// Applies a fault; `Some(response)` when the fault replaces the answer.
@@ -80,7 +102,7 @@ async fn query_api(
     let now = s.now();
     let mut w = s.world.lock().unwrap();
     let a = rule(&mut w, Params(q), now);
-    w.record_rid(&a, name, "", now);
+    w.record_rid(&a, &request_url(name), "", now);
     answer(a)
 }
 
@@ -139,7 +161,7 @@ async fn json_api(
     let now = s.now();
     let mut w = s.world.lock().unwrap();
     let a = rule(&mut w, &v, now);
-    w.record_rid(&a, name, &String::from_utf8_lossy(body), now);
+    w.record_rid(&a, &request_url(name), &String::from_utf8_lossy(body), now);
     answer(a)
 }
 
@@ -261,6 +283,25 @@ async fn getcallbackip(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Str
             Err(e) => e,
         }
     })
+    .await
+}
+
+async fn get_api_domain_ip(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(&s, GET_API_DOMAIN_IP, &q, |w, p, now| {
+        w.api_domain_ip(p.get("access_token"), now)
+    })
+    .await
+}
+
+/// `GET /sns/userinfo`: a user's web access token (none are issued here);
+/// an account's token is not one: 40001.
+async fn sns_userinfo(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    query_api(
+        &s,
+        SNS_USERINFO,
+        &q,
+        |_, _, _| json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
+    )
     .await
 }
 

@@ -8,6 +8,9 @@
 //! | only the latest predecessor has grace | a third fetch kills the first token | older retired tokens die at the next rotation |
 //! | `stable_token` normal mode | same token while valid; rotated in its last 5 min, the old one still valid to its end | `stable` |
 //! | `stable_token` force | new token, old one in grace; ≥ 30 s between forces else no refresh; 20 a day | `stable` |
+//! | `get_api_domain_ip` | any valid token (account, component, authorizer, WeCom app); no business quota, changes nothing; 40001/42001 for a dead one | `api_domain_ip` |
+//! | a token refused by the APIs | another party's force kills it (`revoke`: normal mode then issues a new one); or the APIs refuse one that normal mode still answers (`poison`: only a force replaces it) | `revoke`, `poison` |
+//! | `/sns/userinfo` | a user's web token only; an account's token is 40001 | route `sns_userinfo` |
 //! | classic and stable are isolated | fetching one never invalidates the other | families |
 //! | tickets | need a valid token; a new ticket each call, the old valid to its end | `ticket` |
 //! | errors | 40002 grant_type, 41002 no appid, 41004 no secret, 40013 unknown appid, 40125 wrong secret, 41001 no token, 40001 invalid/retired token, 42001 expired token, 45009 daily quota, 47001 bad JSON | as WeChat |
@@ -163,6 +166,9 @@ pub struct World {
     rids: HashMap<String, Value>,
     /// (appid, "YYYY-MM" in +08:00) → quota clears that month
     clears: HashMap<(String, String), u32>,
+    /// Tokens WeChat's APIs refuse (40001) while its token service still
+    /// answers them in normal mode: what a forced refresh exists for.
+    poisoned: std::collections::HashSet<String>,
 }
 
 pub type Answer = Value;
@@ -766,10 +772,36 @@ impl World {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| err(41001, "access_token missing"))?;
+        if self.poisoned.contains(token) {
+            return Err(err(40001, "invalid credential, access_token is invalid or not latest"));
+        }
         match self.token_state(token, now) {
             TokenState::Valid => Ok(()),
             TokenState::Expired => Err(err(42001, "access_token expired")),
             TokenState::Invalid => Err(err(40001, "invalid credential, access_token is invalid or not latest")),
+        }
+    }
+
+    /// Kills a token for every API at once (as another party's forced
+    /// refresh does): normal-mode stable_token then issues a new one.
+    pub fn revoke(&mut self, token: &str, now: i64) {
+        if let Some(t) = self.tokens.get_mut(token) {
+            t.dies_at = Some(now);
+        }
+    }
+
+    /// Makes the APIs refuse a token that stable_token's normal mode still
+    /// answers (see `poisoned`); a forced refresh replaces it.
+    pub fn poison(&mut self, token: &str) {
+        self.poisoned.insert(token.to_owned());
+    }
+
+    /// `GET /cgi-bin/get_api_domain_ip` (WeChat and WeCom): the API's
+    /// addresses for any valid token; costs no business quota.
+    pub fn api_domain_ip(&self, token: Option<&str>, now: i64) -> Answer {
+        match self.business(token, now) {
+            Ok(()) => json!({"ip_list": ["127.0.0.1", "101.89.47.18"], "errcode": 0, "errmsg": "ok"}),
+            Err(e) => e,
         }
     }
 

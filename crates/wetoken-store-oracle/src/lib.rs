@@ -23,8 +23,8 @@ use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite,
-    RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
+    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
 };
 use wetoken_core::urlenc::percent_decode;
 use wetoken_store_sql::rows::{
@@ -215,6 +215,19 @@ fn encode_events(events: &[NewEvent]) -> Vec<NewEventRow> {
 impl Store for OracleStore {
     async fn migrate(&self) -> StoreResult<()> {
         self.run(|conn, _| migrate::run(conn)).await
+    }
+
+    async fn schema_current(&self) -> StoreResult<bool> {
+        let latest = migrate::MIGRATIONS.last().map_or(0, |m| m.0);
+        self.run(move |conn, _| {
+            match conn.query_row_as::<Option<i64>>("SELECT MAX(version) FROM wt_schema_migrations", &[]) {
+                Ok(v) => Ok(v.unwrap_or(0) >= latest),
+                // ORA-00942: no migrations table, no schema.
+                Err(e) if e.db_error().is_some_and(|d| d.code() == 942) => Ok(false),
+                Err(e) => Err(map_err(e)),
+            }
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -423,12 +436,41 @@ impl Store for OracleStore {
         .await
     }
 
-    async fn try_mark_forced(&self, id: &AccountId, c: Credential, now: i64, not_before: i64) -> StoreResult<bool> {
+    async fn try_mark_forced(&self, id: &AccountId, c: Credential, interval_ms: i64) -> StoreResult<bool> {
         let (a, k) = (id.to_string(), c.as_str());
         self.run(move |conn, sql| {
             ensure_row(conn, sql, &a, k)?;
             conn.commit().map_err(map_err)?;
-            Ok(exec(conn, sql.mark_forced, &[&now, &a, &k, &not_before])? == 1)
+            Ok(exec(conn, sql.mark_forced, &[&a, &k, &interval_ms])? == 1)
+        })
+        .await
+    }
+
+    async fn record_verdict(&self, id: &AccountId, c: Credential, version: i64, verdict: Verdict) -> StoreResult<bool> {
+        let (a, k) = (id.to_string(), c.as_str());
+        let alive = i64::from(verdict.alive);
+        self.run(move |conn, sql| Ok(exec(conn, sql.record_verdict, &[&verdict.at, &alive, &a, &k, &version])? == 1))
+            .await
+    }
+
+    async fn try_force_today(
+        &self,
+        id: &AccountId,
+        c: Credential,
+        max: i64,
+        spent_events: &[NewEvent],
+    ) -> StoreResult<ForceBudget> {
+        let (a, k) = (id.to_string(), c.as_str());
+        let events = encode_events(spent_events);
+        self.run(move |conn, sql| {
+            if exec(conn, sql.force_today, &[&a, &k, &max])? == 1 {
+                return Ok(ForceBudget::Granted);
+            }
+            let first = exec(conn, sql.force_spent_once, &[&a, &k, &max])? == 1;
+            if first {
+                append(conn, sql, &events)?;
+            }
+            Ok(ForceBudget::Spent { first })
         })
         .await
     }
@@ -665,13 +707,14 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool> {
-        let (s, n, old) = (
+    async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed, url: &Sealed) -> StoreResult<bool> {
+        let (s, u, n, old) = (
             secret.as_str().to_owned(),
+            url.as_str().to_owned(),
             read.name.clone(),
             read.secret.as_str().to_owned(),
         );
-        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_webhook, &[&s, &n, &old])? == 1))
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_webhook, &[&s, &u, &n, &old])? == 1))
             .await
     }
 

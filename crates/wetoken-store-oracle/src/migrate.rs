@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "events", include_str!("../migrations/0003_events.sql")),
     (4, "console", include_str!("../migrations/0004_console.sql")),
     (5, "audit", include_str!("../migrations/0005_audit.sql")),
+    (6, "custody", include_str!("../migrations/0006_custody.sql")),
 ];
 
 /// The DDL for a DBA, for `install-schema --print`.
@@ -65,9 +66,10 @@ pub fn split_statements(sql: &str) -> Vec<String> {
 }
 
 /// Errors that mean "already done" when a migration statement is re-run:
-/// ORA-00955 (name already used), ORA-01408 (columns already indexed).
+/// ORA-00955 (name already used), ORA-01408 (columns already indexed),
+/// ORA-01430 (column being added already exists).
 fn already_exists(e: &oracle::Error) -> bool {
-    matches!(e.db_error().map(|d| d.code()), Some(955 | 1408))
+    matches!(e.db_error().map(|d| d.code()), Some(955 | 1408 | 1430))
 }
 
 /// Applies every migration not yet recorded.

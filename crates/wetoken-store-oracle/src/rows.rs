@@ -59,6 +59,8 @@ pub fn credential_from<C: Columns>(r: &C) -> Result<CredentialRow, StoreError> {
         forced_at: r.int(12)?,
         due_at: r.int(13)?,
         attempts: r.int(14)?.unwrap_or(0),
+        verified_at: r.int(15)?,
+        verdict: r.int(16)?,
     })
 }
 
@@ -174,7 +176,7 @@ mod tests {
         fn cols(c: &'static str) -> Vec<&'static str> {
             c.split(',').map(str::trim).collect()
         }
-        assert_eq!(cols(CREDENTIAL_COLUMNS).len(), 15);
+        assert_eq!(cols(CREDENTIAL_COLUMNS).len(), 17);
         let row = Fake(vec![
             Some("mp:wx1"),
             Some("access_token"),
@@ -191,6 +193,8 @@ mod tests {
             Some("13"),
             Some("14"),
             Some("2"),
+            Some("15"),
+            Some("1"),
         ]);
         let c = credential_from(&row).unwrap();
         assert_eq!(
@@ -198,6 +202,7 @@ mod tests {
             ("mp:wx1", "access_token", 3, 2)
         );
         assert_eq!((c.last_errcode, c.due_at, c.lease_owner), (Some(40125), Some(14), None));
+        assert_eq!((c.verified_at, c.verdict), (Some(15), Some(1)));
         assert_eq!(cols(ACCOUNT_COLUMNS)[3], "secrets");
         let a = account_from(&Fake(vec![
             Some("authorizer:c:wx"),

@@ -10,7 +10,7 @@ use wetoken_core::events::{self, Delivery, DeliveryStatus, Event, Format, NewEve
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, LastError, Sealed, StoreError,
-    StoreResult,
+    StoreResult, Verdict,
 };
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
@@ -52,6 +52,8 @@ pub struct CredentialRow {
     pub forced_at: Option<i64>,
     pub due_at: Option<i64>,
     pub attempts: i64,
+    pub verified_at: Option<i64>,
+    pub verdict: Option<i64>,
 }
 
 /// `wt_keys`, in [`crate::statements::KEY_COLUMNS`] order.
@@ -254,6 +256,17 @@ impl CredentialRow {
             }),
             _ => return Err(corrupt("wt_credentials", &key, "last_errcode without last_error_at")),
         };
+        let verdict = match (self.verified_at, self.verdict) {
+            (None, None) => None,
+            (Some(at), Some(v @ (0 | 1))) => Some(Verdict { alive: v == 1, at }),
+            _ => {
+                return Err(corrupt(
+                    "wt_credentials",
+                    &key,
+                    "verified_at without a verdict of 0 or 1",
+                ));
+            }
+        };
         Ok(CredentialState {
             account,
             credential,
@@ -268,6 +281,7 @@ impl CredentialRow {
             forced_at: self.forced_at,
             due_at: self.due_at,
             attempts: self.attempts,
+            verdict,
         })
     }
 }

@@ -6,8 +6,8 @@ use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
-    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, PushWrite,
-    RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
+    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
 };
 
 use crate::rows::{
@@ -179,6 +179,20 @@ macro_rules! sql_store {
                     .run(&self.pool)
                     .await
                     .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            }
+
+            async fn schema_current(&self) -> StoreResult<bool> {
+                let latest = self.migrator.iter().map(|m| m.version).max().unwrap_or(0);
+                let installed: Result<(Option<i64>,), sqlx::Error> =
+                    sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.pool)
+                        .await;
+                match installed {
+                    Ok((v,)) => Ok(v.unwrap_or(0) >= latest),
+                    // No migrations table: no schema at all.
+                    Err(sqlx::Error::Database(_)) => Ok(false),
+                    Err(e) => Err(map_err(e)),
+                }
             }
 
             async fn ping(&self) -> StoreResult<()> {
@@ -467,26 +481,79 @@ macro_rules! sql_store {
                 Ok(n == 1)
             }
 
-            async fn try_mark_forced(
-                &self,
-                id: &AccountId,
-                c: Credential,
-                now: i64,
-                not_before: i64,
-            ) -> StoreResult<bool> {
+            async fn try_mark_forced(&self, id: &AccountId, c: Credential, interval_ms: i64) -> StoreResult<bool> {
                 let id = id.to_string();
                 self.ensure_row(&id, c.as_str()).await?;
                 let n = retry!(
                     sqlx::query(self.sql.mark_forced)
-                        .bind(now)
                         .bind(&id)
                         .bind(c.as_str())
-                        .bind(not_before)
+                        .bind(interval_ms)
                         .execute(&self.pool)
                         .await
                 )?
                 .rows_affected();
                 Ok(n == 1)
+            }
+
+            async fn record_verdict(
+                &self,
+                id: &AccountId,
+                c: Credential,
+                version: i64,
+                verdict: Verdict,
+            ) -> StoreResult<bool> {
+                let n = retry!(
+                    sqlx::query(self.sql.record_verdict)
+                        .bind(verdict.at)
+                        .bind(i64::from(verdict.alive))
+                        .bind(id.to_string())
+                        .bind(c.as_str())
+                        .bind(version)
+                        .execute(&self.pool)
+                        .await
+                )?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn try_force_today(
+                &self,
+                id: &AccountId,
+                c: Credential,
+                max: i64,
+                spent_events: &[NewEvent],
+            ) -> StoreResult<ForceBudget> {
+                let id = id.to_string();
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let granted = sqlx::query(self.sql.force_today)
+                    .bind(&id)
+                    .bind(c.as_str())
+                    .bind(max)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected()
+                    == 1;
+                let budget = if granted {
+                    ForceBudget::Granted
+                } else {
+                    let first = sqlx::query(self.sql.force_spent_once)
+                        .bind(&id)
+                        .bind(c.as_str())
+                        .bind(max)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected()
+                        == 1;
+                    if first {
+                        self.append_in(&mut tx, spent_events).await?;
+                    }
+                    ForceBudget::Spent { first }
+                };
+                tx.commit().await.map_err(map_err)?;
+                Ok(budget)
             }
 
             async fn clear_blocks(&self, id: &AccountId, now: i64) -> StoreResult<()> {
@@ -847,9 +914,10 @@ macro_rules! sql_store {
                 Ok(n == 1)
             }
 
-            async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed) -> StoreResult<bool> {
+            async fn reseal_webhook(&self, read: &Webhook, secret: &Sealed, url: &Sealed) -> StoreResult<bool> {
                 let n = sqlx::query(self.sql.reseal_webhook)
                     .bind(secret.as_str())
+                    .bind(url.as_str())
                     .bind(&read.name)
                     .bind(read.secret.as_str())
                     .execute(&self.pool)

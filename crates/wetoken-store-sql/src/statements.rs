@@ -24,7 +24,7 @@ pub enum Dialect {
 pub const ACCOUNT_COLUMNS: &str = "id, kind, parent_id, secrets, config, status, created_at, updated_at";
 /// Columns of `wt_credentials`, in the order rows are read.
 pub const CREDENTIAL_COLUMNS: &str = "account_id, kind, value, expires_at, version, refreshed_at, lease_owner, \
-     lease_until, last_errcode, last_errmsg, last_error_at, blocked_until, forced_at, due_at, attempts";
+     lease_until, last_errcode, last_errmsg, last_error_at, blocked_until, forced_at, due_at, attempts, verified_at, verdict";
 /// Columns of `wt_keys`, in the order rows are read.
 pub const KEY_COLUMNS: &str = "name, hash, accounts, created_at";
 /// Columns of `wt_events`, in the order rows are read.
@@ -58,6 +58,9 @@ pub struct Statements {
     pub record_failure: &'static str,
     pub put_pushed: &'static str,
     pub mark_forced: &'static str,
+    pub record_verdict: &'static str,
+    pub force_today: &'static str,
+    pub force_spent_once: &'static str,
     pub clear_blocks_filled: &'static str,
     pub clear_blocks_empty: &'static str,
     pub select_due: &'static str,
@@ -118,6 +121,18 @@ pub fn db_now_ms(d: Dialect) -> &'static str {
             "((CAST(SYS_EXTRACT_UTC(SYSTIMESTAMP) AS DATE) - DATE '1970-01-01') * 86400000 \
              + TO_NUMBER(TO_CHAR(SYSTIMESTAMP, 'FF3')))"
         }
+    }
+}
+
+/// The WeChat day (00:00 +08:00) the database's clock is in, as a whole
+/// number of days since the epoch: the day of the forced-refresh cap.
+pub fn db_wechat_day(d: Dialect) -> String {
+    let now = db_now_ms(d);
+    match d {
+        // Integer arithmetic divides as integers here.
+        Dialect::Sqlite | Dialect::Postgres => format!("(({now}) + 28800000) / 86400000"),
+        Dialect::MySql => format!("(({now}) + 28800000) DIV 86400000"),
+        Dialect::Oracle => format!("FLOOR((({now}) + 28800000) / 86400000)"),
     }
 }
 
@@ -182,6 +197,7 @@ impl Statements {
             _ => "LIMIT ?",
         };
         let now = db_now_ms(d);
+        let day = db_wechat_day(d);
         Statements {
             insert_account: s(format!(
                 "INSERT INTO wt_accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -198,7 +214,8 @@ impl Statements {
             delete_account_credentials: s(
                 "UPDATE wt_credentials SET value = NULL, value_hash = NULL, previous_hash = NULL, \
                  previous_until = NULL, expires_at = NULL, refreshed_at = NULL, version = version + 1, \
-                 lease_owner = NULL, lease_until = NULL, blocked_until = NULL, forced_at = NULL, due_at = NULL \
+                 lease_owner = NULL, lease_until = NULL, blocked_until = NULL, forced_at = NULL, due_at = NULL, \
+                 verified_at = NULL, verdict = NULL \
                  WHERE account_id = ? AND kind NOT IN ('verify_ticket', 'suite_ticket')"
                     .into(),
             ),
@@ -226,7 +243,8 @@ impl Statements {
                 "UPDATE wt_credentials SET previous_hash = value_hash, previous_until = ?, \
                  value_hash = ?, value = ?, expires_at = ?, refreshed_at = ?, due_at = ?, \
                  version = version + 1, attempts = 0, lease_owner = NULL, lease_until = NULL, \
-                 last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL \
+                 last_errcode = NULL, last_errmsg = NULL, last_error_at = NULL, blocked_until = NULL, \
+                 verified_at = NULL, verdict = NULL \
                  WHERE account_id = ? AND kind = ? AND lease_owner = ? AND lease_until >= {now}"
             )),
             select_version: s("SELECT version FROM wt_credentials WHERE account_id = ? AND kind = ?".into()),
@@ -242,9 +260,29 @@ impl Statements {
                  AND (refreshed_at IS NULL OR refreshed_at <= ?)"
                     .into(),
             ),
-            mark_forced: s("UPDATE wt_credentials SET forced_at = ? \
-                 WHERE account_id = ? AND kind = ? AND (forced_at IS NULL OR forced_at < ?)"
+            // On the database's clock: `?` is the interval's length.
+            mark_forced: s(format!(
+                "UPDATE wt_credentials SET forced_at = {now} \
+                 WHERE account_id = ? AND kind = ? AND (forced_at IS NULL OR forced_at <= {now} - ?)"
+            )),
+            // A verdict belongs to the value it was given on: the version.
+            record_verdict: s("UPDATE wt_credentials SET verified_at = ?, verdict = ? \
+                 WHERE account_id = ? AND kind = ? AND version = ?"
                 .into()),
+            // forced_count first: MySQL assigns left to right, and the
+            // count must read the day as it was.
+            force_today: s(format!(
+                "UPDATE wt_credentials SET \
+                 forced_count = CASE WHEN forced_day = {day} THEN forced_count + 1 ELSE 1 END, \
+                 forced_day = {day} \
+                 WHERE account_id = ? AND kind = ? \
+                 AND (forced_day IS NULL OR forced_day <> {day} OR forced_count < ?)"
+            )),
+            // The first refusal of the day steps past the cap, once.
+            force_spent_once: s(format!(
+                "UPDATE wt_credentials SET forced_count = forced_count + 1 \
+                 WHERE account_id = ? AND kind = ? AND forced_day = {day} AND forced_count = ?"
+            )),
             clear_blocks_filled: s("UPDATE wt_credentials SET blocked_until = NULL, last_errcode = NULL, \
                  last_errmsg = NULL, last_error_at = NULL, attempts = 0, due_at = ? \
                  WHERE account_id = ? AND value IS NOT NULL \
@@ -341,7 +379,7 @@ impl Statements {
                     .into(),
             ),
             select_oldest_pending: s("SELECT MIN(created_at) FROM wt_deliveries WHERE status = 'pending'".into()),
-            reseal_webhook: s("UPDATE wt_webhooks SET secret = ? WHERE name = ? AND secret = ?".into()),
+            reseal_webhook: s("UPDATE wt_webhooks SET secret = ?, url = ? WHERE name = ? AND secret = ?".into()),
             // Pages: a range of the primary key (a prefix is `[p, p~)`: every
             // id character sorts below `~`), then the cursor.
             select_accounts_page: s(format!(
@@ -400,6 +438,9 @@ impl Statements {
             self.record_failure,
             self.put_pushed,
             self.mark_forced,
+            self.record_verdict,
+            self.force_today,
+            self.force_spent_once,
             self.clear_blocks_filled,
             self.clear_blocks_empty,
             self.select_due,

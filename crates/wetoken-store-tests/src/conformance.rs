@@ -12,8 +12,8 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, CallbackSource, DeliveryStatus, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
 use wetoken_core::store::{
-    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, KeyCheck, LastError,
-    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoredAccount,
+    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
+    LastError, PushWrite, RefreshWrite, Sealed, Store, StoreError, StoredAccount, Verdict,
 };
 
 use Credential::{AccessToken, JsapiTicket, VerifyTicket};
@@ -54,6 +54,7 @@ pub async fn run(store: Arc<dyn Store>) {
     failures_and_blocks(&*store).await;
     pushed_values(&*store).await;
     forced_limit(store.clone()).await;
+    verdicts_and_the_force_cap(store.clone()).await;
     rotated_secrets_with_refresh(&*store).await;
     long_values(&*store).await;
     due_order(&*store).await;
@@ -650,7 +651,8 @@ pub async fn pushed_values(s: &dyn Store) {
     assert_eq!(row.due_at, Some(NEVER), "a pushed value is due when it goes stale");
 }
 
-/// The force-refresh limit holds under concurrency: one winner per window.
+/// The force-refresh limit holds under concurrency: one winner per window,
+/// on the database's clock.
 pub async fn forced_limit(s: Arc<dyn Store>) {
     let a = account("mp:conf_forced");
     s.insert_account(&a, &[]).await.unwrap();
@@ -660,7 +662,7 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
         let s = s.clone();
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            s.try_mark_forced(&id, AccessToken, 100_000, 40_000).await.unwrap()
+            s.try_mark_forced(&id, AccessToken, 3_600_000).await.unwrap()
         }));
     }
     let mut winners = 0;
@@ -668,10 +670,87 @@ pub async fn forced_limit(s: Arc<dyn Store>) {
         winners += t.await.unwrap() as usize;
     }
     assert_eq!(winners, 1, "one force refresh per window");
-    assert!(!s.try_mark_forced(&id, AccessToken, 159_999, 99_999).await.unwrap());
+    assert!(!s.try_mark_forced(&id, AccessToken, 3_600_000).await.unwrap());
     assert!(
-        s.try_mark_forced(&id, AccessToken, 160_001, 100_001).await.unwrap(),
-        "allowed after the window"
+        s.try_mark_forced(&id, AccessToken, 0).await.unwrap(),
+        "allowed once the window has passed"
+    );
+}
+
+/// WeChat's verdict belongs to the value it was given on; forced calls are
+/// capped per WeChat day, and the first refusal commits its event once,
+/// however many ask at once.
+pub async fn verdicts_and_the_force_cap(s: Arc<dyn Store>) {
+    let a = account("mp:conf_verdict");
+    s.insert_account(&a, &[]).await.unwrap();
+    let id = a.id;
+    assert!(s.try_lease(&id, AccessToken, "o", 0, LEASE).await.unwrap());
+    let v1 = sealed("v1:one");
+    assert_eq!(
+        s.complete_refresh(&write(&id, AccessToken, "o", &v1, 1)).await.unwrap(),
+        Some(1)
+    );
+    let alive = Verdict { alive: true, at: 5 };
+    assert!(
+        !s.record_verdict(&id, AccessToken, 0, alive).await.unwrap(),
+        "another value's verdict"
+    );
+    assert!(s.record_verdict(&id, AccessToken, 1, alive).await.unwrap());
+    let row = s.credential(&id, AccessToken).await.unwrap().unwrap();
+    assert_eq!(row.verdict, Some(alive));
+    let dead = Verdict { alive: false, at: 6 };
+    assert!(s.record_verdict(&id, AccessToken, 1, dead).await.unwrap());
+    assert_eq!(
+        s.credential(&id, AccessToken).await.unwrap().unwrap().verdict,
+        Some(dead)
+    );
+    assert!(s.try_lease(&id, AccessToken, "o", 1, LEASE).await.unwrap());
+    let v2 = sealed("v1:two");
+    s.complete_refresh(&write(&id, AccessToken, "o", &v2, 2)).await.unwrap();
+    assert_eq!(
+        s.credential(&id, AccessToken).await.unwrap().unwrap().verdict,
+        None,
+        "a new value has no verdict yet"
+    );
+
+    let spent = NewEvent::credential(
+        wetoken_core::events::types::FORCE_BUDGET_SPENT,
+        &id,
+        AccessToken,
+        7,
+        &[],
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (s, id, spent) = (s.clone(), id.clone(), spent.clone());
+        tasks.push(tokio::spawn(async move {
+            s.try_force_today(&id, AccessToken, 3, &[spent]).await.unwrap()
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let count = |b: ForceBudget| outcomes.iter().filter(|o| **o == b).count();
+    assert_eq!(count(ForceBudget::Granted), 3, "three forced calls a day: {outcomes:?}");
+    assert_eq!(count(ForceBudget::Spent { first: true }), 1, "{outcomes:?}");
+    assert_eq!(count(ForceBudget::Spent { first: false }), 4, "{outcomes:?}");
+    assert_eq!(
+        s.try_force_today(&id, AccessToken, 3, std::slice::from_ref(&spent)).await.unwrap(),
+        ForceBudget::Spent { first: false }
+    );
+    let q = EventQuery {
+        after: 0,
+        type_prefix: Some("wetoken.credential.force_budget_spent".into()),
+        account: Some(id.clone()),
+        family: None,
+        limit: 100,
+    };
+    assert_eq!(s.events(&q).await.unwrap().len(), 1, "raised once a day");
+    assert_eq!(
+        s.try_force_today(&id, AccessToken, 10, &[spent]).await.unwrap(),
+        ForceBudget::Granted,
+        "a larger cap counts the same day on"
     );
 }
 
@@ -1139,13 +1218,19 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
     );
     assert!(s.webhooks().await.unwrap().iter().any(|w| w.name == "conf-a"));
     // Re-sealing the secret: compare-and-set on what was read.
-    assert!(s.reseal_webhook(&got, &sealed("v2:k2:secret")).await.unwrap());
     assert!(
-        !s.reseal_webhook(&got, &sealed("v2:k3:secret")).await.unwrap(),
+        s.reseal_webhook(&got, &sealed("v2:k2:secret"), &sealed("v2:k2:url"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.reseal_webhook(&got, &sealed("v2:k3:secret"), &sealed("v2:k3:url"))
+            .await
+            .unwrap(),
         "changed meanwhile"
     );
     let got = s.webhook("conf-a").await.unwrap().unwrap();
-    assert_eq!(got.secret, sealed("v2:k2:secret"));
+    assert_eq!((got.secret, got.url.as_str()), (sealed("v2:k2:secret"), "v2:k2:url"));
     assert_eq!(s.webhook("conf-none").await.unwrap(), None);
 
     // Fan-out moves the cursor once.

@@ -251,3 +251,51 @@ async fn lists_are_paginated_and_accounts_filtered() {
         );
     }
 }
+
+/// SPEC §3 (issue: custody holds, item 7): a cursor wetoken did not issue
+/// for that list — made up, edited, or from another list — is 400, never a
+/// page that starts somewhere else; the one it issued still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_cursors_wetoken_issued_for_the_list_are_taken() {
+    let sim = sim().await;
+    let srv = spawn(&sim).await;
+    for i in 1..=4 {
+        srv.add_mp(&format!("wxcur{i}"), "s").await;
+        srv.key_for(&format!("kcur{i}"), &["*"]).await;
+    }
+    let (_, page) = srv.get("/v1/accounts?limit=2", Some(ADMIN)).await;
+    let accounts_cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, keys) = srv.get("/v1/keys?limit=2", Some(ADMIN)).await;
+    let keys_cursor = keys["next_cursor"].as_str().unwrap().to_owned();
+    let (raw, tag) = accounts_cursor.rsplit_once('.').unwrap();
+    let flipped = if tag.starts_with('0') { "1" } else { "0" };
+    for bad in [
+        "not-a-cursor".to_owned(),
+        "mp:wxcur1".to_owned(),
+        raw.to_owned(),
+        format!("{raw}.{flipped}{}", &tag[1..]),
+        format!("mp:wxcur3.{tag}"),
+        keys_cursor.clone(),
+    ] {
+        let (s, v) = srv
+            .get(&format!("/v1/accounts?limit=2&cursor={bad}"), Some(ADMIN))
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{bad}: {v}"
+        );
+    }
+    let (s, v) = srv
+        .get(&format!("/v1/keys?limit=2&cursor={accounts_cursor}"), Some(ADMIN))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "an accounts cursor on the keys list: {v}");
+    let (s, v) = srv
+        .get(&format!("/v1/accounts?limit=2&cursor={accounts_cursor}"), Some(ADMIN))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["accounts"][0]["id"], "mp:wxcur3",
+        "the issued cursor goes on where it left off"
+    );
+}

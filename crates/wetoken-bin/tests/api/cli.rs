@@ -123,6 +123,7 @@ async fn upstream_refusal_on_the_command_line_names_the_errcode() {
     let sim = sim().await;
     sim.add_app("wxclibad", "right");
     let env = base_env(&tempdir(), &sim.url());
+    assert!(cli(&["install-schema"], &env).await.status.success());
     cli(
         &["account", "add", "mp", "--appid", "wxclibad", "--secret", "wrong"],
         &env,
@@ -243,4 +244,48 @@ async fn serve_refuses_a_lease_shorter_than_its_upstream_calls() {
         "{err}"
     );
     assert!(!dir.join("wetoken.db").exists(), "nothing was created");
+}
+
+/// Commands other than `serve` and `install-schema` never alter the schema:
+/// on a database without one they fail (exit 1) naming what to run, and
+/// leave it without one; once installed their stderr carries no driver
+/// notice (issue: custody holds, item 8). On SQLite here, on PostgreSQL
+/// (whose driver has notices to print) under `cargo xtask ci`.
+async fn one_shot_commands_leave_the_schema_alone(url: String) {
+    let dir = tempdir();
+    let mut env = base_env(&dir, "http://127.0.0.1:1");
+    env.retain(|(k, _)| k != "WETOKEN_DATABASE_URL" && k != "WETOKEN_LOG");
+    env.push(("WETOKEN_DATABASE_URL".into(), url));
+    for _ in 0..2 {
+        let out = cli(&["account", "list"], &env).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains("install-schema"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = cli(&["install-schema"], &env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for args in [&["account", "list"][..], &["key", "list"], &["webhook", "list"]] {
+        let out = cli(args, &env).await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("sqlx") && !err.contains("INFO"),
+            "{args:?}: no driver notice: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_commands_leave_a_sqlite_schema_alone() {
+    let dir = tempdir();
+    one_shot_commands_leave_the_schema_alone(format!("sqlite://{}", dir.join("fresh.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run `cargo xtask ci`, or set WETOKEN_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn one_shot_commands_leave_a_postgres_schema_alone() {
+    let server = std::env::var("WETOKEN_TEST_POSTGRES_URL").expect("set WETOKEN_TEST_POSTGRES_URL");
+    let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
+    one_shot_commands_leave_the_schema_alone(url).await;
 }

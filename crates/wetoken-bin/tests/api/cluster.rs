@@ -74,6 +74,8 @@ on_every_backend!(a_killed_lease_holder_is_taken_over);
 on_every_backend!(failing_upstream_serves_the_valid_token_then_fails_fast);
 on_every_backend!(a_fetch_whose_caller_left_serves_every_instance);
 on_every_backend!(stale_reports_over_three_instances_share_one_budget);
+on_every_backend!(a_live_token_reported_on_three_instances_is_asked_about_once);
+on_every_backend!(forced_refreshes_over_three_instances_share_the_day_cap);
 on_every_backend!(a_holder_that_wakes_after_its_lease_changes_nothing);
 on_every_backend!(three_instances_deliver_a_thousand_events_once_each);
 
@@ -203,6 +205,8 @@ async fn stale_reports_over_three_instances_share_one_budget(backend: Backend) {
     let mut current = v["access_token"].as_str().unwrap().to_owned();
     let mut refreshed = 0;
     for i in 0..21 {
+        // Dead at WeChat each time (a report of a live token rotates nothing).
+        sim.revoke(&current);
         let (s, v) = servers[i % 3]
             .post(
                 "/v1/mp/wxbudget/access_token/refresh",
@@ -221,6 +225,91 @@ async fn stale_reports_over_three_instances_share_one_budget(backend: Backend) {
     }
     assert_eq!(refreshed, 1);
     assert_eq!(sim.token_calls(), 2, "the first fetch and one refresh, in all");
+}
+
+/// SPEC §2 "verified": reports of a token WeChat still accepts, on three
+/// instances, ask WeChat once (the verdict is remembered cluster-wide for
+/// WETOKEN_VERIFY_TTL_SECS) and rotate nothing: every answer is the same
+/// token with `verified_at`.
+async fn a_live_token_reported_on_three_instances_is_asked_about_once(backend: Backend) {
+    let sim = sim().await;
+    sim.add_app("wxlive", "s");
+    let servers = cluster(&sim, backend, &[("WETOKEN_VERIFY_TTL_SECS", "300")]).await;
+    servers[0].add_mp("wxlive", "s").await;
+    let (_, v) = servers[0].get("/v1/mp/wxlive/access_token", Some(ADMIN)).await;
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    for i in 0..9 {
+        let (s, v) = servers[i % 3]
+            .post(
+                "/v1/mp/wxlive/access_token/refresh",
+                Some(ADMIN),
+                Some(serde_json::json!({"stale": token})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["access_token"], token.as_str(), "a live token is answered again");
+        assert!(v["verified_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+    }
+    assert_eq!(sim.calls(wetoken_sim::GET_API_DOMAIN_IP), 1, "asked once, cluster-wide");
+    assert_eq!(sim.token_calls(), 1, "nothing rotated");
+    assert!(sim.is_valid(&token));
+}
+
+/// SPEC §2: a value WeChat rejects but stable_token's normal mode still
+/// answers is replaced by a forced call, at most WETOKEN_MAX_FORCED_PER_DAY
+/// a WeChat day across the cluster; the first refusal raises one
+/// `wetoken.credential.force_budget_spent`, and later ones none.
+async fn forced_refreshes_over_three_instances_share_the_day_cap(backend: Backend) {
+    let sim = sim().await;
+    sim.add_app("wxcap", "s");
+    sim.configure(|c| c.force_min_gap_secs = 0);
+    let servers = cluster(
+        &sim,
+        backend,
+        &[
+            ("WETOKEN_MAX_FORCED_PER_DAY", "2"),
+            ("WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    servers[0].add_mp("wxcap", "s").await;
+    let (_, v) = servers[0].get("/v1/mp/wxcap/access_token", Some(ADMIN)).await;
+    let mut current = v["access_token"].as_str().unwrap().to_owned();
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        sim.poison(&current);
+        let (s, v) = servers[i % 3]
+            .post(
+                "/v1/mp/wxcap/access_token/refresh",
+                Some(ADMIN),
+                Some(serde_json::json!({"stale": current})),
+            )
+            .await;
+        if s == StatusCode::OK {
+            let new = v["access_token"].as_str().unwrap().to_owned();
+            assert_ne!(new, current, "a rejected token is replaced");
+            assert!(sim.is_valid(&new));
+            current = new;
+        } else {
+            assert_eq!(v["error"], "rate_limited", "{v}");
+        }
+        outcomes.push(s.as_u16());
+    }
+    assert_eq!(
+        outcomes,
+        [200, 200, 429, 429, 429],
+        "two forced calls a day, cluster-wide"
+    );
+    // Each round asks normal mode first; only the granted ones force.
+    assert_eq!(sim.calls(wetoken_sim::STABLE_TOKEN), 1 + 5 + 2);
+    let (s, v) = servers[1]
+        .get("/v1/events?type=wetoken.credential.force_budget_spent", Some(ADMIN))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "raised once a day: {v}");
+    assert_eq!(events[0]["account"], "mp:wxcap");
+    assert_eq!(events[0]["data"]["credential"], "access_token");
 }
 
 async fn six_hundred_cold_reads_over_three_instances_make_one_call(backend: Backend) {

@@ -42,7 +42,8 @@ async fn official_account_endpoints_answer_in_wechats_shape() {
     .await
     .unwrap();
     sim.add_app("wxsdk", "s");
-    let srv = spawn(&sim).await;
+    // WeChat is asked afresh each time (its verdict not remembered).
+    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_VERIFY_TTL_SECS", "0")]).await;
     srv.add_mp("wxsdk", "s").await;
     srv.add_mp("wxother", "s2").await;
 
@@ -81,6 +82,15 @@ async fn official_account_endpoints_answer_in_wechats_shape() {
     assert_eq!(v["access_token"], token.as_str());
     let mut force = body.clone();
     force["force_refresh"] = json!(true);
+    // A token WeChat still accepts is answered unchanged (SPEC §2 verified).
+    let kept = wx_post(&srv, "/cgi-bin/stable_token", force.clone()).await;
+    assert_eq!(
+        kept["access_token"],
+        token.as_str(),
+        "a live token is not rotated: {kept}"
+    );
+    assert_eq!(sim.calls(wetoken_sim::STABLE_TOKEN), 1, "nothing fetched");
+    sim.poison(&token);
     let forced = wx_post(&srv, "/cgi-bin/stable_token", force.clone()).await;
     let new = forced["access_token"].as_str().unwrap().to_owned();
     assert_ne!(new, token, "a force refresh");
@@ -286,6 +296,7 @@ async fn the_proxy_forwards_with_the_current_token_and_refuses_unmanaged_ones() 
     .await;
     let (_, t) = srv.get("/v1/mp/wxproxy/access_token", Some(ADMIN)).await;
     let old = t["access_token"].as_str().unwrap().to_owned();
+    mp.revoke(&old);
     let (_, t) = srv
         .post(
             "/v1/mp/wxproxy/access_token/refresh",
@@ -302,22 +313,22 @@ async fn the_proxy_forwards_with_the_current_token_and_refuses_unmanaged_ones() 
     assert!(v["ip_list"].is_array(), "{v}");
     assert_eq!(mp.calls(GETCALLBACKIP), 2);
 
-    // wxproxy's refresh budget is spent (the stale report above): WeChat
-    // rejecting its token now gets WeChat's own answer, no refresh.
+    // WeChat answers 40001 for a token it still accepts (the probe says
+    // so): WeChat's own answer, no refresh (SPEC §2 "verified").
     let tokens_before = mp.token_calls();
     mp.inject(GETCALLBACKIP, Fault::Errcode(40001), Some(1));
     let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?access_token={current}")).await;
     assert_eq!(v["errcode"], 40001, "{v}");
     assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (3, tokens_before));
 
-    // Another account, budget intact: WeChat rejects its token once → one
-    // compare-and-refresh, one retry.
+    // Another account, budget intact: its token dies at WeChat → one
+    // verified compare-and-refresh, one retry.
     mp.add_app("wxproxy2", "s");
     srv.add_mp("wxproxy2", "s").await;
     let (_, t) = srv.get("/v1/mp/wxproxy2/access_token", Some(ADMIN)).await;
     let current2 = t["access_token"].as_str().unwrap().to_owned();
     let tokens_before = mp.token_calls();
-    mp.inject(GETCALLBACKIP, Fault::Errcode(40001), Some(1));
+    mp.revoke(&current2);
     let v = wx_get(&srv, &format!("/cgi-bin/getcallbackip?access_token={current2}")).await;
     assert!(v["ip_list"].is_array(), "{v}");
     assert_eq!((mp.calls(GETCALLBACKIP), mp.token_calls()), (5, tokens_before + 1));

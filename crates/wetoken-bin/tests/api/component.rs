@@ -502,6 +502,7 @@ async fn authorization_by_event_and_landing_page_then_rotation_and_revocation() 
     // wait out the interval the one above started (SPEC §2).
     let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS", "0")]).await;
     let stale = v["access_token"].as_str().unwrap();
+    sim.revoke(stale);
     let (s, v) = srv
         .post(
             &format!("/v1/component/{C}/authorizers/wxauth1/access_token/refresh"),
@@ -561,6 +562,7 @@ async fn a_dead_refresh_token_marks_the_authorizer_for_reauthorization() {
     let token = v["access_token"].as_str().unwrap().to_owned();
 
     sim.invalidate_refresh_token(C, "wximport");
+    sim.revoke(&token);
     let (s, v) = srv
         .post(
             &format!("/v1/component/{C}/authorizers/wximport/access_token/refresh"),

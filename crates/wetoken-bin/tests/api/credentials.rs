@@ -40,6 +40,8 @@ async fn twenty_refreshes_with_one_stale_value_make_one_call() {
     let (_, v) = srv.get("/v1/mp/wxstale/access_token", Some(ADMIN)).await;
     let old = v["access_token"].as_str().unwrap().to_owned();
     assert_eq!(sim.calls(STABLE_TOKEN), 1);
+    // Another party's force killed it (a live token would be answered again).
+    sim.revoke(&old);
 
     let refreshes = (0..20).map(|_| {
         srv.post(
@@ -109,6 +111,7 @@ async fn classic_accounts_use_the_classic_api() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!((sim.calls(wetoken_sim::TOKEN), sim.calls(STABLE_TOKEN)), (1, 0));
     let old = v["access_token"].as_str().unwrap().to_owned();
+    sim.poison(&old);
     let (_, v) = srv
         .post(
             "/v1/mp/wxclassic/access_token/refresh",
@@ -256,11 +259,17 @@ async fn busy_upstream_then_a_ticket_refetches_a_rejected_token() {
     );
     let (s, v) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "a transient error is not recorded as a block: {v}");
-    // The ticket endpoint rejects the token once: wetoken refreshes the token and retries.
-    sim.inject(GETTICKET, Fault::Errcode(40001), Some(1));
+    // WeChat killed the token: the ticket call is rejected, wetoken asks,
+    // refreshes the token and retries with the new one.
+    let old = v["access_token"].as_str().unwrap().to_owned();
+    sim.revoke(&old);
     let (s, v) = srv.get("/v1/mp/wxbusy/jsapi_ticket", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(sim.calls(GETTICKET), 2);
+    assert_eq!(sim.calls(GETTICKET), 2, "the rejected call and its retry");
+    let (_, t) = srv.get("/v1/mp/wxbusy/access_token", Some(ADMIN)).await;
+    let new = t["access_token"].as_str().unwrap();
+    assert_ne!(new, old, "the retry used a new token");
+    assert!(sim.is_valid(new));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,6 +337,8 @@ async fn stale_reports_of_the_current_value_cannot_drain_the_quota() {
     let mut current = first.clone();
     let mut refused = 0;
     for _ in 0..20 {
+        // WeChat refuses it each time (a live token is only answered again).
+        sim.poison(&current);
         let (s, v) = srv
             .post(
                 "/v1/mp/wxdrain/access_token/refresh",

@@ -40,12 +40,23 @@ async fn quota_rid_and_ten_clears_a_month_for_an_mp() {
         .nth(1)
         .unwrap_or_else(|| panic!("{errmsg}"))
         .trim();
+    // WeChat's record carries the call's URL and body: admin only, and
+    // every credential in it redacted (SPEC §3).
     let (s, r) = srv.get(&format!("/v1/mp/wxdiag/rid/{rid}"), Some(&key)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a client key: {r}");
+    let (s, r) = srv.get(&format!("/v1/mp/wxdiag/rid/{rid}"), Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    assert_eq!(r["request_url"], "stable_token");
+    assert_eq!(r["request_url"], "/cgi-bin/stable_token");
+    let body: serde_json::Value = serde_json::from_str(r["request_body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (body["appid"].as_str(), body["secret"].as_str()),
+        (Some("wxdiagbad"), Some("***")),
+        "{r}"
+    );
+    assert!(!r["request_body"].as_str().unwrap().contains("\"wrong\""), "{r}");
     assert!(r["response_body"].as_str().unwrap().contains("40125"), "{r}");
     assert!(r["client_ip"].is_string() && r["invoke_time"].is_i64());
-    let (s, v) = srv.get("/v1/mp/wxdiag/rid/nosuchrid", Some(&key)).await;
+    let (s, v) = srv.get("/v1/mp/wxdiag/rid/nosuchrid", Some(ADMIN)).await;
     assert_eq!(
         (s, v["upstream"]["errcode"].as_i64()),
         (StatusCode::BAD_GATEWAY, Some(76001))

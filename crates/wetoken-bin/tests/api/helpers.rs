@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use wetoken_sim::{Sim, SimConfig};
 
-pub const ADMIN: &str = "test-admin-key-0123456789";
+pub const ADMIN: &str = "test-admin-key-0123456789-abcdefghij";
 pub const BIN: &str = env!("CARGO_BIN_EXE_wetoken");
 
 pub fn client() -> Client {

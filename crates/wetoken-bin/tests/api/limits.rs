@@ -127,7 +127,16 @@ async fn refusals_are_logged_once_per_source_and_minute() {
         let (s, _) = srv
             .get(&format!("/v1/mp/wxflood{i}/access_token"), Some("wrong-key"))
             .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        // Ten failed authentications a minute, then 429 (SPEC §4).
+        let throttled = i >= wetoken_core::auth::FAILURES_PER_MINUTE;
+        assert_eq!(
+            s,
+            if throttled {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        );
     }
     let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
     let logged = until(Duration::from_secs(5), || async { log().contains("refused a request") }).await;

@@ -9,6 +9,7 @@ mod compat;
 mod component;
 mod console;
 mod credentials;
+mod custody;
 mod diagnostics;
 mod embedded;
 mod events;

@@ -267,9 +267,9 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
     assert_eq!(mp.calls(MEDIA_UPLOAD), 2);
 }
 
-/// A rejected token: one compare-and-refresh and one retry; a second
-/// rejection within the refresh budget refreshes nothing and WeChat's
-/// answer stands (SPEC §2 "callers cannot drain the quota").
+/// A token WeChat killed: one verified compare-and-refresh and one retry; a
+/// second one killed within the refresh budget refreshes nothing and
+/// WeChat's answer stands (SPEC §2 "callers cannot drain the quota").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_token_is_refreshed_once_within_the_budget() {
     let sim = sim().await;
@@ -283,7 +283,8 @@ async fn a_rejected_token_is_refreshed_once_within_the_budget() {
     assert_eq!((s, json_of(&body)["errcode"].clone()), (StatusCode::OK, json!(0)));
     assert_eq!(sim.token_calls(), 1);
 
-    sim.inject(CUSTOM_SEND, Fault::Errcode(40001), Some(1));
+    let (_, token) = srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(ADMIN)).await;
+    sim.revoke(token["access_token"].as_str().unwrap());
     let (s, _, body) = call(&srv, Method::POST, &path, &key, Some(msg.clone())).await;
     assert_eq!(
         (s, json_of(&body)["errcode"].clone()),
@@ -293,7 +294,8 @@ async fn a_rejected_token_is_refreshed_once_within_the_budget() {
     assert_eq!(sim.token_calls(), 2, "one refresh");
     assert_eq!(sim.calls(CUSTOM_SEND), 3, "the call, its rejection, the retry");
 
-    sim.inject(CUSTOM_SEND, Fault::Errcode(40001), Some(1));
+    let (_, token) = srv.get(&format!("/v1/mp/{APPID}/access_token"), Some(ADMIN)).await;
+    sim.revoke(token["access_token"].as_str().unwrap());
     let (s, _, body) = call(&srv, Method::POST, &path, &key, Some(msg)).await;
     assert_eq!(
         (s, json_of(&body)["errcode"].clone()),

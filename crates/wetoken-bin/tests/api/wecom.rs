@@ -205,6 +205,7 @@ async fn installs_give_corp_tokens_and_follow_change_reset_and_cancel() {
     );
 
     // The permanent code works: a refresh goes through get_corp_token.
+    sim.revoke(&token);
     let (s, v) = srv
         .post(
             &format!("{base}/access_token/refresh"),

@@ -159,6 +159,7 @@ mod tests {
             forced_at: None,
             due_at: None,
             attempts,
+            verdict: None,
         }
     }
 

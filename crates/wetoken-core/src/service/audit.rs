@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{CredentialService, Page, Result};
 use crate::domain::AccountId;
 use crate::store::{AuditEntry, AuditQuery};
+use crate::upstream::paths;
 
 /// One call to record.
 #[derive(Debug, Clone)]
@@ -20,16 +21,8 @@ pub struct CallRecord<'a> {
     pub status: u16,
     pub errcode: Option<i64>,
     pub rid: Option<String>,
-}
-
-/// `/cgi-bin/message/custom/send` → `/cgi-bin/message`: the metric's path
-/// label (bounded: the API's families, not every path).
-pub fn path_family(path: &str) -> &str {
-    let mut ends = path.match_indices('/').map(|(i, _)| i).skip(2);
-    match ends.next() {
-        Some(i) => &path[..i],
-        None => path,
-    }
+    /// Whether it reached WeChat (false: wetoken refused it).
+    pub relayed: bool,
 }
 
 impl CredentialService {
@@ -40,12 +33,20 @@ impl CredentialService {
         let at = self.now_ms();
         let n = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
         let instance: String = self.inner.cfg.instance_id.chars().take(24).collect();
-        let errcode = c.errcode.map_or_else(|| "none".to_owned(), |e| e.to_string());
+        // Bounded labels (SPEC §6): a fixed list of families, and every
+        // call wetoken refused under one series per key and kind.
+        let (family, errcode) = match (c.relayed, c.errcode) {
+            (false, _) => ("refused", "none".to_owned()),
+            (true, e) => (
+                paths::family(c.path),
+                e.map_or_else(|| "none".to_owned(), |e| e.to_string()),
+            ),
+        };
         metrics::counter!(
             "wetoken_proxy_calls_total",
             "key" => c.key.to_owned(),
             "kind" => c.account.kind().as_str(),
-            "family" => path_family(c.path).to_owned(),
+            "family" => family,
             "errcode" => errcode,
         )
         .increment(1);
@@ -68,18 +69,5 @@ impl CredentialService {
     pub async fn audit(&self, q: &AuditQuery) -> Result<Page<AuditEntry>> {
         let entries = self.inner.store.audit_page(q).await?;
         Ok(Page::of(entries, q.limit, |e| e.id.clone()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_families_are_the_first_two_segments() {
-        assert_eq!(path_family("/cgi-bin/message/custom/send"), "/cgi-bin/message");
-        assert_eq!(path_family("/cgi-bin/menu/create"), "/cgi-bin/menu");
-        assert_eq!(path_family("/wxa/getwxacode"), "/wxa/getwxacode");
-        assert_eq!(path_family("/sns"), "/sns");
     }
 }

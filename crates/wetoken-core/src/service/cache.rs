@@ -110,6 +110,7 @@ impl Cache {
             Issued {
                 value: c.value.clone(),
                 expires_at: from_millis(c.expires_at),
+                verified_at: None,
             }
         })
     }

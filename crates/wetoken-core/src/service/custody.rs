@@ -145,12 +145,30 @@ impl CredentialService {
             }
         }
         for w in store.webhooks().await? {
+            // The secret and the URL together (a URL from before URLs were
+            // sealed is sealed now).
             let field = super::events::secret_binding(&w.name);
-            match reseal(key, &w.secret, &field) {
-                Reseal::Current => out.current += 1,
-                Reseal::Unopenable => out.skipped += 1,
-                Reseal::New(s) if store.reseal_webhook(&w, &s).await? => out.resealed += 1,
-                Reseal::New(_) => out.skipped += 1,
+            let url_current = super::events::is_sealed(&w.url) && key.is_current(&Sealed::from_stored(w.url.as_str()));
+            let url = self
+                .inner
+                .webhook_url(&w)
+                .ok()
+                .map(|u| key.seal(&u, &super::events::url_binding(&w.name)));
+            let secret = match reseal(key, &w.secret, &field) {
+                Reseal::Current if url_current => {
+                    out.current += 1;
+                    continue;
+                }
+                Reseal::Current => w.secret.clone(),
+                Reseal::New(s) => s,
+                Reseal::Unopenable => {
+                    out.skipped += 1;
+                    continue;
+                }
+            };
+            match url {
+                Some(url) if store.reseal_webhook(&w, &secret, &url).await? => out.resealed += 1,
+                _ => out.skipped += 1,
             }
         }
         if out.skipped == 0 {

@@ -302,6 +302,10 @@ impl CredentialService {
     /// Posts one event to one webhook in its format.
     async fn post(&self, w: &Webhook, e: &Event) -> std::result::Result<i64, Failed> {
         let http = &self.inner.webhooks;
+        let url = self
+            .inner
+            .webhook_url(w)
+            .map_err(|_| (None, "the webhook's URL does not open with the master key".to_owned()))?;
         let request = match w.format {
             Format::Json => {
                 let secret = self.inner.key.open(&w.secret, &secret_binding(&w.name)).map_err(|_| {
@@ -312,7 +316,7 @@ impl CredentialService {
                 })?;
                 let body = serde_json::to_vec(&e.record()).expect("an event record serializes");
                 let ts = self.inner.now_ms().div_euclid(1000);
-                http.post(&w.url)
+                http.post(&url)
                     .header(CONTENT_TYPE, "application/json")
                     .header("X-Wetoken-Event", &e.kind)
                     .header("X-Wetoken-Delivery", e.id.to_string())
@@ -324,11 +328,11 @@ impl CredentialService {
                 let Some(src) = &e.source else {
                     return Err((None, "the event did not come from a callback".to_owned()));
                 };
-                http.post(with_query(&w.url, &src.query))
+                http.post(with_query(&url, &src.query))
                     .header(CONTENT_TYPE, src.content_type.as_deref().unwrap_or("text/xml"))
                     .body(src.body.clone())
             }
-            Format::WecomBot => http.post(&w.url).json(&events::wecom_markdown(e)),
+            Format::WecomBot => http.post(&url).json(&events::wecom_markdown(e)),
         };
         let mut response = request.send().await.map_err(|err| (None, describe(&err)))?;
         let status = i64::from(response.status().as_u16());
@@ -372,7 +376,16 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut s = format!("{what}: {e}");
+    // reqwest's own text names the URL, which may carry a key (a WeCom
+    // robot's): only the causes beneath it are told.
+    let mut s = what.to_owned();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let mut s = s.replace(e.url().map_or("\u{0}", |u| u.as_str()), "***");
     s.truncate(500);
     s
 }

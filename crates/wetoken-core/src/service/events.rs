@@ -6,7 +6,7 @@ use super::{CredentialService, Result, ServiceError};
 use crate::domain::AccountId;
 use crate::events::{Delivery, DeliveryStatus, Event, Format, TypePattern, Webhook, check_url, generate_secret};
 use crate::keys::{Pattern, check_name};
-use crate::secret::Secret;
+use crate::secret::{Sealed, Secret};
 use crate::store::EventQuery;
 
 /// Which events to read.
@@ -47,6 +47,38 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> ServiceError {
 /// What a webhook's secret is bound to (AES-GCM associated data).
 pub(super) fn secret_binding(name: &str) -> String {
     format!("webhook:{name}#secret")
+}
+
+/// What a webhook's sealed URL is bound to.
+pub(super) fn url_binding(name: &str) -> String {
+    format!("webhook:{name}#url")
+}
+
+/// Whether stored text is a sealed value (rows from before URLs were
+/// sealed hold the URL itself).
+pub(super) fn is_sealed(stored: &str) -> bool {
+    stored.starts_with("v2:") || stored.starts_with("v1:")
+}
+
+impl super::Inner {
+    /// A webhook's URL, opened (SPEC §10: sealed at rest).
+    pub(super) fn webhook_url(&self, w: &Webhook) -> std::result::Result<String, crate::secret::KeyError> {
+        if is_sealed(&w.url) {
+            self.key
+                .open(&Sealed::from_stored(w.url.as_str()), &url_binding(&w.name))
+        } else {
+            Ok(w.url.clone())
+        }
+    }
+
+    /// A webhook as it is handed out: its URL shown with `***` for the
+    /// query and userinfo, never sealed text or a robot's key.
+    pub(super) fn shown(&self, mut w: Webhook) -> Webhook {
+        w.url = self
+            .webhook_url(&w)
+            .map_or_else(|_| "***".to_owned(), |u| crate::events::redact_url(&u));
+        w
+    }
 }
 
 impl WebhookRequest {
@@ -139,7 +171,8 @@ impl CredentialService {
         let secret = generate_secret();
         let now = self.inner.now_ms();
         let sealed = self.inner.key.seal(&secret, &secret_binding(&req.name));
-        let w = req.parse(sealed, now)?;
+        let mut w = req.parse(sealed, now)?;
+        w.url = self.inner.key.seal(&w.url, &url_binding(&w.name)).as_str().to_owned();
         match self.inner.store.insert_webhook(&w).await {
             Ok(()) => {}
             Err(crate::store::StoreError::Conflict) => {
@@ -147,13 +180,16 @@ impl CredentialService {
             }
             Err(e) => return Err(e.into()),
         }
+        let w = self.inner.shown(w);
         tracing::info!(webhook = %w.name, url = %w.url, format = w.format.as_str(), "webhook created");
         self.inner.wake.notify_one();
         Ok((w, Secret::new(secret)))
     }
 
+    /// Every webhook, URLs shown redacted.
     pub async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        Ok(self.inner.store.webhooks().await?)
+        let all = self.inner.store.webhooks().await?;
+        Ok(all.into_iter().map(|w| self.inner.shown(w)).collect())
     }
 
     /// A page of webhooks by name, after the webhook `after`. Webhooks are
@@ -167,6 +203,7 @@ impl CredentialService {
             .into_iter()
             .filter(|w| after.is_none_or(|a| w.name.as_str() > a))
             .take(limit as usize)
+            .map(|w| self.inner.shown(w))
             .collect();
         Ok(super::Page::of(rest, limit, |w| w.name.clone()))
     }

@@ -43,6 +43,7 @@ pub mod overview;
 pub mod scheduler;
 pub mod sessions;
 mod suite;
+mod verify;
 pub mod views;
 mod write;
 
@@ -87,6 +88,10 @@ pub struct ServiceConfig {
     pub cache_max_entries: usize,
     /// Proactive refreshes started per second, at most, by this instance.
     pub max_upstream_rps: u32,
+    /// How long WeChat's verdict on a reported value is remembered.
+    pub verify_ttl: Duration,
+    /// Forced stable-token fetches per credential per WeChat day.
+    pub max_forced_per_day: u32,
 }
 
 impl Default for ServiceConfig {
@@ -103,6 +108,8 @@ impl Default for ServiceConfig {
             event_retention: Duration::from_secs(7 * 86_400),
             cache_max_entries: 100_000,
             max_upstream_rps: 200,
+            verify_ttl: Duration::from_secs(30),
+            max_forced_per_day: 10,
         }
     }
 }
@@ -252,6 +259,24 @@ impl CredentialService {
         }
     }
 
+    /// The `next_cursor` handed out for a page of `list` that ends at `raw`:
+    /// `raw` and a tag of (list, raw) by the master key, so that only a
+    /// cursor wetoken issued for that list comes back (SPEC §3).
+    pub fn cursor_for(&self, list: &str, raw: &str) -> String {
+        format!("{raw}.{}", self.inner.key.tag(&format!("{list}\0{raw}")))
+    }
+
+    /// Where a cursor handed out by [`CredentialService::cursor_for`] for
+    /// `list` starts; None for any other text (made up, edited, or from
+    /// another list).
+    pub fn cursor_from(&self, list: &str, cursor: &str) -> Option<String> {
+        let (raw, tag) = cursor.rsplit_once('.')?;
+        self.inner
+            .key
+            .tag_ok(&format!("{list}\0{raw}"), tag)
+            .then(|| raw.to_owned())
+    }
+
     /// [`CredentialService::now`] as epoch milliseconds (no date built).
     pub fn now_ms(&self) -> i64 {
         self.inner.now_ms()
@@ -273,12 +298,15 @@ impl CredentialService {
         self.inner.bounded(flight).await
     }
 
-    /// Passive refresh (SPEC §2). With `stale`, refreshes only if that value is
-    /// still the current one and otherwise answers the newer value at once.
-    /// Without it, a force refresh. Either refresh of a current value counts
-    /// against one budget per credential, shared by the cluster: at most one
-    /// per `force_refresh_min_interval`, else `RateLimited` with nothing
-    /// called upstream. With no valid value at all it is a plain fetch.
+    /// Passive refresh (SPEC §2, `verify`). With `stale`, answers the newer
+    /// value at once if that one is no longer current; if it is, asks WeChat
+    /// whether it is dead and replaces it only then (a value WeChat accepts
+    /// comes back with `verified_at`). Without it, a force refresh. Either
+    /// refresh of a current value counts against one budget per credential,
+    /// shared by the cluster: at most one per `force_refresh_min_interval`,
+    /// else `RateLimited` with nothing called upstream; forced stable-token
+    /// calls also against the day's cap. With no valid value at all it is a
+    /// plain fetch.
     pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued> {
         check_owns(id, cred)?;
         if cred.is_pushed() {
@@ -346,7 +374,8 @@ impl CredentialService {
 
     /// Calls WeChat with the current access token of `holder` (SPEC §2
     /// passive rules): when `rejected` says WeChat refused that token, one
-    /// compare-and-refresh of it and one more call. The proxy and every
+    /// verified compare-and-refresh of it and, if it was replaced, one more
+    /// call (a token WeChat still accepts leaves the first answer standing). The proxy and every
     /// fetch that needs another credential go through here.
     pub async fn with_token<T, F, Fut>(
         &self,
@@ -364,6 +393,8 @@ impl CredentialService {
             return Ok(TokenCall::Answered(first));
         }
         match self.refresh(holder, Credential::AccessToken, Some(&token.value)).await {
+            // WeChat still accepts the token: its answer had another cause.
+            Ok(fresh) if fresh.value == token.value => Ok(TokenCall::Answered(first)),
             Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
             Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
         }
@@ -456,6 +487,7 @@ impl Inner {
         value.map(|value| Issued {
             value,
             expires_at: crate::clock::from_millis(expires_at),
+            verified_at: None,
         })
     }
 
@@ -522,54 +554,6 @@ impl Inner {
             trigger: Trigger::Cold,
             wait: true,
             previous: None,
-        };
-        self.refresh_from(account, plan).await
-    }
-
-    async fn refresh_locked(
-        self: Arc<Self>,
-        account: Account,
-        cred: Credential,
-        stale: Option<&str>,
-    ) -> Result<Issued> {
-        let key = (account.id.clone(), cred);
-        let now = self.now_ms();
-        let row = self.store.credential(&account.id, cred).await?;
-        let current = self.usable(&key, row.as_ref(), now);
-        match (stale, &current) {
-            // Someone already replaced the value the caller saw rejected.
-            (Some(stale), Some(cur)) if cur.value != stale => return Ok(cur.clone()),
-            // No valid value: a fetch due to expiry, not a refresh.
-            (Some(_), None) => {}
-            // The current value reported rejected, or a force refresh: one
-            // budget per credential, shared by the cluster (SPEC §2).
-            (Some(_), Some(_)) | (None, _) => {
-                let interval = self.cfg.force_refresh_min_interval.as_millis() as i64;
-                if !self
-                    .store
-                    .try_mark_forced(&account.id, cred, now, now - interval)
-                    .await?
-                {
-                    return Err(ServiceError::RateLimited(format!(
-                        "{cred} of {} was refreshed on request less than {} s ago: it is refreshed at most once per interval \
-                         (WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS)",
-                        account.id,
-                        self.cfg.force_refresh_min_interval.as_secs()
-                    )));
-                }
-            }
-        }
-        if let Some(blocked) = row.as_ref().and_then(|r| failure::blocked(r, now)) {
-            return Err(blocked);
-        }
-        let plan = lease::Plan {
-            cred,
-            seen: row.map_or(0, |r| r.version),
-            // The current value is rejected: a stable token must be forced.
-            force: current.is_some(),
-            trigger: Trigger::Passive,
-            wait: true,
-            previous: current.map(|c| c.value),
         };
         self.refresh_from(account, plan).await
     }

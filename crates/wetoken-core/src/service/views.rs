@@ -16,6 +16,9 @@ use crate::store::{ApiKey, CredentialState};
 pub struct Issued {
     pub value: String,
     pub expires_at: DateTime<Utc>,
+    /// When WeChat said it still accepts this value, if a caller reported it
+    /// rejected and it was answered again unchanged (SPEC §2 "verified").
+    pub verified_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Issued {
@@ -190,6 +193,7 @@ mod tests {
         let i = Issued {
             value: "secret-token".into(),
             expires_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            verified_at: None,
         };
         assert!(!format!("{i:?}").contains("secret-token"));
     }

@@ -78,6 +78,7 @@ impl Inner {
         Ok(Issued {
             value: f.value.clone(),
             expires_at: from_millis(expires_at),
+            verified_at: None,
         })
     }
 

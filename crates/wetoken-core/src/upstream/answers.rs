@@ -163,13 +163,90 @@ impl Quota {
 pub struct RidRequest(pub serde_json::Map<String, Value>);
 
 impl RidRequest {
+    /// WeChat's record, with every credential in it redacted (SPEC §3):
+    /// token and secret parameters of `request_url`, and credential fields
+    /// of `request_body` and `response_body` (JSON, or a form), become
+    /// `***`; a body that is neither is withheld whole.
     pub fn parse(v: &Value) -> Result<Self, UpstreamError> {
-        v["request"]
+        let mut record = v["request"]
             .as_object()
             .cloned()
-            .map(RidRequest)
-            .ok_or_else(|| UpstreamError::Malformed("no request in the answer".into()))
+            .ok_or_else(|| UpstreamError::Malformed("no request in the answer".into()))?;
+        if let Some(Value::String(url)) = record.get_mut("request_url") {
+            *url = redact_url(url);
+        }
+        for field in ["request_body", "response_body"] {
+            if let Some(Value::String(body)) = record.get_mut(field) {
+                *body = redact_body(body);
+            }
+        }
+        Ok(RidRequest(record))
     }
+}
+
+/// Names of parameters and fields that carry a credential, by what they
+/// end with or are (compared in lower case).
+fn is_credential_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with("token")
+        || n.ends_with("secret")
+        || n.ends_with("ticket")
+        || n.ends_with("_code")
+        || n.ends_with("session_key")
+        || matches!(
+            n.as_str(),
+            "appsecret" | "code" | "sign" | "signature" | "key" | "password"
+        )
+}
+
+/// `a=1&access_token=T` → `a=1&access_token=***`, for every credential.
+fn redact_query(q: &str) -> String {
+    q.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_credential_name(&crate::urlenc::percent_decode(name)) => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", redact_query(query)),
+        None => url.to_owned(),
+    }
+}
+
+fn redact_json(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if is_credential_name(k) && !v.is_object() && !v.is_array() {
+                    *v = Value::from("***");
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+fn redact_body(body: &str) -> String {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return String::new();
+    }
+    if let Ok(mut v) = serde_json::from_str::<Value>(trimmed) {
+        redact_json(&mut v);
+        return v.to_string();
+    }
+    let form_like = trimmed.contains('=')
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=&%+-_.~*".contains(&b));
+    if form_like { redact_query(trimmed) } else { "***".into() }
 }
 
 /// success ⇔ errcode absent or 0.
@@ -205,6 +282,38 @@ pub fn fetched(v: &Value, field: &str) -> Result<Fetched, UpstreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rid_records_come_back_with_every_credential_redacted() {
+        let v = serde_json::json!({"request": {
+            "invoke_time": 1,
+            "request_url": "/cgi-bin/message/custom/send?access_token=TOKEN&x=1&ACCESS_TOKEN=T2&component_access_token=C",
+            "request_body": "{\"grant_type\":\"client_credential\",\"appid\":\"wx1\",\"secret\":\"APPSECRET\",\"nested\":{\"authorizer_refresh_token\":\"R\",\"component_appsecret\":\"S\"}}",
+            "response_body": "{\"access_token\":\"NEW\",\"expires_in\":7200}",
+            "client_ip": "1.2.3.4"
+        }});
+        let r = RidRequest::parse(&v).unwrap().0;
+        let text = serde_json::to_string(&r).unwrap();
+        for secret in ["=TOKEN", "=T2", "=C", "APPSECRET", "\\\"R\\\"", "\\\"S\\\"", "NEW"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(
+            r["request_url"],
+            "/cgi-bin/message/custom/send?access_token=***&x=1&ACCESS_TOKEN=***&component_access_token=***"
+        );
+        assert!(
+            text.contains("wx1") && text.contains("1.2.3.4"),
+            "the rest is kept: {text}"
+        );
+        let form = serde_json::json!({"request": {"request_body": "appid=wx1&appsecret=S3&a=b"}});
+        assert_eq!(
+            RidRequest::parse(&form).unwrap().0["request_body"],
+            "appid=wx1&appsecret=***&a=b"
+        );
+        let xml = serde_json::json!({"request": {"request_body": "<xml><Secret>x</Secret></xml>"}});
+        assert_eq!(RidRequest::parse(&xml).unwrap().0["request_body"], "***");
+    }
+
     use serde_json::json;
 
     #[test]

@@ -8,10 +8,12 @@
 
 //!
 //! - `error`: [`UpstreamError`] and the one list of token-rejected errcodes;
-//! - `answers`: the success rule and every answer parsed into a type.
+//! - `answers`: the success rule and every answer parsed into a type;
+//! - [`paths`]: the paths that hand out credentials, and metric families.
 
 mod answers;
 mod error;
+pub mod paths;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use serde_json::Value;
 pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
 pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
 
-use crate::domain::TokenApi;
+use crate::domain::{AccountKind, TokenApi};
 
 /// Where the two WeChat APIs live (SPEC §7 `WETOKEN_UPSTREAM_MP`/`_WORK`).
 #[derive(Debug, Clone)]
@@ -360,6 +362,27 @@ impl Upstream {
 
     /// Sends a request, applies the success rule and counts the call by
     /// endpoint, result and errcode.
+    /// Asks WeChat whether an access token of an account of `kind` is still
+    /// accepted, with a call that costs no business quota and changes
+    /// nothing (SPEC §2 "verified"): `GET /cgi-bin/get_api_domain_ip`,
+    /// which takes an account's, an authorizer's or a component's token
+    /// (WeChat) and a corp app's (WeCom). None for a suite's or a
+    /// provider's token: WeCom names no such call for them (its staff: the
+    /// IP list refuses service-provider tokens), and their token APIs answer
+    /// the same token again while it lives, so a re-fetch rotates nothing.
+    pub async fn probe(&self, kind: AccountKind, token: &str) -> Option<Result<(), UpstreamError>> {
+        let base = match kind {
+            AccountKind::Mp | AccountKind::Authorizer | AccountKind::Component => &self.cfg.mp_base,
+            AccountKind::Work | AccountKind::Corp => &self.cfg.work_base,
+            AccountKind::Suite | AccountKind::Provider => return None,
+        };
+        let req = self
+            .http
+            .get(format!("{base}/cgi-bin/get_api_domain_ip"))
+            .query(&[("access_token", token)]);
+        Some(self.send("get_api_domain_ip", req).await.map(drop))
+    }
+
     async fn send(&self, endpoint: &'static str, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
         let result = self.send_inner(req).await;
         let (outcome, errcode) = match &result {

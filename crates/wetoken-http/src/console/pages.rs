@@ -156,6 +156,11 @@ pub async fn signin(State(st): State<AppState>, req: axum::extract::Request) -> 
         Err(e) => return error_page(c, e.into()),
     };
     if !admin {
+        // A wrong sign-in counts against its source (SPEC §4).
+        let source = parts.extensions.get::<crate::serve::Peer>().map(|p| p.0);
+        if let e @ wetoken_core::auth::AuthError::Throttled { .. } = st.auth.failed(source) {
+            return error_page(c, e.into());
+        }
         let msg = c.t("That is not the admin key.").to_owned();
         return signin_form(&st, c, StatusCode::FORBIDDEN, Some(msg), next);
     }
@@ -280,7 +285,7 @@ pub async fn accounts(State(st): State<AppState>, Signed { c }: Signed, RawQuery
             ("q", qq),
             ("limit", q_get(&q, "limit")),
         ],
-        page.next_cursor.as_deref(),
+        crate::extract::next_cursor(&st, "accounts", page.next_cursor.as_deref()).as_deref(),
     );
     html(
         StatusCode::OK,
@@ -460,7 +465,7 @@ pub async fn account(
         next_link(
             &format!("/console/accounts/{id_text}"),
             &[("q", &children_q)],
-            p.next_cursor.as_deref(),
+            crate::extract::next_cursor(&st, "accounts", p.next_cursor.as_deref()).as_deref(),
         )
     });
     let page = AccountPage {
@@ -691,7 +696,7 @@ async fn keys_page(
 ) -> Response {
     let c = c.with_nav("keys");
     let listed = async {
-        let p = Paging::from_query(q)?;
+        let p = Paging::from_query(q, st, "keys")?;
         Ok::<_, ApiError>(st.service.list_keys(p.cursor.as_deref(), p.limit).await?)
     };
     let page = match listed.await {
@@ -708,7 +713,11 @@ async fn keys_page(
             form_name,
             form_accounts,
             keys: page.items.iter().map(view::key_row).collect(),
-            next: next_link("/console/keys", &[], page.next_cursor.as_deref()),
+            next: next_link(
+                "/console/keys",
+                &[],
+                crate::extract::next_cursor(st, "keys", page.next_cursor.as_deref()).as_deref(),
+            ),
             c,
         },
     )
@@ -794,7 +803,7 @@ async fn webhooks_page(
 ) -> Response {
     let c = c.with_nav("webhooks");
     let listed = async {
-        let p = Paging::from_query(q)?;
+        let p = Paging::from_query(q, st, "webhooks")?;
         Ok::<_, ApiError>(st.service.webhooks_page(p.cursor.as_deref(), p.limit).await?)
     };
     match listed.await {
@@ -804,7 +813,11 @@ async fn webhooks_page(
                 created,
                 error,
                 webhooks: page.items.iter().map(view::webhook_row).collect(),
-                next: next_link("/console/webhooks", &[], page.next_cursor.as_deref()),
+                next: next_link(
+                    "/console/webhooks",
+                    &[],
+                    crate::extract::next_cursor(st, "webhooks", page.next_cursor.as_deref()).as_deref(),
+                ),
                 c,
             },
         ),
@@ -879,7 +892,7 @@ pub async fn deliveries(
             let next = next_link(
                 &format!("/console/webhooks/{name}"),
                 &[("status", &status)],
-                page.next_cursor.as_deref(),
+                crate::extract::next_cursor(&st, &format!("deliveries:{name}"), page.next_cursor.as_deref()).as_deref(),
             );
             html(
                 StatusCode::OK,
@@ -933,12 +946,13 @@ pub async fn events(State(st): State<AppState>, Signed { c }: Signed, RawQuery(m
             q.insert("after".into(), (last - 50).max(0).to_string());
         }
         q.entry("limit".into()).or_insert_with(|| "50".into());
-        let filter = events::event_filter(&q, &Principal::Admin)?;
+        let filter = events::event_filter(&st, &q, &Principal::Admin)?;
         Ok::<_, ApiError>(st.service.events(&filter, |_| true).await?)
     };
     match listed.await {
         Ok(page) => {
-            let cursor = page.next_cursor.map(|c| c.to_string());
+            let raw = page.next_cursor.map(|c| c.to_string());
+            let cursor = crate::extract::next_cursor(&st, "events", raw.as_deref());
             let (kind, account) = (q_get(&q, "type").to_owned(), q_get(&q, "account").to_owned());
             let next = next_link(
                 "/console/events",

@@ -8,15 +8,28 @@
 //! `with_token`, as every other call made with a token. A token wetoken does not manage gets
 //! 40001 without any upstream call: wetoken is no open relay.
 //!
-//! Token-free calls (SPEC §6, [`routes`]): `/proxy/{kind}/…/<WeChat path>`
-//! authenticated by a wetoken key that covers the account (and, with
-//! `paths`, the path); wetoken adds the account's token. The same relay.
+//! Token-free calls (SPEC §6, [`routes`], `token_free`):
+//! `/proxy/{kind}/…/<WeChat path>` authenticated by a wetoken key that
+//! covers the account (and, with `paths`, the path); wetoken adds the
+//! account's token. The same relay.
+//!
+//! What the relay guarantees whichever way a call came (SPEC §6):
+//! - only an allow-list of request headers reaches WeChat ([`FORWARDED`]):
+//!   no cookie, forwarding, proxy or `Authorization` header, no `Origin`;
+//! - WeChat's `Set-Cookie` never reaches the caller, and every answer is
+//!   inert on wetoken's origin (`nosniff`, `Content-Security-Policy:
+//!   sandbox`);
+//! - an answer is read at most [`READ_AHEAD`] ahead of the caller: a small
+//!   one whole (its errcode and rid decide the retry and the audit), a
+//!   larger one streamed on as the caller reads;
+//! - a call holds its `WETOKEN_PROXY_MAX_INFLIGHT` slot until the answer
+//!   has been sent to the caller (or the caller went away);
+//! - a rejection on a `/sns/` path (user tokens) never refreshes the
+//!   account's token.
 //!
 //! Bodies up to `WETOKEN_MAX_BODY_BYTES` are read whole (a retry sends them
-//! again); a token-free call's larger body (up to [`MAX_UPLOAD`]) streams
-//! through once, never held whole, and is not retried. JSON and text
-//! answers are read whole (bounded by [`MAX_ANSWER`]: their errcode decides
-//! the retry); anything else streams back.
+//! again); a token-free call's larger body (up to `MAX_UPLOAD`) streams
+//! through once, never held whole, and is not retried.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +38,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use wetoken_core::auth::Principal;
 use wetoken_core::domain::{AccountId, AccountKind, Credential};
 use wetoken_core::service::TokenCall;
 use wetoken_core::upstream::rejects_token;
@@ -37,7 +49,7 @@ use wetoken_core::urlenc::Query;
 
 use crate::AppState;
 use crate::error::{ApiError, WxError, wx_error};
-use crate::extract::{Authed, Target, read_body};
+use crate::extract::read_body;
 
 /// API path prefixes forwarded (WeCom's APIs live under `/cgi-bin/` too).
 const PREFIXES: &[&str] = &[
@@ -63,12 +75,17 @@ const TOKEN_PARAMS: &[&str] = &[
     "provider_access_token",
 ];
 
-/// The largest upstream answer relayed (media downloads included).
-pub const MAX_ANSWER: usize = 64 << 20;
+/// How much of an answer is read ahead of the caller: a WeChat answer
+/// this small is read whole (errors always are); a larger one streams.
+pub const READ_AHEAD: usize = 64 << 10;
 
-/// Headers not relayed: hop-by-hop ones, and ones the client library sets.
-const DROPPED: &[&str] = &[
-    "host",
+/// The request headers forwarded to WeChat; no other reaches it (the
+/// body's length is set by the client library).
+const FORWARDED: &[&str] = &["content-type", "accept", "accept-encoding", "user-agent"];
+
+/// WeChat's answer headers that never reach the caller: hop-by-hop ones,
+/// and cookies (they would be set on wetoken's origin).
+const NOT_ANSWERED: &[&str] = &[
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -76,8 +93,10 @@ const DROPPED: &[&str] = &[
     "trailer",
     "upgrade",
     "proxy-connection",
-    "content-length",
-    "authorization",
+    "set-cookie",
+    "set-cookie2",
+    "content-security-policy",
+    "x-content-type-options",
 ];
 
 /// Where and how the proxy forwards.
@@ -123,13 +142,28 @@ fn presented_token(q: &Query<'_>) -> Result<String, WxError> {
     Ok(token.to_owned())
 }
 
-fn relayed(headers: &HeaderMap) -> HeaderMap {
+/// The caller's headers that go upstream: the allow-list only.
+fn forwarded(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (k, v) in headers {
-        if !DROPPED.contains(&k.as_str()) {
+        if FORWARDED.contains(&k.as_str()) {
             out.append(k.clone(), v.clone());
         }
     }
+    out
+}
+
+/// WeChat's headers that go to the caller, made inert on wetoken's origin.
+fn answered(headers: &HeaderMap) -> HeaderMap {
+    use axum::http::HeaderValue;
+    let mut out = HeaderMap::new();
+    for (k, v) in headers {
+        if !NOT_ANSWERED.contains(&k.as_str()) {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    out.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    out.insert("content-security-policy", HeaderValue::from_static("sandbox"));
     out
 }
 
@@ -140,9 +174,10 @@ enum Outgoing {
     Streamed(std::sync::Mutex<Option<reqwest::Body>>, Option<u64>),
 }
 
-/// WeChat's answer: JSON or text read whole (its errcode decides a retry
-/// and goes to the audit trail), anything else (images, media) streamed
-/// back as it comes.
+/// WeChat's answer: read whole when it is at most [`READ_AHEAD`] of JSON
+/// or text (its errcode decides a retry and goes to the audit trail),
+/// anything else (images, media, large lists) streamed back as the caller
+/// reads it.
 pub struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -156,7 +191,8 @@ pub struct Answer {
 
 enum AnswerBody {
     Read(Bytes),
-    Stream(reqwest::Response),
+    /// What was read ahead, then the rest as it comes.
+    Stream(Bytes, reqwest::Body),
 }
 
 /// The errcode and rid of a JSON answer: only those two fields are read
@@ -194,7 +230,10 @@ impl Answer {
         // A bare body: no default content type before the upstream's own.
         let body = match self.body {
             AnswerBody::Read(b) => Body::from(b),
-            AnswerBody::Stream(resp) => Body::from_stream(resp.bytes_stream()),
+            AnswerBody::Stream(ahead, rest) => Body::new(Prefixed {
+                ahead: (!ahead.is_empty()).then_some(ahead),
+                rest,
+            }),
         };
         let mut resp = Response::new(body);
         *resp.status_mut() = self.status;
@@ -203,8 +242,61 @@ impl Answer {
     }
 }
 
-/// Whether an answer of this type is read whole: JSON and text are what
-/// WeChat says (and errs) in; anything else is data.
+/// An answer's body: what was read ahead, then the rest from WeChat, pulled
+/// only as fast as the caller takes it.
+struct Prefixed {
+    ahead: Option<Bytes>,
+    rest: reqwest::Body,
+}
+
+impl hyper::body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, reqwest::Error>>> {
+        if let Some(b) = self.ahead.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
+        }
+        std::pin::Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+/// A response body that holds an in-flight slot until it is sent or dropped.
+struct Held {
+    body: Body,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// `resp` with its body holding `slot` until the caller has it all.
+fn holding(resp: Response, slot: tokio::sync::OwnedSemaphorePermit) -> Response {
+    resp.map(|body| Body::new(Held { body, _slot: slot }))
+}
+
+/// Whether an answer of this type may be read whole: JSON and text are
+/// what WeChat says (and errs) in; anything else is data.
 fn read_whole(headers: &HeaderMap) -> bool {
     let ct = headers
         .get(CONTENT_TYPE)
@@ -224,7 +316,7 @@ impl Proxy {
         timeout: Duration,
     ) -> Result<Answer, WxError> {
         let upstream_unreachable = |e: reqwest::Error| wx_error(-1, format!("system error: {}", e.without_url()));
-        let mut req = self.http.request(method.clone(), url).headers(relayed(headers));
+        let mut req = self.http.request(method.clone(), url).headers(forwarded(headers));
         req = match body {
             Outgoing::Kept(b) => req.body(b.clone()),
             Outgoing::Streamed(once, len) => {
@@ -239,22 +331,36 @@ impl Proxy {
         };
         let mut resp = req.send().await.map_err(upstream_unreachable)?;
         let status = resp.status();
-        let headers = relayed(resp.headers());
+        let headers = answered(resp.headers());
+        let stream = |ahead: Vec<u8>, resp: reqwest::Response| {
+            let rest = axum::http::Response::from(resp).into_body();
+            AnswerBody::Stream(Bytes::from(ahead), rest)
+        };
         if !read_whole(resp.headers()) {
             return Ok(Answer {
                 status,
                 headers,
-                body: AnswerBody::Stream(resp),
+                body: stream(Vec::new(), resp),
                 errcode: None,
                 rid: None,
             });
         }
         let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(upstream_unreachable)? {
-            if buf.len() + chunk.len() > MAX_ANSWER {
-                return Err(wx_error(-1, "system error: the upstream answer is too large to relay"));
+        while buf.len() < READ_AHEAD {
+            match resp.chunk().await.map_err(upstream_unreachable)? {
+                Some(chunk) => buf.extend_from_slice(&chunk),
+                None => break,
             }
-            buf.extend_from_slice(&chunk);
+        }
+        if buf.len() >= READ_AHEAD {
+            // Not an error answer (those are small): on as it comes.
+            return Ok(Answer {
+                status,
+                headers,
+                body: stream(buf, resp),
+                errcode: Some(0),
+                rid: None,
+            });
         }
         let (errcode, rid) = wechat_status(&buf);
         Ok(Answer {
@@ -290,7 +396,9 @@ impl Proxy {
     ) -> Result<(Answer, u64), WxError> {
         let base = self.base_of(owner);
         let spent = AtomicU64::new(0);
-        let retryable = matches!(body, Outgoing::Kept(_));
+        // A rejection on a user-token path says nothing of the account's
+        // token (SPEC §2): WeChat's answer stands.
+        let retryable = matches!(body, Outgoing::Kept(_)) && !path.starts_with("/sns/");
         let (method, headers, body, spent_ref, url_for) = (&parts.method, &parts.headers, &body, &spent, &url_for);
         let call = |token: String| async move {
             let url = format!("{base}{path}?{}", url_for(&token));
@@ -321,163 +429,9 @@ impl Proxy {
     }
 }
 
-/// The largest body a token-free call streams upstream (WeCom takes files
-/// of 20 MB; bodies up to `WETOKEN_MAX_BODY_BYTES` are kept for a retry,
-/// larger ones are streamed, never held whole).
-pub const MAX_UPLOAD: usize = 64 << 20;
+mod token_free;
 
-/// Token-free calls (SPEC §6): `/proxy/{mp|authorizer|work|corp}/…/<WeChat
-/// path>` with a wetoken key and no token.
-pub fn routes() -> axum::Router<AppState> {
-    use axum::routing::any;
-    axum::Router::new()
-        .route("/proxy/mp/{appid}/{*path}", any(token_free))
-        .route("/proxy/authorizer/{component_appid}/{appid}/{*path}", any(token_free))
-        .route("/proxy/work/{corpid}/{agentid}/{*path}", any(token_free))
-        .route("/proxy/corp/{suite_id}/{corpid}/{*path}", any(token_free))
-}
-
-/// The account of a token-free call (its WeChat path is read from the URI
-/// as sent: [`wechat_path`]).
-pub struct ProxyPath(pub AccountId);
-
-impl Target for ProxyPath {
-    fn resolve(id: AccountId, _: &RawPathParams) -> Result<Self, ApiError> {
-        Ok(ProxyPath(id))
-    }
-}
-
-/// The WeChat path of `/proxy/{kind}/{ids…}/<path>`, as sent: one of the
-/// API prefixes, no `%`, `..` or `//` (a path that could mean another once
-/// decoded upstream is refused, not forwarded).
-fn wechat_path(uri_path: &str, id: &AccountId) -> Result<String, ApiError> {
-    let ids = if matches!(id, AccountId::Mp { .. }) { 1 } else { 2 };
-    let rest = uri_path.splitn(4 + ids, '/').nth(3 + ids).unwrap_or_default();
-    let path = format!("/{rest}");
-    if path.contains('%') || path.contains("..") || path.contains("//") {
-        return Err(ApiError::invalid(format!("{path:?} is not a WeChat API path")));
-    }
-    if !PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return Err(ApiError::not_found(format!(
-            "{path} is not a WeChat API path (they start with /cgi-bin/, /sns/, /wxa/, …)"
-        )));
-    }
-    Ok(path)
-}
-
-/// A token-free call's query as forwarded: as it came, less token
-/// parameters left empty (an SDK given an empty token source sends
-/// `access_token=`); a token that is sent is refused (400): it would be
-/// ambiguous which one WeChat sees.
-fn without_empty_tokens(raw: &str) -> Result<String, ApiError> {
-    let mut kept = Vec::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = wetoken_core::urlenc::percent_decode(name);
-        if TOKEN_PARAMS.contains(&name.as_str()) {
-            if value.is_empty() {
-                continue;
-            }
-            return Err(ApiError::invalid(format!(
-                "{name} was sent: wetoken adds the account's token to token-free calls, send none"
-            )));
-        }
-        kept.push(pair);
-    }
-    Ok(kept.join("&"))
-}
-
-/// A token-free call: the key covers the account (else 403) and the path
-/// (its `paths`, else 403); the caller sends no token (400); wetoken adds
-/// the account's current one and relays the rest as it came.
-async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Request) -> Response {
-    let owner = a.target.0;
-    let path = match wechat_path(req.uri().path(), &owner) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let method = req.method().clone();
-    let (resp, errcode, rid) = call_for(&st, &a.principal, &owner, &path, req).await;
-    // Every call is recorded, refused or relayed: who, what, and the answer.
-    let record = wetoken_core::service::audit::CallRecord {
-        key: a.principal.name(),
-        account: &owner,
-        method: method.as_str(),
-        path: &path,
-        status: resp.status().as_u16(),
-        errcode,
-        rid,
-    };
-    if let Err(e) = st.service.record_call(record).await {
-        tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
-    }
-    resp
-}
-
-/// A token-free call refused or relayed: the answer, with WeChat's errcode
-/// and rid (none when wetoken refused it; -1 when too many were in flight).
-async fn call_for(
-    st: &AppState,
-    principal: &Principal,
-    owner: &AccountId,
-    path: &str,
-    req: Request,
-) -> (Response, Option<i64>, Option<String>) {
-    if !principal.may_call(path) {
-        let e = ApiError::forbidden(format!("this key may not call {path} (its paths)"));
-        return (e.into_response(), None, None);
-    }
-    let raw_query = match without_empty_tokens(req.uri().query().unwrap_or_default()) {
-        Ok(q) => q,
-        Err(e) => return (e.into_response(), None, None),
-    };
-    let p = &st.proxy;
-    let _slot = match p.slot() {
-        Ok(s) => s,
-        Err(e) => return (e.into_response(), Some(-1), None),
-    };
-    let (parts, body): (_, Body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let chunked = parts.headers.contains_key(axum::http::header::TRANSFER_ENCODING);
-    let body = if declared.is_some_and(|n| n > st.max_body as u64) || (declared.is_none() && chunked) {
-        use http_body_util::BodyExt;
-        let limited = http_body_util::Limited::new(body, MAX_UPLOAD).into_data_stream();
-        Outgoing::Streamed(
-            std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(limited))),
-            declared,
-        )
-    } else {
-        match read_body(body, st.max_body).await {
-            Ok(b) => Outgoing::Kept(b),
-            Err(e) => return (e.into_response(), None, None),
-        }
-    };
-    let token_param = |token: &str| {
-        let t: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
-        if raw_query.is_empty() {
-            format!("access_token={t}")
-        } else {
-            format!("access_token={t}&{raw_query}")
-        }
-    };
-    match p.relay(st, owner, path, token_param, &parts, body).await {
-        Ok((answer, ms)) => {
-            let (errcode, rid) = (answer.errcode(), answer.rid());
-            let mut resp = answer.into_response();
-            resp.headers_mut()
-                .insert("x-wetoken-upstream-ms", axum::http::HeaderValue::from(ms));
-            (resp, errcode, rid)
-        }
-        Err(e) => {
-            let errcode = e.errcode;
-            (e.into_response(), Some(errcode), None)
-        }
-    }
-}
+pub use token_free::{MAX_UPLOAD, ProxyPath, routes};
 
 /// The router's fallback: the proxy for WeChat API paths when it is on, else 404.
 pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
@@ -493,7 +447,7 @@ pub async fn fallback(State(st): State<AppState>, req: Request) -> Response {
 
 async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<Response, WxError> {
     // Bounded: a request beyond the limit buffers nothing and calls nothing.
-    let _slot = p.slot()?;
+    let slot = p.slot()?;
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
     let query = Query::parse(&raw_query);
     let token = presented_token(&query)?;
@@ -513,23 +467,12 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
     };
     let url_for = |token: &str| query.with_values(TOKEN_PARAMS, token);
     let (answer, _) = p.relay(st, &owner, path, url_for, &parts, Outgoing::Kept(body)).await?;
-    Ok(answer.into_response())
+    Ok(holding(answer.into_response(), slot))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_free_queries_carry_no_token() {
-        assert_eq!(without_empty_tokens("").unwrap(), "");
-        assert_eq!(without_empty_tokens("type=image&x=%2B1").unwrap(), "type=image&x=%2B1");
-        assert_eq!(without_empty_tokens("access_token=&type=image").unwrap(), "type=image");
-        assert_eq!(without_empty_tokens("type=image&acc%65ss_token").unwrap(), "type=image");
-        for sent in ["access_token=T", "type=1&acc%65ss_token=T", "suite_access_token=x"] {
-            assert!(without_empty_tokens(sent).is_err(), "{sent}");
-        }
-    }
 
     #[test]
     fn one_token_per_request_whatever_its_spelling() {
