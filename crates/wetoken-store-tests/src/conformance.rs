@@ -736,7 +736,9 @@ pub async fn verdicts_and_the_force_cap(s: Arc<dyn Store>) {
     assert_eq!(count(ForceBudget::Spent { first: true }), 1, "{outcomes:?}");
     assert_eq!(count(ForceBudget::Spent { first: false }), 4, "{outcomes:?}");
     assert_eq!(
-        s.try_force_today(&id, AccessToken, 3, std::slice::from_ref(&spent)).await.unwrap(),
+        s.try_force_today(&id, AccessToken, 3, std::slice::from_ref(&spent))
+            .await
+            .unwrap(),
         ForceBudget::Spent { first: false }
     );
     let q = EventQuery {
