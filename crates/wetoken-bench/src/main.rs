@@ -21,11 +21,14 @@
 //!
 //! (f) token-free calls: a proxied `POST /cgi-bin/message/custom/send`
 //!     against the same call made straight to the simulator, interleaved in
-//!     one run (p50, p99, ratio); and wetoken's memory while 50 clients
-//!     upload 20 MB each through `/proxy/…/cgi-bin/media/upload`.
+//!     one run (p50, p99, ratio); wetoken's memory while 50 clients
+//!     upload 20 MB each through `/proxy/…/cgi-bin/media/upload`; and while
+//!     50 slow clients download 60 MB each (`downloads`).
 //!
 //! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e|f].
 //! `--bare-server LEN` is the baseline process itself.
+
+mod downloads;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -1070,4 +1073,5 @@ async fn token_free(args: &Args) {
         hwm as f64 / 1024.0,
     );
     drop(child);
+    downloads::slow_downloads(args).await;
 }

@@ -83,6 +83,7 @@ pub const GET_API_DOMAIN_IP: &str = "get_api_domain_ip";
 /// A user-token API (`/sns/userinfo`): an account's token gets 40001.
 pub const SNS_USERINFO: &str = "sns/userinfo";
 pub const MEDIA_UPLOAD: &str = "media/upload";
+pub const MEDIA_GET: &str = "media/get";
 pub const USER_GET: &str = "user/get";
 pub const MENU_CREATE: &str = "menu/create";
 pub const CUSTOM_SEND: &str = "message/custom/send";

@@ -17,6 +17,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/getcallbackip", get(getcallbackip))
         .route("/cgi-bin/get_api_domain_ip", get(get_api_domain_ip))
         .route("/sns/userinfo", get(sns_userinfo))
+        .route("/cgi-bin/media/get", get(media_get))
         .route("/cgi-bin/media/upload", post(media_upload))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/menu/create", post(menu_create))
@@ -303,6 +304,62 @@ async fn sns_userinfo(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Stri
         |_, _, _| json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
     )
     .await
+}
+
+/// `GET /cgi-bin/media/get?access_token&media_id`: a temporary medium. A
+/// `media_id` of `big-{bytes}` is that many bytes of text, produced as they
+/// are read (WeChat answers with a text type at times: a relay must not
+/// hold such an answer whole); any other id is 40007.
+async fn media_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (fault, _in_flight) = s.enter(MEDIA_GET);
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let checked = s
+        .world
+        .lock()
+        .unwrap()
+        .business(q.get("access_token").map(String::as_str), s.now());
+    if let Err(e) = checked {
+        return answer(e);
+    }
+    let Some(size) = q
+        .get("media_id")
+        .and_then(|m| m.strip_prefix("big-"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n <= 1 << 30)
+    else {
+        return answer(json!({"errcode": 40007, "errmsg": "invalid media_id"}));
+    };
+    let body = Repeat {
+        left: size,
+        chunk: axum::body::Bytes::from(vec![b'w'; 64 << 10]),
+    };
+    ([("content-type", "text/plain")], axum::body::Body::new(body)).into_response()
+}
+
+/// `left` bytes of `chunk`s, made as they are asked for.
+struct Repeat {
+    left: u64,
+    chunk: axum::body::Bytes,
+}
+
+impl axum::body::HttpBody for Repeat {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<axum::body::Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len() as u64);
+        self.left -= n;
+        let data = self.chunk.slice(..n as usize);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+    }
 }
 
 async fn user_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {

@@ -11,6 +11,7 @@
 //! | `get_api_domain_ip` | any valid token (account, component, authorizer, WeCom app); no business quota, changes nothing; 40001/42001 for a dead one | `api_domain_ip` |
 //! | a token refused by the APIs | another party's force kills it (`revoke`: normal mode then issues a new one); or the APIs refuse one that normal mode still answers (`poison`: only a force replaces it) | `revoke`, `poison` |
 //! | `/sns/userinfo` | a user's web token only; an account's token is 40001 | route `sns_userinfo` |
+//! | `media/get` | a valid token; the medium, binary or (at times) with a text type; 40007 for an unknown id | route `media_get`: `big-{bytes}` is that many bytes of text |
 //! | classic and stable are isolated | fetching one never invalidates the other | families |
 //! | tickets | need a valid token; a new ticket each call, the old valid to its end | `ticket` |
 //! | errors | 40002 grant_type, 41002 no appid, 41004 no secret, 40013 unknown appid, 40125 wrong secret, 41001 no token, 40001 invalid/retired token, 42001 expired token, 45009 daily quota, 47001 bad JSON | as WeChat |

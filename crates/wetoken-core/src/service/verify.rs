@@ -67,10 +67,16 @@ impl Inner {
                 self.not_blocked(row.as_ref(), now)?;
                 self.rotate(account, cred, seen, cur.value).await
             }
-            (None, current) => {
+            (None, Some(cur)) => {
                 self.spend_refresh_budget(&account.id, cred).await?;
                 self.not_blocked(row.as_ref(), now)?;
-                self.force(account, cred, seen, current.map(|c| c.value)).await
+                self.force(account, cred, seen, cur.value).await
+            }
+            // Nothing valid to force away: a fetch, within the interval.
+            (None, None) => {
+                self.spend_refresh_budget(&account.id, cred).await?;
+                self.not_blocked(row.as_ref(), now)?;
+                self.refresh_from(account, Plan::passive(cred, seen, false, None)).await
             }
         }
     }
@@ -148,21 +154,15 @@ impl Inner {
             return Ok(fresh);
         }
         let seen = self.store.credential(&account.id, cred).await?.map_or(0, |r| r.version);
-        self.force(account, cred, seen, Some(dead)).await
+        self.force(account, cred, seen, dead).await
     }
 
     /// A forced fetch; a stable token's within the day's cap.
-    async fn force(
-        self: Arc<Self>,
-        account: Account,
-        cred: Credential,
-        seen: i64,
-        previous: Option<String>,
-    ) -> Result<Issued> {
+    async fn force(self: Arc<Self>, account: Account, cred: Credential, seen: i64, previous: String) -> Result<Issued> {
         if forcible(&account, cred) {
             self.spend_force_budget(&account.id, cred).await?;
         }
-        self.refresh_from(account, Plan::passive(cred, seen, true, previous))
+        self.refresh_from(account, Plan::passive(cred, seen, true, Some(previous)))
             .await
     }
 
