@@ -84,6 +84,12 @@ pub fn admin_key(setting: Option<&str>, data_dir: &Path) -> Result<String, Strin
         return Ok(k.to_owned());
     }
     let (k, created, path) = read_or_create(data_dir, "admin.key", generate_key)?;
+    if k.chars().count() < MIN_ADMIN_KEY {
+        return Err(format!(
+            "the admin key in {} must be at least {MIN_ADMIN_KEY} characters: remove the file to have one generated",
+            path.display()
+        ));
+    }
     if created {
         tracing::warn!(path = %path.display(), "generated the admin key");
     } else {
@@ -119,6 +125,10 @@ mod tests {
         assert_eq!(admin_key(Some(given), dir.path()).unwrap(), given);
         let e = admin_key(Some("admin"), dir.path()).unwrap_err();
         assert!(e.contains("WETOKEN_ADMIN_KEY") && e.contains("32"), "{e}");
+        let short = tempfile::tempdir().unwrap();
+        std::fs::write(short.path().join("admin.key"), "admin\n").unwrap();
+        let e = admin_key(None, short.path()).unwrap_err();
+        assert!(e.contains("admin.key") && e.contains("32"), "{e}");
         assert!(master_key(Some("bad"), dir.path()).is_err());
     }
 }
