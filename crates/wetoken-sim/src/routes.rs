@@ -311,18 +311,10 @@ async fn sns_userinfo(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Stri
 /// are read (WeChat answers with a text type at times: a relay must not
 /// hold such an answer whole); any other id is 40007.
 async fn media_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let (fault, _in_flight) = s.enter(MEDIA_GET);
-    if let Some(r) = apply(fault).await {
-        return r;
-    }
-    let checked = s
-        .world
-        .lock()
-        .unwrap()
-        .business(q.get("access_token").map(String::as_str), s.now());
-    if let Err(e) = checked {
-        return answer(e);
-    }
+    let _in_flight = match binary_api(&s, MEDIA_GET, &q).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
+    };
     let Some(size) = q
         .get("media_id")
         .and_then(|m| m.strip_prefix("big-"))
@@ -445,29 +437,39 @@ async fn getwxacode(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (fault, _in_flight) = s.enter(GETWXACODE);
+    let _in_flight = match binary_api(&s, GETWXACODE, &q).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
+    };
+    // A stand-in picture: a JPEG header, then the request's SHA-1
+    // repeated, so a test can check the bytes came back unchanged.
+    let mut img = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    let digest = sha1_hex(&body);
+    for _ in 0..2048 {
+        img.extend_from_slice(digest.as_bytes());
+    }
+    img.extend_from_slice(&[0xFF, 0xD9]);
+    ([(axum::http::header::CONTENT_TYPE, "image/jpeg")], img).into_response()
+}
+
+/// The start of an API that answers data, not JSON: count the call, apply
+/// a fault, check the token (WeChat's JSON error if it is not valid). The
+/// guard counts the call in flight while it is held.
+async fn binary_api(
+    s: &Arc<Shared>,
+    name: &'static str,
+    q: &HashMap<String, String>,
+) -> Result<crate::InFlight, Response> {
+    let (fault, in_flight) = s.enter(name);
     if let Some(r) = apply(fault).await {
-        return r;
+        return Err(r);
     }
     let checked = s
         .world
         .lock()
         .unwrap()
         .business(q.get("access_token").map(String::as_str), s.now());
-    match checked {
-        Err(e) => answer(e),
-        Ok(()) => {
-            // A stand-in picture: a JPEG header, then the request's SHA-1
-            // repeated, so a test can check the bytes came back unchanged.
-            let mut img = vec![0xFF, 0xD8, 0xFF, 0xE0];
-            let digest = sha1_hex(&body);
-            for _ in 0..2048 {
-                img.extend_from_slice(digest.as_bytes());
-            }
-            img.extend_from_slice(&[0xFF, 0xD9]);
-            ([(axum::http::header::CONTENT_TYPE, "image/jpeg")], img).into_response()
-        }
-    }
+    checked.map(|()| in_flight).map_err(answer)
 }
 
 fn sha1_hex(bytes: &[u8]) -> String {
