@@ -8,12 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use super::{Args, Proxied, usage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wetoken_sim::{Sim, SimConfig};
-
-use super::{ADMIN, Args, client, post, usage, wetoken};
 
 const SIZE: usize = 60 << 20;
 const CLIENTS: usize = 50;
@@ -21,49 +18,21 @@ const CAP: usize = 32;
 
 pub async fn slow_downloads(args: &Args) {
     const APPID: &str = "wxbenchdl";
-    let sim = Sim::start(SimConfig {
-        daily_quota: u32::MAX,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    sim.add_app(APPID, "s");
-    let dir = tempfile::tempdir().unwrap();
     let cap = CAP.to_string();
-    let (child, url) = wetoken(
-        args,
-        dir.path(),
-        &sim.url(),
-        &[
-            ("WETOKEN_REQUEST_TIMEOUT_SECS", "120"),
-            ("WETOKEN_PROXY_MAX_INFLIGHT", &cap),
-        ],
-    )
-    .await;
-    let pid = child.id().unwrap();
-    let c = client();
-    post(
-        &c,
-        &format!("{url}/v1/accounts"),
-        ADMIN,
-        json!({"kind":"mp","appid":APPID,"secret":"s"}),
-    )
-    .await;
-    let key: Value = post(
-        &c,
-        &format!("{url}/v1/keys"),
-        ADMIN,
-        json!({"name":"dl","accounts":[format!("mp:{APPID}")]}),
-    )
-    .await;
-    let key = key["key"].as_str().unwrap().to_owned();
+    let extra = [
+        ("WETOKEN_REQUEST_TIMEOUT_SECS", "120"),
+        ("WETOKEN_PROXY_MAX_INFLIGHT", cap.as_str()),
+    ];
+    let p = Proxied::start(args, APPID, &extra).await;
+    let (url, key) = (&p.url, &p.key);
+    let pid = p.child.id().unwrap();
     let addr = url.trim_start_matches("http://").to_owned();
     let path = format!("/proxy/mp/{APPID}/cgi-bin/media/get?media_id=big-{SIZE}");
     let (rss0, _, _) = usage(pid);
     let mut streaming = Vec::new();
     let mut refused = 0;
     for _ in 0..CLIENTS {
-        let (sock, head) = headers_only(&addr, &path, &key).await;
+        let (sock, head) = headers_only(&addr, &path, key).await;
         if head.contains("text/plain") {
             streaming.push(sock);
         } else {
@@ -99,7 +68,7 @@ pub async fn slow_downloads(args: &Args) {
         hwm as f64 / 1024.0,
         started.elapsed().as_secs_f64(),
     );
-    drop(child);
+    drop(p);
 }
 
 /// A GET whose answer is read up to the end of its headers (and, for a

@@ -960,34 +960,9 @@ async fn console_pages(url: &str, component: &str, n: usize) -> String {
 /// uploads of 20 MB at once.
 async fn token_free(args: &Args) {
     const APPID: &str = "wxbenchproxy";
-    let sim = Sim::start(SimConfig {
-        daily_quota: u32::MAX,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    sim.add_app(APPID, "s");
-    let dir = tempfile::tempdir().unwrap();
-    let (child, url) = wetoken(args, dir.path(), &sim.url(), &[("WETOKEN_REQUEST_TIMEOUT_SECS", "120")]).await;
-    let pid = child.id().unwrap();
-    let c = client();
-    post(
-        &c,
-        &format!("{url}/v1/accounts"),
-        ADMIN,
-        json!({"kind":"mp","appid":APPID,"secret":"s"}),
-    )
-    .await;
-    let key = post(
-        &c,
-        &format!("{url}/v1/keys"),
-        ADMIN,
-        json!({"name":"bench","accounts":[format!("mp:{APPID}")]}),
-    )
-    .await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let p = Proxied::start(args, APPID, &[("WETOKEN_REQUEST_TIMEOUT_SECS", "120")]).await;
+    let (c, url, key, sim) = (&p.client, &p.url, &p.key, &p.sim);
+    let pid = p.child.id().unwrap();
     let token = c
         .get(format!("{url}/v1/mp/{APPID}/access_token"))
         .bearer_auth(ADMIN)
@@ -1010,7 +985,7 @@ async fn token_free(args: &Args) {
         let req = if i % 2 == 0 {
             c.post(&direct_url)
         } else {
-            c.post(&proxied_url).bearer_auth(&key)
+            c.post(&proxied_url).bearer_auth(key)
         };
         let resp = req.body(body).send().await.unwrap();
         assert!(resp.status().is_success());
@@ -1072,6 +1047,47 @@ async fn token_free(args: &Args) {
         peak as f64 / 1024.0,
         hwm as f64 / 1024.0,
     );
-    drop(child);
+    drop(p);
     downloads::slow_downloads(args).await;
+}
+
+/// An instance in front of a simulator with one mp account and a key
+/// covering it (token-free calls).
+struct Proxied {
+    sim: Sim,
+    child: Child,
+    url: String,
+    client: Client,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxied {
+    async fn start(args: &Args, appid: &str, extra: &[(&str, &str)]) -> Proxied {
+        let sim = Sim::start(SimConfig {
+            daily_quota: u32::MAX,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.add_app(appid, "s");
+        let dir = tempfile::tempdir().unwrap();
+        let (child, url) = wetoken(args, dir.path(), &sim.url(), extra).await;
+        let client = client();
+        let account = json!({"kind": "mp", "appid": appid, "secret": "s"});
+        post(&client, &format!("{url}/v1/accounts"), ADMIN, account).await;
+        let key = json!({"name": "bench", "accounts": [format!("mp:{appid}")]});
+        let key = post(&client, &format!("{url}/v1/keys"), ADMIN, key).await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Proxied {
+            sim,
+            child,
+            url,
+            client,
+            key,
+            _dir: dir,
+        }
+    }
 }
