@@ -24,6 +24,7 @@
 //! (`wetoken_core::msgcrypt`, checked against Tencent's and wechatpy's
 //! vectors), `?signature&timestamp&nonce&encrypt_type=aes&msg_signature`.
 
+mod media;
 mod push;
 mod routes;
 pub mod rules;

@@ -3,6 +3,7 @@
 //! `/__sim` control API.
 
 use super::*;
+use crate::media;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -17,12 +18,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/getcallbackip", get(getcallbackip))
         .route("/cgi-bin/get_api_domain_ip", get(get_api_domain_ip))
         .route("/sns/userinfo", get(sns_userinfo))
-        .route("/cgi-bin/media/get", get(media_get))
-        .route("/cgi-bin/media/upload", post(media_upload))
+        .route("/cgi-bin/media/get", get(media::media_get))
+        .route("/cgi-bin/media/upload", post(media::media_upload))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/menu/create", post(menu_create))
         .route("/cgi-bin/message/custom/send", post(custom_send))
-        .route("/wxa/getwxacode", post(getwxacode))
+        .route("/wxa/getwxacode", post(media::getwxacode))
         .route("/cgi-bin/openapi/quota/get", post(quota_get))
         .route("/cgi-bin/openapi/rid/get", post(rid_get))
         .route("/cgi-bin/clear_quota", post(clear_quota))
@@ -61,7 +62,7 @@ fn request_url(name: &str) -> String {
 }
 
 /// Applies a fault; `Some(response)` when the fault replaces the answer.
-async fn apply(fault: Option<Fault>) -> Option<Response> {
+pub(crate) async fn apply(fault: Option<Fault>) -> Option<Response> {
     match fault? {
         Fault::Latency(d) => {
             tokio::time::sleep(d).await;
@@ -84,13 +85,13 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
 
 /// WeChat answers JSON with a text/plain content type at times; keep
 /// clients honest about not relying on it.
-fn answer(v: Value) -> Response {
+pub(crate) fn answer(v: Value) -> Response {
     ([("content-type", "application/json; encoding=utf-8")], v.to_string()).into_response()
 }
 
 /// The shape of WeChat's GET APIs: count the call, apply a fault, answer by
 /// the rules from the query.
-async fn query_api(
+pub(crate) async fn query_api(
     s: &Arc<Shared>,
     name: &'static str,
     q: &HashMap<String, String>,
@@ -109,10 +110,10 @@ async fn query_api(
 
 /// A request's query parameters.
 #[derive(Clone, Copy)]
-struct Params<'a>(&'a HashMap<String, String>);
+pub(crate) struct Params<'a>(&'a HashMap<String, String>);
 
 impl<'a> Params<'a> {
-    fn get(self, k: &str) -> Option<&'a str> {
+    pub(crate) fn get(self, k: &str) -> Option<&'a str> {
         self.0.get(k).map(String::as_str)
     }
 }
@@ -306,96 +307,10 @@ async fn sns_userinfo(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Stri
     .await
 }
 
-/// `GET /cgi-bin/media/get?access_token&media_id`: a temporary medium. A
-/// `media_id` of `big-{bytes}` is that many bytes of text, produced as they
-/// are read (WeChat answers with a text type at times: a relay must not
-/// hold such an answer whole); any other id is 40007.
-async fn media_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let _in_flight = match binary_api(&s, MEDIA_GET, &q).await {
-        Ok(guard) => guard,
-        Err(refused) => return refused,
-    };
-    let Some(size) = q
-        .get("media_id")
-        .and_then(|m| m.strip_prefix("big-"))
-        .and_then(|n| n.parse::<u64>().ok())
-        .filter(|n| *n <= 1 << 30)
-    else {
-        return answer(json!({"errcode": 40007, "errmsg": "invalid media_id"}));
-    };
-    let body = Repeat {
-        left: size,
-        chunk: axum::body::Bytes::from(vec![b'w'; 64 << 10]),
-    };
-    ([("content-type", "text/plain")], axum::body::Body::new(body)).into_response()
-}
-
-/// `left` bytes of `chunk`s, made as they are asked for.
-struct Repeat {
-    left: u64,
-    chunk: axum::body::Bytes,
-}
-
-impl axum::body::HttpBody for Repeat {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<axum::body::Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        let n = self.left.min(self.chunk.len() as u64);
-        self.left -= n;
-        let data = self.chunk.slice(..n as usize);
-        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
-    }
-}
-
 async fn user_get(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     query_api(&s, USER_GET, &q, |w, p, now| match w.business(p.get("access_token"), now) {
         Ok(()) => json!({"errcode": 0, "errmsg": "ok", "userid": p.get("userid").unwrap_or_default(), "name": "Zhang San"}),
         Err(e) => e,
-    })
-    .await
-}
-
-/// `POST /cgi-bin/media/upload?access_token&type`: the media_id is the
-/// SHA-1 of the body received, so a test can tell it arrived unchanged.
-/// The body is hashed as it streams in (WeCom takes files of 20 MB): the
-/// simulator holds none of it.
-async fn media_upload(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-    body: axum::body::Body,
-) -> Response {
-    use http_body_util::BodyExt;
-    use sha1::Digest;
-    let mut hash = sha1::Sha1::new();
-    let mut len = 0u64;
-    let mut body = body;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return (StatusCode::BAD_REQUEST, "the body did not arrive whole").into_response();
-        };
-        if let Ok(data) = frame.into_data() {
-            len += data.len() as u64;
-            hash.update(&data);
-        }
-    }
-    let media_id = hex::encode(hash.finalize());
-    query_api(&s, MEDIA_UPLOAD, &q, |w, p, now| {
-        match w.business(p.get("access_token"), now) {
-            Ok(()) => json!({
-                "type": p.get("type").unwrap_or("image"),
-                "media_id": media_id,
-                "created_at": now / 1000,
-                "size": len,
-            }),
-            Err(e) => e,
-        }
     })
     .await
 }
@@ -428,53 +343,6 @@ async fn custom_send(
     body: axum::body::Bytes,
 ) -> Response {
     json_business(&s, CUSTOM_SEND, &q, &body).await
-}
-
-/// `POST /wxa/getwxacode?access_token`: a Mini Program code as an image
-/// (binary, `image/jpeg`) on success; WeChat's JSON error otherwise.
-async fn getwxacode(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let _in_flight = match binary_api(&s, GETWXACODE, &q).await {
-        Ok(guard) => guard,
-        Err(refused) => return refused,
-    };
-    // A stand-in picture: a JPEG header, then the request's SHA-1
-    // repeated, so a test can check the bytes came back unchanged.
-    let mut img = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    let digest = sha1_hex(&body);
-    for _ in 0..2048 {
-        img.extend_from_slice(digest.as_bytes());
-    }
-    img.extend_from_slice(&[0xFF, 0xD9]);
-    ([(axum::http::header::CONTENT_TYPE, "image/jpeg")], img).into_response()
-}
-
-/// The start of an API that answers data, not JSON: count the call, apply
-/// a fault, check the token (WeChat's JSON error if it is not valid). The
-/// guard counts the call in flight while it is held.
-async fn binary_api(
-    s: &Arc<Shared>,
-    name: &'static str,
-    q: &HashMap<String, String>,
-) -> Result<crate::InFlight, Response> {
-    let (fault, in_flight) = s.enter(name);
-    if let Some(r) = apply(fault).await {
-        return Err(r);
-    }
-    let checked = s
-        .world
-        .lock()
-        .unwrap()
-        .business(q.get("access_token").map(String::as_str), s.now());
-    checked.map(|()| in_flight).map_err(answer)
-}
-
-fn sha1_hex(bytes: &[u8]) -> String {
-    use sha1::Digest;
-    hex::encode(sha1::Sha1::digest(bytes))
 }
 
 #[derive(Deserialize)]

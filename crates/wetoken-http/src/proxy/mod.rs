@@ -242,59 +242,6 @@ impl Answer {
     }
 }
 
-/// An answer's body: what was read ahead, then the rest from WeChat, pulled
-/// only as fast as the caller takes it.
-struct Prefixed {
-    ahead: Option<Bytes>,
-    rest: reqwest::Body,
-}
-
-impl hyper::body::Body for Prefixed {
-    type Data = Bytes;
-    type Error = reqwest::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, reqwest::Error>>> {
-        if let Some(b) = self.ahead.take() {
-            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
-        }
-        std::pin::Pin::new(&mut self.rest).poll_frame(cx)
-    }
-}
-
-/// A response body that holds an in-flight slot until it is sent or dropped.
-struct Held {
-    body: Body,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl hyper::body::Body for Held {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// `resp` with its body holding `slot` until the caller has it all.
-fn holding(resp: Response, slot: tokio::sync::OwnedSemaphorePermit) -> Response {
-    resp.map(|body| Body::new(Held { body, _slot: slot }))
-}
-
 /// Whether an answer of this type may be read whole: JSON and text are
 /// what WeChat says (and errs) in; anything else is data.
 fn read_whole(headers: &HeaderMap) -> bool {
@@ -429,7 +376,10 @@ impl Proxy {
     }
 }
 
+mod body;
 mod token_free;
+
+use body::{Prefixed, holding};
 
 pub use token_free::{MAX_UPLOAD, ProxyPath, routes};
 
