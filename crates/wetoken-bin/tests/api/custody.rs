@@ -378,6 +378,9 @@ async fn metrics_do_not_grow_with_what_callers_send() {
             .count()
     };
     assert_eq!(series(&second), series(&first), "{second}");
+    let refused: Vec<_> = second.lines().filter(|l| l.contains("family=\"refused\"")).collect();
+    assert_eq!(refused.len(), 1, "one refused series, whoever was refused: {refused:?}");
+    assert!(refused[0].ends_with(" 400"), "{refused:?}");
     assert!(
         second.contains("family=\"refused\"") && second.contains("family=\"other\""),
         "{second}"
@@ -459,6 +462,8 @@ async fn ambiguous_queries_and_paths_are_refused() {
     ] {
         let resp = get_with(&srv, path, &key, &[]).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(resp.headers()["content-security-policy"], "sandbox", "a refusal too");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     }
     // `\` cannot be sent by an HTTP library (it normalises it): raw.
     let addr = srv.url.trim_start_matches("http://").to_owned();

@@ -34,22 +34,27 @@ impl CredentialService {
         let n = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
         let instance: String = self.inner.cfg.instance_id.chars().take(24).collect();
         // Bounded labels (SPEC §6): a fixed list of families, and every
-        // call wetoken refused under one series per key and kind.
-        let (family, errcode) = match (c.relayed, c.errcode) {
-            (false, _) => ("refused", "none".to_owned()),
-            (true, e) => (
-                paths::family(c.path),
-                e.map_or_else(|| "none".to_owned(), |e| e.to_string()),
-            ),
-        };
-        metrics::counter!(
-            "wetoken_proxy_calls_total",
-            "key" => c.key.to_owned(),
-            "kind" => c.account.kind().as_str(),
-            "family" => family,
-            "errcode" => errcode,
-        )
-        .increment(1);
+        // call wetoken refused under one series (the audit trail says whose).
+        if c.relayed {
+            let errcode = c.errcode.map_or_else(|| "none".to_owned(), |e| e.to_string());
+            metrics::counter!(
+                "wetoken_proxy_calls_total",
+                "key" => c.key.to_owned(),
+                "kind" => c.account.kind().as_str(),
+                "family" => paths::family(c.path),
+                "errcode" => errcode,
+            )
+            .increment(1);
+        } else {
+            metrics::counter!(
+                "wetoken_proxy_calls_total",
+                "key" => "-",
+                "kind" => "-",
+                "family" => "refused",
+                "errcode" => "none",
+            )
+            .increment(1);
+        }
         let entry = AuditEntry {
             id: format!("{at:013}-{instance}-{n:06}"),
             at,

@@ -106,7 +106,7 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
     let owner = a.target.0;
     let path = match wechat_path(req.uri().path(), &owner) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return inert(e.into_response()),
     };
     let method = req.method().clone();
     let call = call_for(&st, &a.principal, &owner, &path, req).await;
@@ -124,7 +124,17 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
     if let Err(e) = st.service.record_call(record).await {
         tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
     }
-    call.response
+    inert(call.response)
+}
+
+/// Every answer of a token-free call, relayed or refused, is inert on
+/// wetoken's origin (SPEC §6).
+fn inert(mut resp: Response) -> Response {
+    use axum::http::HeaderValue;
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("content-security-policy", HeaderValue::from_static("sandbox"));
+    resp
 }
 
 /// A token-free call refused or relayed.
