@@ -14,10 +14,17 @@ use crate::databases::{apt_install, is_root, run};
 
 const CARGO_DEB: &str = "3.8.0";
 
-pub fn check(cargo: &str) -> Result<(), String> {
+/// What the package check did: installed and served the package, or
+/// skipped it (and why), so that the summary never claims what did not run.
+pub enum Checked {
+    Served,
+    Skipped(&'static str),
+}
+
+pub fn check(cargo: &str) -> Result<Checked, String> {
     if !is_root() {
-        eprintln!("==> package check skipped: dpkg -i needs root");
-        return Ok(());
+        eprintln!("==> package check SKIPPED: dpkg -i needs root");
+        return Ok(Checked::Skipped("dpkg -i needs root"));
     }
     if !Command::new(cargo)
         .args(["deb", "--version"])
@@ -53,7 +60,7 @@ pub fn check(cargo: &str) -> Result<(), String> {
     result?;
     removed?;
     eprintln!("==> package installed, served, stopped and removed");
-    Ok(())
+    Ok(Checked::Served)
 }
 
 fn installed() -> Result<(), String> {

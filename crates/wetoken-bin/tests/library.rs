@@ -170,6 +170,11 @@ async fn the_scheduler_refreshes_ahead_of_expiry_and_tickets_after_their_token()
     assert_ne!(new_token, token);
     assert_ne!(new_ticket, ticket);
     assert!(new_token.expires_at > token.expires_at);
+    assert_eq!(
+        sim.last_token(wetoken_sim::GETTICKET).as_deref(),
+        Some(new_token.value.as_str()),
+        "the ticket was fetched after its token, with the new one"
+    );
     assert_eq!(a.service.run_due_once().await.unwrap(), 0, "nothing due right after");
     let shown = wetoken_http::render::account(&a.service.show_account(&id).await.unwrap());
     assert_eq!(

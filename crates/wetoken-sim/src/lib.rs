@@ -101,6 +101,8 @@ type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
 struct Shared {
     world: Mutex<World>,
     calls: Mutex<HashMap<String, u64>>,
+    /// The access token the last call of each GET API presented.
+    last_tokens: Mutex<HashMap<String, String>>,
     /// Requests being answered now, and the most ever at once, per endpoint.
     in_flight: Mutex<HashMap<String, (u64, u64)>>,
     faults: Mutex<FaultQueues>,
@@ -215,6 +217,12 @@ impl Sim {
     /// Calls received by an endpoint, faulty ones included.
     pub fn calls(&self, endpoint: &str) -> u64 {
         self.shared.calls.lock().unwrap().get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// The `access_token` the last call of a GET endpoint presented (which
+    /// token a ticket was fetched with, for example).
+    pub fn last_token(&self, endpoint: &str) -> Option<String> {
+        self.shared.last_tokens.lock().unwrap().get(endpoint).cloned()
     }
 
     /// The most requests to an endpoint ever answered at once.

@@ -98,6 +98,9 @@ pub(crate) async fn query_api(
     rule: impl FnOnce(&mut World, Params<'_>, i64) -> Answer,
 ) -> Response {
     let (fault, _in_flight) = s.enter(name);
+    if let Some(t) = q.get("access_token") {
+        s.last_tokens.lock().unwrap().insert(name.to_owned(), t.clone());
+    }
     if let Some(r) = apply(fault).await {
         return r;
     }

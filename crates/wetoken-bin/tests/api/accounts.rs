@@ -217,6 +217,13 @@ async fn lists_are_paginated_and_accounts_filtered() {
     assert!(none.is_empty());
     let (active, _) = walk(&srv, "/v1/accounts?status=active&kind=work", "accounts", "id", 100).await;
     assert_eq!(active, ["work:wwpage:1000002"]);
+    // The filter is applied: no account has either of the other statuses.
+    for status in ["needs_reauthorization", "revoked"] {
+        let (none, _) = walk(&srv, &format!("/v1/accounts?status={status}"), "accounts", "id", 100).await;
+        assert!(none.is_empty(), "{status}: {none:?}");
+    }
+    let (all_active, _) = walk(&srv, "/v1/accounts?status=active", "accounts", "id", 100).await;
+    assert_eq!(all_active.len(), 11, "every account here is active");
     let (_, page) = srv.get("/v1/accounts?q=mp:wxpage1", Some(ADMIN)).await;
     assert!(page["accounts"][0]["credentials"].is_object(), "{page}");
 

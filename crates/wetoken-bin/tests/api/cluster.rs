@@ -667,6 +667,23 @@ async fn a_rolling_restart_loses_no_request() {
             .expect("the instance exited")
             .unwrap();
         assert!(status.success(), "instance {i} exited with {status}");
+        // Its fetch was written and its lease released, in the database.
+        {
+            use wetoken_core::store::Store;
+            let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.join("wetoken.db").display()))
+                .await
+                .unwrap();
+            let row = store
+                .credential(
+                    &format!("mp:wxroll{i}").parse().unwrap(),
+                    wetoken_core::domain::Credential::AccessToken,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(row.value.is_some(), "instance {i}'s fetch was written");
+            assert_eq!(row.lease_owner, None, "instance {i} released its lease");
+        }
         servers[i] = spawn_with(&dir, &sim.url(), &[]).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for r in readers {
@@ -677,7 +694,7 @@ async fn a_rolling_restart_loses_no_request() {
             );
         }
         stop.store(false, std::sync::atomic::Ordering::Relaxed);
-        // The lease was released: another instance reads the value at once.
+        // Another instance reads the value at once.
         let (s, v) = servers[(i + 1) % 3]
             .get(&format!("/v1/mp/wxroll{i}/access_token"), Some(ADMIN))
             .await;

@@ -445,8 +445,13 @@ async fn the_go_wetoken_routes_keep_their_shape() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "the admin key is needed");
     let (s, v) = srv.get(create, Some(ADMIN)).await;
     assert_eq!((s, v), (StatusCode::OK, json!({"errcode": 0, "errmsg": "success"})));
-    let (_, v) = srv.post(create, Some(ADMIN), None).await;
-    assert_eq!(v["errcode"], 0, "again (POST): the secret is updated");
+    // Again (POST) with the secret WeChat now has: the secret is updated,
+    // so the first fetch (with it) succeeds.
+    sim.add_app("wx9e02ddcc34513fd4", "1d4f7c5a7fbd4e3a9c2b6e8f0a1b2c3d");
+    let rotated =
+        "/wechat/app/create?appid=wx9e02ddcc34513fd4&secret=1d4f7c5a7fbd4e3a9c2b6e8f0a1b2c3d&token=oTSvVuXdjx1FPi6bz";
+    let (_, v) = srv.post(rotated, Some(ADMIN), None).await;
+    assert_eq!(v["errcode"], 0, "{v}");
     let key = srv.key_for("go-client", &["mp:wx9e02ddcc34513fd4"]).await;
 
     let (s, v) = srv.get("/wx9e02ddcc34513fd4/wechat/token/get", Some(&key)).await;
@@ -477,7 +482,7 @@ async fn the_go_wetoken_routes_keep_their_shape() {
 
     // With keys off, as before.
     let open = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_AUTH", "off")]).await;
-    let (_, v) = open.get(create, None).await;
+    let (_, v) = open.get(rotated, None).await;
     assert_eq!(v["errcode"], 0);
     let (_, v) = open.get("/wx9e02ddcc34513fd4/wechat/token/get", None).await;
     assert!(v["access_token"].is_string(), "{v}");

@@ -139,7 +139,15 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
     assert!(!got.is_empty(), "delivered after the rotation");
     let r = &got[0];
-    let expected = wetoken_core::events::signature(&secret, r.header("x-wetoken-timestamp").parse().unwrap(), &r.body);
+    // SPEC §10, computed here: sha256=<hex HMAC-SHA256(secret, ts + "." + body)>.
+    let expected = {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(r.header("x-wetoken-timestamp").as_bytes());
+        mac.update(b".");
+        mac.update(&r.body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
     assert_eq!(r.header("x-wetoken-signature"), expected, "signed with the same secret");
     srv.kill().await;
     let err = refused(

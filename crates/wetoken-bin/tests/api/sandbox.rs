@@ -86,8 +86,14 @@ async fn sandbox_prints_curl_lines_that_work() {
     let again = browser.get(&link).send().await.unwrap();
     assert_eq!(again.status(), reqwest::StatusCode::FORBIDDEN, "the link works once");
 
-    // SIGTERM: a graceful stop removes the sandbox's data.
+    // SIGTERM: a graceful stop removes the sandbox's data (there before).
     let pid = child.id().unwrap().to_string();
+    let data = std::env::temp_dir().join(format!("wetoken-sandbox-{pid}"));
+    assert!(
+        data.join("wetoken.db").exists(),
+        "the sandbox keeps its data in {}",
+        data.display()
+    );
     tokio::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -98,10 +104,7 @@ async fn sandbox_prints_curl_lines_that_work() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "graceful stop: {status}");
-    assert!(
-        !std::env::temp_dir().join(format!("wetoken-sandbox-{pid}")).exists(),
-        "sandbox data removed"
-    );
+    assert!(!data.exists(), "sandbox data removed");
 }
 
 /// Without curl on the machine: the same request, parsed from the line.
