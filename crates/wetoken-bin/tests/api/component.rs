@@ -18,7 +18,7 @@ const TOKEN: &str = "msgtoken";
 const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 /// A server with a component account, and its callback URL.
-async fn setup(sim: &Sim, dir: &std::path::Path, extra: &[(&str, &str)]) -> (TestServer, String) {
+async fn setup(sim: &Sim, dir: &TestDir, extra: &[(&str, &str)]) -> (TestServer, String) {
     sim.add_component(C, SECRET, TOKEN, AES_KEY);
     let srv = spawn_with(dir, &sim.url(), extra).await;
     let (s, v) = srv

@@ -19,7 +19,7 @@ const TOKEN: &str = "msgtoken";
 const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 /// A server with a component and a suite account; their callback URLs.
-async fn setup(sim: &Sim, dir: &std::path::Path) -> (TestServer, String, String) {
+async fn setup(sim: &Sim, dir: &TestDir) -> (TestServer, String, String) {
     sim.add_component(C, "c-secret", TOKEN, AES_KEY);
     sim.add_suite(S, "s-secret", TOKEN, AES_KEY);
     let srv = spawn_with(dir, &sim.url(), &[]).await;

@@ -1,7 +1,7 @@
 //! Starts the real `wetoken` binary on port 0 with its own SQLite database,
 //! pointed at a WeChat simulator, and speaks HTTP to it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -27,11 +27,13 @@ pub async fn sim() -> Sim {
     Sim::start(SimConfig::default()).await.unwrap()
 }
 
-/// A running `wetoken serve`. Killed on drop.
+/// A running `wetoken serve`. Killed on drop; its directory goes when the
+/// last server and test holding it are done.
 pub struct TestServer {
     pub child: Child,
     pub url: String,
     pub client: Client,
+    _dir: TestDir,
 }
 
 impl Drop for TestServer {
@@ -59,9 +61,26 @@ pub fn base_env(dir: &Path, upstream: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A fresh temporary directory that outlives the test's servers.
-pub fn tempdir() -> PathBuf {
-    tempfile::tempdir().unwrap().keep()
+/// A temporary directory, removed once the test and every server started
+/// in it are done with it.
+#[derive(Clone)]
+pub struct TestDir(std::sync::Arc<tempfile::TempDir>);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+pub fn tempdir() -> TestDir {
+    TestDir(std::sync::Arc::new(tempfile::tempdir().unwrap()))
 }
 
 pub async fn spawn(sim: &Sim) -> TestServer {
@@ -70,7 +89,7 @@ pub async fn spawn(sim: &Sim) -> TestServer {
 
 /// Starts an instance in `dir` (sharing its database with any other
 /// instance there), with extra env overriding the base.
-pub async fn spawn_with(dir: &Path, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+pub async fn spawn_with(dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
     let mut env = base_env(dir, upstream);
     for (k, v) in extra {
         env.retain(|(ek, _)| ek != k);
@@ -110,6 +129,7 @@ pub async fn spawn_with(dir: &Path, upstream: &str, extra: &[(&str, &str)]) -> T
         child,
         url,
         client: client(),
+        _dir: dir.clone(),
     }
 }
 

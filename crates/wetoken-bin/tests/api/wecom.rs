@@ -100,7 +100,7 @@ async fn two_agents_of_one_corp_never_share_a_value() {
 }
 
 /// A server with a suite account, and the suite's callback URL.
-async fn suite_setup(sim: &Sim, dir: &std::path::Path) -> (TestServer, String) {
+async fn suite_setup(sim: &Sim, dir: &TestDir) -> (TestServer, String) {
     sim.add_suite(S, SUITE_SECRET, TOKEN, AES_KEY);
     let srv = spawn_with(dir, &sim.url(), &[]).await;
     let (s, v) = srv
