@@ -122,7 +122,8 @@ async fn accounts_keys_and_tokens_from_the_command_line() {
 async fn upstream_refusal_on_the_command_line_names_the_errcode() {
     let sim = sim().await;
     sim.add_app("wxclibad", "right");
-    let env = base_env(&tempdir(), &sim.url());
+    let dir = tempdir();
+    let env = base_env(&dir, &sim.url());
     assert!(cli(&["install-schema"], &env).await.status.success());
     cli(
         &["account", "add", "mp", "--appid", "wxclibad", "--secret", "wrong"],
@@ -181,7 +182,8 @@ async fn oracle_without_its_client_library_fails_at_start_with_a_clear_message()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_is_printed_for_a_dba_without_connecting() {
-    let env = base_env(&tempdir(), "http://127.0.0.1:1");
+    let dir = tempdir();
+    let env = base_env(&dir, "http://127.0.0.1:1");
     let mut backends = vec![("sqlite:///nowhere/w.db", "CREATE TABLE IF NOT EXISTS wt_credentials")];
     if cfg!(feature = "mysql") {
         backends.push(("mysql://u:p@127.0.0.1:1/w", "ENGINE = InnoDB"));
@@ -205,7 +207,8 @@ async fn schema_is_printed_for_a_dba_without_connecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB and PostgreSQL: run `cargo xtask ci`, or set WETOKEN_TEST_MYSQL_URL and WETOKEN_TEST_POSTGRES_URL and pass --include-ignored"]
 async fn install_schema_on_database_servers_is_idempotent() {
-    let env = base_env(&tempdir(), "http://127.0.0.1:1");
+    let dir = tempdir();
+    let env = base_env(&dir, "http://127.0.0.1:1");
     for var in ["WETOKEN_TEST_MYSQL_URL", "WETOKEN_TEST_POSTGRES_URL"] {
         let server = std::env::var(var).unwrap_or_else(|_| panic!("set {var}"));
         let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
