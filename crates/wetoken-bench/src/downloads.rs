@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Args, Proxied, usage};
+use super::token_free::Proxied;
+use super::{Args, usage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,0 +1,205 @@
+//! (a) the authenticated cache hit against a bare handler, under wrk.
+
+use super::*;
+
+/// The baseline: one route answering a fixed JSON body of `len` bytes.
+pub(crate) async fn bare_server(len: usize) {
+    let body = format!(
+        "{{\"access_token\":\"{}\",\"expires_in\":7200}}",
+        "x".repeat(len.saturating_sub(37))
+    );
+    let app = axum::Router::new().route(
+        "/v1/mp/{appid}/access_token",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(listener, app).await.unwrap();
+}
+
+struct Load {
+    per_sec: f64,
+    p99_ms: f64,
+    /// Requests served in the run.
+    requests: f64,
+}
+
+/// User + system CPU seconds a process has used (Linux `/proc`), to report
+/// each server's CPU per request beside the throughput.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field, stime the 15th, in clock ticks (100 Hz on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
+/// wrk (Debian's package, installed when missing): a load generator in C,
+/// faster than either server, so that it is not what is measured.
+struct Wrk;
+
+impl Wrk {
+    fn find() -> Self {
+        let present = || std::process::Command::new("wrk").arg("--version").output().is_ok();
+        if !present() {
+            eprintln!("installing wrk (apt-get install -y wrk)");
+            let _ = std::process::Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .status();
+            assert!(present(), "wrk is needed for (a): apt-get install wrk");
+        }
+        Wrk
+    }
+
+    /// One run: requests per second and p99 latency.
+    fn run(&self, url: &str, header: Option<&str>, threads: u32, conns: u32, secs: u32) -> Load {
+        let mut cmd = std::process::Command::new("wrk");
+        cmd.args([
+            &format!("-t{threads}"),
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+        ]);
+        if let Some(h) = header {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd.arg(url).output().expect("run wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
+        parse_wrk(&text).unwrap_or_else(|| panic!("cannot read wrk's output:\n{text}"))
+    }
+}
+
+/// `Requests/sec: N` and the `99%` latency line of `wrk --latency`.
+fn parse_wrk(text: &str) -> Option<Load> {
+    let per_sec = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%"))?.trim();
+    let p99_ms = if let Some(us) = p99.strip_suffix("us") {
+        us.parse::<f64>().ok()? / 1000.0
+    } else if let Some(ms) = p99.strip_suffix("ms") {
+        ms.parse().ok()?
+    } else {
+        p99.strip_suffix('s')?.parse::<f64>().ok()? * 1000.0
+    };
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))?
+        .0
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Load {
+        per_sec,
+        p99_ms,
+        requests,
+    })
+}
+
+/// (a) the authenticated cache hit against a bare handler.
+pub(crate) async fn hot_path(args: &Args) {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_app("wxbench", "s");
+    let dir = tempfile::tempdir().unwrap();
+    let (w_child, wurl) = wetoken(args, dir.path(), &sim.url(), &[]).await;
+    let w_pid = w_child.id().expect("wetoken runs");
+    let c = client();
+    post(
+        &c,
+        &format!("{wurl}/v1/accounts"),
+        ADMIN,
+        json!({"kind":"mp","appid":"wxbench","secret":"s"}),
+    )
+    .await;
+    let key = post(
+        &c,
+        &format!("{wurl}/v1/keys"),
+        ADMIN,
+        json!({"name":"bench","accounts":["mp:wxbench"]}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = "/v1/mp/wxbench/access_token";
+    let sample = c
+        .get(format!("{wurl}{path}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut bare_cmd = Command::new(std::env::current_exe().unwrap());
+    bare_cmd.args(["--bare-server", &sample.len().to_string()]);
+    let (b_child, burl) = spawn_listening(bare_cmd).await;
+    let b_pid = b_child.id().expect("the bare server runs");
+    let bare_sample = c
+        .get(format!("{burl}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+
+    let (threads, conns, secs, rounds) = (2, 64, if args.quick { 3 } else { 8 }, if args.quick { 3 } else { 7 });
+    let wrk = Wrk::find();
+    let auth = format!("Authorization: Bearer {key}");
+    // Warm both, then measure in interleaved pairs, back to back, and take
+    // medians: the ratio of each pair is immune to the machine getting
+    // busier or quieter between pairs.
+    wrk.run(&format!("{burl}{path}"), None, threads, conns, 1);
+    wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, 1);
+    let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
+    for _ in 0..rounds {
+        let before = cpu_secs(b_pid);
+        let b = wrk.run(&format!("{burl}{path}"), None, threads, conns, secs);
+        bare_cpu.push((cpu_secs(b_pid) - before) * 1e6 / b.requests);
+        let before = cpu_secs(w_pid);
+        let w = wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, secs);
+        ours_cpu.push((cpu_secs(w_pid) - before) * 1e6 / w.requests);
+        ratios.push(w.per_sec / b.per_sec);
+        bare_rps.push(b.per_sec);
+        ours_rps.push(w.per_sec);
+        bare_p99.push(b.p99_ms);
+        ours_p99.push(w.p99_ms);
+    }
+    println!(
+        "(a) cache-hit GET {path}, client key, wrk -t{threads} -c{conns}, {rounds} interleaved pairs of {secs} s runs (medians)"
+    );
+    println!(
+        "    response bytes: wetoken {} / bare {}",
+        sample.len(),
+        bare_sample.len()
+    );
+    let (bc, oc) = (median(&mut bare_cpu), median(&mut ours_cpu));
+    println!(
+        "    bare axum handler   {:>9.0} req/s   p99 {:.2} ms   server CPU {bc:.1} µs/request",
+        median(&mut bare_rps),
+        median(&mut bare_p99)
+    );
+    println!(
+        "    wetoken             {:>9.0} req/s   p99 {:.2} ms   server CPU {oc:.1} µs/request",
+        median(&mut ours_rps),
+        median(&mut ours_p99)
+    );
+    println!("    CPU per request, bare / wetoken: {:.2}", bc / oc);
+    let mut sorted = ratios.clone();
+    println!(
+        "    ratio (wetoken / bare, per pair): median {:.2}, range {:.2}–{:.2}\n",
+        median(&mut sorted),
+        ratios.iter().cloned().fold(f64::MAX, f64::min),
+        ratios.iter().cloned().fold(0.0, f64::max)
+    );
+}

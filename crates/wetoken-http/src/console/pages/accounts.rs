@@ -1,0 +1,287 @@
+//! Accounts: the list, adding one of any kind, an account with its credentials, refresh, rotate and delete.
+
+use super::*;
+
+const STATUSES: [&str; 3] = ["active", "needs_reauthorization", "revoked"];
+
+#[derive(Template)]
+#[template(path = "console/accounts.html")]
+struct AccountsPage {
+    c: Chrome,
+    kinds: Vec<(&'static str, &'static str)>,
+    statuses: [&'static str; 3],
+    kind: String,
+    status: String,
+    q: String,
+    accounts: Vec<AccountRow>,
+    next: Option<String>,
+}
+
+/// `GET /console/accounts?kind=&status=&q=&cursor=`.
+pub async fn accounts(State(st): State<AppState>, Signed { c }: Signed, RawQuery(q): RawQuery) -> Response {
+    let c = c.with_nav("accounts");
+    let page = match api::accounts::accounts_page(&st, &q).await {
+        Ok(p) => p,
+        Err(e) => return error_page(c, e),
+    };
+    let now = st.service.now();
+    let (kind, status, qq) = (q_get(&q, "kind"), q_get(&q, "status"), q_get(&q, "q"));
+    let next = next_link(
+        "/console/accounts",
+        &[
+            ("kind", kind),
+            ("status", status),
+            ("q", qq),
+            ("limit", q_get(&q, "limit")),
+        ],
+        crate::extract::next_cursor(&st, "accounts", page.next_cursor.as_deref()).as_deref(),
+    );
+    html(
+        StatusCode::OK,
+        &AccountsPage {
+            kinds: view::kinds(),
+            statuses: STATUSES,
+            kind: kind.to_owned(),
+            status: status.to_owned(),
+            q: qq.to_owned(),
+            accounts: page
+                .items
+                .iter()
+                .map(|a| view::account_row(a, now, ahead(&st)))
+                .collect(),
+            next,
+            c,
+        },
+    )
+}
+
+struct FieldRow {
+    name: &'static str,
+    secret: bool,
+    required: bool,
+    value: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/account_new.html")]
+struct NewAccountPage {
+    c: Chrome,
+    kinds: Vec<(&'static str, &'static str)>,
+    kind: &'static str,
+    fields: Vec<FieldRow>,
+    error: Option<String>,
+}
+
+fn new_account_page(
+    c: Chrome,
+    kind: AccountKind,
+    values: &HashMap<String, String>,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let fields = new_account_fields(kind)
+        .iter()
+        .map(|f| FieldRow {
+            name: f.name,
+            secret: f.secret,
+            required: f.required,
+            // Identifiers come back; secrets never do.
+            value: if f.secret {
+                String::new()
+            } else {
+                q_get(values, f.name).to_owned()
+            },
+        })
+        .collect();
+    html(
+        status,
+        &NewAccountPage {
+            c: c.with_nav("accounts"),
+            kinds: view::kinds(),
+            kind: kind.as_str(),
+            fields,
+            error,
+        },
+    )
+}
+
+fn kind_of(v: Option<&str>) -> Result<AccountKind, ApiError> {
+    match v {
+        None | Some("") => Ok(AccountKind::Mp),
+        Some(k) => Ok(k.parse::<AccountKind>()?),
+    }
+}
+
+/// `GET /console/accounts/new?kind=` (identifiers may be given to prefill).
+pub async fn new_account(Signed { c }: Signed, RawQuery(q): RawQuery) -> Response {
+    match kind_of(q.get("kind").map(String::as_str)) {
+        Ok(kind) => new_account_page(c, kind, &q, StatusCode::OK, None),
+        Err(e) => error_page(c, e),
+    }
+}
+
+/// The JSON body the API would get from a form: the given fields among
+/// `fields`, as strings (empty ones left out).
+fn body_of(p: &Posted, fields: &[FieldSpec], kind: Option<AccountKind>) -> Value {
+    let mut m = Map::new();
+    if let Some(k) = kind {
+        m.insert("kind".into(), k.as_str().into());
+    }
+    for f in fields {
+        if let Some(v) = p.get(f.name) {
+            m.insert(f.name.into(), v.into());
+        }
+    }
+    Value::Object(m)
+}
+
+/// `POST /console/accounts`: what `POST /v1/accounts` does.
+pub async fn create_account(State(st): State<AppState>, p: Posted) -> Response {
+    let kind = match kind_of(p.get("kind")) {
+        Ok(k) => k,
+        Err(e) => return error_page(p.c, e),
+    };
+    let created = async {
+        let new = NewAccount::from_json(&body_of(&p, new_account_fields(kind), Some(kind)))?;
+        Ok::<_, ApiError>(st.service.create_account(new).await?)
+    };
+    match created.await {
+        Ok(a) => see(&format!("/console/accounts/{}?done=created", a.id)),
+        Err(e) => new_account_page(p.c, kind, &p.form, e.status, Some(e.message)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/account.html")]
+struct AccountPage {
+    c: Chrome,
+    a: AccountRow,
+    token_api: Option<&'static str>,
+    agentid: Option<String>,
+    created_at: String,
+    is_component: bool,
+    is_suite: bool,
+    has_diagnostics: bool,
+    patch_fields: &'static [FieldSpec],
+    children: Vec<AccountRow>,
+    children_q: String,
+    children_next: Option<String>,
+}
+
+/// `GET /console/accounts/{id}[?q=&cursor=]`: the account, its
+/// credentials, and a component's authorizers or a suite's corps (a page,
+/// searched by id prefix, as `GET /v1/accounts?kind=&q=` lists them).
+pub async fn account(
+    State(st): State<AppState>,
+    Signed { c }: Signed,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let c = c.with_nav("accounts");
+    let shown = async {
+        let id = account_id(&id)?;
+        let a = st.service.show_account(&id).await?;
+        let children = match &id {
+            AccountId::Component { appid } => Some(("authorizer", format!("authorizer:{appid}:"))),
+            AccountId::Suite { suite_id } => Some(("corp", format!("corp:{suite_id}:"))),
+            _ => None,
+        };
+        let page = match children {
+            None => None,
+            Some((kind, prefix)) => {
+                let mut lq = HashMap::new();
+                lq.insert("kind".to_owned(), kind.to_owned());
+                lq.insert("q".to_owned(), format!("{prefix}{}", q_get(&q, "q")));
+                lq.insert("limit".to_owned(), "50".to_owned());
+                if let Some(cur) = q.get("cursor") {
+                    lq.insert("cursor".to_owned(), cur.clone());
+                }
+                Some(api::accounts::accounts_page(&st, &lq).await?)
+            }
+        };
+        Ok::<_, ApiError>((a, page))
+    };
+    let (a, children) = match shown.await {
+        Ok(v) => v,
+        Err(e) => return error_page(c, e),
+    };
+    let now = st.service.now();
+    let ahead = ahead(&st);
+    let kind = a.id.kind();
+    let id_text = a.id.to_string();
+    let children_q = q_get(&q, "q").to_owned();
+    let children_next = children.as_ref().and_then(|p| {
+        next_link(
+            &format!("/console/accounts/{id_text}"),
+            &[("q", &children_q)],
+            crate::extract::next_cursor(&st, "accounts", p.next_cursor.as_deref()).as_deref(),
+        )
+    });
+    let page = AccountPage {
+        a: view::account_row(&a, now, ahead),
+        token_api: a.token_api.map(|t| t.as_str()),
+        agentid: a.agentid.clone(),
+        created_at: view::when(Some(a.created_at)),
+        is_component: kind == AccountKind::Component,
+        is_suite: kind == AccountKind::Suite,
+        has_diagnostics: matches!(kind, AccountKind::Mp | AccountKind::Authorizer),
+        patch_fields: patch_fields(kind),
+        children: children
+            .map(|p| p.items.iter().map(|a| view::account_row(a, now, ahead)).collect())
+            .unwrap_or_default(),
+        children_q,
+        children_next,
+        c,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /console/accounts/{id}/refresh` (`credential`): what `POST
+/// …/{cred}/refresh` with an empty body does.
+pub async fn refresh(State(st): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
+    let done = async {
+        let id = account_id(&id)?;
+        let cred = p
+            .get("credential")
+            .unwrap_or_default()
+            .parse::<Credential>()
+            .map_err(|_| ApiError::invalid("credential: not a credential name"))?;
+        st.service.refresh(&id, cred, None).await?;
+        Ok::<_, ApiError>(id)
+    };
+    match done.await {
+        Ok(id) => see(&format!("/console/accounts/{id}?done=refreshed")),
+        Err(e) => error_page(p.c, e),
+    }
+}
+
+/// `POST /console/accounts/{id}/rotate`: what `PATCH /v1/accounts/{id}`
+/// does with the fields filled in.
+pub async fn rotate(State(st): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
+    let done = async {
+        let id = account_id(&id)?;
+        let patch = AccountPatch::from_json(id.kind(), &body_of(&p, patch_fields(id.kind()), None))?;
+        st.service.patch_account(&id, patch).await?;
+        Ok::<_, ApiError>(id)
+    };
+    match done.await {
+        Ok(id) => see(&format!("/console/accounts/{id}?done=rotated")),
+        Err(e) => error_page(p.c, e),
+    }
+}
+
+/// `POST /console/accounts/{id}/delete` with `confirm` = the id.
+pub async fn delete_account(State(st): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
+    let done = async {
+        let id = account_id(&id)?;
+        if p.get("confirm") != Some(id.to_string().as_str()) {
+            return Err(ApiError::invalid(format!("type {id} to confirm the deletion")));
+        }
+        st.service.delete_account(&id).await?;
+        Ok(())
+    };
+    match done.await {
+        Ok(()) => see("/console/accounts?done=deleted"),
+        Err(e) => error_page(p.c, e),
+    }
+}
