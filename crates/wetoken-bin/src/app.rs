@@ -75,23 +75,31 @@ pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wet
 }
 
 /// The service of a fully built wetoken (for the CLI's one-shot commands),
-/// which never alter the schema: one missing or older is an error that
-/// names `install-schema`.
+/// which never alter an existing schema: an older one is an error that
+/// names `install-schema`, and so is none on a database server. The one
+/// exception is the embedded default: a SQLite database with no schema at
+/// all (a file just created, SPEC §7) gets it, as `serve` would give it.
 pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
+    use wetoken_core::store::Schema;
     // Before anything is made (a master key file): is there a schema?
     let store = wetoken::backend::open(&settings.database_url)
         .await
         .map_err(CliError::Runtime)?;
-    if !store
-        .schema_current()
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?
-    {
-        return Err(CliError::Runtime(
-            "the database has no wetoken schema, or an older one: run `wetoken install-schema` first (or start \
-             `wetoken serve`, which installs it)"
-                .into(),
-        ));
+    let schema = store.schema().await.map_err(|e| CliError::Runtime(e.to_string()))?;
+    let embedded = wetoken::backend::sqlite_file(&settings.database_url).is_some();
+    match schema {
+        Schema::Current => {}
+        Schema::Absent if embedded => store
+            .migrate()
+            .await
+            .map_err(|e| CliError::Runtime(format!("cannot install the schema: {e}")))?,
+        Schema::Absent | Schema::Older => {
+            return Err(CliError::Runtime(
+                "the database has no wetoken schema, or an older one: run `wetoken install-schema` first (or \
+                 start `wetoken serve`, which installs it)"
+                    .into(),
+            ));
+        }
     }
     drop(store);
     let (builder, source) = builder(settings)?;

@@ -244,10 +244,8 @@ impl Builder {
         let store = backend::open(&url).await.map_err(BuildError::Database)?;
         if self.auto_migrate {
             store.migrate().await.map_err(|e| BuildError::Schema(e.to_string()))?;
-        } else if !store
-            .schema_current()
-            .await
-            .map_err(|e| BuildError::Database(e.to_string()))?
+        } else if store.schema().await.map_err(|e| BuildError::Database(e.to_string()))?
+            != wetoken_core::store::Schema::Current
         {
             return Err(BuildError::SchemaOutdated(
                 "the database has no wetoken schema, or an older one: run `wetoken install-schema` (or have a DBA \

@@ -78,6 +78,28 @@ pub struct CredentialState {
     pub verdict: Option<Verdict>,
 }
 
+/// The schema a database holds (see [`Store::schema`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// No wetoken schema at all (an empty database).
+    Absent,
+    /// An older one: some migrations of this build are not installed.
+    Older,
+    /// Every migration this build knows.
+    Current,
+}
+
+impl Schema {
+    /// From the newest installed migration (None: no migrations table).
+    pub fn of(installed: Option<i64>, latest: i64) -> Schema {
+        match installed {
+            None => Schema::Absent,
+            Some(v) if v < latest => Schema::Older,
+            Some(_) => Schema::Current,
+        }
+    }
+}
+
 /// Whether WeChat still accepted a credential's value when asked, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -253,9 +275,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Installs or upgrades the schema. Idempotent.
     async fn migrate(&self) -> StoreResult<()>;
-    /// Whether every migration this build knows is installed (false for a
-    /// database with no schema, or an older one). Changes nothing.
-    async fn schema_current(&self) -> StoreResult<bool>;
+    /// Which schema the database holds, against the migrations this build
+    /// knows. Changes nothing.
+    async fn schema(&self) -> StoreResult<Schema>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

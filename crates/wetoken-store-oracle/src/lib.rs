@@ -24,7 +24,7 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
-    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
+    PushWrite, RefreshWrite, Schema, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
 };
 use wetoken_core::urlenc::percent_decode;
 use wetoken_store_sql::rows::{
@@ -217,13 +217,13 @@ impl Store for OracleStore {
         self.run(|conn, _| migrate::run(conn)).await
     }
 
-    async fn schema_current(&self) -> StoreResult<bool> {
+    async fn schema(&self) -> StoreResult<Schema> {
         let latest = migrate::MIGRATIONS.last().map_or(0, |m| m.0);
         self.run(move |conn, _| {
             match conn.query_row_as::<Option<i64>>("SELECT MAX(version) FROM wt_schema_migrations", &[]) {
-                Ok(v) => Ok(v.unwrap_or(0) >= latest),
+                Ok(v) => Ok(Schema::of(Some(v.unwrap_or(0)), latest)),
                 // ORA-00942: no migrations table, no schema.
-                Err(e) if e.db_error().is_some_and(|d| d.code() == 942) => Ok(false),
+                Err(e) if e.db_error().is_some_and(|d| d.code() == 942) => Ok(Schema::Absent),
                 Err(e) => Err(map_err(e)),
             }
         })

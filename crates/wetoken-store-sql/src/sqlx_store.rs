@@ -7,7 +7,7 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
-    PushWrite, RefreshWrite, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
+    PushWrite, RefreshWrite, Schema, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
 };
 
 use crate::rows::{
@@ -181,16 +181,16 @@ macro_rules! sql_store {
                     .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
             }
 
-            async fn schema_current(&self) -> StoreResult<bool> {
+            async fn schema(&self) -> StoreResult<Schema> {
                 let latest = self.migrator.iter().map(|m| m.version).max().unwrap_or(0);
                 let installed: Result<(Option<i64>,), sqlx::Error> =
                     sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                         .fetch_one(&self.pool)
                         .await;
                 match installed {
-                    Ok((v,)) => Ok(v.unwrap_or(0) >= latest),
+                    Ok((v,)) => Ok(Schema::of(Some(v.unwrap_or(0)), latest)),
                     // No migrations table: no schema at all.
-                    Err(sqlx::Error::Database(_)) => Ok(false),
+                    Err(sqlx::Error::Database(_)) => Ok(Schema::Absent),
                     Err(e) => Err(map_err(e)),
                 }
             }

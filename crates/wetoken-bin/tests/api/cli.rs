@@ -249,26 +249,38 @@ async fn serve_refuses_a_lease_shorter_than_its_upstream_calls() {
     assert!(!dir.join("wetoken.db").exists(), "nothing was created");
 }
 
-/// Commands other than `serve` and `install-schema` never alter the schema:
-/// on a database without one they fail (exit 1) naming what to run, and
-/// leave it without one; once installed their stderr carries no driver
-/// notice (issue: custody holds, item 8). On SQLite here, on PostgreSQL
-/// (whose driver has notices to print) under `cargo xtask ci`.
-async fn one_shot_commands_leave_the_schema_alone(url: String) {
+/// Commands other than `serve` and `install-schema` never alter a schema:
+/// on a database server without one they fail (exit 1) naming what to run,
+/// and leave it without one; once installed their stderr carries no driver
+/// notice (issue: custody holds, item 8). The embedded default is the one
+/// exception: a new SQLite file gets its schema on first use, as the file
+/// itself is created (SPEC §7).
+async fn one_shot_commands_leave_the_schema_alone(url: String, embedded: bool) {
     let dir = tempdir();
     let mut env = base_env(&dir, "http://127.0.0.1:1");
     env.retain(|(k, _)| k != "WETOKEN_DATABASE_URL" && k != "WETOKEN_LOG");
     env.push(("WETOKEN_DATABASE_URL".into(), url));
-    for _ in 0..2 {
-        let out = cli(&["account", "list"], &env).await;
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-        let err = text(&out.stderr);
-        assert!(err.starts_with("error: ") && err.contains("install-schema"), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
+    if !embedded {
+        for _ in 0..2 {
+            let out = cli(&["account", "list"], &env).await;
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+            let err = text(&out.stderr);
+            assert!(err.starts_with("error: ") && err.contains("install-schema"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert!(
+            !dir.join("master.key").exists(),
+            "nothing made for a command that cannot run"
+        );
+        let out = cli(&["install-schema"], &env).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
     }
-    let out = cli(&["install-schema"], &env).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    for args in [&["account", "list"][..], &["key", "list"], &["webhook", "list"]] {
+    for args in [
+        &["account", "list"][..],
+        &["key", "list"],
+        &["webhook", "list"],
+        &["account", "list"],
+    ] {
         let out = cli(args, &env).await;
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         let err = text(&out.stderr);
@@ -280,9 +292,10 @@ async fn one_shot_commands_leave_the_schema_alone(url: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_shot_commands_leave_a_sqlite_schema_alone() {
+async fn one_shot_commands_create_a_new_sqlite_database_quietly() {
     let dir = tempdir();
-    one_shot_commands_leave_the_schema_alone(format!("sqlite://{}", dir.join("fresh.db").display())).await;
+    let url = format!("sqlite://{}", dir.join("fresh.db").display());
+    one_shot_commands_leave_the_schema_alone(url, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,5 +303,5 @@ async fn one_shot_commands_leave_a_sqlite_schema_alone() {
 async fn one_shot_commands_leave_a_postgres_schema_alone() {
     let server = std::env::var("WETOKEN_TEST_POSTGRES_URL").expect("set WETOKEN_TEST_POSTGRES_URL");
     let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
-    one_shot_commands_leave_the_schema_alone(url).await;
+    one_shot_commands_leave_the_schema_alone(url, false).await;
 }

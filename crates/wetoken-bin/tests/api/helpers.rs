@@ -50,6 +50,8 @@ pub fn base_env(dir: &Path, upstream: &str) -> Vec<(String, String)> {
             "WETOKEN_DATABASE_URL",
             format!("sqlite://{}", dir.join("wetoken.db").display()),
         ),
+        // Key files stay in the test's directory whatever the database.
+        ("WETOKEN_DATA_DIR", dir.display().to_string()),
         ("WETOKEN_ADMIN_KEY", ADMIN.to_string()),
         ("WETOKEN_UPSTREAM_MP", upstream.to_string()),
         ("WETOKEN_UPSTREAM_WORK", upstream.to_string()),
