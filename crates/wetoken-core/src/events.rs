@@ -254,20 +254,31 @@ pub const MAX_URL: usize = 1400;
 
 /// A webhook URL as logs, delivery errors and answers show it (SPEC §10):
 /// its userinfo and query as `***` (a WeCom robot's URL carries its key in
-/// `?key=`); text that is not a URL, `***` whole.
+/// `?key=`), the rest exactly as given; text that is not a URL, `***` whole.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut u) = reqwest::Url::parse(url) else {
+    if reqwest::Url::parse(url).is_err() {
         return "***".into();
+    }
+    // On the text as given (no normalising): userinfo, then query.
+    let (before_fragment, _) = url.split_once('#').unwrap_or((url, ""));
+    let (base, query) = match before_fragment.split_once('?') {
+        Some((b, _)) => (b, Some("***")),
+        None => (before_fragment, None),
     };
-    if !u.username().is_empty() || u.password().is_some() {
-        let _ = u.set_username("***");
-        let _ = u.set_password(None);
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{base}?{q}"),
+        None => base,
     }
-    if u.query().is_some() {
-        u.set_query(Some("***"));
-    }
-    u.set_fragment(None);
-    u.to_string()
 }
 
 /// Where a delivery stands.
@@ -408,6 +419,9 @@ mod tests {
             "https://***@hooks.example.com/x"
         );
         assert_eq!(redact_url("http://h.example.com/path"), "http://h.example.com/path");
+        assert_eq!(redact_url("http://H.example.com"), "http://H.example.com", "as given");
+        assert_eq!(redact_url("https://a:b@h.example.com"), "https://***@h.example.com");
+        assert_eq!(redact_url("https://h.example.com?k=1#f"), "https://h.example.com?***");
         assert_eq!(redact_url("not a url ?key=1"), "***");
         let e = check_url(&format!("ftp://h/?key={}", "s3cret")).unwrap_err();
         assert!(!e.0.contains("s3cret"), "{}", e.0);
