@@ -12,14 +12,16 @@ use super::failure::FetchError;
 use super::{Inner, Issued, Result, ServiceError, Trigger, failure, not_found};
 use crate::account::Account;
 use crate::domain::Credential;
+use crate::store::CredentialState;
 use crate::upstream::UpstreamError;
 
 /// How a refresh proceeds once it has decided to call WeChat.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
     pub cred: Credential,
-    /// The row version seen; the lease is taken against it.
-    pub seen: i64,
+    /// The row as read before the lease: the lease is taken at its version,
+    /// and the write decides its alerts from it (no second read).
+    pub row: Option<CredentialState>,
     /// stable_token `force_refresh` (the current value was rejected).
     pub force: bool,
     pub trigger: Trigger,
@@ -27,6 +29,13 @@ pub(super) struct Plan {
     pub wait: bool,
     /// The value held before, to notice an unchanged answer.
     pub previous: Option<String>,
+}
+
+impl Plan {
+    /// The version the lease is taken at (0: no row yet).
+    pub fn seen(&self) -> i64 {
+        self.row.as_ref().map_or(0, |r| r.version)
+    }
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -42,7 +51,8 @@ const FIRST_POLL: Duration = Duration::from_millis(20);
 const LONGEST_POLL: Duration = Duration::from_millis(500);
 
 impl Inner {
-    /// Takes the lease at `plan.seen` and fetches, or waits for whoever holds it.
+    /// Takes the lease at the version of `plan.row` and fetches, or waits
+    /// for whoever holds it.
     /// Boxed: a ticket's fetch recurses into its access token's refresh.
     pub(super) fn refresh_from(self: Arc<Self>, account: Account, plan: Plan) -> BoxFuture<'static, Result<Issued>> {
         Box::pin(self.take_or_wait(account, plan))
@@ -60,7 +70,7 @@ impl Inner {
         loop {
             if self
                 .store
-                .try_lease(&account.id, cred, &self.cfg.instance_id, plan.seen, lease_ms)
+                .try_lease(&account.id, cred, &self.cfg.instance_id, plan.seen(), lease_ms)
                 .await?
             {
                 if waited {
@@ -98,7 +108,7 @@ impl Inner {
                 return Err(not_found(&account.id));
             };
             let now = self.now_ms();
-            if row.version > plan.seen
+            if row.version > plan.seen()
                 && let Some(v) = self.usable(&key, Some(&row), now)
             {
                 metrics::histogram!("wetoken_lease_wait_seconds").record(waiting_since.elapsed().as_secs_f64());
@@ -110,7 +120,7 @@ impl Inner {
                 // than calling WeChat again at once.
                 return Err(failure::recorded(&row));
             }
-            plan.seen = row.version;
+            plan.row = Some(row);
         }
     }
 
@@ -133,11 +143,13 @@ impl Inner {
         match outcome {
             Ok(f) => {
                 let unchanged = plan.previous.as_deref() == Some(f.value.as_str());
-                let issued = self.write_fetched(&account, cred, &f, unchanged).await?;
+                let issued = self
+                    .write_fetched(&account, cred, &f, unchanged, plan.row.as_ref())
+                    .await?;
                 tracing::info!(account = %account.id, %cred, trigger = plan.trigger.as_str(), unchanged, expires_in = f.expires_in, "refreshed");
                 Ok(issued)
             }
-            Err(e) => self.write_failure(&account.id, cred, e).await,
+            Err(e) => self.write_failure(&account.id, cred, e, plan.row.as_ref()).await,
         }
     }
 }

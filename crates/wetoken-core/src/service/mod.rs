@@ -363,7 +363,7 @@ impl CredentialService {
         let previous = self.inner.open_value(&row).unwrap_or(None);
         let plan = lease::Plan {
             cred,
-            seen: row.version,
+            row: Some(row),
             force: false,
             trigger: Trigger::Proactive,
             wait: false,
@@ -504,7 +504,7 @@ impl Inner {
         {
             // The recorded error is the answer; only the store's own fails this.
             if let Err(ServiceError::Store(s)) = self
-                .write_failure(id, cred, failure::FetchError::Dependency(e.clone()))
+                .write_failure(id, cred, failure::FetchError::Dependency(e.clone()), Some(row))
                 .await
             {
                 return Err(s.into());
@@ -549,7 +549,7 @@ impl Inner {
         }
         let plan = lease::Plan {
             cred: *cred,
-            seen: row.map_or(0, |r| r.version),
+            row,
             force: false,
             trigger: Trigger::Cold,
             wait: true,

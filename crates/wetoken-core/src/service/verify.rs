@@ -46,14 +46,13 @@ impl Inner {
         let now = self.now_ms();
         let row = self.store.credential(&account.id, cred).await?;
         let current = self.usable(&key, row.as_ref(), now);
-        let seen = row.as_ref().map_or(0, |r| r.version);
         match (stale, current) {
             // Someone already replaced the value the caller saw rejected.
             (Some(stale), Some(cur)) if cur.value != stale => Ok(cur),
             // No valid value: a fetch due to expiry, not a refresh.
             (Some(_), None) => {
                 self.not_blocked(row.as_ref(), now)?;
-                let plan = Plan::passive(cred, seen, false, None);
+                let plan = Plan::passive(cred, row, false, None);
                 self.refresh_from(account, plan).await
             }
             (Some(_), Some(cur)) => {
@@ -65,18 +64,18 @@ impl Inner {
                 }
                 self.spend_refresh_budget(&account.id, cred).await?;
                 self.not_blocked(row.as_ref(), now)?;
-                self.rotate(account, cred, seen, cur.value).await
+                self.rotate(account, cred, row, cur.value).await
             }
             (None, Some(cur)) => {
                 self.spend_refresh_budget(&account.id, cred).await?;
                 self.not_blocked(row.as_ref(), now)?;
-                self.force(account, cred, seen, cur.value).await
+                self.force(account, cred, row, cur.value).await
             }
             // Nothing valid to force away: a fetch, within the interval.
             (None, None) => {
                 self.spend_refresh_budget(&account.id, cred).await?;
                 self.not_blocked(row.as_ref(), now)?;
-                self.refresh_from(account, Plan::passive(cred, seen, false, None)).await
+                self.refresh_from(account, Plan::passive(cred, row, false, None)).await
             }
         }
     }
@@ -147,22 +146,34 @@ impl Inner {
 
     /// Replaces a value WeChat rejects: normal mode first, forced only
     /// when normal mode answers the same dead value.
-    async fn rotate(self: Arc<Self>, account: Account, cred: Credential, seen: i64, dead: String) -> Result<Issued> {
-        let plan = Plan::passive(cred, seen, false, Some(dead.clone()));
+    async fn rotate(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        row: Option<CredentialState>,
+        dead: String,
+    ) -> Result<Issued> {
+        let plan = Plan::passive(cred, row, false, Some(dead.clone()));
         let fresh = self.clone().refresh_from(account.clone(), plan).await?;
         if fresh.value != dead || !forcible(&account, cred) {
             return Ok(fresh);
         }
-        let seen = self.store.credential(&account.id, cred).await?.map_or(0, |r| r.version);
-        self.force(account, cred, seen, dead).await
+        let row = self.store.credential(&account.id, cred).await?;
+        self.force(account, cred, row, dead).await
     }
 
     /// A forced fetch; a stable token's within the day's cap.
-    async fn force(self: Arc<Self>, account: Account, cred: Credential, seen: i64, previous: String) -> Result<Issued> {
+    async fn force(
+        self: Arc<Self>,
+        account: Account,
+        cred: Credential,
+        row: Option<CredentialState>,
+        previous: String,
+    ) -> Result<Issued> {
         if forcible(&account, cred) {
             self.spend_force_budget(&account.id, cred).await?;
         }
-        self.refresh_from(account, Plan::passive(cred, seen, true, Some(previous)))
+        self.refresh_from(account, Plan::passive(cred, row, true, Some(previous)))
             .await
     }
 
@@ -201,10 +212,15 @@ fn forcible(account: &Account, cred: Credential) -> bool {
 
 impl Plan {
     /// A refresh a caller asked for, waiting for another holder's lease.
-    pub(super) fn passive(cred: Credential, seen: i64, force: bool, previous: Option<String>) -> Self {
+    pub(super) fn passive(
+        cred: Credential,
+        row: Option<CredentialState>,
+        force: bool,
+        previous: Option<String>,
+    ) -> Self {
         Plan {
             cred,
-            seen,
+            row,
             force,
             trigger: Trigger::Passive,
             wait: true,

@@ -11,7 +11,7 @@ use crate::account::Account;
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Credential};
 use crate::secret::Secret;
-use crate::store::{FailureWrite, RefreshWrite, Sealed};
+use crate::store::{CredentialState, FailureWrite, RefreshWrite, Sealed};
 use crate::timing;
 use crate::upstream::Fetched;
 
@@ -22,20 +22,22 @@ impl Inner {
     /// Writes a fetched value under this instance's lease (and the account's
     /// new secrets, if WeChat rotated its refresh token). The value is
     /// answered even when the lease was lost meanwhile: it is valid (WeChat's
-    /// grace), only not the stored one.
+    /// grace), only not the stored one. `prev` is the row as read before the
+    /// lease was taken at its version: what the alerts are decided from.
     pub(super) async fn write_fetched(
         &self,
         account: &Account,
         cred: Credential,
         f: &Fetched,
         unchanged: bool,
+        prev: Option<&CredentialState>,
     ) -> Result<Issued> {
         let rotated = f.rotated_refresh_token.as_ref().map(|r| {
             let mut a = account.clone();
             a.secrets.refresh_token = Some(Secret::new(r.clone()));
             a.seal(&self.key).secrets
         });
-        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref())
+        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref(), prev)
             .await
     }
 
@@ -46,12 +48,12 @@ impl Inner {
         f: &Fetched,
         unchanged: bool,
         account_secrets: Option<&Sealed>,
+        prev: Option<&CredentialState>,
     ) -> Result<Issued> {
         let now = self.now_ms();
         let expires_at = now + f.expires_in * 1000;
         let ahead = self.cfg.refresh_ahead.as_millis() as i64;
-        let prev = self.store.credential(id, cred).await?;
-        let events = alerts::on_success(prev.as_ref(), id, cred, now);
+        let events = alerts::on_success(prev, id, cred, now);
         let written = self
             .store
             .complete_refresh(&RefreshWrite {
@@ -86,14 +88,15 @@ impl Inner {
     /// get_permanent_code answers with) as a refresh would, under the lease.
     /// Skipped if another instance holds the lease.
     pub(super) async fn store_obtained(&self, id: &AccountId, cred: Credential, f: &Fetched) -> Result<()> {
-        let seen = self.store.credential(id, cred).await?.map_or(0, |r| r.version);
+        let row = self.store.credential(id, cred).await?;
+        let seen = row.as_ref().map_or(0, |r| r.version);
         let lease_ms = self.cfg.lease.as_millis() as i64;
         if self
             .store
             .try_lease(id, cred, &self.cfg.instance_id, seen, lease_ms)
             .await?
         {
-            self.write_value(id, cred, f, false, None).await?;
+            self.write_value(id, cred, f, false, None, row.as_ref()).await?;
         }
         Ok(())
     }
@@ -101,13 +104,19 @@ impl Inner {
     /// Records a failed fetch under this instance's lease (releasing it) and
     /// returns the error to answer. If the lease was lost meanwhile (this
     /// instance stalled past it), the failure is not recorded, and the
-    /// value the next holder wrote, if valid, is answered instead.
-    pub(super) async fn write_failure(&self, id: &AccountId, cred: Credential, e: FetchError) -> Result<Issued> {
+    /// value the next holder wrote, if valid, is answered instead. `prev`
+    /// is the row as read before the lease was taken at its version.
+    pub(super) async fn write_failure(
+        &self,
+        id: &AccountId,
+        cred: Credential,
+        e: FetchError,
+        prev: Option<&CredentialState>,
+    ) -> Result<Issued> {
         let now = self.now_ms();
-        let prev = self.store.credential(id, cred).await?;
-        let attempts = prev.as_ref().map_or(0, |r| r.attempts) + 1;
+        let attempts = prev.map_or(0, |r| r.attempts) + 1;
         let f = failure::classify(&e, cred, now, attempts, Self::jitter());
-        let events = alerts::on_failure(prev.as_ref(), id, cred, now, &f.error, f.blocked_until, attempts);
+        let events = alerts::on_failure(prev, id, cred, now, &f.error, f.blocked_until, attempts);
         tracing::warn!(account = %id, %cred, errcode = f.error.errcode, errmsg = %f.error.errmsg, attempts, "refresh failed");
         let written = self
             .store
