@@ -95,9 +95,68 @@ impl<'a> Query<'a> {
     }
 }
 
+/// A URL as logs, errors and answers may show it (SPEC §10, webhooks):
+/// its userinfo and query as `***` (a WeCom robot's URL carries its key in
+/// `?key=`), the rest exactly as given; text that is not a URL, `***` whole.
+pub fn hide_secrets(url: &str) -> String {
+    if reqwest::Url::parse(url).is_err() {
+        return "***".into();
+    }
+    // On the text as given (no normalising): userinfo, then query.
+    let (before_fragment, _) = url.split_once('#').unwrap_or((url, ""));
+    let (base, query) = match before_fragment.split_once('?') {
+        Some((b, _)) => (b, Some("***")),
+        None => (before_fragment, None),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{base}?{q}"),
+        None => base,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_secrets() {
+        assert_eq!(
+            crate::urlenc::hide_secrets("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx"),
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?***"
+        );
+        assert_eq!(
+            crate::urlenc::hide_secrets("https://user:pass@hooks.example.com/x#frag"),
+            "https://***@hooks.example.com/x"
+        );
+        assert_eq!(
+            crate::urlenc::hide_secrets("http://h.example.com/path"),
+            "http://h.example.com/path"
+        );
+        assert_eq!(
+            crate::urlenc::hide_secrets("http://H.example.com"),
+            "http://H.example.com",
+            "as given"
+        );
+        assert_eq!(
+            crate::urlenc::hide_secrets("https://a:b@h.example.com"),
+            "https://***@h.example.com"
+        );
+        assert_eq!(
+            crate::urlenc::hide_secrets("https://h.example.com?k=1#f"),
+            "https://h.example.com?***"
+        );
+        assert_eq!(crate::urlenc::hide_secrets("not a url ?key=1"), "***");
+    }
 
     #[test]
     fn plus_is_not_a_space() {

@@ -76,7 +76,7 @@ impl super::Inner {
     pub(super) fn shown(&self, mut w: Webhook) -> Webhook {
         w.url = self
             .webhook_url(&w)
-            .map_or_else(|_| "***".to_owned(), |u| crate::events::redact_url(&u));
+            .map_or_else(|_| "***".to_owned(), |u| crate::urlenc::hide_secrets(&u));
         w
     }
 }

@@ -173,7 +173,7 @@ impl RidRequest {
             .cloned()
             .ok_or_else(|| UpstreamError::Malformed("no request in the answer".into()))?;
         if let Some(Value::String(url)) = record.get_mut("request_url") {
-            *url = redact_url(url);
+            *url = redact_credentials_in_url(url);
         }
         for field in ["request_body", "response_body"] {
             if let Some(Value::String(body)) = record.get_mut(field) {
@@ -210,7 +210,7 @@ fn redact_query(q: &str) -> String {
         .join("&")
 }
 
-fn redact_url(url: &str) -> String {
+fn redact_credentials_in_url(url: &str) -> String {
     match url.split_once('?') {
         Some((path, query)) => format!("{path}?{}", redact_query(query)),
         None => url.to_owned(),
