@@ -1,13 +1,13 @@
 //! One upstream fetch of a credential: the dispatch table by account kind
 //! and credential, and calls that need another credential's token
-//! (through [`CredentialService::with_token`]: a ticket needs its
+//! (through the engine's `with_token`, never the public API: a ticket needs its
 //! account's access token, an authorizer's token its component's, a corp's
 //! its suite's).
 
 use std::sync::Arc;
 
 use super::failure::FetchError;
-use super::{CredentialService, Inner, Result, ServiceError};
+use super::{Inner, Result, ServiceError};
 use crate::account::{Account, AccountStatus};
 use crate::domain::{AccountId, Credential, TokenApi};
 use crate::secret::Secret;
@@ -122,9 +122,8 @@ impl Inner {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
     {
-        let service = CredentialService { inner: self.clone() };
         let rejected = |r: &Result<T, UpstreamError>| matches!(r, Err(e) if e.is_token_rejected());
-        match service.with_token(holder, call, rejected).await {
+        match self.with_token(holder, call, rejected).await {
             Ok(TokenCall::Answered(r)) => r.map_err(FetchError::Own),
             Ok(TokenCall::RefreshFailed(_, e)) | Err(e) => Err(FetchError::Dependency(e)),
         }

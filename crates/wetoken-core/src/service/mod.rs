@@ -288,14 +288,7 @@ impl CredentialService {
 
     /// The current value of a credential, fetching it if none is valid.
     pub async fn get(&self, id: &AccountId, cred: Credential) -> Result<Issued> {
-        check_owns(id, cred)?;
-        if let Some(hit) = self.inner.cache.lookup(id, cred, self.inner.now_ms()) {
-            return Ok(hit);
-        }
-        let key = (id.clone(), cred);
-        let (inner, k) = (self.inner.clone(), key.clone());
-        let flight = self.inner.read_flight(&key, async move { inner.get_locked(&k).await });
-        self.inner.bounded(flight).await
+        self.inner.get(id, cred).await
     }
 
     /// Passive refresh (SPEC §2, `verify`). With `stale`, answers the newer
@@ -308,18 +301,7 @@ impl CredentialService {
     /// calls also against the day's cap. With no valid value at all it is a
     /// plain fetch.
     pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued> {
-        check_owns(id, cred)?;
-        if cred.is_pushed() {
-            return Err(ServiceError::Invalid(format!(
-                "{cred} is pushed by WeChat and cannot be refreshed"
-            )));
-        }
-        let account = self.inner.account(id).await?;
-        let (inner, stale) = (self.inner.clone(), stale.map(str::to_owned));
-        let flight = self.inner.in_turn((id.clone(), cred), async move {
-            inner.refresh_locked(account, cred, stale.as_deref()).await
-        });
-        self.inner.bounded(flight).await
+        self.inner.refresh(id, cred, stale).await
     }
 
     /// Proactive refresh of one credential whose `due_at` has come. Skips it
@@ -387,17 +369,7 @@ impl CredentialService {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let token = self.get(holder, Credential::AccessToken).await?;
-        let first = call(token.value.clone()).await;
-        if !rejected(&first) {
-            return Ok(TokenCall::Answered(first));
-        }
-        match self.refresh(holder, Credential::AccessToken, Some(&token.value)).await {
-            // WeChat still accepts the token: its answer had another cause.
-            Ok(fresh) if fresh.value == token.value => Ok(TokenCall::Answered(first)),
-            Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
-            Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
-        }
+        self.inner.with_token(holder, call, rejected).await
     }
 
     /// Drops what this process remembers of an account and its children:
@@ -455,6 +427,75 @@ fn corrupt(e: impl std::fmt::Display) -> ServiceError {
 }
 
 impl Inner {
+    /// The current value of a credential, fetching it if none is valid.
+    pub(super) async fn get(self: &Arc<Self>, id: &AccountId, cred: Credential) -> Result<Issued> {
+        check_owns(id, cred)?;
+        if let Some(hit) = self.cache.lookup(id, cred, self.now_ms()) {
+            return Ok(hit);
+        }
+        let key = (id.clone(), cred);
+        let (inner, k) = (self.clone(), key.clone());
+        let flight = self.read_flight(&key, async move { inner.get_locked(&k).await });
+        self.bounded(flight).await
+    }
+
+    /// Passive refresh (SPEC §2, `verify`). With `stale`, answers the newer
+    /// value at once if that one is no longer current; if it is, asks WeChat
+    /// whether it is dead and replaces it only then (a value WeChat accepts
+    /// comes back with `verified_at`). Without it, a force refresh. Either
+    /// refresh of a current value counts against one budget per credential,
+    /// shared by the cluster: at most one per `force_refresh_min_interval`,
+    /// else `RateLimited` with nothing called upstream; forced stable-token
+    /// calls also against the day's cap. With no valid value at all it is a
+    /// plain fetch.
+    pub(super) async fn refresh(
+        self: &Arc<Self>,
+        id: &AccountId,
+        cred: Credential,
+        stale: Option<&str>,
+    ) -> Result<Issued> {
+        check_owns(id, cred)?;
+        if cred.is_pushed() {
+            return Err(ServiceError::Invalid(format!(
+                "{cred} is pushed by WeChat and cannot be refreshed"
+            )));
+        }
+        let account = self.account(id).await?;
+        let (inner, stale) = (self.clone(), stale.map(str::to_owned));
+        let flight = self.in_turn((id.clone(), cred), async move {
+            inner.refresh_locked(account, cred, stale.as_deref()).await
+        });
+        self.bounded(flight).await
+    }
+
+    /// Calls WeChat with the current access token of `holder` (SPEC §2
+    /// passive rules): when `rejected` says WeChat refused that token, one
+    /// verified compare-and-refresh of it and, if it was replaced, one more
+    /// call (a token WeChat still accepts leaves the first answer standing). The proxy and every
+    /// fetch that needs another credential go through here.
+    pub(super) async fn with_token<T, F, Fut>(
+        self: &Arc<Self>,
+        holder: &AccountId,
+        call: F,
+        rejected: impl Fn(&T) -> bool,
+    ) -> Result<TokenCall<T>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let token = self.get(holder, Credential::AccessToken).await?;
+        let first = call(token.value.clone()).await;
+        if !rejected(&first) {
+            return Ok(TokenCall::Answered(first));
+        }
+        match self.refresh(holder, Credential::AccessToken, Some(&token.value)).await {
+            // WeChat still accepts the token: its answer had another cause.
+            Ok(fresh) if fresh.value == token.value => Ok(TokenCall::Answered(first)),
+            Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
+            Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
+        }
+    }
+
     fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
