@@ -20,6 +20,40 @@ pub(crate) async fn bare_server(len: usize) {
     axum::serve(listener, app).await.unwrap();
 }
 
+/// How wrk loads a server: threads, connections, and the core it runs on
+/// (None: wherever the scheduler puts it).
+#[derive(Clone, Copy)]
+struct Shape {
+    threads: u32,
+    conns: u32,
+    cpu: Option<u32>,
+}
+
+/// Pins every thread of `pid` to `cpus` (a `taskset` list such as `0` or `0-1`).
+fn pin(pid: u32, cpus: &str) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "taskset -a -p -c {cpus} {pid} failed (util-linux's taskset is needed)"
+    );
+}
+
+/// Medians of interleaved pairs of runs, bare then wetoken.
+struct Pairs {
+    bare_rps: f64,
+    ours_rps: f64,
+    bare_p99: f64,
+    ours_p99: f64,
+    bare_cpu: f64,
+    ours_cpu: f64,
+    ratio: f64,
+    low: f64,
+    high: f64,
+}
+
 struct Load {
     per_sec: f64,
     p99_ms: f64,
@@ -55,9 +89,17 @@ impl Wrk {
         Wrk
     }
 
-    /// One run: requests per second and p99 latency.
-    fn run(&self, url: &str, header: Option<&str>, threads: u32, conns: u32, secs: u32) -> Load {
-        let mut cmd = std::process::Command::new("wrk");
+    /// One run: requests per second and p99 latency; on `cpu` alone when given.
+    fn run(&self, url: &str, header: Option<&str>, load: Shape, secs: u32) -> Load {
+        let (threads, conns) = (load.threads, load.conns);
+        let mut cmd = match load.cpu {
+            Some(cpu) => {
+                let mut c = std::process::Command::new("taskset");
+                c.args(["-c", &cpu.to_string(), "wrk"]);
+                c
+            }
+            None => std::process::Command::new("wrk"),
+        };
         cmd.args([
             &format!("-t{threads}"),
             &format!("-c{conns}"),
@@ -152,54 +194,84 @@ pub(crate) async fn hot_path(args: &Args) {
         .await
         .unwrap();
 
-    let (threads, conns, secs, rounds) = (2, 64, if args.quick { 3 } else { 8 }, if args.quick { 3 } else { 7 });
+    let (secs, rounds) = (if args.quick { 3 } else { 8 }, if args.quick { 3 } else { 7 });
     let wrk = Wrk::find();
     let auth = format!("Authorization: Bearer {key}");
-    // Warm both, then measure in interleaved pairs, back to back, and take
-    // medians: the ratio of each pair is immune to the machine getting
-    // busier or quieter between pairs.
-    wrk.run(&format!("{burl}{path}"), None, threads, conns, 1);
-    wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, 1);
-    let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
-    for _ in 0..rounds {
-        let before = cpu_secs(b_pid);
-        let b = wrk.run(&format!("{burl}{path}"), None, threads, conns, secs);
-        bare_cpu.push((cpu_secs(b_pid) - before) * 1e6 / b.requests);
-        let before = cpu_secs(w_pid);
-        let w = wrk.run(&format!("{wurl}{path}"), Some(&auth), threads, conns, secs);
-        ours_cpu.push((cpu_secs(w_pid) - before) * 1e6 / w.requests);
-        ratios.push(w.per_sec / b.per_sec);
-        bare_rps.push(b.per_sec);
-        ours_rps.push(w.per_sec);
-        bare_p99.push(b.p99_ms);
-        ours_p99.push(w.p99_ms);
-    }
+    let (bare, ours) = (format!("{burl}{path}"), format!("{wurl}{path}"));
+    let measure = |shape: Shape| {
+        // Warm both, then interleaved pairs, back to back, and medians: the
+        // ratio of each pair is immune to the machine getting busier or
+        // quieter between pairs.
+        wrk.run(&bare, None, shape, 1);
+        wrk.run(&ours, Some(&auth), shape, 1);
+        let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
+        for _ in 0..rounds {
+            let before = cpu_secs(b_pid);
+            let b = wrk.run(&bare, None, shape, secs);
+            bare_cpu.push((cpu_secs(b_pid) - before) * 1e6 / b.requests);
+            let before = cpu_secs(w_pid);
+            let w = wrk.run(&ours, Some(&auth), shape, secs);
+            ours_cpu.push((cpu_secs(w_pid) - before) * 1e6 / w.requests);
+            ratios.push(w.per_sec / b.per_sec);
+            bare_rps.push(b.per_sec);
+            ours_rps.push(w.per_sec);
+            bare_p99.push(b.p99_ms);
+            ours_p99.push(w.p99_ms);
+        }
+        Pairs {
+            bare_rps: median(&mut bare_rps),
+            ours_rps: median(&mut ours_rps),
+            bare_p99: median(&mut bare_p99),
+            ours_p99: median(&mut ours_p99),
+            bare_cpu: median(&mut bare_cpu),
+            ours_cpu: median(&mut ours_cpu),
+            low: ratios.iter().cloned().fold(f64::MAX, f64::min),
+            high: ratios.iter().cloned().fold(0.0, f64::max),
+            ratio: median(&mut ratios),
+        }
+    };
+    let report = |title: &str, p: &Pairs| {
+        println!("    {title}");
+        println!(
+            "      bare axum handler   {:>9.0} req/s   p99 {:.2} ms   server CPU {:.1} µs/request",
+            p.bare_rps, p.bare_p99, p.bare_cpu
+        );
+        println!(
+            "      wetoken             {:>9.0} req/s   p99 {:.2} ms   server CPU {:.1} µs/request",
+            p.ours_rps, p.ours_p99, p.ours_cpu
+        );
+        println!(
+            "      ratio (wetoken / bare, per pair): median {:.2}, range {:.2}–{:.2}; CPU per request, bare / wetoken: {:.2}",
+            p.ratio,
+            p.low,
+            p.high,
+            p.bare_cpu / p.ours_cpu
+        );
+    };
     println!(
-        "(a) cache-hit GET {path}, client key, wrk -t{threads} -c{conns}, {rounds} interleaved pairs of {secs} s runs (medians)"
-    );
-    println!(
-        "    response bytes: wetoken {} / bare {}",
+        "(a) cache-hit GET {path}, client key, {rounds} interleaved pairs of {secs} s runs each way (medians); response bytes: wetoken {} / bare {}",
         sample.len(),
         bare_sample.len()
     );
-    let (bc, oc) = (median(&mut bare_cpu), median(&mut ours_cpu));
-    println!(
-        "    bare axum handler   {:>9.0} req/s   p99 {:.2} ms   server CPU {bc:.1} µs/request",
-        median(&mut bare_rps),
-        median(&mut bare_p99)
-    );
-    println!(
-        "    wetoken             {:>9.0} req/s   p99 {:.2} ms   server CPU {oc:.1} µs/request",
-        median(&mut ours_rps),
-        median(&mut ours_p99)
-    );
-    println!("    CPU per request, bare / wetoken: {:.2}", bc / oc);
-    let mut sorted = ratios.clone();
-    println!(
-        "    ratio (wetoken / bare, per pair): median {:.2}, range {:.2}–{:.2}\n",
-        median(&mut sorted),
-        ratios.iter().cloned().fold(f64::MAX, f64::min),
-        ratios.iter().cloned().fold(0.0, f64::max)
-    );
+    // Pinned, as a server is measured on two cores: each server alone on
+    // core 0, wrk with one thread alone on core 1.
+    pin(b_pid, "0");
+    pin(w_pid, "0");
+    let pinned = measure(Shape {
+        threads: 1,
+        conns: 64,
+        cpu: Some(1),
+    });
+    report("pinned: each server on core 0, wrk -t1 -c64 on core 1", &pinned);
+    pin(b_pid, "0-1");
+    pin(w_pid, "0-1");
+    let free = measure(Shape {
+        threads: 2,
+        conns: 64,
+        cpu: None,
+    });
+    report("unpinned: wrk -t2 -c64, everything on both cores", &free);
+    println!();
 }

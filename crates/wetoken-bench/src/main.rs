@@ -4,7 +4,8 @@
 //! (a) cache-hit `GET /v1/mp/{appid}/access_token` with a client key, against
 //!     a bare axum handler answering a same-size JSON from memory, both
 //!     separate processes under the same load generator (wrk, from Debian's
-//!     package): the ratio of interleaved runs;
+//!     package): the ratio of interleaved runs, pinned (each server on core
+//!     0, wrk -t1 on core 1) and unpinned;
 //! (b) a cold stampede: 1000 concurrent readers over 3 instances on one
 //!     SQLite file: upstream calls and time to serve all;
 //! (c) 10 000 accounts expiring together: peak upstream calls per second,
