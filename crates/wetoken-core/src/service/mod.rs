@@ -4,6 +4,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`cache`] | values (and presented tokens, secrets, keys) remembered for the cache TTL |
+//! | `read` | the read decision (cache, row, fetch), and the engine's own `get`, `refresh`, `with_token` |
+//! | `verify` | the passive-refresh decision: WeChat asked before anything rotates, the day's force cap |
 //! | `flight` | work on a credential in a task of its own, one turn per credential; cold reads join the one in flight |
 //! | `lease` | the database lease across instances (on the database's clock): take it, or wait for its holder |
 //! | `fetch` | one dispatch table by (kind, credential) to WeChat; calls made with another credential |
@@ -40,6 +42,7 @@ mod fetch;
 mod flight;
 mod lease;
 pub mod overview;
+mod read;
 pub mod scheduler;
 pub mod sessions;
 mod suite;
@@ -54,7 +57,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::account::{Account, AccountStatus};
-use crate::clock::{Clock, to_millis};
+use crate::clock::Clock;
 use crate::domain::{AccountId, Credential};
 use crate::secret::MasterKey;
 use crate::store::{Store, StoreError};
@@ -427,176 +430,12 @@ fn corrupt(e: impl std::fmt::Display) -> ServiceError {
 }
 
 impl Inner {
-    /// The current value of a credential, fetching it if none is valid.
-    pub(super) async fn get(self: &Arc<Self>, id: &AccountId, cred: Credential) -> Result<Issued> {
-        check_owns(id, cred)?;
-        if let Some(hit) = self.cache.lookup(id, cred, self.now_ms()) {
-            return Ok(hit);
-        }
-        let key = (id.clone(), cred);
-        let (inner, k) = (self.clone(), key.clone());
-        let flight = self.read_flight(&key, async move { inner.get_locked(&k).await });
-        self.bounded(flight).await
-    }
-
-    /// Passive refresh (SPEC §2, `verify`). With `stale`, answers the newer
-    /// value at once if that one is no longer current; if it is, asks WeChat
-    /// whether it is dead and replaces it only then (a value WeChat accepts
-    /// comes back with `verified_at`). Without it, a force refresh. Either
-    /// refresh of a current value counts against one budget per credential,
-    /// shared by the cluster: at most one per `force_refresh_min_interval`,
-    /// else `RateLimited` with nothing called upstream; forced stable-token
-    /// calls also against the day's cap. With no valid value at all it is a
-    /// plain fetch.
-    pub(super) async fn refresh(
-        self: &Arc<Self>,
-        id: &AccountId,
-        cred: Credential,
-        stale: Option<&str>,
-    ) -> Result<Issued> {
-        check_owns(id, cred)?;
-        if cred.is_pushed() {
-            return Err(ServiceError::Invalid(format!(
-                "{cred} is pushed by WeChat and cannot be refreshed"
-            )));
-        }
-        let account = self.account(id).await?;
-        let (inner, stale) = (self.clone(), stale.map(str::to_owned));
-        let flight = self.in_turn((id.clone(), cred), async move {
-            inner.refresh_locked(account, cred, stale.as_deref()).await
-        });
-        self.bounded(flight).await
-    }
-
-    /// Calls WeChat with the current access token of `holder` (SPEC §2
-    /// passive rules): when `rejected` says WeChat refused that token, one
-    /// verified compare-and-refresh of it and, if it was replaced, one more
-    /// call (a token WeChat still accepts leaves the first answer standing). The proxy and every
-    /// fetch that needs another credential go through here.
-    pub(super) async fn with_token<T, F, Fut>(
-        self: &Arc<Self>,
-        holder: &AccountId,
-        call: F,
-        rejected: impl Fn(&T) -> bool,
-    ) -> Result<TokenCall<T>>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = T>,
-    {
-        let token = self.get(holder, Credential::AccessToken).await?;
-        let first = call(token.value.clone()).await;
-        if !rejected(&first) {
-            return Ok(TokenCall::Answered(first));
-        }
-        match self.refresh(holder, Credential::AccessToken, Some(&token.value)).await {
-            // WeChat still accepts the token: its answer had another cause.
-            Ok(fresh) if fresh.value == token.value => Ok(TokenCall::Answered(first)),
-            Ok(fresh) => Ok(TokenCall::Answered(call(fresh.value).await)),
-            Err(e) => Ok(TokenCall::RefreshFailed(first, e)),
-        }
-    }
-
     fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
     fn jitter() -> f64 {
         rand::thread_rng().r#gen()
-    }
-
-    /// The plaintext of a row's value, if it has one.
-    fn open_value(&self, row: &crate::store::CredentialState) -> Result<Option<String>> {
-        row.value
-            .as_ref()
-            .map(|sealed| {
-                self.key
-                    .open(sealed, &crate::store::binding(&row.account, row.credential.as_str()))
-            })
-            .transpose()
-            .map_err(|e| corrupt(format!("{}/{}: {e}", row.account, row.credential)))
-    }
-
-    /// A row's value while it is valid at `now`, opened. A value that does
-    /// not open (sealed with a key not given, or moved from another row) is
-    /// no value: it is fetched again, and the new one sealed properly.
-    fn valid(&self, row: &crate::store::CredentialState, now: i64) -> Option<Issued> {
-        let expires_at = row.expires_at.filter(|e| *e > now)?;
-        let value = self.open_value(row).unwrap_or_else(|e| {
-            tracing::warn!(account = %row.account, credential = %row.credential, error = %e, "a stored value does not open; it will be fetched again");
-            None
-        });
-        value.map(|value| Issued {
-            value,
-            expires_at: crate::clock::from_millis(expires_at),
-            verified_at: None,
-        })
-    }
-
-    /// Records why a due credential cannot be refreshed (its account's
-    /// secrets do not open) under the lease, with the failure policy's
-    /// backoff.
-    async fn record_unusable(&self, row: &crate::store::CredentialState, e: &ServiceError) -> Result<()> {
-        let lease_ms = self.cfg.lease.as_millis() as i64;
-        let (id, cred) = (&row.account, row.credential);
-        if self
-            .store
-            .try_lease(id, cred, &self.cfg.instance_id, row.version, lease_ms)
-            .await?
-        {
-            // The recorded error is the answer; only the store's own fails this.
-            if let Err(ServiceError::Store(s)) = self
-                .write_failure(id, cred, failure::FetchError::Dependency(e.clone()), Some(row))
-                .await
-            {
-                return Err(s.into());
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Inner::valid`], and the cache refreshed from it (a row that is gone
-    /// is forgotten).
-    fn usable(&self, key: &Key, row: Option<&crate::store::CredentialState>, now: i64) -> Option<Issued> {
-        let Some(row) = row else {
-            self.cache.remove(key);
-            return None;
-        };
-        let issued = self.valid(row, now);
-        if let Some(i) = &issued {
-            self.cache.put(key, i.value.clone(), to_millis(i.expires_at), now);
-        }
-        issued
-    }
-
-    async fn get_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
-        let now = self.now_ms();
-        let (id, cred) = key;
-        if let Some(hit) = self.cache.fresh(id, *cred, now) {
-            return Ok(hit);
-        }
-        let row = self.store.credential(id, *cred).await?;
-        if let Some(v) = self.usable(key, row.as_ref(), now) {
-            return Ok(v);
-        }
-        let account = self.account(id).await?;
-        if cred.is_pushed() {
-            return Err(ServiceError::TicketMissing {
-                account: id.clone(),
-                ticket: *cred,
-            });
-        }
-        if let Some(blocked) = row.as_ref().and_then(|r| failure::blocked(r, now)) {
-            return Err(blocked);
-        }
-        let plan = lease::Plan {
-            cred: *cred,
-            row,
-            force: false,
-            trigger: Trigger::Cold,
-            wait: true,
-            previous: None,
-        };
-        self.refresh_from(account, plan).await
     }
 
     /// The account, if it exists and is not revoked.
