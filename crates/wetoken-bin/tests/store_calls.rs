@@ -13,6 +13,7 @@ use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::secret::MasterKey;
 use wetoken_core::service::{CredentialService, ServiceConfig};
+use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
     PushWrite, RefreshWrite, Schema, Sealed, Store, StoreResult, StoredAccount, Verdict,
@@ -53,7 +54,10 @@ impl Store for Counting {
         self.count("ping");
         self.inner.ping().await
     }
+}
 
+#[async_trait]
+impl AccountStore for Counting {
     async fn insert_account(&self, account: &StoredAccount, events: &[NewEvent]) -> StoreResult<()> {
         self.count("insert_account");
         self.inner.insert_account(account, events).await
@@ -181,6 +185,29 @@ impl Store for Counting {
         self.inner.credential_by_hash(hash, now).await
     }
 
+    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
+        self.count("reseal_account");
+        self.inner.reseal_account(read, secrets).await
+    }
+
+    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
+        self.count("reseal_value");
+        self.inner.reseal_value(read, value).await
+    }
+
+    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
+        self.count("count_accounts");
+        self.inner.count_accounts(q).await
+    }
+
+    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
+        self.count("failing_credentials");
+        self.inner.failing_credentials(limit).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for Counting {
     async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>> {
         self.count("key_checks");
         self.inner.key_checks().await
@@ -194,16 +221,6 @@ impl Store for Counting {
     async fn remove_key_check(&self, key_id: &str) -> StoreResult<()> {
         self.count("remove_key_check");
         self.inner.remove_key_check(key_id).await
-    }
-
-    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
-        self.count("reseal_account");
-        self.inner.reseal_account(read, secrets).await
-    }
-
-    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
-        self.count("reseal_value");
-        self.inner.reseal_value(read, value).await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
@@ -225,7 +242,10 @@ impl Store for Counting {
         self.count("delete_key");
         self.inner.delete_key(name).await
     }
+}
 
+#[async_trait]
+impl EventStore for Counting {
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         self.count("append_events");
         self.inner.append_events(events).await
@@ -316,7 +336,10 @@ impl Store for Counting {
         self.count("last_event_id");
         self.inner.last_event_id().await
     }
+}
 
+#[async_trait]
+impl AuditStore for Counting {
     async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         self.count("insert_audit");
         self.inner.insert_audit(entry).await
@@ -326,17 +349,10 @@ impl Store for Counting {
         self.count("audit_page");
         self.inner.audit_page(q).await
     }
+}
 
-    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
-        self.count("count_accounts");
-        self.inner.count_accounts(q).await
-    }
-
-    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
-        self.count("failing_credentials");
-        self.inner.failing_credentials(limit).await
-    }
-
+#[async_trait]
+impl SessionStore for Counting {
     async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
         self.count("insert_session");
         self.inner.insert_session(hash, created_at, expires_at).await

@@ -271,8 +271,14 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Every part of the [`Store`] in scope at once, for code that calls a
+/// whole store (`use wetoken_core::store::prelude::*`).
+pub mod prelude {
+    pub use super::{AccountStore, AuditStore, EventStore, KeyStore, SessionStore, Store};
+}
+
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + KeyStore + EventStore + AuditStore + SessionStore + Send + Sync + 'static {
     /// Installs or upgrades the schema. Idempotent.
     async fn migrate(&self) -> StoreResult<()>;
     /// Which schema the database holds, against the migrations this build
@@ -280,7 +286,12 @@ pub trait Store: Send + Sync + 'static {
     async fn schema(&self) -> StoreResult<Schema>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Accounts and their credentials: the rows, the lease, refresh outcomes,
+/// pushed values, the refresh budgets, WeChat's verdicts, and re-sealing.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     // ---- accounts
     /// `Conflict` if the id exists. `events` are committed with it.
     async fn insert_account(&self, account: &StoredAccount, events: &[NewEvent]) -> StoreResult<()>;
@@ -306,7 +317,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the account, its children and all their credentials. Whether
     /// it existed.
     async fn delete_account(&self, id: &AccountId) -> StoreResult<bool>;
-
     // ---- credentials
     async fn credential(&self, id: &AccountId, credential: Credential) -> StoreResult<Option<CredentialState>>;
     /// All credential rows of one account.
@@ -387,12 +397,30 @@ pub trait Store: Send + Sync + 'static {
     /// free at `now`, earliest-expiring first, at most `limit`. An index range scan:
     /// the scheduler's deadline order lives in the database.
     async fn due(&self, now: i64, limit: i64) -> StoreResult<Vec<CredentialState>>;
-
     /// The credential whose value hashes to `hash`, or whose previous value
     /// does while `previous_until > now`: which account a presented token
     /// belongs to.
     async fn credential_by_hash(&self, hash: &str, now: i64) -> StoreResult<Option<CredentialState>>;
+    /// Replaces an account's sealed secrets with `secrets` if the row is
+    /// unchanged since `read` (its `updated_at`). Whether it was.
+    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool>;
+    /// Replaces a credential's sealed value with `value` if the row is still
+    /// at `read`'s version. Whether it was.
+    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool>;
+    // ---- the console (SPEC §11)
+    /// How many accounts `q` matches (its prefix, status filters and
+    /// `after`), counting at most `q.limit`: a bounded index range, so an
+    /// overview of 100 000 authorizers reads no more than the cap.
+    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64>;
+    /// Credentials whose last refresh failed (a last error is recorded),
+    /// most recent error first, at most `limit`: by the index on the
+    /// error's time.
+    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>>;
+}
 
+/// API keys (stored hashed) and the master keys' check values.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
     // ---- master keys (SPEC §2)
     /// The check values recorded for the master keys that sealed data here,
     /// by key id.
@@ -401,13 +429,6 @@ pub trait Store: Send + Sync + 'static {
     async fn add_key_check(&self, check: &KeyCheck, now: i64) -> StoreResult<()>;
     /// Forgets a key's check (nothing is sealed with it any more).
     async fn remove_key_check(&self, key_id: &str) -> StoreResult<()>;
-    /// Replaces an account's sealed secrets with `secrets` if the row is
-    /// unchanged since `read` (its `updated_at`). Whether it was.
-    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool>;
-    /// Replaces a credential's sealed value with `value` if the row is still
-    /// at `read`'s version. Whether it was.
-    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool>;
-
     // ---- API keys
     /// `Conflict` if the name exists.
     async fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
@@ -415,7 +436,11 @@ pub trait Store: Send + Sync + 'static {
     async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>>;
     async fn key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn delete_key(&self, name: &str) -> StoreResult<bool>;
+}
 
+/// The outbox of events, webhooks and their deliveries.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
     // ---- events and webhooks (SPEC §10)
     /// Commits events that report no other state change, in one
     /// transaction. An event whose `dedupe` is stored already is skipped
@@ -470,22 +495,21 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the newest committed event (0 before the first): where
     /// "the latest events" start.
     async fn last_event_id(&self) -> StoreResult<i64>;
+}
 
+/// The audit trail of token-free calls.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     // ---- the audit trail of token-free calls (SPEC §6)
     async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// A page of entries by id: an index range (of the key or the account
     /// when one is given).
     async fn audit_page(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}
 
-    // ---- the console (SPEC §11)
-    /// How many accounts `q` matches (its prefix, status filters and
-    /// `after`), counting at most `q.limit`: a bounded index range, so an
-    /// overview of 100 000 authorizers reads no more than the cap.
-    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64>;
-    /// Credentials whose last refresh failed (a last error is recorded),
-    /// most recent error first, at most `limit`: by the index on the
-    /// error's time.
-    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>>;
+/// Console sessions and one-time sign-in links.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     /// Records a console session by the SHA-256 of its token.
     async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()>;
     /// When the session ends, if it exists (ended or not).

@@ -22,6 +22,7 @@ use oracle::sql_type::ToSql;
 use oracle::{Connection, Row};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
+use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
     PushWrite, RefreshWrite, Schema, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
@@ -234,7 +235,10 @@ impl Store for OracleStore {
         self.run(|conn, _| conn.query_row("SELECT 1 FROM dual", &[]).map(drop).map_err(map_err))
             .await
     }
+}
 
+#[async_trait]
+impl AccountStore for OracleStore {
     async fn insert_account(&self, a: &StoredAccount, events: &[NewEvent]) -> StoreResult<()> {
         let r = AccountRow::encode(a);
         let events = encode_events(events);
@@ -310,12 +314,6 @@ impl Store for OracleStore {
     async fn credentials_between(&self, first: &AccountId, last: &AccountId) -> StoreResult<Vec<CredentialState>> {
         let (f, l) = (first.to_string(), last.to_string());
         self.run(move |conn, sql| rows(conn, sql.select_credentials_between, &[&f, &l], credential_of))
-            .await
-    }
-
-    async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
-        let after = after.unwrap_or(" ").to_owned();
-        self.run(move |conn, sql| rows(conn, sql.select_keys_page, &[&after, &limit], key_of))
             .await
     }
 
@@ -495,6 +493,49 @@ impl Store for OracleStore {
             .await
     }
 
+    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
+        let (s, id, at) = (secrets.as_str().to_owned(), read.id.to_string(), read.updated_at);
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_account, &[&s, &id, &at])? == 1))
+            .await
+    }
+
+    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
+        let (v, a, k, version) = (
+            value.as_str().to_owned(),
+            read.account.to_string(),
+            read.credential.as_str(),
+            read.version,
+        );
+        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_value, &[&v, &a, &k, &version])? == 1))
+            .await
+    }
+
+    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
+        let b = page_binds(q);
+        let limit = q.limit;
+        self.run(move |conn, sql| {
+            let row = conn
+                .query_row(sql.count_accounts, &page_params(&b, &limit))
+                .map_err(map_err)?;
+            required(row.int(0)?, "count")
+        })
+        .await
+    }
+
+    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
+        self.run(move |conn, sql| rows(conn, sql.select_failing, &[&limit], credential_of))
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for OracleStore {
+    async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
+        let after = after.unwrap_or(" ").to_owned();
+        self.run(move |conn, sql| rows(conn, sql.select_keys_page, &[&after, &limit], key_of))
+            .await
+    }
+
     async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>> {
         self.run(|conn, sql| rows(conn, sql.select_key_checks, &[], check_of))
             .await
@@ -517,23 +558,6 @@ impl Store for OracleStore {
             .await
     }
 
-    async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
-        let (s, id, at) = (secrets.as_str().to_owned(), read.id.to_string(), read.updated_at);
-        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_account, &[&s, &id, &at])? == 1))
-            .await
-    }
-
-    async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
-        let (v, a, k, version) = (
-            value.as_str().to_owned(),
-            read.account.to_string(),
-            read.credential.as_str(),
-            read.version,
-        );
-        self.run(move |conn, sql| Ok(exec(conn, sql.reseal_value, &[&v, &a, &k, &version])? == 1))
-            .await
-    }
-
     async fn insert_key(&self, k: &ApiKey) -> StoreResult<()> {
         let k = KeyRow::encode(k);
         self.run(move |conn, sql| exec(conn, sql.insert_key, &[&k.name, &k.hash, &k.accounts, &k.created_at]).map(drop))
@@ -551,7 +575,10 @@ impl Store for OracleStore {
         self.run(move |conn, sql| Ok(exec(conn, sql.delete_key, &[&n])? > 0))
             .await
     }
+}
 
+#[async_trait]
+impl EventStore for OracleStore {
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         let events = encode_events(events);
         self.run(move |conn, sql| append(conn, sql, &events)).await
@@ -726,6 +753,17 @@ impl Store for OracleStore {
         .await
     }
 
+    async fn last_event_id(&self) -> StoreResult<i64> {
+        self.run(|conn, sql| {
+            let row = conn.query_row(sql.select_event_seq, &[]).map_err(map_err)?;
+            required(row.int(0)?, "last_id")
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for OracleStore {
     async fn insert_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         let r = AuditRow::encode(e);
         self.run(move |conn, sql| {
@@ -762,32 +800,10 @@ impl Store for OracleStore {
         })
         .await
     }
+}
 
-    async fn last_event_id(&self) -> StoreResult<i64> {
-        self.run(|conn, sql| {
-            let row = conn.query_row(sql.select_event_seq, &[]).map_err(map_err)?;
-            required(row.int(0)?, "last_id")
-        })
-        .await
-    }
-
-    async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
-        let b = page_binds(q);
-        let limit = q.limit;
-        self.run(move |conn, sql| {
-            let row = conn
-                .query_row(sql.count_accounts, &page_params(&b, &limit))
-                .map_err(map_err)?;
-            required(row.int(0)?, "count")
-        })
-        .await
-    }
-
-    async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
-        self.run(move |conn, sql| rows(conn, sql.select_failing, &[&limit], credential_of))
-            .await
-    }
-
+#[async_trait]
+impl SessionStore for OracleStore {
     async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
         let h = hash.to_owned();
         self.run(move |conn, sql| exec(conn, sql.insert_session, &[&h, &created_at, &expires_at]).map(drop))

@@ -5,6 +5,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Database, Pool};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
+use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
     PushWrite, RefreshWrite, Schema, Sealed, Store, StoreError, StoreResult, StoredAccount, Verdict,
@@ -202,7 +203,10 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 Ok(())
             }
+        }
 
+        #[async_trait]
+        impl AccountStore for SqlStore<$db> {
             async fn insert_account(&self, a: &StoredAccount, events: &[NewEvent]) -> StoreResult<()> {
                 let r = AccountRow::encode(a);
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
@@ -318,16 +322,6 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 decode_all(rows, CredentialRow::decode)
-            }
-
-            async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
-                let rows: Vec<KeyRow> = sqlx::query_as(self.sql.select_keys_page)
-                    .bind(after.unwrap_or(" "))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                decode_all(rows, KeyRow::decode)
             }
 
             async fn credentials(&self, id: &AccountId) -> StoreResult<Vec<CredentialState>> {
@@ -595,6 +589,62 @@ macro_rules! sql_store {
                 row.map(CredentialRow::decode).transpose()
             }
 
+            async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.reseal_account)
+                    .bind(secrets.as_str())
+                    .bind(read.id.to_string())
+                    .bind(read.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
+                let n = sqlx::query(self.sql.reseal_value)
+                    .bind(value.as_str())
+                    .bind(read.account.to_string())
+                    .bind(read.credential.as_str())
+                    .bind(read.version)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
+                let b = page_binds(q);
+                let (n,): (i64,) = Self::bind_page(sqlx::query_as(self.sql.count_accounts), &b, q.limit)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(n)
+            }
+
+            async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
+                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_failing)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, CredentialRow::decode)
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for SqlStore<$db> {
+            async fn keys_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<ApiKey>> {
+                let rows: Vec<KeyRow> = sqlx::query_as(self.sql.select_keys_page)
+                    .bind(after.unwrap_or(" "))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                decode_all(rows, KeyRow::decode)
+            }
+
             async fn key_checks(&self) -> StoreResult<Vec<KeyCheck>> {
                 let rows: Vec<(String, String)> = sqlx::query_as(self.sql.select_key_checks)
                     .fetch_all(&self.pool)
@@ -632,31 +682,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn reseal_account(&self, read: &StoredAccount, secrets: &Sealed) -> StoreResult<bool> {
-                let n = sqlx::query(self.sql.reseal_account)
-                    .bind(secrets.as_str())
-                    .bind(read.id.to_string())
-                    .bind(read.updated_at)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?
-                    .rows_affected();
-                Ok(n == 1)
-            }
-
-            async fn reseal_value(&self, read: &CredentialState, value: &Sealed) -> StoreResult<bool> {
-                let n = sqlx::query(self.sql.reseal_value)
-                    .bind(value.as_str())
-                    .bind(read.account.to_string())
-                    .bind(read.credential.as_str())
-                    .bind(read.version)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?
-                    .rows_affected();
-                Ok(n == 1)
-            }
-
             async fn insert_key(&self, k: &ApiKey) -> StoreResult<()> {
                 let k = KeyRow::encode(k);
                 sqlx::query(self.sql.insert_key)
@@ -688,7 +713,10 @@ macro_rules! sql_store {
                     .rows_affected();
                 Ok(n > 0)
             }
+        }
 
+        #[async_trait]
+        impl EventStore for SqlStore<$db> {
             async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 self.append_in(&mut tx, events).await?;
@@ -935,6 +963,17 @@ macro_rules! sql_store {
                 Ok(min)
             }
 
+            async fn last_event_id(&self) -> StoreResult<i64> {
+                let (last,): (i64,) = sqlx::query_as(self.sql.select_event_seq)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(last)
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for SqlStore<$db> {
             async fn insert_audit(&self, e: &AuditEntry) -> StoreResult<()> {
                 let r = AuditRow::encode(e);
                 sqlx::query(self.sql.insert_audit)
@@ -968,33 +1007,10 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 decode_all(rows, AuditRow::decode)
             }
+        }
 
-            async fn last_event_id(&self) -> StoreResult<i64> {
-                let (last,): (i64,) = sqlx::query_as(self.sql.select_event_seq)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                Ok(last)
-            }
-
-            async fn count_accounts(&self, q: &AccountQuery) -> StoreResult<i64> {
-                let b = page_binds(q);
-                let (n,): (i64,) = Self::bind_page(sqlx::query_as(self.sql.count_accounts), &b, q.limit)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                Ok(n)
-            }
-
-            async fn failing_credentials(&self, limit: i64) -> StoreResult<Vec<CredentialState>> {
-                let rows: Vec<CredentialRow> = sqlx::query_as(self.sql.select_failing)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                decode_all(rows, CredentialRow::decode)
-            }
-
+        #[async_trait]
+        impl SessionStore for SqlStore<$db> {
             async fn insert_session(&self, hash: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
                 sqlx::query(self.sql.insert_session)
                     .bind(hash)

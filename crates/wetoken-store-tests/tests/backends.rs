@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use wetoken_core::store::Store;
+use wetoken_core::store::prelude::*;
 
 async fn conform(store: impl Store) {
     store.migrate().await.expect("migrate");

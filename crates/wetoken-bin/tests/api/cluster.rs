@@ -669,7 +669,7 @@ async fn a_rolling_restart_loses_no_request() {
         assert!(status.success(), "instance {i} exited with {status}");
         // Its fetch was written and its lease released, in the database.
         {
-            use wetoken_core::store::Store;
+            use wetoken_core::store::prelude::*;
             let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.join("wetoken.db").display()))
                 .await
                 .unwrap();
@@ -706,7 +706,7 @@ async fn a_rolling_restart_loses_no_request() {
 /// its lease before the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_instance_finishes_its_refresh_and_releases_the_lease() {
-    use wetoken_core::store::Store;
+    use wetoken_core::store::prelude::*;
     let sim = Sim::start(SimConfig {
         token_ttl_secs: 4,
         ..SimConfig::default()
