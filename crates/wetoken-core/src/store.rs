@@ -10,13 +10,13 @@
 //! plaintext. Instants are epoch milliseconds. A store enforces only what
 //! must be atomic in the database:
 //!
-//! - **the refresh lease** ([`Store::try_lease`]): one conditional UPDATE on the
+//! - **the refresh lease** ([`AccountStore::try_lease`]): one conditional UPDATE on the
 //!   credential row, on the database's clock, so that across every instance
 //!   sharing the database at most one holds the right to call WeChat for a
 //!   credential, and only the holder, while its lease runs, writes the
 //!   outcome (fencing);
 //! - **versions**: every write of a credential value increments `version`;
-//! - **the force-refresh limit** ([`Store::try_mark_forced`]), cluster-wide;
+//! - **the force-refresh limit** ([`AccountStore::try_mark_forced`]), cluster-wide;
 //! - **durability of pushed values and rotated secrets**, committed before the
 //!   call returns;
 //! - **the outbox** (SPEC §10): the events a write carries are committed in
@@ -24,7 +24,7 @@
 //!   transaction that appends events takes the next ids from one counter
 //!   row, whose row lock it holds until it commits), so a reader that has
 //!   seen id `n` never later finds a smaller one;
-//! - **one attempt per delivery at a time** ([`Store::try_lease_delivery`]),
+//! - **one attempt per delivery at a time** ([`EventStore::try_lease_delivery`]),
 //!   cluster-wide, on the database's clock.
 
 use async_trait::async_trait;
@@ -156,7 +156,7 @@ pub struct FailureWrite<'a> {
     pub events: &'a [NewEvent],
 }
 
-/// Which accounts a page holds (see [`Store::accounts_page`]).
+/// Which accounts a page holds (see [`AccountStore::accounts_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountQuery {
     /// Ids starting with this (`""`: every account; `authorizer:wxc:`: a

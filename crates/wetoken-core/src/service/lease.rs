@@ -32,6 +32,23 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// A refresh a caller asked for, waiting for another holder's lease.
+    pub(super) fn passive(
+        cred: Credential,
+        row: Option<CredentialState>,
+        force: bool,
+        previous: Option<String>,
+    ) -> Self {
+        Plan {
+            cred,
+            row,
+            force,
+            trigger: Trigger::Passive,
+            wait: true,
+            previous,
+        }
+    }
+
     /// The version the lease is taken at (0: no row yet).
     pub fn seen(&self) -> i64 {
         self.row.as_ref().map_or(0, |r| r.version)

@@ -11,7 +11,7 @@ use crate::clock::to_millis;
 use crate::domain::{AccountId, Credential};
 
 impl Inner {
-    /// The current value of a credential, fetching it if none is valid.
+    /// [`super::CredentialService::get`], inside the engine.
     pub(super) async fn get(self: &Arc<Self>, id: &AccountId, cred: Credential) -> Result<Issued> {
         check_owns(id, cred)?;
         if let Some(hit) = self.cache.lookup(id, cred, self.now_ms()) {
@@ -23,15 +23,7 @@ impl Inner {
         self.bounded(flight).await
     }
 
-    /// Passive refresh (SPEC §2, `verify`). With `stale`, answers the newer
-    /// value at once if that one is no longer current; if it is, asks WeChat
-    /// whether it is dead and replaces it only then (a value WeChat accepts
-    /// comes back with `verified_at`). Without it, a force refresh. Either
-    /// refresh of a current value counts against one budget per credential,
-    /// shared by the cluster: at most one per `force_refresh_min_interval`,
-    /// else `RateLimited` with nothing called upstream; forced stable-token
-    /// calls also against the day's cap. With no valid value at all it is a
-    /// plain fetch.
+    /// [`super::CredentialService::refresh`] (SPEC §2 passive rules, `verify`), inside the engine.
     pub(super) async fn refresh(
         self: &Arc<Self>,
         id: &AccountId,
@@ -52,11 +44,7 @@ impl Inner {
         self.bounded(flight).await
     }
 
-    /// Calls WeChat with the current access token of `holder` (SPEC §2
-    /// passive rules): when `rejected` says WeChat refused that token, one
-    /// verified compare-and-refresh of it and, if it was replaced, one more
-    /// call (a token WeChat still accepts leaves the first answer standing). The proxy and every
-    /// fetch that needs another credential go through here.
+    /// [`super::CredentialService::with_token`], inside the engine: the fetch path calls this one.
     pub(super) async fn with_token<T, F, Fut>(
         self: &Arc<Self>,
         holder: &AccountId,

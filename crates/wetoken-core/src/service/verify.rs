@@ -27,7 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::lease::Plan;
-use super::{Inner, Issued, Result, ServiceError, Trigger, failure};
+use super::{Inner, Issued, Result, ServiceError, failure};
 use crate::account::Account;
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Credential, TokenApi};
@@ -208,23 +208,4 @@ fn forcible(account: &Account, cred: Credential) -> bool {
     cred == Credential::AccessToken
         && matches!(account.id, AccountId::Mp { .. })
         && account.config.token_api == TokenApi::Stable
-}
-
-impl Plan {
-    /// A refresh a caller asked for, waiting for another holder's lease.
-    pub(super) fn passive(
-        cred: Credential,
-        row: Option<CredentialState>,
-        force: bool,
-        previous: Option<String>,
-    ) -> Self {
-        Plan {
-            cred,
-            row,
-            force,
-            trigger: Trigger::Passive,
-            wait: true,
-            previous,
-        }
-    }
 }
