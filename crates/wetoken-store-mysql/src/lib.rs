@@ -9,11 +9,11 @@
 
 use sqlx::{Connection, MySql};
 use wetoken_core::store::StoreResult;
-use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
+use wetoken_store_sql::{Dialect, SqlStore, SqlxBackend, map_err, pool_options, sql_store};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub type MySqlStore = SqlStore<MySql>;
+pub type MySqlStore = SqlStore<SqlxBackend<MySql>>;
 
 /// The DDL of every migration, for `install-schema --print`.
 pub fn schema_sql() -> String {
@@ -31,5 +31,5 @@ pub async fn connect(url: &str) -> StoreResult<MySqlStore> {
         .await
         .map_err(map_err)?;
     let pool = pool_options::<MySql>(16).connect(&url).await.map_err(map_err)?;
-    Ok(SqlStore::new(pool, Dialect::MySql, &MIGRATOR))
+    Ok(sql_store(pool, Dialect::MySql, &MIGRATOR))
 }

@@ -9,11 +9,11 @@
 
 use sqlx::{Connection, Postgres};
 use wetoken_core::store::StoreResult;
-use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
+use wetoken_store_sql::{Dialect, SqlStore, SqlxBackend, map_err, pool_options, sql_store};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub type PostgresStore = SqlStore<Postgres>;
+pub type PostgresStore = SqlStore<SqlxBackend<Postgres>>;
 
 /// The DDL of every migration, for `install-schema --print`.
 pub fn schema_sql() -> String {
@@ -30,5 +30,5 @@ pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         .await
         .map_err(map_err)?;
     let pool = pool_options::<Postgres>(16).connect(url).await.map_err(map_err)?;
-    Ok(SqlStore::new(pool, Dialect::Postgres, &MIGRATOR))
+    Ok(sql_store(pool, Dialect::Postgres, &MIGRATOR))
 }

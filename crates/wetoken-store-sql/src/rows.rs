@@ -15,10 +15,6 @@ use wetoken_core::store::{
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct AccountRow {
     pub id: String,
     pub kind: String,
@@ -32,10 +28,6 @@ pub struct AccountRow {
 
 /// `wt_credentials`, in [`crate::statements::CREDENTIAL_COLUMNS`] order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct CredentialRow {
     pub account_id: String,
     pub kind: String,
@@ -58,10 +50,6 @@ pub struct CredentialRow {
 
 /// `wt_keys`, in [`crate::statements::KEY_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct KeyRow {
     pub name: String,
     pub hash: String,
@@ -71,10 +59,6 @@ pub struct KeyRow {
 
 /// `wt_audit`, in [`crate::statements::AUDIT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct AuditRow {
     pub id: String,
     pub called_at: i64,
@@ -137,10 +121,6 @@ pub fn audit_binds(q: &AuditQuery) -> AuditBinds {
 
 /// `wt_events`, in [`crate::statements::EVENT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct EventRow {
     pub id: i64,
     pub event_type: String,
@@ -164,10 +144,6 @@ pub struct NewEventRow {
 
 /// `wt_webhooks`, in [`crate::statements::WEBHOOK_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct WebhookRow {
     pub name: String,
     pub url: String,
@@ -181,10 +157,6 @@ pub struct WebhookRow {
 
 /// `wt_deliveries`, in [`crate::statements::DELIVERY_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    any(feature = "sqlite", feature = "mysql", feature = "postgres"),
-    derive(sqlx::FromRow)
-)]
 pub struct DeliveryRow {
     pub webhook: String,
     pub event_id: i64,

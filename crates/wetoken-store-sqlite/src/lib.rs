@@ -14,11 +14,11 @@ use std::time::Duration;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use wetoken_core::store::{StoreError, StoreResult};
-use wetoken_store_sql::{Dialect, SqlStore, map_err, pool_options};
+use wetoken_store_sql::{Dialect, SqlStore, SqlxBackend, map_err, pool_options, sql_store};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub type SqliteStore = SqlStore<Sqlite>;
+pub type SqliteStore = SqlStore<SqlxBackend<Sqlite>>;
 
 /// The DDL of every migration, for `install-schema --print`.
 pub fn schema_sql() -> String {
@@ -35,7 +35,7 @@ pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10));
     let pool = pool_options::<Sqlite>(8).connect_with(opts).await.map_err(map_err)?;
-    Ok(SqlStore::new(pool, Dialect::Sqlite, &MIGRATOR))
+    Ok(sql_store(pool, Dialect::Sqlite, &MIGRATOR))
 }
 
 #[cfg(test)]

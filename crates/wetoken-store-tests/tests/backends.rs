@@ -87,7 +87,7 @@ async fn rows_that_do_not_decode_are_errors() {
          VALUES ('mp:wxbad', 'mp', NULL, 'v1:x', '{}', 'suspended', 1, 1)",
         "INSERT INTO wt_credentials (account_id, kind, version, attempts) VALUES ('mp:wxbad', 'refresh_token', 0, 0)",
     ] {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
+        sqlx::query(sql).execute(store.backend().pool()).await.unwrap();
     }
     let id: AccountId = "mp:wxbad".parse().unwrap();
     assert!(
