@@ -1,11 +1,11 @@
 //! `install-schema`, `account`, `key`, `token`, `rekey`, `webhook`,
 //! `events`: the same operations as the HTTP API, straight on the database.
 
+use std::collections::HashMap;
 use std::io::Write;
 
-use serde_json::{Map, Value};
 use wetoken_core::account::NewAccount;
-use wetoken_core::domain::{AccountId, Credential};
+use wetoken_core::domain::{AccountId, AccountKind, Credential, ParseError};
 use wetoken_core::events::TypePattern;
 use wetoken_core::keys::Pattern;
 use wetoken_core::service::events::{EventFilter, WebhookRequest};
@@ -42,10 +42,10 @@ pub async fn install_schema(mut settings: Settings, url: Option<String>, print: 
 }
 
 impl AddArgs {
-    /// The same JSON body POST /v1/accounts takes.
-    fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("kind".into(), self.kind.clone().into());
+    /// The flags given, as the fields the one account parser reads (a flag
+    /// the kind does not take is refused there).
+    fn fields(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
         for (k, v) in [
             ("appid", &self.appid),
             ("secret", &self.secret),
@@ -60,17 +60,18 @@ impl AddArgs {
             ("permanent_code", &self.permanent_code),
         ] {
             if let Some(v) = v {
-                m.insert(k.into(), v.clone().into());
+                m.insert(k.to_owned(), v.clone());
             }
         }
-        Value::Object(m)
+        m
     }
 }
 
 pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliError> {
     match cmd {
         AccountCommand::Add(args) => {
-            let new = NewAccount::from_json(&args.to_json()).map_err(|e| CliError::Usage(e.0))?;
+            let kind: AccountKind = args.kind.parse().map_err(|e: ParseError| CliError::Usage(e.0))?;
+            let new = NewAccount::parse(kind, &args.fields(), &[]).map_err(|e| CliError::Usage(e.0))?;
             let service = app::service(&settings).await?;
             let account = service.create_account(new).await?;
             println!("{}", account.id);

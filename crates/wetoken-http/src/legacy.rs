@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use chrono::FixedOffset;
 use serde_json::json;
 use wetoken_core::account::{AccountPatch, NewAccount};
-use wetoken_core::domain::Credential;
+use wetoken_core::domain::{AccountKind, Credential};
 use wetoken_core::secret::Secret;
 use wetoken_core::service::ServiceError;
 
@@ -43,7 +43,14 @@ async fn create(
     let (Some(appid), Some(secret)) = (q.get("appid"), q.get("secret").filter(|s| !s.is_empty())) else {
         return Ok(wx_error(41002, "appid and secret are required").into_response());
     };
-    let Ok(new) = NewAccount::from_json(&json!({"kind": "mp", "appid": appid, "secret": secret})) else {
+    let Ok(new) = NewAccount::parse(
+        AccountKind::Mp,
+        &HashMap::from([
+            ("appid".to_owned(), appid.clone()),
+            ("secret".to_owned(), secret.clone()),
+        ]),
+        &[],
+    ) else {
         return Ok(wx_error(40013, "invalid appid or secret").into_response());
     };
     let id = new.id.clone();

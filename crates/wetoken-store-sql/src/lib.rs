@@ -4,6 +4,7 @@
 //!
 //! - [`statements`]: every SQL statement, in one canonical text rewritten per
 //!   dialect (SQLite, MySQL/MariaDB, PostgreSQL, Oracle);
+//! - [`query`]: the binds of the paged queries;
 //! - [`rows`]: rows as the database holds them and the one place where they
 //!   become domain types (a row that does not decode is an error);
 //! - [`columns`]: reading each table's columns into those rows;
@@ -23,6 +24,8 @@
 //! (`crates/wetoken-store-tests`).
 
 pub mod columns;
+mod dialect;
+pub mod query;
 pub mod rows;
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 mod sqlx_backend;

@@ -8,10 +8,7 @@ use wetoken_core::account::{AccountConfig, AccountStatus, StoredAccount};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{self, Delivery, DeliveryStatus, Event, Format, NewEvent, TypePattern, Webhook};
 use wetoken_core::keys::Pattern;
-use wetoken_core::store::{
-    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, LastError, Sealed, StoreError,
-    StoreResult, Verdict,
-};
+use wetoken_core::store::{ApiKey, AuditEntry, CredentialState, LastError, Sealed, StoreError, StoreResult, Verdict};
 
 /// `wt_accounts`, in [`crate::statements::ACCOUNT_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,24 +95,6 @@ impl AuditRow {
             errcode: self.errcode,
             rid: self.rid,
         })
-    }
-}
-
-/// The binds of an audit page, in `select_audit` order (the limit last).
-pub struct AuditBinds {
-    pub after: String,
-    pub from: String,
-    pub key: Option<String>,
-    pub account: Option<String>,
-}
-
-pub fn audit_binds(q: &AuditQuery) -> AuditBinds {
-    AuditBinds {
-        // Every id sorts after a space.
-        after: q.after.clone().unwrap_or_else(|| " ".to_owned()),
-        from: q.from.clone().unwrap_or_else(|| " ".to_owned()),
-        key: q.key.clone(),
-        account: q.account.as_ref().map(ToString::to_string),
     }
 }
 
@@ -420,60 +399,6 @@ impl DeliveryRow {
             last_error: self.last_error,
         })
     }
-}
-
-/// The optional filters of an event query, as bound: a `LIKE` pattern for
-/// the type prefix, the account, the family.
-pub struct EventFilters {
-    pub like: Option<String>,
-    pub account: Option<String>,
-    pub family: Option<String>,
-}
-
-pub fn event_filters(q: &EventQuery) -> EventFilters {
-    EventFilters {
-        like: q
-            .type_prefix
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(|p| format!("{p}%")),
-        account: q.account.as_ref().map(ToString::to_string),
-        family: q.family.as_ref().map(ToString::to_string),
-    }
-}
-
-/// The binds of an account page: `[lower, upper)` from the prefix (every id
-/// character sorts below `~`; a single space stands for "from the first",
-/// since Oracle reads an empty string as NULL), the cursor, the statuses.
-pub struct PageBinds {
-    pub lower: String,
-    pub upper: String,
-    pub after: String,
-    pub status: Option<String>,
-    pub not_status: Option<String>,
-}
-
-pub fn page_binds(q: &AccountQuery) -> PageBinds {
-    PageBinds {
-        lower: if q.prefix.is_empty() {
-            " ".to_owned()
-        } else {
-            q.prefix.clone()
-        },
-        upper: format!("{}~", q.prefix),
-        after: q
-            .after
-            .clone()
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| " ".to_owned()),
-        status: q.status.map(|s| s.as_str().to_owned()),
-        not_status: q.not_status.map(|s| s.as_str().to_owned()),
-    }
-}
-
-/// Decodes every row, failing on the first that does not decode.
-pub fn decode_all<R, T>(rows: Vec<R>, decode: fn(R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
-    rows.into_iter().map(decode).collect()
 }
 
 #[cfg(test)]

@@ -12,13 +12,8 @@
 
 use std::sync::LazyLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    Sqlite,
-    MySql,
-    Postgres,
-    Oracle,
-}
+pub use crate::dialect::Dialect;
+use crate::dialect::{db_now_ms, db_wechat_day, number_placeholders};
 
 /// Columns of `wt_accounts`, in the order rows are read.
 pub const ACCOUNT_COLUMNS: &str = "id, kind, parent_id, secrets, config, status, created_at, updated_at";
@@ -108,48 +103,6 @@ pub struct Statements {
     pub insert_audit: &'static str,
     pub select_audit: &'static str,
     pub purge_audit: &'static str,
-}
-
-/// The database's current time in epoch milliseconds, as an SQL
-/// expression: every instance compares leases on one clock.
-pub fn db_now_ms(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-        Dialect::MySql => "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
-        Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        Dialect::Oracle => {
-            "((CAST(SYS_EXTRACT_UTC(SYSTIMESTAMP) AS DATE) - DATE '1970-01-01') * 86400000 \
-             + TO_NUMBER(TO_CHAR(SYSTIMESTAMP, 'FF3')))"
-        }
-    }
-}
-
-/// The WeChat day (00:00 +08:00) the database's clock is in, as a whole
-/// number of days since the epoch: the day of the forced-refresh cap.
-pub fn db_wechat_day(d: Dialect) -> String {
-    let now = db_now_ms(d);
-    match d {
-        // Integer arithmetic divides as integers here.
-        Dialect::Sqlite | Dialect::Postgres => format!("(({now}) + 28800000) / 86400000"),
-        Dialect::MySql => format!("(({now}) + 28800000) DIV 86400000"),
-        Dialect::Oracle => format!("FLOOR((({now}) + 28800000) / 86400000)"),
-    }
-}
-
-/// Rewrites `?` placeholders as `{prefix}1`, `{prefix}2`, ….
-fn number_placeholders(sql: &str, prefix: char) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push(prefix);
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Statements {

@@ -11,7 +11,8 @@ use wetoken_core::store::{
 use super::{SqlStore, append, encode_events, ensure_row, page, work};
 use crate::binds;
 use crate::columns;
-use crate::rows::{AccountRow, page_binds};
+use crate::query::page_binds;
+use crate::rows::AccountRow;
 use crate::tx::{Backend, Tx};
 
 #[async_trait]

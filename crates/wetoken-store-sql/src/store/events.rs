@@ -7,7 +7,8 @@ use wetoken_core::store::{EventQuery, EventStore, Sealed, StoreResult};
 use super::{SqlStore, append, encode_events, work};
 use crate::binds;
 use crate::columns;
-use crate::rows::{WebhookRow, event_filters};
+use crate::query::event_filters;
+use crate::rows::WebhookRow;
 use crate::tx::{Backend, Tx};
 
 #[async_trait]

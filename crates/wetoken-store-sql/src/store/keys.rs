@@ -8,7 +8,8 @@ use wetoken_core::store::{
 use super::{SqlStore, work};
 use crate::binds;
 use crate::columns;
-use crate::rows::{AuditRow, KeyRow, audit_binds};
+use crate::query::audit_binds;
+use crate::rows::{AuditRow, KeyRow};
 use crate::tx::{Backend, Tx};
 
 #[async_trait]

@@ -13,7 +13,8 @@ use wetoken_core::events::NewEvent;
 use wetoken_core::store::{Schema, Store, StoreResult};
 
 use crate::binds;
-use crate::rows::{NewEventRow, PageBinds};
+use crate::query::PageBinds;
+use crate::rows::NewEventRow;
 use crate::tx::{Backend, Bind, Tx};
 
 mod accounts;

@@ -83,10 +83,10 @@ fn new_account_page(
         .iter()
         .map(|f| FieldRow {
             name: f.name,
-            secret: f.secret,
+            secret: f.secret(),
             required: f.required,
             // Identifiers come back; secrets never do.
-            value: if f.secret {
+            value: if f.secret() {
                 String::new()
             } else {
                 q_get(values, f.name).to_owned()
@@ -120,19 +120,13 @@ pub async fn new_account(Signed { c }: Signed, RawQuery(q): RawQuery) -> Respons
     }
 }
 
-/// The JSON body the API would get from a form: the given fields among
-/// `fields`, as strings (empty ones left out).
-fn body_of(p: &Posted, fields: &[FieldSpec], kind: Option<AccountKind>) -> Value {
-    let mut m = Map::new();
-    if let Some(k) = kind {
-        m.insert("kind".into(), k.as_str().into());
-    }
-    for f in fields {
-        if let Some(v) = p.get(f.name) {
-            m.insert(f.name.into(), v.into());
-        }
-    }
-    Value::Object(m)
+/// The form's fields among `fields` (trimmed, empty ones left out), for
+/// the one account parser the API uses.
+fn fields_of(p: &Posted, fields: &[FieldSpec]) -> HashMap<String, String> {
+    fields
+        .iter()
+        .filter_map(|f| p.get(f.name).map(|v| (f.name.to_owned(), v.to_owned())))
+        .collect()
 }
 
 /// `POST /console/accounts`: what `POST /v1/accounts` does.
@@ -142,7 +136,7 @@ pub async fn create_account(State(st): State<AppState>, p: Posted) -> Response {
         Err(e) => return error_page(p.c, e),
     };
     let created = async {
-        let new = NewAccount::from_json(&body_of(&p, new_account_fields(kind), Some(kind)))?;
+        let new = NewAccount::parse(kind, &fields_of(&p, new_account_fields(kind)), &[])?;
         Ok::<_, ApiError>(st.service.create_account(new).await?)
     };
     match created.await {
@@ -260,7 +254,7 @@ pub async fn refresh(State(st): State<AppState>, Path(id): Path<String>, p: Post
 pub async fn rotate(State(st): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
     let done = async {
         let id = account_id(&id)?;
-        let patch = AccountPatch::from_json(id.kind(), &body_of(&p, patch_fields(id.kind()), None))?;
+        let patch = AccountPatch::parse(id.kind(), &fields_of(&p, patch_fields(id.kind())), &[])?;
         st.service.patch_account(&id, patch).await?;
         Ok::<_, ApiError>(id)
     };

@@ -10,7 +10,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use wetoken_core::account::{AccountPatch, FieldSpec, NewAccount, new_account_fields, patch_fields};
 use wetoken_core::auth::Principal;
 use wetoken_core::domain::{AccountId, AccountKind, Credential};
