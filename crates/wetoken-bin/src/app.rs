@@ -2,7 +2,7 @@
 //! library's [`wetoken::Builder`], the one way a wetoken is assembled.
 
 use wetoken::{Builder, Wetoken};
-use wetoken_core::service::{CredentialService, ServiceError};
+use wetoken_core::service::{ServiceError, Services};
 
 use crate::settings::Settings;
 use crate::{CliError, keyfiles};
@@ -79,7 +79,7 @@ pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wet
 /// names `install-schema`, and so is none on a database server. The one
 /// exception is the embedded default: a SQLite database with no schema at
 /// all (a file just created, SPEC §7) gets it, as `serve` would give it.
-pub async fn service(settings: &Settings) -> Result<CredentialService, CliError> {
+pub async fn service(settings: &Settings) -> Result<Services, CliError> {
     use wetoken_core::store::Schema;
     // Before anything is made (a master key file): is there a schema?
     let store = wetoken::backend::open(&settings.database_url)

@@ -73,7 +73,7 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
             let kind: AccountKind = args.kind.parse().map_err(|e: ParseError| CliError::Usage(e.0))?;
             let new = NewAccount::parse(kind, &args.fields(), &[]).map_err(|e| CliError::Usage(e.0))?;
             let service = app::service(&settings).await?;
-            let account = service.create_account(new).await?;
+            let account = service.accounts.create_account(new).await?;
             println!("{}", account.id);
         }
         AccountCommand::List => {
@@ -83,6 +83,7 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
             let mut cursor: Option<String> = None;
             loop {
                 let page = service
+                    .accounts
                     .list_accounts(&AccountFilter::default(), cursor.as_deref(), 1000)
                     .await?;
                 for a in &page.items {
@@ -99,7 +100,7 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
         AccountCommand::Show { id } => {
             let id = parse_id(&id)?;
             let service = app::service(&settings).await?;
-            let a = service.show_account(&id).await?;
+            let a = service.accounts.show_account(&id).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&render::account(&a)).unwrap_or_default()
@@ -108,7 +109,7 @@ pub async fn account(settings: Settings, cmd: AccountCommand) -> Result<(), CliE
         AccountCommand::Rm { id } => {
             let id = parse_id(&id)?;
             let service = app::service(&settings).await?;
-            service.delete_account(&id).await?;
+            service.accounts.delete_account(&id).await?;
         }
     }
     Ok(())
@@ -150,13 +151,16 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?;
-            println!("{}", service.create_key(&name, &patterns, !no_tokens, paths).await?);
+            println!(
+                "{}",
+                service.custody.create_key(&name, &patterns, !no_tokens, paths).await?
+            );
         }
         KeyCommand::List => {
             let service = app::service(&settings).await?;
             let mut cursor: Option<String> = None;
             loop {
-                let page = service.list_keys(cursor.as_deref(), 1000).await?;
+                let page = service.custody.list_keys(cursor.as_deref(), 1000).await?;
                 for k in &page.items {
                     let patterns: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
                     println!("{}\t{}\t{}", k.name, patterns.join(","), render::rfc3339(k.created_at));
@@ -167,7 +171,7 @@ pub async fn key(settings: Settings, cmd: KeyCommand) -> Result<(), CliError> {
                 }
             }
         }
-        KeyCommand::Rm { name } => app::service(&settings).await?.delete_key(&name).await?,
+        KeyCommand::Rm { name } => app::service(&settings).await?.custody.delete_key(&name).await?,
     }
     Ok(())
 }
@@ -185,9 +189,9 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
         return Err(CliError::Usage(format!("{} accounts have no {cred}", id.kind())));
     }
     let service = app::service(&settings).await?;
-    let issued = service.get(&id, cred).await?;
+    let issued = service.engine.get(&id, cred).await?;
     if json {
-        let body = render::credential(cred, issued, service.now_ms()).to_bytes();
+        let body = render::credential(cred, issued, service.engine.now_ms()).to_bytes();
         println!("{}", String::from_utf8_lossy(&body));
     } else {
         println!("{}", issued.value);
@@ -200,11 +204,11 @@ pub async fn token(settings: Settings, cmd: TokenCommand) -> Result<(), CliError
 /// are left for the next run (exit 1 then, so a script notices).
 pub async fn rekey(settings: Settings) -> Result<(), CliError> {
     let service = app::service(&settings).await?;
-    let r = service.rekey().await?;
+    let r = service.custody.rekey().await?;
     println!(
         "re-sealed {} values under master key {} ({} already were, {} left for another run)",
         r.resealed,
-        service.master_key_id(),
+        service.custody.master_key_id(),
         r.current,
         r.skipped
     );
@@ -241,11 +245,11 @@ pub async fn webhook(settings: Settings, cmd: WebhookCommand) -> Result<(), CliE
                 format: Some(format),
             };
             let service = app::service(&settings).await?;
-            let (_, secret) = service.create_webhook(&req).await?;
+            let (_, secret) = service.events.create_webhook(&req).await?;
             println!("{}", secret.expose());
         }
         WebhookCommand::List => {
-            for w in app::service(&settings).await?.webhooks().await? {
+            for w in app::service(&settings).await?.events.webhooks().await? {
                 let events: Vec<&str> = w.events.iter().map(|p| p.as_str()).collect();
                 let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
                 println!(
@@ -258,7 +262,7 @@ pub async fn webhook(settings: Settings, cmd: WebhookCommand) -> Result<(), CliE
                 );
             }
         }
-        WebhookCommand::Rm { name } => app::service(&settings).await?.delete_webhook(&name).await?,
+        WebhookCommand::Rm { name } => app::service(&settings).await?.events.delete_webhook(&name).await?,
     }
     Ok(())
 }
@@ -286,7 +290,7 @@ pub async fn events(
     };
     let mut out = std::io::stdout();
     loop {
-        let page = service.events(&filter, |_| true).await?;
+        let page = service.events.events(&filter, |_| true).await?;
         for e in &page.events {
             // A closed pipe (`| head`) ends the command quietly.
             if writeln!(out, "{}", e.record()).is_err() {

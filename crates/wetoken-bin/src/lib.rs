@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use wetoken_core as core;
 pub use wetoken_core::domain::{AccountId, Credential};
-pub use wetoken_core::service::{CredentialService, Issued, ServiceConfig, ServiceError};
+pub use wetoken_core::service::{Issued, ServiceConfig, ServiceError, Services};
 pub use wetoken_http as http;
 
 use wetoken_core::auth::Authenticator;
@@ -254,14 +254,15 @@ impl Builder {
             ));
         }
         let upstream = Upstream::new(self.upstream.clone()).map_err(|e| BuildError::Upstream(e.to_string()))?;
-        let service = CredentialService::new(store, upstream, self.clock, key, self.service);
+        let service = Services::new(store, upstream, self.clock, key, self.service);
         // Nothing runs on a key that does not open the database.
         service
+            .custody
             .check_master_key()
             .await
             .map_err(|e| BuildError::Database(e.to_string()))?
             .map_err(BuildError::WrongMasterKey)?;
-        let auth = Authenticator::new(&service, self.admin_key.as_deref(), self.auth);
+        let auth = Authenticator::new(&service.engine, self.admin_key.as_deref(), self.auth);
         let p = &self.upstream;
         let proxy = wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout, self.proxy_max_inflight)
             .map_err(BuildError::Upstream)?;
@@ -299,17 +300,17 @@ impl Wetoken {
 
     /// The current value of a credential, fetched if none is valid.
     pub async fn get(&self, id: &AccountId, cred: Credential) -> Result<Issued, ServiceError> {
-        self.state.service.get(id, cred).await
+        self.state.service.engine.get(id, cred).await
     }
 
     /// SPEC §2 passive refresh: with the value WeChat rejected as `stale`, or
     /// a rate-limited force refresh without.
     pub async fn refresh(&self, id: &AccountId, cred: Credential, stale: Option<&str>) -> Result<Issued, ServiceError> {
-        self.state.service.refresh(id, cred, stale).await
+        self.state.service.engine.refresh(id, cred, stale).await
     }
 
     /// Everything else: accounts, keys, the Open Platform and WeCom flows.
-    pub fn service(&self) -> &CredentialService {
+    pub fn service(&self) -> &Services {
         &self.state.service
     }
 
@@ -323,7 +324,7 @@ impl Wetoken {
     /// the handle is aborted (one refresher per credential across every
     /// instance sharing the database).
     pub fn run_scheduler(&self) -> tokio::task::JoinHandle<()> {
-        self.state.service.spawn_scheduler()
+        self.state.service.engine.spawn_scheduler()
     }
 
     /// Delivers events to webhooks, in the background, until stopped (each
@@ -331,6 +332,6 @@ impl Wetoken {
     /// sharing the database; SPEC §10). `stop().await` on shutdown lets the
     /// attempts in flight record their outcome.
     pub fn run_deliverer(&self) -> wetoken_core::service::deliver::DeliveryWorker {
-        self.state.service.spawn_deliverer()
+        self.state.service.events.spawn_deliverer()
     }
 }

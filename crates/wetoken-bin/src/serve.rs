@@ -82,7 +82,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     // record their outcome.
     scheduler.abort();
     let drain = std::time::Duration::from_secs(settings.upstream_timeout_secs.saturating_add(2));
-    tokio::join!(wetoken.service().drain(drain), deliverer.stop());
+    tokio::join!(wetoken.service().engine.drain(drain), deliverer.stop());
     tracing::info!("stopped");
     Ok(())
 }
@@ -115,7 +115,7 @@ async fn start_sandbox(settings: &mut Settings) -> Result<Sandbox, CliError> {
 }
 
 async fn demo(
-    service: &wetoken_core::service::CredentialService,
+    service: &wetoken_core::service::Services,
     sb: &Sandbox,
     addr: SocketAddr,
     public_url: &str,
@@ -123,7 +123,7 @@ async fn demo(
 ) -> Result<(), CliError> {
     let create = |body: serde_json::Value| async move {
         let new = NewAccount::from_json(&body).expect("demo accounts are valid");
-        match service.create_account(new).await {
+        match service.accounts.create_account(new).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => Ok(()),
             Err(e) => Err(CliError::from(e)),
         }
@@ -185,7 +185,7 @@ async fn demo(
     println!("  curl -s{auth} '{component}/auth_url?platform=h5'");
     println!();
     // A newcomer's console in one click: a link that signs in once.
-    let link = service.issue_sign_in_link().await.map_err(CliError::from)?;
+    let link = service.console.issue_sign_in_link().await.map_err(CliError::from)?;
     println!("sandbox: the console, signed in by a one-time link (valid 12 h):");
     println!("  http://{host}/console/signin?link={link}");
     println!(

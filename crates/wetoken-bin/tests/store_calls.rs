@@ -12,7 +12,7 @@ use wetoken_core::clock::SystemClock;
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
 use wetoken_core::secret::MasterKey;
-use wetoken_core::service::{CredentialService, ServiceConfig};
+use wetoken_core::service::{ServiceConfig, Services};
 use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
     AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
@@ -394,7 +394,7 @@ async fn a_cold_read_is_four_store_calls_and_a_hit_none() {
     })
     .unwrap();
     let key = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
-    let service = CredentialService::new(
+    let service = Services::new(
         store.clone(),
         upstream,
         Arc::new(SystemClock),
@@ -404,11 +404,11 @@ async fn a_cold_read_is_four_store_calls_and_a_hit_none() {
     let new =
         wetoken_core::account::NewAccount::from_json(&serde_json::json!({"kind":"mp","appid":"wxcount","secret":"s"}))
             .unwrap();
-    service.create_account(new).await.unwrap();
+    service.accounts.create_account(new).await.unwrap();
     store.take();
     let id: AccountId = "mp:wxcount".parse().unwrap();
 
-    service.get(&id, Credential::AccessToken).await.unwrap();
+    service.engine.get(&id, Credential::AccessToken).await.unwrap();
     let cold = store.take();
     assert_eq!(
         cold,
@@ -422,6 +422,6 @@ async fn a_cold_read_is_four_store_calls_and_a_hit_none() {
     );
     assert_eq!(sim.token_calls(), 1);
 
-    service.get(&id, Credential::AccessToken).await.unwrap();
+    service.engine.get(&id, Credential::AccessToken).await.unwrap();
     assert_eq!(store.take(), BTreeMap::new(), "a cache hit calls no store");
 }

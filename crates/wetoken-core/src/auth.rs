@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::domain::AccountId;
 use crate::keys::{Pattern, digest};
 use crate::secret::ct_eq;
-use crate::service::CredentialService;
+use crate::service::CredentialEngine;
 use crate::service::cache::Memo;
 use crate::store::{Store, StoreError};
 
@@ -132,7 +132,7 @@ impl Authenticator {
     /// Keys checked against `service`'s store, remembered for its cache TTL
     /// on its clock. `admin_key: None` with `enabled` means no admin access
     /// at all.
-    pub fn new(service: &CredentialService, admin_key: Option<&str>, enabled: bool) -> Self {
+    pub fn new(service: &CredentialEngine, admin_key: Option<&str>, enabled: bool) -> Self {
         Authenticator {
             store: service.store().clone(),
             clock: service.clock().clone(),

@@ -20,10 +20,10 @@
 //! HTTP lives in `wetoken-http`, SQL in the `wetoken-store-*` crates.
 //!
 //! ```no_run
-//! # async fn demo(service: wetoken_core::service::CredentialService) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(engine: wetoken_core::service::CredentialEngine) -> Result<(), Box<dyn std::error::Error>> {
 //! use wetoken_core::domain::{AccountId, Credential};
 //! let id: AccountId = "mp:wx1234567890".parse()?;
-//! let token = service.get(&id, Credential::AccessToken).await?;
+//! let token = engine.get(&id, Credential::AccessToken).await?;
 //! println!("{} expires at {}", token.value, token.expires_at);
 //! # Ok(()) }
 //! ```

@@ -40,7 +40,7 @@ async fn create_account(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let new = NewAccount::from_json(&body)?;
-    let account = st.service.create_account(new).await?;
+    let account = st.service.accounts.create_account(new).await?;
     Ok((StatusCode::CREATED, Json(render::account(&account))).into_response())
 }
 
@@ -55,7 +55,11 @@ async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQue
 pub(crate) async fn accounts_page(st: &AppState, q: &HashMap<String, String>) -> Result<Page<AccountView>, ApiError> {
     let p = Paging::from_query(q, st, "accounts")?;
     let filter = account_filter(q)?;
-    Ok(st.service.list_accounts(&filter, p.cursor.as_deref(), p.limit).await?)
+    Ok(st
+        .service
+        .accounts
+        .list_accounts(&filter, p.cursor.as_deref(), p.limit)
+        .await?)
 }
 
 /// `?kind=&status=&q=` of an account list (the API's and the console's).
@@ -78,7 +82,7 @@ pub(crate) fn account_filter(q: &HashMap<String, String>) -> Result<AccountFilte
 }
 
 async fn show_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let account = st.service.show_account(&account_id(&id)?).await?;
+    let account = st.service.accounts.show_account(&account_id(&id)?).await?;
     Ok(Json(render::account(&account)))
 }
 
@@ -90,11 +94,13 @@ async fn patch_account(
 ) -> Result<Json<Value>, ApiError> {
     let id = account_id(&id)?;
     let patch = AccountPatch::from_json(id.kind(), &body)?;
-    Ok(Json(render::account(&st.service.patch_account(&id, patch).await?)))
+    Ok(Json(render::account(
+        &st.service.accounts.patch_account(&id, patch).await?,
+    )))
 }
 
 async fn delete_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    st.service.delete_account(&account_id(&id)?).await?;
+    st.service.accounts.delete_account(&account_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -150,21 +156,21 @@ pub(crate) async fn create_client_key(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let key = st.service.create_key(&name, &patterns, tokens, paths).await?;
+    let key = st.service.custody.create_key(&name, &patterns, tokens, paths).await?;
     Ok((name, key, patterns.iter().map(ToString::to_string).collect()))
 }
 
 /// Deletes a key; every key this instance remembers is forgotten, so the
 /// deleted one stops working here at once.
 pub(crate) async fn remove_key(st: &AppState, name: &str) -> Result<(), ApiError> {
-    st.service.delete_key(name).await?;
+    st.service.custody.delete_key(name).await?;
     st.auth.forget_all();
     Ok(())
 }
 
 async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let p = Paging::from_query(&q, &st, "keys")?;
-    let page = st.service.list_keys(p.cursor.as_deref(), p.limit).await?;
+    let page = st.service.custody.list_keys(p.cursor.as_deref(), p.limit).await?;
     Ok(Json(page_json(&st, "keys", "keys", &page, render::key)))
 }
 

@@ -87,13 +87,13 @@ async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encryp
         .parse()
         .map_err(|_| unauthorized("timestamp is not a number"))?;
     // abs_diff: no overflow whatever the timestamp.
-    if st.service.now().timestamp().abs_diff(ts) > st.callback_max_skew_secs.unsigned_abs() {
+    if st.service.engine.now().timestamp().abs_diff(ts) > st.callback_max_skew_secs.unsigned_abs() {
         return Err(unauthorized("timestamp outside the accepted window"));
     }
     let bad_signature = || unauthorized("msg_signature does not match");
     // An account wetoken does not know answers like a bad signature: no
     // oracle for which accounts exist (SPEC §4).
-    let crypt = match st.service.callback_crypt(id).await {
+    let crypt = match st.service.platforms.callback_crypt(id).await {
         Ok(c) => c,
         Err(ServiceError::NotFound(_)) => return Err(bad_signature()),
         Err(e) => return Err(e.into()),
@@ -115,7 +115,10 @@ fn create_time_ms(st: &AppState, m: &HashMap<String, String>) -> i64 {
     m.get("CreateTime")
         .or_else(|| m.get("TimeStamp"))
         .and_then(|t| t.parse::<i64>().ok())
-        .map_or_else(|| st.service.now().timestamp_millis(), |s| s.saturating_mul(1000))
+        .map_or_else(
+            || st.service.engine.now().timestamp_millis(),
+            |s| s.saturating_mul(1000),
+        )
 }
 
 /// `POST /callback/component/{c}` and `POST /callback/suite/{s}`: every
@@ -132,7 +135,7 @@ async fn pushed(
     let id = AccountPath::id(&path)?;
     let msg = verify(&st, &id, &q, &uri, &headers, body).await?;
     let at = create_time_ms(&st, &msg.fields);
-    st.service.callback(&id, at, &msg).await?;
+    st.service.platforms.callback(&id, at, &msg).await?;
     Ok(success())
 }
 
@@ -186,7 +189,7 @@ async fn landing(
             "no auth_code in the link",
         );
     };
-    match st.service.authorize(&id, code, None, &[]).await {
+    match st.service.platforms.authorize(&id, code, None, &[]).await {
         // An unknown component looks like a refused code: no oracle.
         Err(ServiceError::NotFound(_)) => page(
             StatusCode::BAD_GATEWAY,

@@ -47,7 +47,7 @@ fn issued(st: &AppState, field: &str, i: &Issued, with_errcode: bool) -> Respons
         m.insert("errmsg".into(), "ok".into());
     }
     m.insert(field.into(), i.value.clone().into());
-    m.insert("expires_in".into(), i.expires_in(st.service.now()).into());
+    m.insert("expires_in".into(), i.expires_in(st.service.engine.now()).into());
     Json(Value::Object(m)).into_response()
 }
 
@@ -70,7 +70,7 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, WxError> {
 }
 
 async fn current(st: &AppState, id: &AccountId, cred: Credential) -> Result<Issued, WxError> {
-    st.service.get(id, cred).await.map_err(WxError::from)
+    st.service.engine.get(id, cred).await.map_err(WxError::from)
 }
 
 /// The secret check of WeChat's token endpoints.
@@ -82,7 +82,13 @@ async fn by_secret(
     unknown: i64,
 ) -> Result<AccountId, WxError> {
     let secret = secret.ok_or_else(|| wx_error(41004, "appsecret missing"))?;
-    match st.service.check_secret(&id, secret).await.map_err(WxError::from)? {
+    match st
+        .service
+        .accounts
+        .check_secret(&id, secret)
+        .await
+        .map_err(WxError::from)?
+    {
         SecretCheck::Matches(id) => Ok(id),
         SecretCheck::Wrong => Err(wx_error(wrong, "invalid appsecret")),
         SecretCheck::NoAccount => Err(wx_error(unknown, "invalid appid")),
@@ -93,7 +99,7 @@ async fn by_secret(
 /// if it is of one of `kinds`.
 async fn by_token(st: &AppState, token: Option<&str>, kinds: &[AccountKind]) -> Result<AccountId, WxError> {
     let token = token.ok_or_else(|| wx_error(41001, "access_token missing"))?;
-    match st.service.owner_of(token).await.map_err(WxError::from)? {
+    match st.service.accounts.owner_of(token).await.map_err(WxError::from)? {
         Some((id, Credential::AccessToken)) if kinds.contains(&id.kind()) => Ok(id),
         _ => Err(wx_error(
             40001,
@@ -134,6 +140,7 @@ async fn stable_token(State(st): State<AppState>, body: Body) -> WxResult {
     if v["force_refresh"].as_bool() == Some(true) {
         match st
             .service
+            .engine
             .refresh(&id, Credential::AccessToken, Some(&token.value))
             .await
         {
@@ -166,6 +173,7 @@ async fn gettoken(State(st): State<AppState>, Query(q): Query<HashMap<String, St
     let secret = param(&q, "corpsecret").ok_or_else(|| wx_error(41004, "corpsecret missing"))?;
     let id = match st
         .service
+        .accounts
         .work_app_by_secret(&corpid, secret)
         .await
         .map_err(WxError::from)?
@@ -247,6 +255,7 @@ async fn authorizer_token(
     };
     let t = st
         .service
+        .engine
         .get(&id, Credential::AccessToken)
         .await
         .map_err(|e| match e {
@@ -255,7 +264,7 @@ async fn authorizer_token(
         })?;
     let mut m = Map::new();
     m.insert("authorizer_access_token".into(), t.value.clone().into());
-    m.insert("expires_in".into(), t.expires_in(st.service.now()).into());
+    m.insert("expires_in".into(), t.expires_in(st.service.engine.now()).into());
     if let Some(r) = v["authorizer_refresh_token"].as_str() {
         m.insert("authorizer_refresh_token".into(), r.into());
     }
@@ -265,7 +274,12 @@ async fn authorizer_token(
 /// `POST /cgi-bin/component/api_create_preauthcode`.
 async fn create_preauthcode(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> WxResult {
     let component = component_of(&st, &q).await?;
-    let (code, expires_in) = st.service.pre_auth_code(&component).await.map_err(WxError::from)?;
+    let (code, expires_in) = st
+        .service
+        .platforms
+        .pre_auth_code(&component)
+        .await
+        .map_err(WxError::from)?;
     Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})).into_response())
 }
 
@@ -305,6 +319,7 @@ async fn corp_token(State(st): State<AppState>, Query(q): Query<HashMap<String, 
     };
     let t = st
         .service
+        .engine
         .get(&id, Credential::AccessToken)
         .await
         .map_err(|e| match e {

@@ -49,8 +49,8 @@ pub fn routes() -> Router<AppState> {
 /// `GET …/{cred}`.
 async fn read(State(st): State<AppState>, a: Authed<CredentialPath>) -> Result<CredentialBody, ApiError> {
     let CredentialPath(id, cred) = a.target;
-    let issued = st.service.get(&id, cred).await?;
-    Ok(render::credential(cred, issued, st.service.now_ms()))
+    let issued = st.service.engine.get(&id, cred).await?;
+    Ok(render::credential(cred, issued, st.service.engine.now_ms()))
 }
 
 /// The optional body of a refresh: the value the caller saw rejected.
@@ -70,8 +70,8 @@ async fn refresh(
     if body.stale.as_deref() == Some("") {
         return Err(ApiError::invalid("stale must be a non-empty string"));
     }
-    let issued = st.service.refresh(&id, cred, body.stale.as_deref()).await?;
-    Ok(render::credential(cred, issued, st.service.now_ms()))
+    let issued = st.service.engine.refresh(&id, cred, body.stale.as_deref()).await?;
+    Ok(render::credential(cred, issued, st.service.engine.now_ms()))
 }
 
 #[derive(Deserialize)]
@@ -111,7 +111,7 @@ async fn jssdk_config(
             signed(&st, &id, Credential::JsapiTicket, &url, &[("appId", appid.as_str())]).await?
         }
         AccountId::Work { corpid, .. } | AccountId::Corp { corpid, .. } => {
-            let agentid = st.service.agentid(&id).await?.ok_or_else(|| {
+            let agentid = st.service.platforms.agentid(&id).await?.ok_or_else(|| {
                 ApiError::invalid(format!(
                     "the agentid of {id} is not known: set it with PATCH /v1/accounts/{id}"
                 ))
@@ -142,8 +142,8 @@ async fn signed(
     url: &str,
     first: &[(&str, &str)],
 ) -> Result<Value, ApiError> {
-    let ticket = st.service.get(id, ticket).await?;
-    let timestamp = st.service.now().timestamp();
+    let ticket = st.service.engine.get(id, ticket).await?;
+    let timestamp = st.service.engine.now().timestamp();
     let nonce = jssdk::nonce();
     let signature = jssdk::signature(&ticket.value, &nonce, timestamp, url);
     let mut m = Map::new();

@@ -39,7 +39,7 @@ async fn quota(
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let quota = st.service.quota(&a.target.0, cgi_path(&q)?).await?;
+    let quota = st.service.accounts.quota(&a.target.0, cgi_path(&q)?).await?;
     let mut v = json!({"daily_limit": quota.daily_limit, "used": quota.used, "remain": quota.remain});
     if let Some(r) = quota.rate_limit {
         v["rate_limit"] = r;
@@ -60,7 +60,7 @@ async fn rid(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Resul
             .find_map(|(k, v)| (k == "rid").then_some(v))
             .unwrap_or_default(),
     )?;
-    let request = st.service.rid(&id, rid).await?;
+    let request = st.service.accounts.rid(&id, rid).await?;
     Ok(Json(Value::Object(request.0)))
 }
 
@@ -75,7 +75,7 @@ async fn clear_quota(State(st): State<AppState>, _: Admin, path: RawPathParams) 
 /// Clears an account's quota: this month's uses, or WeChat's refusal as a
 /// 502 that carries them (`used_this_month`).
 pub(crate) async fn clear(st: &AppState, id: &AccountId) -> Result<u32, ApiError> {
-    let cleared = st.service.clear_quota(id).await?;
+    let cleared = st.service.accounts.clear_quota(id).await?;
     match cleared.refused {
         None => Ok(cleared.used_this_month),
         Some(e) => {

@@ -63,7 +63,7 @@ async fn list_events(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let filter = event_filter(&st, &q, &principal)?;
-    let page = st.service.events(&filter, |id| principal.may_read(id)).await?;
+    let page = st.service.events.events(&filter, |id| principal.may_read(id)).await?;
     let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
     Ok(Json(json!({
         "events": events,
@@ -110,7 +110,7 @@ async fn create_webhook(
     _: Admin,
     JsonBody(body): JsonBody<NewWebhook>,
 ) -> Result<Response, ApiError> {
-    let (w, secret) = st.service.create_webhook(&webhook_request(body)?).await?;
+    let (w, secret) = st.service.events.create_webhook(&webhook_request(body)?).await?;
     let mut v = render::webhook(&w);
     v["secret"] = Value::from(secret.expose());
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -155,7 +155,7 @@ async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery)
         account,
         limit: p.limit,
     };
-    let page = st.service.audit(&query).await?;
+    let page = st.service.custody.audit(&query).await?;
     Ok(Json(page_json(&st, "audit", "entries", &page, render::audit)))
 }
 
@@ -183,7 +183,7 @@ pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiErr
 
 async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let p = Paging::from_query(&q, &st, "webhooks")?;
-    let page = st.service.webhooks_page(p.cursor.as_deref(), p.limit).await?;
+    let page = st.service.events.webhooks_page(p.cursor.as_deref(), p.limit).await?;
     Ok(Json(page_json(&st, "webhooks", "webhooks", &page, render::webhook)))
 }
 
@@ -192,7 +192,7 @@ async fn delete_webhook(
     _: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.service.delete_webhook(&name).await?;
+    st.service.events.delete_webhook(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,7 +225,7 @@ pub(crate) async fn deliveries_page(
         .map(|s| DeliveryStatus::parse(s))
         .transpose()
         .map_err(|e| ApiError::invalid(e.0))?;
-    let list = st.service.deliveries(name, status, after, limit).await?;
+    let list = st.service.events.deliveries(name, status, after, limit).await?;
     Ok(wetoken_core::service::Page::of(list, limit, |d| d.event_id.to_string()))
 }
 
@@ -242,5 +242,5 @@ pub(crate) async fn retry(st: &AppState, name: &str, event_id: &str) -> Result<D
     let event_id: i64 = event_id
         .parse()
         .map_err(|_| ApiError::invalid("event_id must be an event id"))?;
-    Ok(st.service.retry_delivery(name, event_id).await?)
+    Ok(st.service.events.retry_delivery(name, event_id).await?)
 }

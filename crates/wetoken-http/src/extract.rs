@@ -362,7 +362,7 @@ impl Paging {
             Some(c) => Some(
                 Some(c)
                     .filter(|c| Self::is_cursor(c))
-                    .and_then(|c| st.service.cursor_from(list, c))
+                    .and_then(|c| st.service.engine.cursor_from(list, c))
                     .ok_or_else(|| {
                         ApiError::invalid("cursor must be the next_cursor of a previous page of this list")
                     })?,
@@ -374,7 +374,7 @@ impl Paging {
 
 /// A page's `next_cursor` as handed out for `list`.
 pub fn next_cursor(st: &AppState, list: &str, raw: Option<&str>) -> Option<String> {
-    raw.map(|r| st.service.cursor_for(list, r))
+    raw.map(|r| st.service.engine.cursor_for(list, r))
 }
 
 /// A list's answer: `{"<name>": [...], "next_cursor": …}`, the cursor

@@ -54,7 +54,7 @@ async fn create(
         return Ok(wx_error(40013, "invalid appid or secret").into_response());
     };
     let id = new.id.clone();
-    match st.service.create_account(new).await {
+    match st.service.accounts.create_account(new).await {
         Ok(_) => {}
         // Adding an account again updates its secret, as the Go project did.
         Err(ServiceError::Conflict(_)) => {
@@ -65,7 +65,7 @@ async fn create(
                 },
                 ..Default::default()
             };
-            if let Err(e) = st.service.patch_account(&id, patch).await {
+            if let Err(e) = st.service.accounts.patch_account(&id, patch).await {
                 return Ok(WxError::from(e).into_response());
             }
         }
@@ -76,14 +76,14 @@ async fn create(
 
 async fn serve(st: AppState, a: Authed<ValuePath>, cred: Credential) -> Response {
     let id = a.target.0;
-    let issued = match st.service.get(&id, cred).await {
+    let issued = match st.service.engine.get(&id, cred).await {
         Ok(i) => i,
         Err(e) => return WxError::from(e).into_response(),
     };
     let cst = FixedOffset::east_opt(8 * 3600).expect("valid offset");
     let mut v = json!({"errcode": 0, "errmsg": "success"});
     v[render::field(cred)] = issued.value.clone().into();
-    v["expires_in"] = issued.expires_in(st.service.now()).into();
+    v["expires_in"] = issued.expires_in(st.service.engine.now()).into();
     v["expires_date"] = issued
         .expires_at
         .with_timezone(&cst)

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use wetoken_core::auth::Authenticator;
-use wetoken_core::service::CredentialService;
+use wetoken_core::service::Services;
 
 /// What every handler needs: cheap to clone (one `Arc`), since every
 /// request clones it.
@@ -46,7 +46,7 @@ pub struct AppState(Arc<AppConfig>);
 
 /// The parts of an [`AppState`].
 pub struct AppConfig {
-    pub service: CredentialService,
+    pub service: Services,
     pub auth: Arc<Authenticator>,
     pub max_body: usize,
     /// Renders `/metrics`; None when no Prometheus recorder is installed.

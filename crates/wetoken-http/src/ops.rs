@@ -39,7 +39,7 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ApiError> 
         .metrics
         .as_ref()
         .ok_or_else(|| ApiError::not_found("metrics are not enabled"))?;
-    st.service.observe_remaining(st.metrics_per_account);
+    st.service.engine.observe_remaining(st.metrics_per_account);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
 }
 
@@ -327,7 +327,7 @@ async fn healthz() -> Json<Value> {
 
 /// The database answers.
 async fn readyz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    st.service.store().ping().await.map_err(|e| {
+    st.service.engine.store().ping().await.map_err(|e| {
         // The database's own error text stays in the log (SPEC §3).
         tracing::warn!(error = %e, "readyz: database not reachable");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database not reachable")

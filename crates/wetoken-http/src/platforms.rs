@@ -25,7 +25,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn pre_auth_code(State(st): State<AppState>, a: Authed<AccountPath>) -> Result<Json<Value>, ApiError> {
-    let (code, expires_in) = st.service.pre_auth_code(&a.target.0).await?;
+    let (code, expires_in) = st.service.platforms.pre_auth_code(&a.target.0).await?;
     Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})))
 }
 
@@ -94,7 +94,7 @@ pub(crate) async fn auth_url_for(
         category_id_list,
         h5,
     };
-    let (code, _) = st.service.pre_auth_code(id).await?;
+    let (code, _) = st.service.platforms.pre_auth_code(id).await?;
     Ok(auth_url(c.as_str(), &code, &redirect_uri, &params))
 }
 
@@ -107,6 +107,7 @@ async fn authorizers(
     let p = Paging::from_query(&q, &st, &list)?;
     let page = st
         .service
+        .platforms
         .authorizers(&a.target.0, p.cursor.as_deref(), p.limit)
         .await?;
     Ok(Json(page_json(&st, &list, "authorizers", &page, render::authorizer)))
@@ -119,6 +120,10 @@ async fn corps(
 ) -> Result<Json<Value>, ApiError> {
     let list = format!("corps:{}", a.target.0);
     let p = Paging::from_query(&q, &st, &list)?;
-    let page = st.service.corps(&a.target.0, p.cursor.as_deref(), p.limit).await?;
+    let page = st
+        .service
+        .platforms
+        .corps(&a.target.0, p.cursor.as_deref(), p.limit)
+        .await?;
     Ok(Json(page_json(&st, &list, "corps", &page, render::corp)))
 }

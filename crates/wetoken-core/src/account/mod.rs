@@ -1,4 +1,4 @@
-//! Accounts as the service sees them, and ([`fields`]) the one parser of
+//! Accounts as the service sees them, and (`fields`) the one parser of
 //! account requests shared by `POST /v1/accounts`, `PATCH
 //! /v1/accounts/{id}`, the console's forms and `wetoken account add`
 //! (SPEC §3).

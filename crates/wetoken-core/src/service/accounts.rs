@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use super::{AccountFilter, AccountView, CredentialService, Page, Result, ServiceError, not_found};
+use super::{AccountFilter, AccountView, Accounts, Page, Result, ServiceError, not_found};
 use crate::account::{Account, AccountPatch, AccountStatus, NewAccount, SUPPORTED_KINDS};
 use crate::clock::to_millis;
 use crate::domain::AccountId;
 use crate::store::{AccountQuery, CredentialState, StoreError};
 
-impl CredentialService {
+impl Accounts {
     pub async fn create_account(&self, new: NewAccount) -> Result<AccountView> {
         if !SUPPORTED_KINDS.contains(&new.id.kind()) {
             return Err(ServiceError::Invalid(format!(
@@ -19,8 +19,8 @@ impl CredentialService {
                 new.id.kind()
             )));
         }
-        self.require_parent(&new.id).await?;
-        let now = to_millis(self.now());
+        self.engine.inner.require_parent(&new.id).await?;
+        let now = to_millis(self.engine.now());
         let mut config = new.config;
         if new.id.parent().is_some() {
             config.authorized_at = Some(now);
@@ -34,9 +34,10 @@ impl CredentialService {
             updated_at: now,
         };
         match self
+            .engine
             .inner
             .store
-            .insert_account(&account.seal(&self.inner.key), &[])
+            .insert_account(&account.seal(&self.engine.inner.key), &[])
             .await
         {
             Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("account {} already exists", account.id))),
@@ -62,46 +63,25 @@ impl CredentialService {
             not_status: None,
             limit,
         };
-        let stored = self.inner.store.accounts_page(&q).await?;
+        let stored = self.accounts.accounts_page(&q).await?;
         let mut creds: HashMap<AccountId, Vec<CredentialState>> = HashMap::new();
         if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
-            for c in self.inner.store.credentials_between(&first.id, &last.id).await? {
+            for c in self.accounts.credentials_between(&first.id, &last.id).await? {
                 creds.entry(c.account.clone()).or_default().push(c);
             }
         }
         let mut views = Vec::with_capacity(stored.len());
         for a in stored {
-            let account = self.inner.open_account(a)?;
+            let account = self.engine.inner.open_account(a)?;
             let rows = creds.remove(&account.id).unwrap_or_default();
             views.push(AccountView::new(&account, &rows));
         }
         Ok(Page::of(views, limit, |v| v.id.to_string()))
     }
 
-    /// Every account whose id starts with `prefix`, read a page at a time
-    /// (a corp's apps, a suite's corps): bounded pages, never one answer.
-    pub(super) async fn with_prefix(&self, prefix: &str) -> Result<Vec<crate::store::StoredAccount>> {
-        const PAGE: i64 = 500;
-        let mut out = Vec::new();
-        let mut q = AccountQuery {
-            prefix: prefix.to_owned(),
-            limit: PAGE,
-            ..Default::default()
-        };
-        loop {
-            let page = self.inner.store.accounts_page(&q).await?;
-            let full = page.len() as i64 == PAGE;
-            q.after = page.last().map(|a| a.id.to_string());
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
-    }
-
     pub async fn show_account(&self, id: &AccountId) -> Result<AccountView> {
-        let account = self.inner.account(id).await?;
-        let creds = self.inner.store.credentials(id).await?;
+        let account = self.engine.inner.account(id).await?;
+        let creds = self.accounts.credentials(id).await?;
         Ok(AccountView::new(&account, &creds))
     }
 
@@ -110,30 +90,31 @@ impl CredentialService {
     /// a value comes, which then raises `recovered`); any other patch clears
     /// recorded blocks and errors (a manual reset).
     pub async fn patch_account(&self, id: &AccountId, patch: AccountPatch) -> Result<AccountView> {
-        let mut account = self.inner.account(id).await?;
+        let mut account = self.engine.inner.account(id).await?;
         let drop = patch.invalidates_credentials();
         patch.apply(&mut account);
-        account.updated_at = to_millis(self.now());
+        account.updated_at = to_millis(self.engine.now());
         match self
+            .engine
             .inner
             .store
-            .update_account(&account.seal(&self.inner.key), drop, &[])
+            .update_account(&account.seal(&self.engine.inner.key), drop, &[])
             .await
         {
             Err(StoreError::NotFound) => Err(not_found(id)),
             r => r.map_err(ServiceError::from),
         }?;
         if drop {
-            self.forget(id);
+            self.engine.forget(id);
         } else {
-            self.inner.store.clear_blocks(id, to_millis(self.now())).await?;
+            self.accounts.clear_blocks(id, to_millis(self.engine.now())).await?;
         }
         self.show_account(id).await
     }
 
     pub async fn delete_account(&self, id: &AccountId) -> Result<()> {
-        let existed = self.inner.store.delete_account(id).await?;
-        self.forget(id);
+        let existed = self.accounts.delete_account(id).await?;
+        self.engine.forget(id);
         if existed { Ok(()) } else { Err(not_found(id)) }
     }
 }

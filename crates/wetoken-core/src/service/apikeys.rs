@@ -1,12 +1,12 @@
 //! API keys (SPEC §3): created with a name and account patterns, stored as
 //! SHA-256, listed without the key.
 
-use super::{CredentialService, KeyView, Result, ServiceError};
+use super::{Custody, KeyView, Result, ServiceError};
 use crate::clock::to_millis;
 use crate::keys::{Pattern, check_name, generate_key, hash_key};
 use crate::store::{ApiKey, StoreError};
 
-impl CredentialService {
+impl Custody {
     /// Creates a client key; returns the key itself, shown only now. With
     /// `tokens` false it cannot read tokens or tickets; with `paths`, it may
     /// call only those WeChat paths through the token-free proxy.
@@ -28,9 +28,9 @@ impl CredentialService {
             accounts: patterns.to_vec(),
             tokens,
             paths,
-            created_at: to_millis(self.now()),
+            created_at: to_millis(self.engine.now()),
         };
-        match self.inner.store.insert_key(&row).await {
+        match self.keys.insert_key(&row).await {
             Err(StoreError::Conflict) => Err(ServiceError::Conflict(format!("key {name} already exists"))),
             r => r.map_err(ServiceError::from),
         }?;
@@ -39,12 +39,12 @@ impl CredentialService {
 
     /// A page of keys by name, after the key `after`.
     pub async fn list_keys(&self, after: Option<&str>, limit: i64) -> Result<super::Page<KeyView>> {
-        let keys = self.inner.store.keys_page(after, limit).await?;
+        let keys = self.keys.keys_page(after, limit).await?;
         Ok(super::Page::of(keys, limit, |k| k.name.clone()).map(KeyView::from))
     }
 
     pub async fn delete_key(&self, name: &str) -> Result<()> {
-        if self.inner.store.delete_key(name).await? {
+        if self.keys.delete_key(name).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!("no key named {name:?}")))

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{CredentialService, Page, Result};
+use super::{Custody, Page, Result};
 use crate::domain::AccountId;
 use crate::store::{AuditEntry, AuditQuery};
 use crate::upstream::paths;
@@ -25,14 +25,14 @@ pub struct CallRecord<'a> {
     pub relayed: bool,
 }
 
-impl CredentialService {
+impl Custody {
     /// Records a token-free call. Ids are `{ms:013}-{instance}-{n:06}`:
     /// unique across instances and in time order.
     pub async fn record_call(&self, c: CallRecord<'_>) -> Result<()> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let at = self.now_ms();
+        let at = self.engine.now_ms();
         let n = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
-        let instance: String = self.inner.cfg.instance_id.chars().take(24).collect();
+        let instance: String = self.engine.inner.cfg.instance_id.chars().take(24).collect();
         // Bounded labels (SPEC §6): a fixed list of families, and every
         // call wetoken refused under one series (the audit trail says whose).
         if c.relayed {
@@ -66,13 +66,13 @@ impl CredentialService {
             errcode: c.errcode,
             rid: c.rid,
         };
-        Ok(self.inner.store.insert_audit(&entry).await?)
+        Ok(self.audit.insert_audit(&entry).await?)
     }
 
     /// A page of the audit trail, oldest first; the next page starts after
     /// its last entry.
     pub async fn audit(&self, q: &AuditQuery) -> Result<Page<AuditEntry>> {
-        let entries = self.inner.store.audit_page(q).await?;
+        let entries = self.audit.audit_page(q).await?;
         Ok(Page::of(entries, q.limit, |e| e.id.clone()))
     }
 }

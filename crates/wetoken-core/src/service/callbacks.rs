@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::{CredentialService, Result, ServiceError};
+use super::{Platforms, Result, ServiceError};
 use crate::domain::{AccountId, Ident};
 use crate::events::{self, CallbackSource, NewEvent};
 
@@ -53,7 +53,7 @@ impl Callback {
     }
 }
 
-impl CredentialService {
+impl Platforms {
     /// Applies a verified callback to component or suite `id` at `at` (its
     /// CreateTime / TimeStamp, ms, which orders authorizations and
     /// revocations) and records it as the event `{component|suite}.{InfoType}`
@@ -68,7 +68,7 @@ impl CredentialService {
         let data = events::callback_data(&msg.xml).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         // The event's time is when wetoken received it (retention counts
         // from it); WeChat's own CreateTime is in `data`.
-        let mut event = NewEvent::new(format!("{family}.{info_type}"), id, self.inner.now_ms(), data);
+        let mut event = NewEvent::new(format!("{family}.{info_type}"), id, self.engine.inner.now_ms(), data);
         event.source = Some(msg.source.clone());
         let digest = Sha256::new()
             .chain_update(id.to_string())
@@ -86,13 +86,13 @@ impl CredentialService {
                 // not be reached): the event is recorded all the same, and
                 // WeChat, answered an error, retries the callback, which is
                 // then the same event and is exchanged again.
-                self.inner.store.append_events(events).await?;
-                self.inner.committed(events);
+                self.events.append_events(events).await?;
+                self.engine.inner.committed(events);
                 return Err(e);
             }
             Err(e) => return Err(e),
         }
-        self.inner.committed(events);
+        self.engine.inner.committed(events);
         Ok(())
     }
 
@@ -136,8 +136,8 @@ impl CredentialService {
                 self.cancel_auth(id, &corpid, at, events).await?;
             }
             _ => {
-                self.inner.account(id).await?;
-                self.inner.store.append_events(events).await?;
+                self.engine.inner.account(id).await?;
+                self.events.append_events(events).await?;
             }
         }
         Ok(())

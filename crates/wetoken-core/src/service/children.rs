@@ -10,7 +10,7 @@
 //! - a new authorization drops every credential of the previous one;
 //! - a revocation older than the latest authorization changes nothing.
 
-use super::{CredentialService, Result, ServiceError};
+use super::{Platforms, Result, ServiceError};
 use crate::account::{Account, AccountConfig, AccountStatus, Secrets};
 use crate::domain::{AccountId, Credential};
 use crate::events::{NewEvent, types};
@@ -32,7 +32,7 @@ fn children_prefix(parent: &AccountId) -> String {
     }
 }
 
-impl CredentialService {
+impl Platforms {
     /// Stores a ticket WeChat pushed to a component (component_verify_ticket)
     /// or WeCom to a suite (suite_ticket) at `create_time` (seconds),
     /// committed before returning with `events` (the callback's). False when
@@ -50,13 +50,15 @@ impl CredentialService {
             AccountId::Suite { .. } => (Credential::SuiteTicket, SUITE_TICKET_LIFE_MS),
             other => return Err(ServiceError::Invalid(format!("{other} is pushed no tickets"))),
         };
-        self.inner.account(parent).await?;
+        self.engine.inner.account(parent).await?;
         let at = create_time.saturating_mul(1000);
         let sealed = self
+            .engine
             .inner
             .key
             .seal(ticket, &crate::store::binding(parent, cred.as_str()));
         let stored = self
+            .engine
             .inner
             .store
             .put_pushed(&crate::store::PushWrite {
@@ -65,7 +67,7 @@ impl CredentialService {
                 value: &sealed,
                 expires_at: at + life,
                 at,
-                stale_at: at + self.inner.cfg.stale_ticket.as_millis() as i64,
+                stale_at: at + self.engine.inner.cfg.stale_ticket.as_millis() as i64,
                 events,
             })
             .await?;
@@ -82,8 +84,8 @@ impl CredentialService {
         code: &str,
     ) -> Result<Option<AccountId>> {
         let candidates = match child {
-            Some(id) => self.inner.store.account(id).await?.into_iter().collect(),
-            None => self.with_prefix(&children_prefix(parent)).await?,
+            Some(id) => self.accounts.account(id).await?.into_iter().collect(),
+            None => self.engine.inner.with_prefix(&children_prefix(parent)).await?,
         };
         Ok(candidates
             .into_iter()
@@ -105,8 +107,8 @@ impl CredentialService {
         events: &[NewEvent],
         set: impl FnOnce(&mut Account),
     ) -> Result<()> {
-        let now = self.inner.now_ms();
-        let existing = self.inner.any_account(id).await?;
+        let now = self.engine.inner.now_ms();
+        let existing = self.engine.inner.any_account(id).await?;
         let known = existing.is_some();
         let mut a = match existing {
             Some(a) => a,
@@ -128,16 +130,17 @@ impl CredentialService {
         }
         a.status = AccountStatus::Active;
         a.updated_at = now;
-        let stored = a.seal(&self.inner.key);
+        let stored = a.seal(&self.engine.inner.key);
         if known {
-            self.inner
+            self.engine
+                .inner
                 .store
                 .update_account(&stored, drop_credentials, events)
                 .await?;
         } else {
-            self.inner.store.insert_account(&stored, events).await?;
+            self.accounts.insert_account(&stored, events).await?;
         }
-        self.forget(id);
+        self.engine.forget(id);
         tracing::info!(account = %id, "authorized");
         Ok(())
     }
@@ -147,25 +150,26 @@ impl CredentialService {
     /// `events` and `wetoken.account.revoked` with it (`events` alone when
     /// nothing changes). Whether it did.
     pub(super) async fn revoke_child(&self, id: &AccountId, at: i64, events: &[NewEvent]) -> Result<bool> {
-        let Some(mut a) = self.inner.any_account(id).await? else {
-            self.inner.store.append_events(events).await?;
+        let Some(mut a) = self.engine.inner.any_account(id).await? else {
+            self.events.append_events(events).await?;
             return Ok(false);
         };
         if a.status == AccountStatus::Revoked || a.config.authorized_at.is_some_and(|t| t > at) {
-            self.inner.store.append_events(events).await?;
+            self.events.append_events(events).await?;
             return Ok(false);
         }
-        let now = self.inner.now_ms();
+        let now = self.engine.inner.now_ms();
         a.status = AccountStatus::Revoked;
         a.updated_at = now;
         let mut all = events.to_vec();
         all.push(NewEvent::new(types::REVOKED, id, now, serde_json::Map::new()));
-        self.inner
+        self.engine
+            .inner
             .store
-            .update_account(&a.seal(&self.inner.key), true, &all)
+            .update_account(&a.seal(&self.engine.inner.key), true, &all)
             .await?;
-        self.inner.committed(&all[events.len()..]);
-        self.forget(id);
+        self.engine.inner.committed(&all[events.len()..]);
+        self.engine.forget(id);
         tracing::info!(account = %id, "revoked");
         Ok(true)
     }
@@ -178,7 +182,7 @@ impl CredentialService {
         after: Option<&str>,
         limit: i64,
     ) -> Result<super::Page<Account>> {
-        self.inner.account(parent).await?;
+        self.engine.inner.account(parent).await?;
         let prefix = children_prefix(parent);
         let q = AccountQuery {
             after: after.map(|a| format!("{prefix}{a}")),
@@ -188,8 +192,8 @@ impl CredentialService {
             ..Default::default()
         };
         let mut out = Vec::new();
-        for stored in self.inner.store.accounts_page(&q).await? {
-            out.push(self.inner.open_account(stored)?);
+        for stored in self.accounts.accounts_page(&q).await? {
+            out.push(self.engine.inner.open_account(stored)?);
         }
         Ok(super::Page::of(out, limit, |a| {
             a.id.to_string().rsplit(':').next().unwrap_or_default().to_owned()
@@ -200,7 +204,7 @@ impl CredentialService {
     /// get_permanent_code's), so the first read needs no upstream call.
     pub(super) async fn keep_token(&self, id: &AccountId, token: Option<&Fetched>) -> Result<()> {
         match token {
-            Some(t) => self.inner.store_obtained(id, Credential::AccessToken, t).await,
+            Some(t) => self.engine.inner.store_obtained(id, Credential::AccessToken, t).await,
             None => Ok(()),
         }
     }

@@ -8,7 +8,7 @@
 //! change to an account is seen within that TTL, this instance's at once
 //! (`forget`).
 
-use super::{CredentialService, Result};
+use super::{Accounts, Result};
 use crate::account::AccountStatus;
 use crate::domain::{AccountId, Credential, Ident};
 use crate::keys::hash_key;
@@ -21,17 +21,20 @@ pub enum SecretCheck {
     NoAccount,
 }
 
-impl CredentialService {
+impl Accounts {
     /// A secret presented for `scope` that opened an account recently.
     fn recalled_secret(&self, scope: &str, presented: &str) -> (String, Option<AccountId>) {
         let hash = hash_key(&format!("{scope}\n{presented}"));
-        let hit = self.inner.secrets.get(&hash, self.inner.now_ms());
+        let hit = self.engine.inner.secrets.get(&hash, self.engine.inner.now_ms());
         (hash, hit)
     }
 
     fn remember_secret(&self, hash: String, check: &SecretCheck) {
         if let SecretCheck::Matches(id) = check {
-            self.inner.secrets.put(hash, id.clone(), self.inner.now_ms());
+            self.engine
+                .inner
+                .secrets
+                .put(hash, id.clone(), self.engine.inner.now_ms());
         }
     }
 
@@ -40,25 +43,26 @@ impl CredentialService {
     /// account's secrets), so the time of an answer tells nothing more than
     /// WeChat's own errcode does.
     fn as_costly_as_opening_an_account(&self) {
-        let _ = self.inner.key.opens_check(&self.inner.key.check_value());
+        let _ = self.engine.inner.key.opens_check(&self.engine.inner.key.check_value());
     }
 
     /// The account and credential a presented token is: the current value or
     /// one replaced less than WeChat's grace ago. Remembered for the cache TTL.
     pub async fn owner_of(&self, token: &str) -> Result<Option<(AccountId, Credential)>> {
         let hash = hash_key(token);
-        let now = self.inner.now_ms();
-        if let Some(owner) = self.inner.owners.get(&hash, now) {
+        let now = self.engine.inner.now_ms();
+        if let Some(owner) = self.engine.inner.owners.get(&hash, now) {
             return Ok(Some(owner));
         }
         let owner = self
+            .engine
             .inner
             .store
             .credential_by_hash(&hash, now)
             .await?
             .map(|r| (r.account, r.credential));
         if let Some(o) = &owner {
-            self.inner.owners.put(hash, o.clone(), now);
+            self.engine.inner.owners.put(hash, o.clone(), now);
         }
         Ok(owner)
     }
@@ -69,7 +73,7 @@ impl CredentialService {
         if let Some(id) = hit {
             return Ok(SecretCheck::Matches(id));
         }
-        let Some(a) = self.inner.any_account(id).await? else {
+        let Some(a) = self.engine.inner.any_account(id).await? else {
             self.as_costly_as_opening_an_account();
             return Ok(SecretCheck::NoAccount);
         };
@@ -93,8 +97,8 @@ impl CredentialService {
             return Ok(SecretCheck::Matches(id));
         }
         let mut known = false;
-        for stored in self.with_prefix(&format!("work:{corpid}:")).await? {
-            let a = self.inner.open_account(stored)?;
+        for stored in self.engine.inner.with_prefix(&format!("work:{corpid}:")).await? {
+            let a = self.engine.inner.open_account(stored)?;
             known = true;
             if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {
                 let check = SecretCheck::Matches(a.id);

@@ -3,7 +3,7 @@
 //! manages. The component's and authorizers' tokens themselves are fetched by
 //! the engine (`fetch` in `mod.rs`) like any other credential.
 
-use super::{AuthorizerEntry, ChildStatus, CredentialService, Result, ServiceError};
+use super::{AuthorizerEntry, ChildStatus, Platforms, Result, ServiceError};
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Ident};
 use crate::events::NewEvent;
@@ -59,11 +59,11 @@ fn component_appid(id: &AccountId) -> Result<&Ident> {
     }
 }
 
-impl CredentialService {
+impl Platforms {
     /// The callback crypto of a component or suite: its token and
     /// EncodingAESKey, receive id = its appid / suite_id.
     pub async fn callback_crypt(&self, id: &AccountId) -> Result<MsgCrypt> {
-        let a = self.inner.account(id).await?;
+        let a = self.engine.inner.account(id).await?;
         let receive_id = match id {
             AccountId::Component { appid } => appid.as_str(),
             AccountId::Suite { suite_id } => suite_id.as_str(),
@@ -78,9 +78,10 @@ impl CredentialService {
     /// A fresh single-use pre_auth_code and its life in seconds.
     pub async fn pre_auth_code(&self, component: &AccountId) -> Result<(String, i64)> {
         let c = component_appid(component)?.as_str();
-        self.inner.account(component).await?;
-        let up = &self.inner.upstream;
+        self.engine.inner.account(component).await?;
+        let up = &self.engine.inner.upstream;
         let f = self
+            .engine
             .inner
             .upstream_with_token(component, move |t| async move { up.pre_auth_code(&t, c).await })
             .await?;
@@ -102,21 +103,22 @@ impl CredentialService {
         events: &[NewEvent],
     ) -> Result<AccountId> {
         let c = component_appid(component)?.clone();
-        self.inner.account(component).await?;
+        self.engine.inner.account(component).await?;
         let named = event.map(|(appid, _)| AccountId::Authorizer {
             component_appid: c.clone(),
             appid: appid.clone(),
         });
         if let Some(id) = self.exchanged(component, named.as_ref(), code).await? {
-            self.inner.store.append_events(events).await?;
+            self.events.append_events(events).await?;
             return Ok(id);
         }
         if event.is_none() {
             self.count_landing(component)?;
         }
-        let up = &self.inner.upstream;
+        let up = &self.engine.inner.upstream;
         let cs = c.as_str();
         let info = self
+            .engine
             .inner
             .upstream_with_token(component, move |t| async move { up.query_auth(&t, cs, code).await })
             .await?;
@@ -125,7 +127,7 @@ impl CredentialService {
             component_appid: c,
             appid,
         };
-        let at = event.map_or_else(|| self.inner.now_ms(), |(_, at)| at);
+        let at = event.map_or_else(|| self.engine.inner.now_ms(), |(_, at)| at);
         let refresh = info.refresh_token.clone().map(Secret::new);
         let func_info = info.func_info.clone();
         self.upsert_child(&id, at, Some(code), true, events, |a| {
@@ -143,8 +145,8 @@ impl CredentialService {
     /// [`LANDINGS_PER_MINUTE`] codes per component and minute go upstream
     /// from it (an administrator authorizes a handful).
     fn count_landing(&self, component: &AccountId) -> Result<()> {
-        let minute = self.inner.now_ms().div_euclid(60_000);
-        let mut landings = self.inner.landings.lock().unwrap_or_else(|e| e.into_inner());
+        let minute = self.engine.inner.now_ms().div_euclid(60_000);
+        let mut landings = self.engine.inner.landings.lock().unwrap_or_else(|e| e.into_inner());
         let entry = landings.entry(component.clone()).or_insert((minute, 0));
         if entry.0 != minute {
             *entry = (minute, 0);
@@ -205,20 +207,6 @@ impl CredentialService {
             items: out,
             next_cursor: page.next_cursor,
         })
-    }
-
-    /// Checks that the parent of a new child account (an imported authorizer
-    /// or corp) exists.
-    pub(super) async fn require_parent(&self, id: &AccountId) -> Result<()> {
-        if let Some(parent) = id.parent() {
-            self.inner.account(&parent).await.map_err(|e| match e {
-                ServiceError::NotFound(_) => {
-                    ServiceError::Invalid(format!("{parent} does not exist: create it before {id}"))
-                }
-                other => other,
-            })?;
-        }
-        Ok(())
     }
 }
 

@@ -2,22 +2,22 @@
 //! silently"):
 //!
 //! - the database records a check value of every key that sealed data in it
-//!   (`wt_master_keys`); before anything runs, [`CredentialService::check_master_key`]
+//!   (`wt_master_keys`); before anything runs, [`Custody::check_master_key`]
 //!   proves the ring holds each of them, and refuses otherwise — a missing
 //!   `master.key` never becomes a new key over sealed data;
-//! - [`CredentialService::rekey`] re-seals everything under the current key,
+//! - [`Custody::rekey`] re-seals everything under the current key,
 //!   in batches, compare-and-set (safe to interrupt and re-run), then
 //!   forgets the keys nothing is sealed with any more;
 //! - a database sealed before key ids existed (v1 values, no checks) is
 //!   checked by opening its first account and re-sealed once, at the first
 //!   start that sees it.
 
-use super::{CredentialService, Result};
+use super::{Custody, Result};
 use crate::account::SECRETS_FIELD;
 use crate::secret::{KeyError, MasterKey, Sealed};
 use crate::store::{KeyCheck, binding};
 
-/// Accounts read per batch by [`CredentialService::rekey`].
+/// Accounts read per batch by [`Custody::rekey`].
 const BATCH: i64 = 500;
 
 /// Why the ring cannot serve this database.
@@ -28,7 +28,7 @@ pub enum KeyProblem {
     Missing { expected: Vec<String>, current: String },
 }
 
-/// What [`CredentialService::rekey`] did.
+/// What [`Custody::rekey`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rekeyed {
     /// Values re-sealed under the current key.
@@ -42,18 +42,18 @@ pub struct Rekeyed {
     pub retired: Vec<String>,
 }
 
-impl CredentialService {
+impl Custody {
     /// The id of the key that seals (as `wt_master_keys` records it).
     pub fn master_key_id(&self) -> &str {
-        self.inner.key.id()
+        self.engine.inner.key.id()
     }
 
     /// Proves the ring opens this database (SPEC §2) and records the current
     /// key's check. A database sealed before key ids existed is re-sealed
     /// now, once.
     pub async fn check_master_key(&self) -> Result<std::result::Result<(), KeyProblem>> {
-        let key = &self.inner.key;
-        let checks = self.inner.store.key_checks().await?;
+        let key = &self.engine.inner.key;
+        let checks = self.keys.key_checks().await?;
         let missing: Vec<String> = checks
             .iter()
             .filter(|c| !key.opens_check(&c.check))
@@ -70,7 +70,7 @@ impl CredentialService {
                 limit: 1,
                 ..Default::default()
             };
-            match self.inner.store.accounts_page(&first).await?.pop() {
+            match self.accounts.accounts_page(&first).await?.pop() {
                 // A fresh database: nothing sealed yet.
                 None => false,
                 Some(first) => {
@@ -95,7 +95,7 @@ impl CredentialService {
                 key_id: key.id().to_owned(),
                 check: key.check_value(),
             };
-            self.inner.store.add_key_check(&check, self.inner.now_ms()).await?;
+            self.keys.add_key_check(&check, self.engine.inner.now_ms()).await?;
         }
         if legacy {
             let r = self.rekey().await?;
@@ -112,7 +112,7 @@ impl CredentialService {
     /// compare-and-set: safe to interrupt and run again. When every value is
     /// sealed with the current key, the other keys' checks are removed.
     pub async fn rekey(&self) -> Result<Rekeyed> {
-        let (key, store) = (&self.inner.key, &self.inner.store);
+        let key = &self.engine.inner.key;
         let mut out = Rekeyed::default();
         let mut after = None;
         loop {
@@ -121,7 +121,7 @@ impl CredentialService {
                 limit: BATCH,
                 ..Default::default()
             };
-            let batch = store.accounts_page(&q).await?;
+            let batch = self.accounts.accounts_page(&q).await?;
             let Some(last) = batch.last() else { break };
             after = Some(last.id.to_string());
             for a in &batch {
@@ -129,27 +129,28 @@ impl CredentialService {
                 match reseal(key, &a.secrets, &field) {
                     Reseal::Current => out.current += 1,
                     Reseal::Unopenable => out.skipped += 1,
-                    Reseal::New(s) if store.reseal_account(a, &s).await? => out.resealed += 1,
+                    Reseal::New(s) if self.accounts.reseal_account(a, &s).await? => out.resealed += 1,
                     Reseal::New(_) => out.skipped += 1,
                 }
-                for row in store.credentials(&a.id).await? {
+                for row in self.accounts.credentials(&a.id).await? {
                     let Some(value) = &row.value else { continue };
                     let field = binding(&row.account, row.credential.as_str());
                     match reseal(key, value, &field) {
                         Reseal::Current => out.current += 1,
                         Reseal::Unopenable => out.skipped += 1,
-                        Reseal::New(s) if store.reseal_value(&row, &s).await? => out.resealed += 1,
+                        Reseal::New(s) if self.accounts.reseal_value(&row, &s).await? => out.resealed += 1,
                         Reseal::New(_) => out.skipped += 1,
                     }
                 }
             }
         }
-        for w in store.webhooks().await? {
+        for w in self.events.webhooks().await? {
             // The secret and the URL together (a URL from before URLs were
             // sealed is sealed now).
             let field = super::events::secret_binding(&w.name);
             let url_current = super::events::is_sealed(&w.url) && key.is_current(&Sealed::from_stored(w.url.as_str()));
             let url = self
+                .engine
                 .inner
                 .webhook_url(&w)
                 .ok()
@@ -167,14 +168,14 @@ impl CredentialService {
                 }
             };
             match url {
-                Some(url) if store.reseal_webhook(&w, &secret, &url).await? => out.resealed += 1,
+                Some(url) if self.events.reseal_webhook(&w, &secret, &url).await? => out.resealed += 1,
                 _ => out.skipped += 1,
             }
         }
         if out.skipped == 0 {
-            for c in store.key_checks().await? {
+            for c in self.keys.key_checks().await? {
                 if c.key_id != key.id() {
-                    store.remove_key_check(&c.key_id).await?;
+                    self.keys.remove_key_check(&c.key_id).await?;
                     out.retired.push(c.key_id);
                 }
             }

@@ -29,7 +29,7 @@ use rand::Rng;
 use reqwest::header::CONTENT_TYPE;
 
 use super::events::secret_binding;
-use super::{CredentialService, Result};
+use super::{Events, Result};
 use crate::events::{self, AttemptWrite, Delivery, DeliveryStatus, Event, Format, Webhook};
 
 /// How often an idle worker looks for work (it is also woken at once when
@@ -132,7 +132,7 @@ impl DeliveryWorker {
     }
 }
 
-impl CredentialService {
+impl Events {
     /// One delivery pass, waiting for every attempt it started. How many
     /// attempts it made. For tests and one-shot use; `serve` runs
     /// [`Self::spawn_deliverer`].
@@ -168,9 +168,9 @@ impl CredentialService {
             // runs at most every GAUGE_EVERY, not once per delivery.
             if last_gauge.is_none_or(|t| t.elapsed() >= GAUGE_EVERY) {
                 last_gauge = Some(tokio::time::Instant::now());
-                match self.inner.store.oldest_pending_delivery().await {
+                match self.events.oldest_pending_delivery().await {
                     Ok(oldest) => {
-                        let age = oldest.map_or(0.0, |t| (self.inner.now_ms() - t).max(0) as f64 / 1000.0);
+                        let age = oldest.map_or(0.0, |t| (self.engine.inner.now_ms() - t).max(0) as f64 / 1000.0);
                         metrics::gauge!("wetoken_delivery_oldest_pending_seconds").set(age);
                     }
                     Err(e) => tracing::debug!(error = %e, "cannot read the oldest pending delivery"),
@@ -178,15 +178,15 @@ impl CredentialService {
             }
             if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
                 last_purge = Some(tokio::time::Instant::now());
-                let before = self.inner.now_ms() - self.inner.cfg.event_retention.as_millis() as i64;
-                match self.inner.store.purge_events(before).await {
+                let before = self.engine.inner.now_ms() - self.engine.inner.cfg.event_retention.as_millis() as i64;
+                match self.events.purge_events(before).await {
                     Ok(n) if n > 0 => tracing::info!(events = n, "purged events past their retention"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot purge old events"),
                 }
             }
             tokio::select! {
-                _ = self.inner.wake.notified() => {}
+                _ = self.engine.inner.wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -195,7 +195,7 @@ impl CredentialService {
     /// Fans out and starts the due attempts of every webhook.
     async fn delivery_pass(&self, slots: &Slots) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let mut started = Vec::new();
-        for w in self.inner.store.webhooks().await? {
+        for w in self.events.webhooks().await? {
             if let Err(e) = self.fan_out(&w).await {
                 tracing::warn!(webhook = %w.name, error = %e, "cannot hand events to a webhook");
             }
@@ -203,11 +203,12 @@ impl CredentialService {
             if free == 0 {
                 continue;
             }
-            let now = self.inner.now_ms();
+            let now = self.engine.inner.now_ms();
             let w = Arc::new(w);
-            for d in self.inner.store.due_deliveries(&w.name, now, free as i64).await? {
-                let owner = &self.inner.cfg.instance_id;
+            for d in self.events.due_deliveries(&w.name, now, free as i64).await? {
+                let owner = &self.engine.inner.cfg.instance_id;
                 if !self
+                    .engine
                     .inner
                     .store
                     .try_lease_delivery(&w.name, d.event_id, owner, LEASE_MS)
@@ -220,7 +221,7 @@ impl CredentialService {
                 started.push(tokio::spawn(async move {
                     service.attempt(&w, &d).await;
                     drop(slot);
-                    service.inner.wake.notify_one();
+                    service.engine.inner.wake.notify_one();
                 }));
             }
         }
@@ -236,13 +237,13 @@ impl CredentialService {
                 limit: FAN_OUT_BATCH,
                 ..Default::default()
             };
-            let batch = self.inner.store.events(&q).await?;
+            let batch = self.events.events(&q).await?;
             let Some(last) = batch.last().map(|e| e.id) else {
                 return Ok(());
             };
             let wanted: Vec<i64> = batch.iter().filter(|e| w.wants(e)).map(|e| e.id).collect();
-            let now = self.inner.now_ms();
-            if !self.inner.store.fan_out(&w.name, cursor, last, &wanted, now).await? {
+            let now = self.engine.inner.now_ms();
+            if !self.events.fan_out(&w.name, cursor, last, &wanted, now).await? {
                 return Ok(()); // another instance moved the cursor
             }
             cursor = last;
@@ -254,7 +255,7 @@ impl CredentialService {
 
     /// One attempt of a leased delivery, and its outcome recorded.
     async fn attempt(&self, w: &Webhook, d: &Delivery) {
-        let outcome = match self.inner.store.event(d.event_id).await {
+        let outcome = match self.events.event(d.event_id).await {
             Ok(Some(e)) => self.post(w, &e).await,
             Ok(None) => Err((None, "the event is no longer kept".to_owned())),
             Err(e) => {
@@ -263,7 +264,7 @@ impl CredentialService {
                 return;
             }
         };
-        let now = self.inner.now_ms();
+        let now = self.engine.inner.now_ms();
         let attempts = d.attempts + 1;
         let (status, next_at, last_status, last_error, result) = match &outcome {
             Ok(code) => (DeliveryStatus::Delivered, now, Some(*code), None, "delivered"),
@@ -282,7 +283,7 @@ impl CredentialService {
         let write = AttemptWrite {
             webhook: &w.name,
             event_id: d.event_id,
-            owner: &self.inner.cfg.instance_id,
+            owner: &self.engine.inner.cfg.instance_id,
             status,
             attempts,
             next_at,
@@ -290,7 +291,7 @@ impl CredentialService {
             last_status,
             last_error,
         };
-        match self.inner.store.record_attempt(&write).await {
+        match self.events.record_attempt(&write).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(webhook = %w.name, event = d.event_id, "delivery lease lost during an attempt"),
             Err(e) => {
@@ -301,21 +302,27 @@ impl CredentialService {
 
     /// Posts one event to one webhook in its format.
     async fn post(&self, w: &Webhook, e: &Event) -> std::result::Result<i64, Failed> {
-        let http = &self.inner.webhooks;
+        let http = &self.engine.inner.webhooks;
         let url = self
+            .engine
             .inner
             .webhook_url(w)
             .map_err(|_| (None, "the webhook's URL does not open with the master key".to_owned()))?;
         let request = match w.format {
             Format::Json => {
-                let secret = self.inner.key.open(&w.secret, &secret_binding(&w.name)).map_err(|_| {
-                    (
-                        None,
-                        "the webhook's secret does not open with the master key".to_owned(),
-                    )
-                })?;
+                let secret = self
+                    .engine
+                    .inner
+                    .key
+                    .open(&w.secret, &secret_binding(&w.name))
+                    .map_err(|_| {
+                        (
+                            None,
+                            "the webhook's secret does not open with the master key".to_owned(),
+                        )
+                    })?;
                 let body = serde_json::to_vec(&e.record()).expect("an event record serializes");
-                let ts = self.inner.now_ms().div_euclid(1000);
+                let ts = self.engine.inner.now_ms().div_euclid(1000);
                 http.post(&url)
                     .header(CONTENT_TYPE, "application/json")
                     .header("X-Wetoken-Event", &e.kind)

@@ -5,7 +5,7 @@
 
 use chrono::Duration as TimeDelta;
 
-use super::{CredentialService, Result, ServiceError};
+use super::{Accounts, Result, ServiceError};
 use crate::account::QuotaClears;
 use crate::domain::AccountId;
 use crate::upstream::{Quota, RidRequest, UpstreamError};
@@ -37,10 +37,10 @@ fn used_in(clears: Option<&QuotaClears>, month: &str) -> u32 {
     clears.filter(|c| c.month == month).map_or(0, |c| c.used)
 }
 
-impl CredentialService {
+impl Accounts {
     /// WeChat's month now: `YYYY-MM` in +08:00.
     fn quota_month(&self) -> String {
-        (self.now() + TimeDelta::hours(8)).format("%Y-%m").to_string()
+        (self.engine.now() + TimeDelta::hours(8)).format("%Y-%m").to_string()
     }
 
     /// How many of this month's clears an account used, from its view.
@@ -52,9 +52,10 @@ impl CredentialService {
     /// with the account's own token).
     pub async fn quota(&self, id: &AccountId, cgi_path: &str) -> Result<Quota> {
         diagnosable(id)?;
-        self.inner.account(id).await?;
-        let up = &self.inner.upstream;
+        self.engine.inner.account(id).await?;
+        let up = &self.engine.inner.upstream;
         Ok(self
+            .engine
             .inner
             .upstream_with_token(id, move |t| async move { up.quota(&t, cgi_path).await })
             .await?)
@@ -63,9 +64,10 @@ impl CredentialService {
     /// The failed request `rid` names (`openapi/rid/get`).
     pub async fn rid(&self, id: &AccountId, rid: &str) -> Result<RidRequest> {
         diagnosable(id)?;
-        self.inner.account(id).await?;
-        let up = &self.inner.upstream;
+        self.engine.inner.account(id).await?;
+        let up = &self.engine.inner.upstream;
         Ok(self
+            .engine
             .inner
             .upstream_with_token(id, move |t| async move { up.rid(&t, rid).await })
             .await?)
@@ -77,11 +79,12 @@ impl CredentialService {
     /// quota is spent). Each success is counted for the month (+08:00).
     pub async fn clear_quota(&self, id: &AccountId) -> Result<Cleared> {
         diagnosable(id)?;
-        let mut account = self.inner.account(id).await?;
-        let up = &self.inner.upstream;
+        let mut account = self.engine.inner.account(id).await?;
+        let up = &self.engine.inner.upstream;
         let outcome = match id {
             AccountId::Authorizer { component_appid, appid } => {
                 let component = self
+                    .engine
                     .inner
                     .account(&AccountId::Component {
                         appid: component_appid.clone(),
@@ -98,6 +101,7 @@ impl CredentialService {
             AccountId::Mp { appid } => {
                 let appid = appid.as_str();
                 let r = self
+                    .engine
                     .inner
                     .upstream_with_token(id, move |t| async move { up.clear_quota(&t, appid).await })
                     .await;
@@ -114,13 +118,14 @@ impl CredentialService {
         match outcome {
             Ok(()) => {
                 account.config.quota_clears = Some(QuotaClears { month, used: used + 1 });
-                account.updated_at = self.now_ms();
-                self.inner
+                account.updated_at = self.engine.now_ms();
+                self.engine
+                    .inner
                     .store
-                    .update_account(&account.seal(&self.inner.key), false, &[])
+                    .update_account(&account.seal(&self.engine.inner.key), false, &[])
                     .await?;
                 // The quota is back: lift a 45009 block at once.
-                self.inner.store.clear_blocks(id, self.now_ms()).await?;
+                self.accounts.clear_blocks(id, self.engine.now_ms()).await?;
                 tracing::info!(account = %id, used_this_month = used + 1, "quota cleared");
                 Ok(Cleared {
                     used_this_month: used + 1,

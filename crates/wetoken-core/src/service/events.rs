@@ -2,7 +2,7 @@
 //! §10): reading events a page at a time, and managing webhooks and their
 //! deliveries. Delivery itself is in `deliver`.
 
-use super::{CredentialService, Result, ServiceError};
+use super::{Events, Result, ServiceError};
 use crate::domain::AccountId;
 use crate::events::{Delivery, DeliveryStatus, Event, Format, TypePattern, Webhook, check_url, generate_secret};
 use crate::keys::{Pattern, check_name};
@@ -133,7 +133,7 @@ impl WebhookRequest {
     }
 }
 
-impl CredentialService {
+impl Events {
     /// A page of events matching `f` that `visible` lets the caller see
     /// (the accounts its key covers). The page is one range scan of at most
     /// `f.limit` events; those filtered out still move the cursor on, so a
@@ -152,7 +152,7 @@ impl CredentialService {
             family,
             limit: f.limit,
         };
-        let rows = self.inner.store.events(&q).await?;
+        let rows = self.events.events(&q).await?;
         let next_cursor = (rows.len() as i64 >= f.limit)
             .then(|| rows.last().map(|e| e.id))
             .flatten();
@@ -169,33 +169,40 @@ impl CredentialService {
     /// rest. It receives the events committed from now on.
     pub async fn create_webhook(&self, req: &WebhookRequest) -> Result<(Webhook, Secret)> {
         let secret = generate_secret();
-        let now = self.inner.now_ms();
-        let sealed = self.inner.key.seal(&secret, &secret_binding(&req.name));
+        let now = self.engine.inner.now_ms();
+        let sealed = self.engine.inner.key.seal(&secret, &secret_binding(&req.name));
         let mut w = req.parse(sealed, now)?;
-        w.url = self.inner.key.seal(&w.url, &url_binding(&w.name)).as_str().to_owned();
-        match self.inner.store.insert_webhook(&w).await {
+        w.url = self
+            .engine
+            .inner
+            .key
+            .seal(&w.url, &url_binding(&w.name))
+            .as_str()
+            .to_owned();
+        match self.events.insert_webhook(&w).await {
             Ok(()) => {}
             Err(crate::store::StoreError::Conflict) => {
                 return Err(ServiceError::Conflict(format!("webhook {} already exists", w.name)));
             }
             Err(e) => return Err(e.into()),
         }
-        let w = self.inner.shown(w);
+        let w = self.engine.inner.shown(w);
         tracing::info!(webhook = %w.name, url = %w.url, format = w.format.as_str(), "webhook created");
-        self.inner.wake.notify_one();
+        self.engine.inner.wake.notify_one();
         Ok((w, Secret::new(secret)))
     }
 
     /// Every webhook, URLs shown redacted.
     pub async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        let all = self.inner.store.webhooks().await?;
-        Ok(all.into_iter().map(|w| self.inner.shown(w)).collect())
+        let all = self.events.webhooks().await?;
+        Ok(all.into_iter().map(|w| self.engine.inner.shown(w)).collect())
     }
 
     /// A page of webhooks by name, after the webhook `after`. Webhooks are
     /// an operator's handful, read whole and cut here.
     pub async fn webhooks_page(&self, after: Option<&str>, limit: i64) -> Result<super::Page<Webhook>> {
         let rest: Vec<Webhook> = self
+            .engine
             .inner
             .store
             .webhooks()
@@ -203,13 +210,14 @@ impl CredentialService {
             .into_iter()
             .filter(|w| after.is_none_or(|a| w.name.as_str() > a))
             .take(limit as usize)
-            .map(|w| self.inner.shown(w))
+            .map(|w| self.engine.inner.shown(w))
             .collect();
         Ok(super::Page::of(rest, limit, |w| w.name.clone()))
     }
 
     async fn webhook_named(&self, name: &str) -> Result<Webhook> {
-        self.inner
+        self.engine
+            .inner
             .store
             .webhook(name)
             .await?
@@ -218,7 +226,7 @@ impl CredentialService {
 
     /// Deletes a webhook and its deliveries.
     pub async fn delete_webhook(&self, name: &str) -> Result<()> {
-        if !self.inner.store.delete_webhook(name).await? {
+        if !self.events.delete_webhook(name).await? {
             return Err(ServiceError::NotFound(format!("no webhook named {name:?}")));
         }
         tracing::info!(webhook = %name, "webhook deleted");
@@ -234,16 +242,17 @@ impl CredentialService {
         limit: i64,
     ) -> Result<Vec<Delivery>> {
         self.webhook_named(name).await?;
-        Ok(self.inner.store.deliveries(name, status, after, limit).await?)
+        Ok(self.events.deliveries(name, status, after, limit).await?)
     }
 
     /// Makes a failed (or delivered) delivery pending again, due now, with
     /// 24 h of retries from now.
     pub async fn retry_delivery(&self, name: &str, event_id: i64) -> Result<Delivery> {
         self.webhook_named(name).await?;
-        let now = self.inner.now_ms();
-        if !self.inner.store.retry_delivery(name, event_id, now).await? {
+        let now = self.engine.inner.now_ms();
+        if !self.events.retry_delivery(name, event_id, now).await? {
             let exists = self
+                .engine
                 .inner
                 .store
                 .deliveries(name, None, event_id - 1, 1)
@@ -256,8 +265,8 @@ impl CredentialService {
                 ServiceError::NotFound(format!("webhook {name:?} has no delivery of event {event_id}"))
             });
         }
-        self.inner.wake.notify_one();
-        let d = self.inner.store.deliveries(name, None, event_id - 1, 1).await?;
+        self.engine.inner.wake.notify_one();
+        let d = self.events.deliveries(name, None, event_id - 1, 1).await?;
         d.into_iter()
             .next()
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {name:?} has no delivery of event {event_id}")))

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AccountFilter, CredentialService, CredentialView, Result};
+use super::{AccountFilter, Console, CredentialView, Result};
 use crate::clock::{from_millis, to_millis};
 use crate::domain::{AccountId, AccountKind, Credential};
 use crate::events::Event;
@@ -44,10 +44,9 @@ pub struct Overview {
     pub events: Vec<Event>,
 }
 
-impl CredentialService {
+impl Console {
     pub async fn overview(&self) -> Result<Overview> {
-        let store = &self.inner.store;
-        let now = to_millis(self.now());
+        let now = to_millis(self.engine.now());
         let mut counts = Vec::with_capacity(AccountKind::ALL.len());
         for kind in AccountKind::ALL {
             let q = AccountQuery {
@@ -55,22 +54,29 @@ impl CredentialService {
                 limit: COUNT_CAP,
                 ..AccountQuery::default()
             };
-            counts.push((kind, store.count_accounts(&q).await?));
+            counts.push((kind, self.accounts.count_accounts(&q).await?));
         }
         let alert = |c: &crate::store::CredentialState| CredentialAlert {
             account: c.account.clone(),
             view: CredentialView::of(c.credential, Some(c)),
         };
-        let failing = store.failing_credentials(LIST_LIMIT).await?.iter().map(alert).collect();
-        let ahead = self.inner.cfg.refresh_ahead.as_millis() as i64;
-        let expiring = store
+        let failing = self
+            .accounts
+            .failing_credentials(LIST_LIMIT)
+            .await?
+            .iter()
+            .map(alert)
+            .collect();
+        let ahead = self.engine.inner.cfg.refresh_ahead.as_millis() as i64;
+        let expiring = self
+            .accounts
             .due(now, LIST_LIMIT)
             .await?
             .iter()
             .filter(|c| c.expires_at.is_some_and(|e| e - now < ahead))
             .map(alert)
             .collect();
-        let stale_before = self.now() - self.inner.cfg.stale_ticket;
+        let stale_before = self.engine.now() - self.engine.inner.cfg.stale_ticket;
         let mut stale_tickets = Vec::new();
         for (kind, ticket) in [
             (AccountKind::Component, Credential::VerifyTicket),
@@ -80,7 +86,7 @@ impl CredentialService {
                 kind: Some(kind),
                 ..AccountFilter::default()
             };
-            for a in self.list_accounts(&filter, None, PUSHERS_LIMIT).await?.items {
+            for a in self.listing.list_accounts(&filter, None, PUSHERS_LIMIT).await?.items {
                 let Some(view) = a.credentials.iter().find(|c| c.credential == ticket) else {
                     continue;
                 };
@@ -92,8 +98,9 @@ impl CredentialService {
                 }
             }
         }
-        let last = store.last_event_id().await?;
-        let mut events = store
+        let last = self.events.last_event_id().await?;
+        let mut events = self
+            .events
             .events(&EventQuery {
                 after: (last - LIST_LIMIT).max(0),
                 limit: LIST_LIMIT,
@@ -114,6 +121,6 @@ impl CredentialService {
     /// The id of the newest event (0 before the first): where the console's
     /// event list starts when no cursor is given.
     pub async fn last_event_id(&self) -> Result<i64> {
-        Ok(self.inner.store.last_event_id().await?)
+        Ok(self.events.last_event_id().await?)
     }
 }

@@ -11,7 +11,7 @@ use crate::clock::to_millis;
 use crate::domain::{AccountId, Credential};
 
 impl Inner {
-    /// [`super::CredentialService::get`], inside the engine.
+    /// [`super::CredentialEngine::get`], inside the engine.
     pub(super) async fn get(self: &Arc<Self>, id: &AccountId, cred: Credential) -> Result<Issued> {
         check_owns(id, cred)?;
         if let Some(hit) = self.cache.lookup(id, cred, self.now_ms()) {
@@ -23,7 +23,7 @@ impl Inner {
         self.bounded(flight).await
     }
 
-    /// [`super::CredentialService::refresh`] (SPEC §2 passive rules, `verify`), inside the engine.
+    /// [`super::CredentialEngine::refresh`] (SPEC §2 passive rules, `verify`), inside the engine.
     pub(super) async fn refresh(
         self: &Arc<Self>,
         id: &AccountId,
@@ -44,7 +44,7 @@ impl Inner {
         self.bounded(flight).await
     }
 
-    /// [`super::CredentialService::with_token`], inside the engine: the fetch path calls this one.
+    /// [`super::CredentialEngine::with_token`], inside the engine: the fetch path calls this one.
     pub(super) async fn with_token<T, F, Fut>(
         self: &Arc<Self>,
         holder: &AccountId,

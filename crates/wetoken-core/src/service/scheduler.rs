@@ -7,7 +7,7 @@
 //! CPU stay flat with 10 000 accounts, and an instance that starts, or takes
 //! over from a dead one, finds the due work where it is.
 //!
-//! Each due credential is refreshed through [`CredentialService::refresh_due`]:
+//! Each due credential is refreshed through [`CredentialEngine::refresh_due`]:
 //! the same lease as readers, so only one instance does each; at most
 //! `refresh_concurrency` at once per instance, and at most
 //! `WETOKEN_MAX_UPSTREAM_RPS` started per second (an even pace, no burst).
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::{CredentialService, Result};
+use super::{CredentialEngine, Result};
 use crate::domain::{AccountId, Credential};
 use crate::store::CredentialState;
 
@@ -34,7 +34,7 @@ fn key(row: &CredentialState) -> (AccountId, Credential) {
     (row.account.clone(), row.credential)
 }
 
-impl CredentialService {
+impl CredentialEngine {
     /// Refreshes every credential due now, waiting for each. How many were
     /// attempted. For tests and one-shot use; `serve` runs [`Self::spawn_scheduler`].
     pub async fn run_due_once(&self) -> Result<usize> {

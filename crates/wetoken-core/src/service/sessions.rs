@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{CredentialService, Result};
+use super::{Console, Result};
 use crate::clock::to_millis;
 use crate::secret::ct_eq;
 
@@ -80,14 +80,15 @@ pub fn csrf_ok(session_token: &str, presented: &str) -> bool {
     ct_eq(csrf_token(session_token).as_bytes(), presented.as_bytes())
 }
 
-impl CredentialService {
+impl Console {
     /// Starts a console session (the caller has checked the admin key).
     /// Sessions that ended are purged on the way (an index range).
     pub async fn start_session(&self) -> Result<Session> {
-        let now = to_millis(self.now());
-        let _ = self.inner.store.purge_sessions(now).await?;
+        let now = to_millis(self.engine.now());
+        let _ = self.sessions.purge_sessions(now).await?;
         let token = random_token(SESSION_PREFIX);
-        self.inner
+        self.engine
+            .inner
             .store
             .insert_session(&row_hash("session", &token), now, now + SESSION_SECS * 1000)
             .await?;
@@ -102,8 +103,9 @@ impl CredentialService {
         let Some(token) = well_formed(token, SESSION_PREFIX) else {
             return Ok(false);
         };
-        let now = to_millis(self.now());
+        let now = to_millis(self.engine.now());
         Ok(self
+            .engine
             .inner
             .store
             .session_expiry(&row_hash("session", token))
@@ -114,7 +116,7 @@ impl CredentialService {
     /// Ends a session (sign-out), on every instance at once.
     pub async fn end_session(&self, token: &str) -> Result<()> {
         if let Some(token) = well_formed(token, SESSION_PREFIX) {
-            self.inner.store.delete_session(&row_hash("session", token)).await?;
+            self.sessions.delete_session(&row_hash("session", token)).await?;
         }
         Ok(())
     }
@@ -122,9 +124,10 @@ impl CredentialService {
     /// A one-time sign-in link's token: whoever redeems it first, within
     /// [`LINK_SECS`], gets a session; nobody after.
     pub async fn issue_sign_in_link(&self) -> Result<String> {
-        let now = to_millis(self.now());
+        let now = to_millis(self.engine.now());
         let token = random_token(LINK_PREFIX);
-        self.inner
+        self.engine
+            .inner
             .store
             .insert_session(&row_hash("link", &token), now, now + LINK_SECS * 1000)
             .await?;
@@ -138,15 +141,16 @@ impl CredentialService {
             return Ok(None);
         };
         let hash = row_hash("link", token);
-        let now = to_millis(self.now());
+        let now = to_millis(self.engine.now());
         let alive = self
+            .engine
             .inner
             .store
             .session_expiry(&hash)
             .await?
             .is_some_and(|end| end > now);
         // The delete decides: of two instances redeeming at once, one wins.
-        if alive && self.inner.store.delete_session(&hash).await? {
+        if alive && self.sessions.delete_session(&hash).await? {
             Ok(Some(self.start_session().await?))
         } else {
             Ok(None)

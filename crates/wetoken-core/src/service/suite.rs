@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{ChildStatus, CorpEntry, CredentialService, Result, ServiceError};
+use super::{ChildStatus, CorpEntry, Platforms, Result, ServiceError};
 use crate::account::Account;
 use crate::clock::from_millis;
 use crate::domain::{AccountId, Ident};
@@ -28,7 +28,7 @@ fn record_install(a: &mut Account, i: &Install) {
     a.config.auth_info = Some(json!({"auth_corp_info": i.auth_corp_info, "auth_info": i.auth_info}));
 }
 
-impl CredentialService {
+impl Platforms {
     /// `create_auth` or `reset_permanent_code`: exchanges the temporary auth
     /// code with get_permanent_code, and stores the corp with its permanent
     /// code (sealed), agentid and authorization info, and the token that came
@@ -43,19 +43,20 @@ impl CredentialService {
         events: &[NewEvent],
     ) -> Result<AccountId> {
         let s = suite_id(suite)?.clone();
-        self.inner.account(suite).await?;
+        self.engine.inner.account(suite).await?;
         if let Some(id) = self.exchanged(suite, None, auth_code).await? {
-            self.inner.store.append_events(events).await?;
+            self.events.append_events(events).await?;
             return Ok(id);
         }
-        let up = &self.inner.upstream;
+        let up = &self.engine.inner.upstream;
         let install = self
+            .engine
             .inner
             .upstream_with_token(suite, move |t| async move { up.permanent_code(&t, auth_code).await })
             .await?;
         let corpid = Ident::parse("auth_corp_info.corpid", &install.corpid).map_err(|e| ServiceError::Invalid(e.0))?;
         let id = AccountId::Corp { suite_id: s, corpid };
-        let at = at.unwrap_or_else(|| self.inner.now_ms());
+        let at = at.unwrap_or_else(|| self.engine.inner.now_ms());
         let permanent = install.permanent_code.clone().map(Secret::new);
         self.upsert_child(&id, at, Some(auth_code), true, events, |a| {
             a.secrets.permanent_code = permanent;
@@ -74,8 +75,8 @@ impl CredentialService {
             suite_id: suite_id(suite)?.clone(),
             corpid: corpid.clone(),
         };
-        let Ok(corp) = self.inner.account(&id).await else {
-            self.inner.store.append_events(events).await?;
+        let Ok(corp) = self.engine.inner.account(&id).await else {
+            self.events.append_events(events).await?;
             return Ok(false);
         };
         let permanent = corp
@@ -84,9 +85,10 @@ impl CredentialService {
             .clone()
             .map(|p| p.expose().to_owned())
             .unwrap_or_default();
-        let up = &self.inner.upstream;
+        let up = &self.engine.inner.upstream;
         let (c, p) = (corpid.as_str(), permanent.as_str());
         let install = self
+            .engine
             .inner
             .upstream_with_token(suite, move |t| async move { up.auth_info(&t, c, p).await })
             .await?;
@@ -111,7 +113,7 @@ impl CredentialService {
         if let AccountId::Work { agentid, .. } = id {
             return Ok(Some(agentid.to_string()));
         }
-        Ok(self.inner.account(id).await?.config.agentid)
+        Ok(self.engine.inner.account(id).await?.config.agentid)
     }
 
     /// The corps that installed a suite and did not cancel (SPEC §3).

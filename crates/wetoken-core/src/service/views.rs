@@ -37,7 +37,7 @@ impl Issued {
     }
 
     /// [`Issued::expires_in`] at `now_ms` (epoch milliseconds, as the
-    /// service's clock answers `CredentialService::now_ms`).
+    /// service's clock answers `CredentialEngine::now_ms`).
     pub fn expires_in_ms(&self, now_ms: i64) -> i64 {
         // Instants are stored as whole milliseconds: compare in those.
         ((self.expires_at.timestamp_millis() - now_ms) / 1000).max(0)

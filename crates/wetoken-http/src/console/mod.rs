@@ -160,7 +160,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The request's session token, if it names a live session.
 async fn session_of(parts: &Parts, st: &AppState) -> Result<Option<String>, ApiError> {
     match cookie(&parts.headers, SESSION_COOKIE) {
-        Some(t) if st.service.session_alive(t).await? => Ok(Some(t.to_owned())),
+        Some(t) if st.service.console.session_alive(t).await? => Ok(Some(t.to_owned())),
         _ => Ok(None),
     }
 }

@@ -356,7 +356,7 @@ impl Proxy {
         };
         let rejected =
             |r: &Result<Answer, WxError>| retryable && r.as_ref().is_ok_and(|a| a.errcode().is_some_and(rejects_token));
-        let answer = match st.service.with_token(owner, call, rejected).await? {
+        let answer = match st.service.engine.with_token(owner, call, rejected).await? {
             TokenCall::Answered(answer) => answer?,
             TokenCall::RefreshFailed(first, e) => {
                 // WeChat's own answer stands.
@@ -401,7 +401,7 @@ async fn forward(st: &AppState, p: &Proxy, path: &str, req: Request) -> Result<R
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
     let query = Query::parse(&raw_query);
     let token = presented_token(&query)?;
-    let owner = match st.service.owner_of(&token).await? {
+    let owner = match st.service.accounts.owner_of(&token).await? {
         Some((id, Credential::AccessToken)) => id,
         _ => {
             return Err(wx_error(

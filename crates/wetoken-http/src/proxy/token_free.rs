@@ -121,7 +121,7 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
         rid: call.rid,
         relayed: call.relayed,
     };
-    if let Err(e) = st.service.record_call(record).await {
+    if let Err(e) = st.service.custody.record_call(record).await {
         tracing::warn!(error = %e, account = %owner, path = %path, "a token-free call was not recorded in the audit trail");
     }
     inert(call.response)

@@ -24,7 +24,7 @@ pub async fn accounts(State(st): State<AppState>, Signed { c }: Signed, RawQuery
         Ok(p) => p,
         Err(e) => return error_page(c, e),
     };
-    let now = st.service.now();
+    let now = st.service.engine.now();
     let (kind, status, qq) = (q_get(&q, "kind"), q_get(&q, "status"), q_get(&q, "q"));
     let next = next_link(
         "/console/accounts",
@@ -137,7 +137,7 @@ pub async fn create_account(State(st): State<AppState>, p: Posted) -> Response {
     };
     let created = async {
         let new = NewAccount::parse(kind, &fields_of(&p, new_account_fields(kind)), &[])?;
-        Ok::<_, ApiError>(st.service.create_account(new).await?)
+        Ok::<_, ApiError>(st.service.accounts.create_account(new).await?)
     };
     match created.await {
         Ok(a) => see(&format!("/console/accounts/{}?done=created", a.id)),
@@ -174,7 +174,7 @@ pub async fn account(
     let c = c.with_nav("accounts");
     let shown = async {
         let id = account_id(&id)?;
-        let a = st.service.show_account(&id).await?;
+        let a = st.service.accounts.show_account(&id).await?;
         let children = match &id {
             AccountId::Component { appid } => Some(("authorizer", format!("authorizer:{appid}:"))),
             AccountId::Suite { suite_id } => Some(("corp", format!("corp:{suite_id}:"))),
@@ -199,7 +199,7 @@ pub async fn account(
         Ok(v) => v,
         Err(e) => return error_page(c, e),
     };
-    let now = st.service.now();
+    let now = st.service.engine.now();
     let ahead = ahead(&st);
     let kind = a.id.kind();
     let id_text = a.id.to_string();
@@ -240,7 +240,7 @@ pub async fn refresh(State(st): State<AppState>, Path(id): Path<String>, p: Post
             .unwrap_or_default()
             .parse::<Credential>()
             .map_err(|_| ApiError::invalid("credential: not a credential name"))?;
-        st.service.refresh(&id, cred, None).await?;
+        st.service.engine.refresh(&id, cred, None).await?;
         Ok::<_, ApiError>(id)
     };
     match done.await {
@@ -255,7 +255,7 @@ pub async fn rotate(State(st): State<AppState>, Path(id): Path<String>, p: Poste
     let done = async {
         let id = account_id(&id)?;
         let patch = AccountPatch::parse(id.kind(), &fields_of(&p, patch_fields(id.kind())), &[])?;
-        st.service.patch_account(&id, patch).await?;
+        st.service.accounts.patch_account(&id, patch).await?;
         Ok::<_, ApiError>(id)
     };
     match done.await {
@@ -271,7 +271,7 @@ pub async fn delete_account(State(st): State<AppState>, Path(id): Path<String>, 
         if p.get("confirm") != Some(id.to_string().as_str()) {
             return Err(ApiError::invalid(format!("type {id} to confirm the deletion")));
         }
-        st.service.delete_account(&id).await?;
+        st.service.accounts.delete_account(&id).await?;
         Ok(())
     };
     match done.await {

@@ -70,8 +70,8 @@ pub async fn diagnostics(
         Ok(id) => id,
         Err(e) => return error_page(c, e),
     };
-    let clears_used = match st.service.show_account(&id).await {
-        Ok(a) => st.service.clears_used_this_month(&a),
+    let clears_used = match st.service.accounts.show_account(&id).await {
+        Ok(a) => st.service.accounts.clears_used_this_month(&a),
         Err(e) => return error_page(c, e.into()),
     };
     let mut page = DiagnosticsPage {
@@ -87,7 +87,7 @@ pub async fn diagnostics(
     };
     let asked = async {
         if q.contains_key("cgi_path") {
-            let quota = st.service.quota(&id, api::diagnostics::cgi_path(&q)?).await?;
+            let quota = st.service.accounts.quota(&id, api::diagnostics::cgi_path(&q)?).await?;
             page.quota = Some(QuotaRow {
                 daily_limit: quota.daily_limit,
                 used: quota.used,
@@ -95,7 +95,7 @@ pub async fn diagnostics(
             });
         }
         if let Some(rid) = q.get("rid") {
-            let found = st.service.rid(&id, api::diagnostics::rid_param(rid)?).await?;
+            let found = st.service.accounts.rid(&id, api::diagnostics::rid_param(rid)?).await?;
             page.rid_result = Some(serde_json::to_string_pretty(&Value::Object(found.0)).unwrap_or_default());
         }
         Ok::<_, ApiError>(())

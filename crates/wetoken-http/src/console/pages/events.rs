@@ -20,12 +20,12 @@ pub async fn events(State(st): State<AppState>, Signed { c }: Signed, RawQuery(m
     let c = c.with_nav("events");
     let listed = async {
         if q_get(&q, "after").is_empty() && q_get(&q, "cursor").is_empty() {
-            let last = st.service.last_event_id().await?;
+            let last = st.service.console.last_event_id().await?;
             q.insert("after".into(), (last - 50).max(0).to_string());
         }
         q.entry("limit".into()).or_insert_with(|| "50".into());
         let filter = api::events::event_filter(&st, &q, &Principal::Admin)?;
-        Ok::<_, ApiError>(st.service.events(&filter, |_| true).await?)
+        Ok::<_, ApiError>(st.service.events.events(&filter, |_| true).await?)
     };
     match listed.await {
         Ok(page) => {

@@ -31,7 +31,7 @@ async fn keys_page(
     let c = c.with_nav("keys");
     let listed = async {
         let p = Paging::from_query(q, st, "keys")?;
-        Ok::<_, ApiError>(st.service.list_keys(p.cursor.as_deref(), p.limit).await?)
+        Ok::<_, ApiError>(st.service.custody.list_keys(p.cursor.as_deref(), p.limit).await?)
     };
     let page = match listed.await {
         Ok(p) => p,

@@ -43,7 +43,7 @@ impl FromRequestParts<AppState> for Anon {
 }
 
 fn ahead(st: &AppState) -> i64 {
-    st.service.config().refresh_ahead.as_secs() as i64
+    st.service.engine.config().refresh_ahead.as_secs() as i64
 }
 
 fn account_id(s: &str) -> Result<AccountId, ApiError> {

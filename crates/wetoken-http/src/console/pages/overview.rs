@@ -21,7 +21,7 @@ struct OverviewPage {
 
 pub async fn overview(State(st): State<AppState>, Signed { c }: Signed) -> Response {
     let c = c.with_nav("overview");
-    let o = match st.service.overview().await {
+    let o = match st.service.console.overview().await {
         Ok(o) => o,
         Err(e) => return error_page(c, e.into()),
     };

@@ -107,14 +107,14 @@ struct PlatformsPage {
 /// each; the accounts page lists them all).
 pub async fn platforms(State(st): State<AppState>, Signed { c }: Signed) -> Response {
     let c = c.with_nav("platforms");
-    let now = st.service.now();
+    let now = st.service.engine.now();
     let mut lists = Vec::new();
     for kind in [AccountKind::Component, AccountKind::Suite] {
         let filter = AccountFilter {
             kind: Some(kind),
             ..AccountFilter::default()
         };
-        match st.service.list_accounts(&filter, None, 100).await {
+        match st.service.accounts.list_accounts(&filter, None, 100).await {
             Ok(p) => lists.push(
                 p.items
                     .iter()

@@ -29,7 +29,7 @@ fn signin_form(st: &AppState, c: Chrome, status: StatusCode, error: Option<Strin
 pub async fn signin_page(State(st): State<AppState>, Anon(c): Anon, RawQuery(q): RawQuery) -> Response {
     let next = safe_next(q.get("next").map(String::as_str));
     if let Some(l) = q.get("link") {
-        return match st.service.redeem_sign_in_link(l).await {
+        return match st.service.console.redeem_sign_in_link(l).await {
             Ok(Some(s)) => see_with_cookies(&next, &[session_cookie(&st, &s.token, s.max_age_secs)]),
             Ok(None) => {
                 let msg = c.t("This sign-in link was used already or has expired: sign in with the admin key.");
@@ -67,7 +67,7 @@ pub async fn signin(State(st): State<AppState>, req: axum::extract::Request) -> 
         let msg = c.t("That is not the admin key.").to_owned();
         return signin_form(&st, c, StatusCode::FORBIDDEN, Some(msg), next);
     }
-    match st.service.start_session().await {
+    match st.service.console.start_session().await {
         Ok(s) => {
             tracing::info!("console: signed in");
             see_with_cookies(&next, &[session_cookie(&st, &s.token, s.max_age_secs)])
@@ -78,7 +78,7 @@ pub async fn signin(State(st): State<AppState>, req: axum::extract::Request) -> 
 
 /// `POST /console/signout`: the session ends everywhere.
 pub async fn signout(State(st): State<AppState>, p: Posted) -> Response {
-    if let Err(e) = st.service.end_session(&p.token).await {
+    if let Err(e) = st.service.console.end_session(&p.token).await {
         return error_page(p.c, e.into());
     }
     see_with_cookies("/console/signin?done=signed_out", &[session_cookie(&st, "", 0)])

@@ -28,7 +28,7 @@ async fn webhooks_page(
     let c = c.with_nav("webhooks");
     let listed = async {
         let p = Paging::from_query(q, st, "webhooks")?;
-        Ok::<_, ApiError>(st.service.webhooks_page(p.cursor.as_deref(), p.limit).await?)
+        Ok::<_, ApiError>(st.service.events.webhooks_page(p.cursor.as_deref(), p.limit).await?)
     };
     match listed.await {
         Ok(page) => html(
@@ -65,7 +65,7 @@ pub async fn create_webhook(State(st): State<AppState>, p: Posted) -> Response {
             accounts: split_list(p.get("accounts")).filter(|a| !a.is_empty()),
             format: p.get("format").map(str::to_owned),
         })?;
-        Ok::<_, ApiError>(st.service.create_webhook(&req).await?)
+        Ok::<_, ApiError>(st.service.events.create_webhook(&req).await?)
     };
     match made.await {
         Ok((w, secret)) => {
@@ -83,7 +83,7 @@ pub async fn create_webhook(State(st): State<AppState>, p: Posted) -> Response {
 pub async fn delete_webhook(State(st): State<AppState>, Path(name): Path<String>, p: Posted) -> Response {
     let done = async {
         confirmed(&p)?;
-        Ok::<_, ApiError>(st.service.delete_webhook(&name).await?)
+        Ok::<_, ApiError>(st.service.events.delete_webhook(&name).await?)
     };
     match done.await {
         Ok(()) => see("/console/webhooks?done=deleted"),

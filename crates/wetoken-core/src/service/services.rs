@@ -1,0 +1,109 @@
+//! The services around the engine, each holding the engine and only the
+//! parts of the store it uses, and the front door that assembles them.
+
+use super::*;
+
+/// Accounts: creating, listing, changing and deleting them; what
+/// WeChat-shaped callers present (secrets, tokens); an account's WeChat
+/// diagnostics (quota, rid, clear_quota).
+#[derive(Clone)]
+pub struct Accounts {
+    pub(super) engine: CredentialEngine,
+    pub(super) accounts: Arc<dyn AccountStore>,
+}
+
+/// Open Platform components and WeCom suites: their children (authorizers,
+/// corps), authorization flows, pushed tickets and verified callbacks.
+#[derive(Clone)]
+pub struct Platforms {
+    pub(super) engine: CredentialEngine,
+    pub(super) accounts: Arc<dyn AccountStore>,
+    pub(super) events: Arc<dyn EventStore>,
+}
+
+/// Events, webhooks and their delivery.
+#[derive(Clone)]
+pub struct Events {
+    pub(super) engine: CredentialEngine,
+    pub(super) events: Arc<dyn EventStore>,
+}
+
+/// The console's own state: sessions, sign-in links, the overview.
+#[derive(Clone)]
+pub struct Console {
+    pub(super) engine: CredentialEngine,
+    /// The account list, as the API reads it.
+    pub(super) listing: Accounts,
+    pub(super) accounts: Arc<dyn AccountStore>,
+    pub(super) events: Arc<dyn EventStore>,
+    pub(super) sessions: Arc<dyn SessionStore>,
+}
+
+/// Custody of secrets: the master key's checks and re-sealing, API keys,
+/// the audit trail of token-free calls.
+#[derive(Clone)]
+pub struct Custody {
+    pub(super) engine: CredentialEngine,
+    pub(super) accounts: Arc<dyn AccountStore>,
+    pub(super) keys: Arc<dyn KeyStore>,
+    pub(super) events: Arc<dyn EventStore>,
+    pub(super) audit: Arc<dyn AuditStore>,
+}
+
+/// The front door: the engine and the services around it, assembled once
+/// over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub engine: CredentialEngine,
+    pub accounts: Accounts,
+    pub platforms: Platforms,
+    pub events: Events,
+    pub console: Console,
+    pub custody: Custody,
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        clock: Arc<dyn Clock>,
+        key: MasterKey,
+        cfg: ServiceConfig,
+    ) -> Self {
+        let engine = CredentialEngine::new(store.clone(), upstream, clock, key, cfg);
+        let e = || engine.clone();
+        Services {
+            accounts: Accounts {
+                engine: e(),
+                accounts: store.clone(),
+            },
+            platforms: Platforms {
+                engine: e(),
+                accounts: store.clone(),
+                events: store.clone(),
+            },
+            events: Events {
+                engine: e(),
+                events: store.clone(),
+            },
+            console: Console {
+                engine: e(),
+                listing: Accounts {
+                    engine: e(),
+                    accounts: store.clone(),
+                },
+                accounts: store.clone(),
+                events: store.clone(),
+                sessions: store.clone(),
+            },
+            custody: Custody {
+                engine: e(),
+                accounts: store.clone(),
+                keys: store.clone(),
+                events: store.clone(),
+                audit: store,
+            },
+            engine,
+        }
+    }
+}
