@@ -254,6 +254,7 @@ impl Builder {
             ));
         }
         let upstream = Upstream::new(self.upstream.clone()).map_err(|e| BuildError::Upstream(e.to_string()))?;
+        let proxy = wetoken_http::proxy::Proxy::new(upstream.transport().clone(), self.proxy_max_inflight);
         let service = Services::new(store, upstream, self.clock, key, self.service);
         // Nothing runs on a key that does not open the database.
         service
@@ -263,9 +264,6 @@ impl Builder {
             .map_err(|e| BuildError::Database(e.to_string()))?
             .map_err(BuildError::WrongMasterKey)?;
         let auth = Authenticator::new(&service.engine, self.admin_key.as_deref(), self.auth);
-        let p = &self.upstream;
-        let proxy = wetoken_http::proxy::Proxy::new(&p.mp_base, &p.work_base, p.timeout, self.proxy_max_inflight)
-            .map_err(BuildError::Upstream)?;
         let state = AppState::new(AppConfig {
             service,
             auth: Arc::new(auth),

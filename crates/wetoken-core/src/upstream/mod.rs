@@ -9,11 +9,14 @@
 //!
 //! - `error`: [`UpstreamError`] and the one list of token-rejected errcodes;
 //! - `answers`: the success rule and every answer parsed into a type;
-//! - [`paths`]: the paths that hand out credentials, and metric families.
+//! - [`paths`]: the paths that hand out credentials, and metric families;
+//! - `transport`: the one HTTP client to WeChat, for these calls and the
+//!   proxy's.
 
 mod answers;
 mod error;
 pub mod paths;
+mod transport;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use serde_json::Value;
 
 pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
 pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
+pub use transport::Transport;
 
 use crate::domain::{AccountKind, TokenApi};
 
@@ -44,10 +48,11 @@ impl Default for UpstreamConfig {
     }
 }
 
+/// WeChat's credential and diagnostics APIs, answers parsed into types,
+/// over the one [`Transport`].
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    http: reqwest::Client,
-    cfg: UpstreamConfig,
+    t: Transport,
 }
 
 /// reqwest is built without a default rustls provider (no aws-lc-rs, no
@@ -69,18 +74,18 @@ struct StableTokenBody<'a> {
 
 impl Upstream {
     pub fn new(cfg: UpstreamConfig) -> Result<Self, UpstreamError> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(concat!("wetoken/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UpstreamError::Transport(e.to_string()))?;
-        Ok(Upstream { http, cfg })
+        Ok(Upstream {
+            t: Transport::new(cfg)?,
+        })
+    }
+
+    /// The transport, for calls relayed on a caller's behalf.
+    pub fn transport(&self) -> &Transport {
+        &self.t
     }
 
     pub fn config(&self) -> &UpstreamConfig {
-        &self.cfg
+        self.t.config()
     }
 
     /// An `mp` account's access token, from `stable_token` or the classic
@@ -95,20 +100,20 @@ impl Upstream {
     ) -> Result<Fetched, UpstreamError> {
         let url = format!(
             "{}/cgi-bin/{}",
-            self.cfg.mp_base,
+            self.t.config().mp_base,
             match api {
                 TokenApi::Stable => "stable_token",
                 TokenApi::Classic => "token",
             }
         );
         let req = match api {
-            TokenApi::Stable => self.http.post(url).json(&StableTokenBody {
+            TokenApi::Stable => self.t.client().post(url).json(&StableTokenBody {
                 grant_type: "client_credential",
                 appid,
                 secret,
                 force_refresh: force,
             }),
-            TokenApi::Classic => self.http.get(url).query(&[
+            TokenApi::Classic => self.t.client().get(url).query(&[
                 ("grant_type", "client_credential"),
                 ("appid", appid),
                 ("secret", secret),
@@ -125,13 +130,24 @@ impl Upstream {
     /// A JS-SDK ticket with an access token.
     pub async fn ticket(&self, access_token: &str, ty: TicketType) -> Result<Fetched, UpstreamError> {
         let (endpoint, base, path, kind) = match ty {
-            TicketType::MpJsapi => ("getticket", &self.cfg.mp_base, "ticket/getticket", Some("jsapi")),
-            TicketType::MpWxCard => ("getticket", &self.cfg.mp_base, "ticket/getticket", Some("wx_card")),
-            TicketType::WorkJsapi => ("get_jsapi_ticket", &self.cfg.work_base, "get_jsapi_ticket", None),
-            TicketType::WorkAgent => ("ticket/get", &self.cfg.work_base, "ticket/get", Some("agent_config")),
+            TicketType::MpJsapi => ("getticket", &self.t.config().mp_base, "ticket/getticket", Some("jsapi")),
+            TicketType::MpWxCard => (
+                "getticket",
+                &self.t.config().mp_base,
+                "ticket/getticket",
+                Some("wx_card"),
+            ),
+            TicketType::WorkJsapi => ("get_jsapi_ticket", &self.t.config().work_base, "get_jsapi_ticket", None),
+            TicketType::WorkAgent => (
+                "ticket/get",
+                &self.t.config().work_base,
+                "ticket/get",
+                Some("agent_config"),
+            ),
         };
         let mut req = self
-            .http
+            .t
+            .client()
             .get(format!("{base}/cgi-bin/{path}"))
             .query(&[("access_token", access_token)]);
         if let Some(kind) = kind {
@@ -148,14 +164,14 @@ impl Upstream {
         secret: &str,
         verify_ticket: &str,
     ) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/component/api_component_token", self.cfg.mp_base);
+        let url = format!("{}/cgi-bin/component/api_component_token", self.t.config().mp_base);
         let body = serde_json::json!({
             "component_appid": component_appid,
             "component_appsecret": secret,
             "component_verify_ticket": verify_ticket,
         });
         let v = self
-            .send("api_component_token", self.http.post(url).json(&body))
+            .send("api_component_token", self.t.client().post(url).json(&body))
             .await?;
         fetched(&v, "component_access_token")
     }
@@ -167,9 +183,10 @@ impl Upstream {
         component_token: &str,
         body: serde_json::Value,
     ) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/component/{endpoint}", self.cfg.mp_base);
+        let url = format!("{}/cgi-bin/component/{endpoint}", self.t.config().mp_base);
         let req = self
-            .http
+            .t
+            .client()
             .post(url)
             .query(&[("component_access_token", component_token)])
             .json(&body);
@@ -237,8 +254,12 @@ impl Upstream {
 
     /// `GET /cgi-bin/gettoken` (WeCom): the token of one app (one secret).
     pub async fn work_token(&self, corpid: &str, secret: &str) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/gettoken", self.cfg.work_base);
-        let req = self.http.get(url).query(&[("corpid", corpid), ("corpsecret", secret)]);
+        let url = format!("{}/cgi-bin/gettoken", self.t.config().work_base);
+        let req = self
+            .t
+            .client()
+            .get(url)
+            .query(&[("corpid", corpid), ("corpsecret", secret)]);
         let v = self.send("gettoken", req).await?;
         fetched(&v, "access_token")
     }
@@ -251,8 +272,8 @@ impl Upstream {
         suite_token: Option<&str>,
         body: serde_json::Value,
     ) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/service/{endpoint}", self.cfg.work_base);
-        let mut req = self.http.post(url).json(&body);
+        let url = format!("{}/cgi-bin/service/{endpoint}", self.t.config().work_base);
+        let mut req = self.t.client().post(url).json(&body);
         if let Some(t) = suite_token {
             req = req.query(&[("suite_access_token", t)]);
         }
@@ -345,18 +366,23 @@ impl Upstream {
         component_secret: &str,
         appid: &str,
     ) -> Result<(), UpstreamError> {
-        let url = format!("{}/cgi-bin/component/clear_quota/v2", self.cfg.mp_base);
+        let url = format!("{}/cgi-bin/component/clear_quota/v2", self.t.config().mp_base);
         let body =
             serde_json::json!({ "component_appid": component_appid, "appsecret": component_secret, "appid": appid });
-        self.send("component/clear_quota/v2", self.http.post(url).json(&body))
+        self.send("component/clear_quota/v2", self.t.client().post(url).json(&body))
             .await
             .map(drop)
     }
 
     /// A `/cgi-bin/{path}?access_token=` JSON call.
     async fn openapi(&self, path: &'static str, access_token: &str, body: Value) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/{path}", self.cfg.mp_base);
-        let req = self.http.post(url).query(&[("access_token", access_token)]).json(&body);
+        let url = format!("{}/cgi-bin/{path}", self.t.config().mp_base);
+        let req = self
+            .t
+            .client()
+            .post(url)
+            .query(&[("access_token", access_token)])
+            .json(&body);
         self.send(path, req).await
     }
 
@@ -371,13 +397,13 @@ impl Upstream {
     /// IP list refuses service-provider tokens), and their token APIs answer
     /// the same token again while it lives, so a re-fetch rotates nothing.
     pub async fn probe(&self, kind: AccountKind, token: &str) -> Option<Result<(), UpstreamError>> {
-        let base = match kind {
-            AccountKind::Mp | AccountKind::Authorizer | AccountKind::Component => &self.cfg.mp_base,
-            AccountKind::Work | AccountKind::Corp => &self.cfg.work_base,
-            AccountKind::Suite | AccountKind::Provider => return None,
-        };
+        if matches!(kind, AccountKind::Suite | AccountKind::Provider) {
+            return None;
+        }
+        let base = self.t.base_for(kind);
         let req = self
-            .http
+            .t
+            .client()
             .get(format!("{base}/cgi-bin/get_api_domain_ip"))
             .query(&[("access_token", token)]);
         Some(self.send("get_api_domain_ip", req).await.map(drop))
@@ -395,23 +421,14 @@ impl Upstream {
     }
 
     async fn send_inner(&self, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let resp = req.send().await.map_err(|e| self.t.error(e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.t.error(e))?;
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
         }
         let v: Value =
             serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Malformed(format!("not JSON: {e}")))?;
         check_errcode(v)
-    }
-
-    fn transport(&self, e: reqwest::Error) -> UpstreamError {
-        if e.is_timeout() {
-            UpstreamError::Timeout(self.cfg.timeout)
-        } else {
-            // The URL carries secrets in the classic API's query: never echo it.
-            UpstreamError::Transport(e.without_url().to_string())
-        }
     }
 }

@@ -42,9 +42,9 @@ use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use wetoken_core::domain::{AccountId, AccountKind, Credential};
+use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::service::TokenCall;
-use wetoken_core::upstream::rejects_token;
+use wetoken_core::upstream::{Transport, rejects_token};
 use wetoken_core::urlenc::Query;
 
 use crate::AppState;
@@ -102,28 +102,19 @@ const NOT_ANSWERED: &[&str] = &[
 /// Where and how the proxy forwards.
 #[derive(Clone)]
 pub struct Proxy {
-    http: reqwest::Client,
-    mp_base: String,
-    work_base: String,
+    /// The one transport to WeChat, the engine's.
+    upstream: Transport,
     /// `WETOKEN_PROXY_MAX_INFLIGHT`: requests forwarded at once; beyond,
     /// WeChat's "system busy" (-1) at once.
     inflight: Arc<Semaphore>,
 }
 
 impl Proxy {
-    pub fn new(mp_base: &str, work_base: &str, timeout: Duration, max_inflight: usize) -> Result<Self, String> {
-        wetoken_core::upstream::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Proxy {
-            http,
-            mp_base: mp_base.trim_end_matches('/').to_owned(),
-            work_base: work_base.trim_end_matches('/').to_owned(),
+    pub fn new(upstream: Transport, max_inflight: usize) -> Self {
+        Proxy {
+            upstream,
             inflight: Arc::new(Semaphore::new(max_inflight.max(1))),
-        })
+        }
     }
 }
 
@@ -263,7 +254,7 @@ impl Proxy {
         timeout: Duration,
     ) -> Result<Answer, WxError> {
         let upstream_unreachable = |e: reqwest::Error| wx_error(-1, format!("system error: {}", e.without_url()));
-        let mut req = self.http.request(method.clone(), url).headers(forwarded(headers));
+        let mut req = self.upstream.client().request(method.clone(), url).headers(forwarded(headers));
         req = match body {
             Outgoing::Kept(b) => req.body(b.clone()),
             Outgoing::Streamed(once, len) => {
@@ -319,13 +310,6 @@ impl Proxy {
         })
     }
 
-    fn base_of(&self, owner: &AccountId) -> &str {
-        match owner.kind() {
-            AccountKind::Work | AccountKind::Suite | AccountKind::Corp | AccountKind::Provider => &self.work_base,
-            _ => &self.mp_base,
-        }
-    }
-
     /// One call relayed with `owner`'s current token (`url_for` puts it in
     /// the query): the compat proxy and token-free calls alike. A rejected
     /// token (`TOKEN_REJECTED`) is compare-and-refreshed once and the call
@@ -341,7 +325,7 @@ impl Proxy {
         parts: &axum::http::request::Parts,
         body: Outgoing,
     ) -> Result<(Answer, u64), WxError> {
-        let base = self.base_of(owner);
+        let base = self.upstream.base_for(owner.kind());
         let spent = AtomicU64::new(0);
         // A rejection on a user-token path says nothing of the account's
         // token (SPEC §2): WeChat's answer stands.
