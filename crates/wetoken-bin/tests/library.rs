@@ -139,7 +139,10 @@ async fn the_daily_quota_blocks_until_beijing_midnight() {
     a.clock.advance(TimeDelta::minutes(59));
     assert!(a.service.engine.get(&id, Credential::AccessToken).await.is_err());
     assert_eq!(sim.token_calls(), 1);
-    let shown = wetoken_http::render::account(&a.service.accounts.show_account(&id).await.unwrap());
+    let shown = serde_json::to_value(wetoken_http::render::account(
+        &a.service.accounts.show_account(&id).await.unwrap(),
+    ))
+    .unwrap();
     assert_eq!(
         shown["credentials"]["access_token"]["blocked_until"],
         "2026-11-21T16:00:00Z"
@@ -185,7 +188,10 @@ async fn the_scheduler_refreshes_ahead_of_expiry_and_tickets_after_their_token()
         0,
         "nothing due right after"
     );
-    let shown = wetoken_http::render::account(&a.service.accounts.show_account(&id).await.unwrap());
+    let shown = serde_json::to_value(wetoken_http::render::account(
+        &a.service.accounts.show_account(&id).await.unwrap(),
+    ))
+    .unwrap();
     assert_eq!(
         shown["credentials"]["access_token"]["last_error"],
         serde_json::Value::Null

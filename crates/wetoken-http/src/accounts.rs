@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wetoken_core::account::{AccountPatch, AccountStatus, NewAccount};
 use wetoken_core::domain::AccountId;
 use wetoken_core::keys::{PathPattern, Pattern};
@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, JsonBody, Paging, RawQuery, page_json};
 use crate::render;
+use crate::render::{AccountBody, KeyBody, NewKeyBody, PageBody};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,7 +46,11 @@ async fn create_account(
 }
 
 /// `GET /v1/accounts?kind=&status=&q=&limit=&cursor=`.
-async fn list_accounts(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_accounts(
+    State(st): State<AppState>,
+    _: Admin,
+    RawQuery(q): RawQuery,
+) -> Result<Json<PageBody<AccountBody>>, ApiError> {
     let page = accounts_page(&st, &q).await?;
     Ok(Json(page_json(&st, "accounts", "accounts", &page, render::account)))
 }
@@ -81,7 +86,11 @@ pub(crate) fn account_filter(q: &HashMap<String, String>) -> Result<AccountFilte
     })
 }
 
-async fn show_account(State(st): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show_account(
+    State(st): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<AccountBody>, ApiError> {
     let account = st.service.accounts.show_account(&account_id(&id)?).await?;
     Ok(Json(render::account(&account)))
 }
@@ -91,7 +100,7 @@ async fn patch_account(
     _: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountBody>, ApiError> {
     let id = account_id(&id)?;
     let patch = AccountPatch::from_json(id.kind(), &body)?;
     Ok(Json(render::account(
@@ -121,11 +130,14 @@ async fn create_key(
     let tokens = body.tokens.unwrap_or(true);
     let paths = body.paths.clone();
     let (name, key, accounts) = create_client_key(&st, body.name, body.accounts, tokens, body.paths).await?;
-    let mut v = json!({"name": name, "key": key, "accounts": accounts, "tokens": tokens});
-    if let Some(paths) = paths {
-        v["paths"] = paths.into();
-    }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let created = NewKeyBody {
+        name,
+        key,
+        accounts,
+        tokens,
+        paths,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// Creates a client key from a name, account patterns and whether it may
@@ -168,7 +180,11 @@ pub(crate) async fn remove_key(st: &AppState, name: &str) -> Result<(), ApiError
     Ok(())
 }
 
-async fn list_keys(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_keys(
+    State(st): State<AppState>,
+    _: Admin,
+    RawQuery(q): RawQuery,
+) -> Result<Json<PageBody<KeyBody>>, ApiError> {
     let p = Paging::from_query(&q, &st, "keys")?;
     let page = st.service.custody.list_keys(p.cursor.as_deref(), p.limit).await?;
     Ok(Json(page_json(&st, "keys", "keys", &page, render::key)))

@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::jssdk;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AccountPath, Authed, CredentialPath, JsonBody};
-use crate::render::{self, CredentialBody};
+use crate::render::{self, CredentialBody, JssdkBody, JssdkConfig};
 
 pub fn routes() -> Router<AppState> {
     let read = || get(read);
@@ -103,12 +102,12 @@ async fn jssdk_config(
     State(st): State<AppState>,
     a: Authed<AccountPath>,
     JsonBody(body): JsonBody<PageBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JssdkBody>, ApiError> {
     let id = a.target.0;
     let url = body.url()?;
     Ok(Json(match &id {
         AccountId::Mp { appid } | AccountId::Authorizer { appid, .. } => {
-            signed(&st, &id, Credential::JsapiTicket, &url, &[("appId", appid.as_str())]).await?
+            JssdkBody::Page(signed(&st, &id, Credential::JsapiTicket, &url, &[("appId", appid.as_str())]).await?)
         }
         AccountId::Work { corpid, .. } | AccountId::Corp { corpid, .. } => {
             let agentid = st.service.platforms.agentid(&id).await?.ok_or_else(|| {
@@ -117,9 +116,9 @@ async fn jssdk_config(
                 ))
             })?;
             let corpid = corpid.as_str();
-            json!({
-                "config": signed(&st, &id, Credential::JsapiTicket, &url, &[("appId", corpid)]).await?,
-                "agent_config": signed(
+            JssdkBody::WeCom {
+                config: signed(&st, &id, Credential::JsapiTicket, &url, &[("appId", corpid)]).await?,
+                agent_config: signed(
                     &st,
                     &id,
                     Credential::AgentTicket,
@@ -127,7 +126,7 @@ async fn jssdk_config(
                     &[("corpid", corpid), ("agentid", &agentid)],
                 )
                 .await?,
-            })
+            }
         }
         _ => return Err(ApiError::not_found("no such endpoint")),
     }))
@@ -140,18 +139,16 @@ async fn signed(
     id: &AccountId,
     ticket: Credential,
     url: &str,
-    first: &[(&str, &str)],
-) -> Result<Value, ApiError> {
+    first: &[(&'static str, &str)],
+) -> Result<JssdkConfig, ApiError> {
     let ticket = st.service.engine.get(id, ticket).await?;
     let timestamp = st.service.engine.now().timestamp();
     let nonce = jssdk::nonce();
     let signature = jssdk::signature(&ticket.value, &nonce, timestamp, url);
-    let mut m = Map::new();
-    for (k, v) in first {
-        m.insert((*k).into(), (*v).into());
-    }
-    m.insert("timestamp".into(), timestamp.into());
-    m.insert("nonceStr".into(), nonce.into());
-    m.insert("signature".into(), signature.into());
-    Ok(Value::Object(m))
+    Ok(JssdkConfig {
+        ids: render::Fields(first.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()),
+        timestamp,
+        nonce_str: nonce,
+        signature,
+    })
 }

@@ -9,13 +9,14 @@ use std::collections::HashMap;
 use axum::extract::{RawPathParams, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use wetoken_core::domain::AccountId;
 
 use crate::AppState;
 use crate::error::{ApiError, upstream};
 use crate::extract::{AccountPath, Admin, Authed, RawQuery};
+use crate::render::{ClearedBody, QuotaBody};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,16 +39,15 @@ async fn quota(
     State(st): State<AppState>,
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QuotaBody>, ApiError> {
     let quota = st.service.accounts.quota(&a.target.0, cgi_path(&q)?).await?;
-    let mut v = json!({"daily_limit": quota.daily_limit, "used": quota.used, "remain": quota.remain});
-    if let Some(r) = quota.rate_limit {
-        v["rate_limit"] = r;
-    }
-    if let Some(r) = quota.component_rate_limit {
-        v["component_rate_limit"] = r;
-    }
-    Ok(Json(v))
+    Ok(Json(QuotaBody {
+        daily_limit: quota.daily_limit,
+        used: quota.used,
+        remain: quota.remain,
+        rate_limit: quota.rate_limit,
+        component_rate_limit: quota.component_rate_limit,
+    }))
 }
 
 /// `GET …/rid/{rid}` (admin): WeChat's record of a failed request, every
@@ -66,10 +66,10 @@ async fn rid(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Resul
 
 /// `POST …/clear_quota` (admin): `{"used_this_month"}`; a refusal (48006
 /// when the month's 10 are used) is 502 with WeChat's errcode and the count.
-async fn clear_quota(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Result<Json<Value>, ApiError> {
+async fn clear_quota(State(st): State<AppState>, _: Admin, path: RawPathParams) -> Result<Json<ClearedBody>, ApiError> {
     let id = AccountPath::id(&path)?;
     let used = clear(&st, &id).await?;
-    Ok(Json(json!({"used_this_month": used})))
+    Ok(Json(ClearedBody { used_this_month: used }))
 }
 
 /// Clears an account's quota: this month's uses, or WeChat's refusal as a

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wetoken_core::auth::Principal;
 use wetoken_core::events::{Delivery, DeliveryStatus, TypePattern};
 use wetoken_core::keys::Pattern;
@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Admin, JsonBody, Keyed, Paging, RawQuery, next_cursor, page_json};
 use crate::render;
+use crate::render::{AuditBody, DeliveryBody, PageBody, WebhookBody};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,14 +62,14 @@ async fn list_events(
     State(st): State<AppState>,
     Keyed(principal): Keyed,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageBody<Value>>, ApiError> {
     let filter = event_filter(&st, &q, &principal)?;
     let page = st.service.events.events(&filter, |id| principal.may_read(id)).await?;
-    let events: Vec<Value> = page.events.iter().map(|e| e.record()).collect();
-    Ok(Json(json!({
-        "events": events,
-        "next_cursor": next_cursor(&st, "events", page.next_cursor.map(|c| c.to_string()).as_deref()),
-    })))
+    Ok(Json(PageBody {
+        name: "events",
+        items: page.events.iter().map(|e| e.record()).collect(),
+        next_cursor: next_cursor(&st, "events", page.next_cursor.map(|c| c.to_string()).as_deref()),
+    }))
 }
 
 /// `?after=&type=&account=&limit=&cursor=` of an event list, for what
@@ -111,8 +112,10 @@ async fn create_webhook(
     JsonBody(body): JsonBody<NewWebhook>,
 ) -> Result<Response, ApiError> {
     let (w, secret) = st.service.events.create_webhook(&webhook_request(body)?).await?;
-    let mut v = render::webhook(&w);
-    v["secret"] = Value::from(secret.expose());
+    let v = WebhookBody {
+        secret: Some(secret.expose().to_owned()),
+        ..render::webhook(&w)
+    };
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -120,7 +123,11 @@ async fn create_webhook(
 /// `GET /v1/audit?key=&account=&after=&limit=&cursor=` (admin): the
 /// token-free calls, oldest first. `after` is an RFC 3339 instant (entries
 /// after it) or an entry's id.
-async fn list_audit(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_audit(
+    State(st): State<AppState>,
+    _: Admin,
+    RawQuery(q): RawQuery,
+) -> Result<Json<PageBody<AuditBody>>, ApiError> {
     let p = Paging::from_query(&q, &st, "audit")?;
     let given = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let (mut from, mut after) = (None, p.cursor.clone());
@@ -181,7 +188,11 @@ pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiErr
     })
 }
 
-async fn list_webhooks(State(st): State<AppState>, _: Admin, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_webhooks(
+    State(st): State<AppState>,
+    _: Admin,
+    RawQuery(q): RawQuery,
+) -> Result<Json<PageBody<WebhookBody>>, ApiError> {
     let p = Paging::from_query(&q, &st, "webhooks")?;
     let page = st.service.events.webhooks_page(p.cursor.as_deref(), p.limit).await?;
     Ok(Json(page_json(&st, "webhooks", "webhooks", &page, render::webhook)))
@@ -201,7 +212,7 @@ async fn list_deliveries(
     _: Admin,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageBody<DeliveryBody>>, ApiError> {
     let page = deliveries_page(&st, &name, &q).await?;
     Ok(Json(page_json(
         &st,
@@ -233,7 +244,7 @@ async fn retry_delivery(
     State(st): State<AppState>,
     _: Admin,
     Path((name, event_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryBody>, ApiError> {
     Ok(Json(render::delivery(&retry(&st, &name, &event_id).await?)))
 }
 

@@ -379,13 +379,16 @@ pub fn next_cursor(st: &AppState, list: &str, raw: Option<&str>) -> Option<Strin
 
 /// A list's answer: `{"<name>": [...], "next_cursor": …}`, the cursor
 /// handed out for `list`.
-pub fn page_json<T>(
+pub fn page_json<T, B>(
     st: &AppState,
     list: &str,
-    name: &str,
+    name: &'static str,
     page: &wetoken_core::service::Page<T>,
-    render: impl Fn(&T) -> serde_json::Value,
-) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = page.items.iter().map(render).collect();
-    serde_json::json!({ name: items, "next_cursor": next_cursor(st, list, page.next_cursor.as_deref()) })
+    render: impl Fn(&T) -> B,
+) -> crate::render::PageBody<B> {
+    crate::render::PageBody {
+        name,
+        items: page.items.iter().map(render).collect(),
+        next_cursor: next_cursor(st, list, page.next_cursor.as_deref()),
+    }
 }

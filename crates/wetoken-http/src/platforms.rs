@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
 use wetoken_core::domain::{AccountId, Ident};
 use wetoken_core::service::component::{AuthUrlParams, auth_url};
 
@@ -15,6 +14,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AccountPath, Authed, Paging, RawQuery, page_json};
 use crate::render;
+use crate::render::{AuthorizerBody, CorpBody, PageBody, PreAuthCodeBody, UrlBody};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,17 +24,22 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/suite/{suite_id}/corps", get(corps))
 }
 
-async fn pre_auth_code(State(st): State<AppState>, a: Authed<AccountPath>) -> Result<Json<Value>, ApiError> {
+async fn pre_auth_code(State(st): State<AppState>, a: Authed<AccountPath>) -> Result<Json<PreAuthCodeBody>, ApiError> {
     let (code, expires_in) = st.service.platforms.pre_auth_code(&a.target.0).await?;
-    Ok(Json(json!({"pre_auth_code": code, "expires_in": expires_in})))
+    Ok(Json(PreAuthCodeBody {
+        pre_auth_code: code,
+        expires_in,
+    }))
 }
 
 async fn authorization_url(
     State(st): State<AppState>,
     a: Authed<AccountPath>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "url": auth_url_for(&st, &a.target.0, &q).await? })))
+) -> Result<Json<UrlBody>, ApiError> {
+    Ok(Json(UrlBody {
+        url: auth_url_for(&st, &a.target.0, &q).await?,
+    }))
 }
 
 /// A fresh authorization URL of a component from `?redirect_uri=&auth_type=
@@ -102,7 +107,7 @@ async fn authorizers(
     State(st): State<AppState>,
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageBody<AuthorizerBody>>, ApiError> {
     let list = format!("authorizers:{}", a.target.0);
     let p = Paging::from_query(&q, &st, &list)?;
     let page = st
@@ -117,7 +122,7 @@ async fn corps(
     State(st): State<AppState>,
     a: Authed<AccountPath>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PageBody<CorpBody>>, ApiError> {
     let list = format!("corps:{}", a.target.0);
     let p = Paging::from_query(&q, &st, &list)?;
     let page = st

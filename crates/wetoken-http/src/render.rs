@@ -7,7 +7,8 @@ use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use wetoken_core::clock::from_millis;
 use wetoken_core::domain::Credential;
 use wetoken_core::events::{Delivery, DeliveryStatus, Webhook};
@@ -110,113 +111,323 @@ pub fn credential(cred: Credential, issued: Issued, now_ms: i64) -> CredentialBo
 }
 
 /// An account: id, kind, identifiers, settings and credential state.
-pub fn account(a: &AccountView) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), a.id.to_string().into());
-    m.insert("kind".into(), a.id.kind().as_str().into());
-    for (k, v) in a.id.fields() {
-        m.insert(k.into(), v.into());
+#[derive(Debug, Serialize)]
+pub struct AccountBody {
+    pub id: String,
+    pub kind: &'static str,
+    /// The identifiers its kind has (`appid`, `corpid`, `agentid`,
+    /// `suite_id`, `component_appid`).
+    #[serde(flatten)]
+    pub ids: Fields<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_api: Option<&'static str>,
+    /// A corp's agent id (a work app's is among its identifiers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agentid: Option<String>,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_clears: Option<QuotaClearsBody>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub credentials: Fields<CredentialStateBody>,
+}
+
+/// Quota clears used in WeChat's month (`YYYY-MM`, +08:00).
+#[derive(Debug, Serialize)]
+pub struct QuotaClearsBody {
+    pub month: String,
+    pub used: u32,
+}
+
+/// A credential's state, never its value.
+#[derive(Debug, Serialize)]
+pub struct CredentialStateBody {
+    pub expires_at: Option<String>,
+    pub refreshed_at: Option<String>,
+    pub last_error: Option<LastErrorBody>,
+    pub blocked_until: Option<String>,
+}
+
+/// The last error WeChat (or the way to it) answered.
+#[derive(Debug, Serialize)]
+pub struct LastErrorBody {
+    pub errcode: i64,
+    pub errmsg: String,
+    pub at: String,
+}
+
+pub fn account(a: &AccountView) -> AccountBody {
+    let ids = Fields(a.id.fields().into_iter().map(|(k, v)| (k, v.to_string())).collect());
+    AccountBody {
+        id: a.id.to_string(),
+        kind: a.id.kind().as_str(),
+        ids,
+        token_api: a.token_api.map(|api| api.as_str()),
+        agentid: a.agentid.clone(),
+        status: a.status.as_str(),
+        quota_clears: a.quota_clears.as_ref().map(|c| QuotaClearsBody {
+            month: c.month.clone(),
+            used: c.used,
+        }),
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+        credentials: Fields(
+            a.credentials
+                .iter()
+                .map(|c| {
+                    let state = CredentialStateBody {
+                        expires_at: c.expires_at.map(rfc3339),
+                        refreshed_at: c.refreshed_at.map(rfc3339),
+                        last_error: c.last_error.as_ref().map(|e| LastErrorBody {
+                            errcode: e.errcode,
+                            errmsg: e.errmsg.clone(),
+                            at: rfc3339(e.at),
+                        }),
+                        blocked_until: c.blocked_until.map(rfc3339),
+                    };
+                    (c.credential.as_str(), state)
+                })
+                .collect(),
+        ),
     }
-    if let Some(api) = a.token_api {
-        m.insert("token_api".into(), api.as_str().into());
+}
+
+/// Named values written as a JSON object in their order (an account's
+/// identifiers in its id's order, its credentials in its kind's order).
+#[derive(Debug)]
+pub struct Fields<V>(pub Vec<(&'static str, V)>);
+
+impl<V: Serialize> Serialize for Fields<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-    if let Some(agentid) = &a.agentid {
-        m.insert("agentid".into(), agentid.clone().into());
+}
+
+/// An authorizer of a component.
+#[derive(Debug, Serialize)]
+pub struct AuthorizerBody {
+    pub appid: String,
+    pub authorized_at: String,
+    pub status: &'static str,
+    /// WeChat's `func_info`, as WeChat gave it.
+    pub func_info: Option<Value>,
+}
+
+pub fn authorizer(a: &AuthorizerEntry) -> AuthorizerBody {
+    AuthorizerBody {
+        appid: a.appid.to_string(),
+        authorized_at: rfc3339(a.authorized_at),
+        status: a.status.as_str(),
+        func_info: a.func_info.clone(),
     }
-    m.insert("status".into(), a.status.as_str().into());
-    if let Some(c) = &a.quota_clears {
-        m.insert("quota_clears".into(), json!({"month": c.month, "used": c.used}));
+}
+
+/// A corp that installed a suite.
+#[derive(Debug, Serialize)]
+pub struct CorpBody {
+    pub corpid: String,
+    pub agentid: Option<String>,
+    pub authorized_at: String,
+    pub status: &'static str,
+}
+
+pub fn corp(c: &CorpEntry) -> CorpBody {
+    CorpBody {
+        corpid: c.corpid.to_string(),
+        agentid: c.agentid.clone(),
+        authorized_at: rfc3339(c.authorized_at),
+        status: c.status.as_str(),
     }
-    m.insert("created_at".into(), rfc3339(a.created_at).into());
-    m.insert("updated_at".into(), rfc3339(a.updated_at).into());
-    let mut creds = Map::new();
-    for c in &a.credentials {
-        let last_error = c
-            .last_error
+}
+
+/// A client key, never the key itself.
+#[derive(Debug, Serialize)]
+pub struct KeyBody {
+    pub name: String,
+    pub accounts: Vec<String>,
+    pub tokens: bool,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+}
+
+pub fn key(k: &KeyView) -> KeyBody {
+    KeyBody {
+        name: k.name.clone(),
+        accounts: k.accounts.iter().map(ToString::to_string).collect(),
+        tokens: k.tokens,
+        created_at: rfc3339(k.created_at),
+        paths: k
+            .paths
             .as_ref()
-            .map(|e| json!({"errcode": e.errcode, "errmsg": e.errmsg, "at": rfc3339(e.at)}));
-        creds.insert(
-            c.credential.as_str().into(),
-            json!({
-                "expires_at": c.expires_at.map(rfc3339),
-                "refreshed_at": c.refreshed_at.map(rfc3339),
-                "last_error": last_error,
-                "blocked_until": c.blocked_until.map(rfc3339),
-            }),
-        );
+            .map(|p| p.iter().map(|p| p.as_str().to_owned()).collect()),
     }
-    m.insert("credentials".into(), Value::Object(creds));
-    Value::Object(m)
 }
 
-pub fn authorizer(a: &AuthorizerEntry) -> Value {
-    json!({
-        "appid": a.appid.as_str(),
-        "authorized_at": rfc3339(a.authorized_at),
-        "status": a.status.as_str(),
-        "func_info": a.func_info,
-    })
+/// A client key as created: the key itself, shown this once.
+#[derive(Debug, Serialize)]
+pub struct NewKeyBody {
+    pub name: String,
+    pub key: String,
+    pub accounts: Vec<String>,
+    pub tokens: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
 }
 
-pub fn corp(c: &CorpEntry) -> Value {
-    json!({
-        "corpid": c.corpid.as_str(),
-        "agentid": c.agentid,
-        "authorized_at": rfc3339(c.authorized_at),
-        "status": c.status.as_str(),
-    })
+/// A webhook, never its secret (and its URL redacted by the service).
+#[derive(Debug, Serialize)]
+pub struct WebhookBody {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub accounts: Vec<String>,
+    pub format: &'static str,
+    pub created_at: String,
+    /// The signing secret: only in the answer that created the webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
-pub fn key(k: &KeyView) -> Value {
-    let accounts: Vec<String> = k.accounts.iter().map(ToString::to_string).collect();
-    let mut v = json!({"name": k.name, "accounts": accounts, "tokens": k.tokens, "created_at": rfc3339(k.created_at)});
-    if let Some(paths) = &k.paths {
-        v["paths"] = paths.iter().map(|p| p.as_str()).collect::<Vec<_>>().into();
+pub fn webhook(w: &Webhook) -> WebhookBody {
+    WebhookBody {
+        name: w.name.clone(),
+        url: w.url.clone(),
+        events: w.events.iter().map(|p| p.as_str().to_owned()).collect(),
+        accounts: w.accounts.iter().map(ToString::to_string).collect(),
+        format: w.format.as_str(),
+        created_at: rfc3339(from_millis(w.created_at)),
+        secret: None,
     }
-    v
-}
-
-/// A webhook, never its secret.
-pub fn webhook(w: &Webhook) -> Value {
-    let events: Vec<&str> = w.events.iter().map(|p| p.as_str()).collect();
-    let accounts: Vec<String> = w.accounts.iter().map(ToString::to_string).collect();
-    json!({
-        "name": w.name,
-        "url": w.url,
-        "events": events,
-        "accounts": accounts,
-        "format": w.format.as_str(),
-        "created_at": rfc3339(from_millis(w.created_at)),
-    })
 }
 
 /// One token-free call of the audit trail: never a token or a body.
-pub fn audit(e: &wetoken_core::store::AuditEntry) -> Value {
-    json!({
-        "id": e.id,
-        "at": rfc3339(from_millis(e.at)),
-        "key": e.key,
-        "account": e.account.to_string(),
-        "method": e.method,
-        "path": e.path,
-        "status": e.status,
-        "errcode": e.errcode,
-        "rid": e.rid,
-    })
+#[derive(Debug, Serialize)]
+pub struct AuditBody {
+    pub id: String,
+    pub at: String,
+    pub key: String,
+    pub account: String,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub errcode: Option<i64>,
+    pub rid: Option<String>,
+}
+
+pub fn audit(e: &wetoken_core::store::AuditEntry) -> AuditBody {
+    AuditBody {
+        id: e.id.clone(),
+        at: rfc3339(from_millis(e.at)),
+        key: e.key.clone(),
+        account: e.account.to_string(),
+        method: e.method.clone(),
+        path: e.path.clone(),
+        status: e.status,
+        errcode: e.errcode,
+        rid: e.rid.clone(),
+    }
 }
 
 /// One event's delivery to a webhook.
-pub fn delivery(d: &Delivery) -> Value {
-    json!({
-        "event_id": d.event_id.to_string(),
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(from_millis(d.next_at))),
-        "created_at": rfc3339(from_millis(d.created_at)),
-        "updated_at": rfc3339(from_millis(d.updated_at)),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-    })
+#[derive(Debug, Serialize)]
+pub struct DeliveryBody {
+    pub event_id: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub fn delivery(d: &Delivery) -> DeliveryBody {
+    DeliveryBody {
+        event_id: d.event_id.to_string(),
+        status: d.status.as_str(),
+        attempts: d.attempts,
+        next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| rfc3339(from_millis(d.next_at))),
+        created_at: rfc3339(from_millis(d.created_at)),
+        updated_at: rfc3339(from_millis(d.updated_at)),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+    }
+}
+
+/// A page of a list: its items under the list's name, and the cursor of
+/// the next page (null on the last).
+#[derive(Debug)]
+pub struct PageBody<T> {
+    pub name: &'static str,
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: Serialize> Serialize for PageBody<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry(self.name, &self.items)?;
+        m.serialize_entry("next_cursor", &self.next_cursor)?;
+        m.end()
+    }
+}
+
+/// A component's pre_auth_code.
+#[derive(Debug, Serialize)]
+pub struct PreAuthCodeBody {
+    pub pre_auth_code: String,
+    pub expires_in: i64,
+}
+
+/// A URL to open (an authorization page).
+#[derive(Debug, Serialize)]
+pub struct UrlBody {
+    pub url: String,
+}
+
+/// An API's quota, as WeChat counts it.
+#[derive(Debug, Serialize)]
+pub struct QuotaBody {
+    pub daily_limit: i64,
+    pub used: i64,
+    pub remain: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component_rate_limit: Option<Value>,
+}
+
+/// Quota clears used this month.
+#[derive(Debug, Serialize)]
+pub struct ClearedBody {
+    pub used_this_month: u32,
+}
+
+/// A JS-SDK configuration for one page: the ids the page's `wx.config`
+/// (or `wx.agentConfig`) takes, and the signature of the page's URL.
+#[derive(Debug, Serialize)]
+pub struct JssdkConfig {
+    /// `appId`; for an agent config `corpid` and `agentid`.
+    #[serde(flatten)]
+    pub ids: Fields<String>,
+    pub timestamp: i64,
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    pub signature: String,
+}
+
+/// `POST …/jssdk_config`: a page's configuration, and for WeCom the app's
+/// agent configuration beside the corp's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum JssdkBody {
+    Page(JssdkConfig),
+    WeCom {
+        config: JssdkConfig,
+        agent_config: JssdkConfig,
+    },
 }
 
 #[cfg(test)]
@@ -275,7 +486,7 @@ mod tests {
                 (Credential::AgentTicket, "ticket"),
             ] {
                 let body = credential(cred, issued.clone(), 1_800_000_000_000).to_bytes();
-                let mut expected = Map::new();
+                let mut expected = serde_json::Map::new();
                 expected.insert(field.into(), value.clone().into());
                 expected.insert("expires_in".into(), left.into());
                 expected.insert("expires_at".into(), rfc3339(expires_at).into());

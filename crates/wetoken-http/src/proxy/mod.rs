@@ -254,7 +254,11 @@ impl Proxy {
         timeout: Duration,
     ) -> Result<Answer, WxError> {
         let upstream_unreachable = |e: reqwest::Error| wx_error(-1, format!("system error: {}", e.without_url()));
-        let mut req = self.upstream.client().request(method.clone(), url).headers(forwarded(headers));
+        let mut req = self
+            .upstream
+            .client()
+            .request(method.clone(), url)
+            .headers(forwarded(headers));
         req = match body {
             Outgoing::Kept(b) => req.body(b.clone()),
             Outgoing::Streamed(once, len) => {
