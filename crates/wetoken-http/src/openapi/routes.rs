@@ -1,43 +1,12 @@
-//! `GET /openapi.json`: the HTTP API described as OpenAPI 3.0 (SPEC §3).
-//! Built here rather than derived, so that it names exactly the routes of
-//! this crate; a test checks every route appears.
+//! Every route of the API, with its methods, summaries and request bodies.
 
-use axum::Json;
-use serde_json::{Map, Value, json};
-
-fn op(summary: &str, tag: &str, secured: bool, body: Option<Value>, ok: &str) -> Value {
-    let mut o = json!({
-        "summary": summary,
-        "tags": [tag],
-        "responses": {
-            ok: {"description": "success"},
-            "4XX": {"$ref": "#/components/responses/Error"},
-            "5XX": {"$ref": "#/components/responses/Error"},
-        },
-    });
-    if secured {
-        o["security"] = json!([{"bearer": []}, {"basic": []}]);
-    }
-    if let Some(schema) = body {
-        o["requestBody"] = json!({"content": {"application/json": {"schema": schema}}});
-    }
-    o
-}
-
-fn params(path: &str) -> Value {
-    Value::Array(
-        path.split('/')
-            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect(),
-    )
-}
+use serde_json::{Value, json};
 
 /// One method of a route: (method, summary, body schema, success status).
-type Method = (&'static str, &'static str, Option<Value>, &'static str);
+pub(super) type Method = (&'static str, &'static str, Option<Value>, &'static str);
 
 /// Every route: (path, tag, methods).
-fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
+pub(super) fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
     let stale = Some(json!({"type": "object", "properties": {"stale": {"type": "string"}}}));
     let url = Some(json!({"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}));
     let read = |what: &'static str| vec![("get", what, None, "200")];
@@ -434,48 +403,4 @@ fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
         ("/metrics", "operations", read("Prometheus metrics")),
         ("/openapi.json", "operations", read("this document")),
     ]
-}
-
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for (path, tag, methods) in routes() {
-        let secured = path.starts_with("/v1/") || path.contains("/wechat/");
-        let mut item = Map::new();
-        item.insert("parameters".into(), params(path));
-        for (method, summary, body, ok) in methods {
-            item.insert(method.into(), op(summary, tag, secured, body, ok));
-        }
-        paths.insert(path.into(), Value::Object(item));
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "wetoken",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "WeChat credential central-control server: one place that fetches, stores, refreshes and serves WeChat and WeCom credentials.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "basic": {"type": "http", "scheme": "basic", "description": "the key as the username, or as the password with an empty username"}
-            },
-            "responses": {"Error": {
-                "description": "an error",
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "required": ["error", "message"],
-                    "properties": {
-                        "error": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited", "upstream_error", "unavailable"]},
-                        "message": {"type": "string"},
-                        "upstream": {"type": "object", "properties": {"errcode": {"type": "integer"}, "errmsg": {"type": "string"}}},
-                    },
-                }}},
-            }},
-        },
-    })
-}
-
-pub async fn openapi() -> Json<Value> {
-    Json(document())
 }
