@@ -53,7 +53,7 @@ pub async fn signin(State(st): State<AppState>, req: axum::extract::Request) -> 
     };
     let next = safe_next(form.get("next").map(String::as_str));
     let key = form.get("key").map_or("", |k| k.trim());
-    let admin = match st.auth.authenticate(Some(&format!("Bearer {key}"))).await {
+    let admin = match st.auth.authenticate_key(key).await {
         Ok(p) => p.is_admin(),
         Err(wetoken_core::auth::AuthError::Unauthorized) => false,
         Err(e) => return error_page(c, e.into()),
