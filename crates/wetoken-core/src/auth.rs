@@ -243,6 +243,12 @@ impl Authenticator {
     }
 }
 
+/// The admin principal, one allocation per process.
+fn admin() -> Arc<Principal> {
+    static ADMIN: std::sync::LazyLock<Arc<Principal>> = std::sync::LazyLock::new(|| Arc::new(Principal::Admin));
+    ADMIN.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,10 +291,4 @@ mod tests {
         }
         assert_eq!(presented_key(&format!("Basic {}", "A".repeat(5000))), None, "bounded");
     }
-}
-
-/// The admin principal, one allocation per process.
-fn admin() -> Arc<Principal> {
-    static ADMIN: std::sync::LazyLock<Arc<Principal>> = std::sync::LazyLock::new(|| Arc::new(Principal::Admin));
-    ADMIN.clone()
 }
