@@ -50,7 +50,7 @@ pub struct CredentialState {
     pub verdict: Option<Verdict>,
 }
 
-/// The schema a database holds (see [`Store::schema`]).
+/// The schema a database holds (see [`super::Store::schema`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {
     /// No wetoken schema at all (an empty database).
@@ -128,7 +128,7 @@ pub struct FailureWrite<'a> {
     pub events: &'a [NewEvent],
 }
 
-/// Which accounts a page holds (see [`AccountStore::accounts_page`]).
+/// Which accounts a page holds (see [`super::AccountStore::accounts_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountQuery {
     /// Ids starting with this (`""`: every account; `authorizer:wxc:`: a
