@@ -5,7 +5,7 @@
 //! rewrites the placeholders (`$1…` for PostgreSQL, `:1…` for Oracle) and
 //! substitutes the three pieces whose syntax differs: inserting a row only
 //! if absent, limiting a result, and the database's clock in epoch
-//! milliseconds ([`db_now_ms`]: lease time is the database's, SPEC §2
+//! milliseconds (`dialect::db_now_ms`: lease time is the database's, SPEC §2
 //! fencing). Nothing else may differ: no `RETURNING`
 //! (MySQL has none: versions are read back inside the same transaction), no
 //! boolean columns, no empty strings that Oracle would turn into NULL.

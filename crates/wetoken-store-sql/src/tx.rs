@@ -1,5 +1,5 @@
 //! The small interface every SQL backend implements, so that each
-//! transaction is written once (in [`crate::store`]) for all of them.
+//! transaction is written once (in `SqlStore`) for all of them.
 //!
 //! A backend hands out a [`Tx`]: a connection inside a transaction, or a
 //! connection in autocommit for single statements. A `Tx` runs a statement

@@ -14,7 +14,7 @@
 //! account's token. The same relay.
 //!
 //! What the relay guarantees whichever way a call came (SPEC §6):
-//! - only an allow-list of request headers reaches WeChat ([`FORWARDED`]):
+//! - only an allow-list of request headers reaches WeChat (`FORWARDED`):
 //!   no cookie, forwarding, proxy or `Authorization` header, no `Origin`;
 //! - WeChat's `Set-Cookie` never reaches the caller, and every answer is
 //!   inert on wetoken's origin (`nosniff`, `Content-Security-Policy:

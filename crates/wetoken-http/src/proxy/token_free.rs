@@ -42,7 +42,7 @@ pub fn routes() -> axum::Router<AppState> {
 }
 
 /// The account of a token-free call (its WeChat path is read from the URI
-/// as sent: [`wechat_path`]).
+/// as sent: `wechat_path`).
 pub struct ProxyPath(pub AccountId);
 
 impl Target for ProxyPath {
