@@ -23,10 +23,6 @@ fn validate(
     at: &str,
     seen: &mut HashSet<(String, String)>,
 ) -> Result<(), String> {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.rsplit('/').next().unwrap();
-        return validate_named(doc, name, v, at, seen);
-    }
     validate_in(doc, "", schema, v, at, seen)
 }
 
