@@ -146,7 +146,7 @@ impl Platforms {
     /// from it (an administrator authorizes a handful).
     fn count_landing(&self, component: &AccountId) -> Result<()> {
         let minute = self.engine.inner.now_ms().div_euclid(60_000);
-        let mut landings = self.engine.inner.landings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut landings = self.landings.lock().unwrap_or_else(|e| e.into_inner());
         let entry = landings.entry(component.clone()).or_insert((minute, 0));
         if entry.0 != minute {
             *entry = (minute, 0);

@@ -302,7 +302,7 @@ impl Events {
 
     /// Posts one event to one webhook in its format.
     async fn post(&self, w: &Webhook, e: &Event) -> std::result::Result<i64, Failed> {
-        let http = &self.engine.inner.webhooks;
+        let http = &self.webhooks;
         let url = self
             .engine
             .inner

@@ -28,13 +28,8 @@ pub(super) struct Inner {
     pub(super) owners: cache::Memo<String, Key>,
     /// Which account a presented secret opened (see `compat`).
     pub(super) secrets: cache::Memo<String, AccountId>,
-    /// Landing-page code exchanges per component this minute (see
-    /// `component`): (minute, count), one entry per existing component.
-    pub(super) landings: std::sync::Mutex<std::collections::HashMap<AccountId, (i64, u32)>>,
     /// Wakes this process's delivery worker when it committed an event.
     pub(super) wake: tokio::sync::Notify,
-    /// Posts to webhooks (see `deliver`): 10 s, no redirects.
-    pub(super) webhooks: reqwest::Client,
 }
 
 impl CredentialEngine {
@@ -58,9 +53,7 @@ impl CredentialEngine {
                 flights: flight::Flights::default(),
                 owners: cache::Memo::new(ttl),
                 secrets: cache::Memo::new(ttl),
-                landings: Default::default(),
                 wake: tokio::sync::Notify::new(),
-                webhooks: deliver::client(),
             }),
         }
     }

@@ -17,6 +17,9 @@ pub struct Accounts {
 #[derive(Clone)]
 pub struct Platforms {
     pub(super) engine: CredentialEngine,
+    /// Landing-page code exchanges per component this minute (see
+    /// `component`): (minute, count), one entry per existing component.
+    pub(super) landings: Arc<std::sync::Mutex<std::collections::HashMap<AccountId, (i64, u32)>>>,
     pub(super) accounts: Arc<dyn AccountStore>,
     pub(super) events: Arc<dyn EventStore>,
 }
@@ -25,6 +28,8 @@ pub struct Platforms {
 #[derive(Clone)]
 pub struct Events {
     pub(super) engine: CredentialEngine,
+    /// Posts to webhooks (see `deliver`): 10 s, no redirects.
+    pub(super) webhooks: reqwest::Client,
     pub(super) events: Arc<dyn EventStore>,
 }
 
@@ -79,11 +84,13 @@ impl Services {
             },
             platforms: Platforms {
                 engine: e(),
+                landings: Default::default(),
                 accounts: store.clone(),
                 events: store.clone(),
             },
             events: Events {
                 engine: e(),
+                webhooks: deliver::client(),
                 events: store.clone(),
             },
             console: Console {
