@@ -80,10 +80,8 @@ pub(crate) async fn clear(st: &AppState, id: &AccountId) -> Result<u32, ApiError
         None => Ok(cleared.used_this_month),
         Some(e) => {
             let mut err = upstream(e);
-            let mut extra = serde_json::Map::new();
-            extra.insert("used_this_month".into(), Value::from(cleared.used_this_month));
             err.message = format!("{} (used this month: {})", err.message, cleared.used_this_month);
-            err.extra = Some(Box::new(extra));
+            err.used_this_month = Some(cleared.used_this_month);
             Err(err)
         }
     }

@@ -6,7 +6,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use wetoken_core::auth::AuthError;
 use wetoken_core::domain::{AccountId, Credential, ParseError};
 use wetoken_core::service::ServiceError;
@@ -19,8 +20,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub upstream: Option<(i64, String)>,
-    /// Fields an endpoint adds to its error (clear_quota's `used_this_month`).
-    pub extra: Option<Box<serde_json::Map<String, Value>>>,
+    /// Quota clears used this month, on clear_quota's refusal.
+    pub used_this_month: Option<u32>,
     /// Seconds for a `Retry-After` header (a throttled source).
     pub retry_after: Option<u64>,
 }
@@ -32,7 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             upstream: None,
-            extra: None,
+            used_this_month: None,
             retry_after: None,
         }
     }
@@ -54,16 +55,35 @@ impl ApiError {
     }
 }
 
+/// The body of every `/v1` error (SPEC §3).
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    /// What WeChat answered, when the error is WeChat's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamErrorBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_this_month: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UpstreamErrorBody {
+    pub errcode: i64,
+    pub errmsg: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.code, "message": self.message});
-        if let Some((errcode, errmsg)) = self.upstream {
-            body["upstream"] = json!({"errcode": errcode, "errmsg": errmsg});
-        }
-        for (k, v) in self.extra.into_iter().flat_map(|m| *m) {
-            body[k] = v;
-        }
-        let mut resp = (self.status, Json::<Value>(body)).into_response();
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+            upstream: self
+                .upstream
+                .map(|(errcode, errmsg)| UpstreamErrorBody { errcode, errmsg }),
+            used_this_month: self.used_this_month,
+        };
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));

@@ -365,8 +365,44 @@ async fn every_v1_answer_matches_the_document_both_ways() {
     )
     .await;
 
+    // Errors: every status family the API answers, WeChat's refusal
+    // included, against the one error schema.
+    for _ in 0..10 {
+        let (s, v) = srv.post("/v1/mp/wxdoc/clear_quota", Some(ADMIN), None).await;
+        if s == StatusCode::BAD_GATEWAY {
+            assert!(v["used_this_month"].is_u64(), "{v}");
+            break;
+        }
+    }
+    let error = c.doc["components"]["responses"]["Error"]["content"]["application/json"]["schema"].clone();
+    for (method, path, key, want) in [
+        (
+            get.clone(),
+            "/v1/mp/wxdocbad/access_token",
+            ADMIN,
+            StatusCode::BAD_GATEWAY,
+        ),
+        (post.clone(), "/v1/mp/wxdoc/clear_quota", ADMIN, StatusCode::BAD_GATEWAY),
+        (get.clone(), "/v1/mp/wxnone/access_token", ADMIN, StatusCode::NOT_FOUND),
+        (
+            get.clone(),
+            "/v1/mp/bad%20id/access_token",
+            ADMIN,
+            StatusCode::BAD_REQUEST,
+        ),
+        (get.clone(), "/v1/accounts", key.as_str(), StatusCode::FORBIDDEN),
+        (get.clone(), "/v1/accounts", "wrong-key", StatusCode::UNAUTHORIZED),
+    ] {
+        let (s, v) = srv.call(method.clone(), path, Some(key), None).await;
+        assert_eq!(s, want, "{method} {path}: {v}");
+        if let Err(e) = validate_in(&c.doc, "Error", &error, &v, "error", &mut c.seen) {
+            panic!("{method} {path}: {e}\n{v:#}");
+        }
+    }
+
     // The other way: every field the schemas name was in some answer.
-    let schemas = c.doc["components"]["schemas"].as_object().unwrap().clone();
+    let mut schemas = c.doc["components"]["schemas"].as_object().unwrap().clone();
+    schemas.insert("Error".into(), error);
     let mut unseen = Vec::new();
     for (name, schema) in &schemas {
         for prop in schema["properties"].as_object().into_iter().flatten().map(|(k, _)| k) {

@@ -75,11 +75,13 @@ pub fn document() -> Value {
                 "description": "an error",
                 "content": {"application/json": {"schema": {
                     "type": "object",
+                    "additionalProperties": false,
                     "required": ["error", "message"],
                     "properties": {
                         "error": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited", "upstream_error", "unavailable"]},
                         "message": {"type": "string"},
-                        "upstream": {"type": "object", "properties": {"errcode": {"type": "integer"}, "errmsg": {"type": "string"}}},
+                        "upstream": {"type": "object", "additionalProperties": false, "required": ["errcode", "errmsg"], "properties": {"errcode": {"type": "integer"}, "errmsg": {"type": "string"}}},
+                        "used_this_month": {"type": "integer", "description": "clear_quota's refusal: quota clears used this month"},
                     },
                 }}},
             }},
