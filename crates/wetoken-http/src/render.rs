@@ -13,6 +13,7 @@ use wetoken_core::clock::from_millis;
 use wetoken_core::domain::Credential;
 use wetoken_core::events::{Delivery, DeliveryStatus, Webhook};
 use wetoken_core::service::{AccountView, AuthorizerEntry, CorpEntry, Issued, KeyView};
+use wetoken_core::upstream::grants::FuncInfo;
 
 /// RFC 3339 UTC, whole seconds: `2026-11-21T10:00:00Z`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -209,8 +210,8 @@ pub struct AuthorizerBody {
     pub appid: String,
     pub authorized_at: String,
     pub status: &'static str,
-    /// WeChat's `func_info`, as WeChat gave it.
-    pub func_info: Option<Value>,
+    /// WeChat's `func_info` (each permission set as WeChat describes it).
+    pub func_info: Option<FuncInfo>,
 }
 
 pub fn authorizer(a: &AuthorizerEntry) -> AuthorizerBody {

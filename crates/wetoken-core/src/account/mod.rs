@@ -4,10 +4,10 @@
 //! (SPEC §3).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::domain::{AccountId, ParseError, TokenApi};
 use crate::secret::{KeyError, MasterKey, Sealed, Secret};
+use crate::upstream::grants::{CorpAuthorization, FuncInfo, lenient};
 
 mod fields;
 
@@ -39,8 +39,8 @@ pub struct AccountConfig {
     pub token_api: TokenApi,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agentid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub func_info: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub func_info: Option<FuncInfo>,
     /// When the authorizer (or corp) last authorized (epoch ms; WeChat's
     /// CreateTime for pushed events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,8 +51,8 @@ pub struct AccountConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth_codes: Vec<String>,
     /// A corp's authorization as WeCom described it (auth_corp_info, auth_info).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_info: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub auth_info: Option<CorpAuthorization>,
     /// Quota clears this account used this month (WeChat allows 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_clears: Option<QuotaClears>,

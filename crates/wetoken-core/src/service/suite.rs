@@ -3,8 +3,6 @@
 //! cancellations, and the corps a suite serves. Tokens themselves are fetched
 //! by the engine like any other credential.
 
-use serde_json::json;
-
 use super::{ChildStatus, CorpEntry, Platforms, Result, ServiceError};
 use crate::account::Account;
 use crate::clock::from_millis;
@@ -25,7 +23,7 @@ fn suite_id(id: &AccountId) -> Result<&Ident> {
 /// and its authorization info.
 fn record_install(a: &mut Account, i: &Install) {
     a.config.agentid = i.agentid.clone().or(a.config.agentid.take());
-    a.config.auth_info = Some(json!({"auth_corp_info": i.auth_corp_info, "auth_info": i.auth_info}));
+    a.config.auth_info = Some(i.authorization.clone());
 }
 
 impl Platforms {

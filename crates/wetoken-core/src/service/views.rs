@@ -3,7 +3,6 @@
 //! response body.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::account::{Account, AccountStatus};
 use crate::clock::from_millis;
@@ -147,8 +146,8 @@ pub struct AuthorizerEntry {
     pub appid: Ident,
     pub authorized_at: DateTime<Utc>,
     pub status: ChildStatus,
-    /// WeChat's `func_info`, as WeChat gave it.
-    pub func_info: Option<Value>,
+    /// WeChat's `func_info`.
+    pub func_info: Option<crate::upstream::grants::FuncInfo>,
 }
 
 /// A corp that installed a suite.

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::UpstreamError;
+use super::grants::{CorpAuthorization, FuncInfo};
 use crate::domain::{AccountKind, Credential};
 
 /// The longest life wetoken takes from an answer (WeChat's are two hours;
@@ -64,8 +65,8 @@ impl TicketType {
 pub struct Authorization {
     pub authorizer_appid: String,
     pub refresh_token: Option<String>,
-    /// WeChat's `func_info`, kept as WeChat gave it.
-    pub func_info: Option<Value>,
+    /// WeChat's `func_info`.
+    pub func_info: Option<FuncInfo>,
     /// The access token that came with it.
     pub token: Option<Fetched>,
 }
@@ -89,9 +90,8 @@ pub struct Install {
     pub permanent_code: Option<String>,
     /// The first agent of the install, when WeCom names one.
     pub agentid: Option<String>,
-    /// `auth_corp_info` and `auth_info`, kept as WeCom gave them.
-    pub auth_corp_info: Value,
-    pub auth_info: Value,
+    /// `auth_corp_info` and `auth_info`.
+    pub authorization: CorpAuthorization,
     /// The corp token that came with a permanent code.
     pub token: Option<Fetched>,
 }
@@ -109,22 +109,19 @@ impl std::fmt::Debug for Install {
 
 impl Install {
     pub(super) fn parse(v: &Value) -> Result<Self, UpstreamError> {
-        let corpid = v["auth_corp_info"]["corpid"]
-            .as_str()
-            .ok_or_else(|| UpstreamError::Malformed("no auth_corp_info.corpid in the answer".into()))?;
-        let agent = &v["auth_info"]["agent"][0]["agentid"];
+        let authorization: CorpAuthorization = serde_json::from_value(serde_json::json!({
+            "auth_corp_info": v["auth_corp_info"],
+            "auth_info": v["auth_info"],
+        }))
+        .map_err(|e| UpstreamError::Malformed(format!("auth_corp_info / auth_info: {e}")))?;
         Ok(Install {
-            corpid: corpid.to_owned(),
+            corpid: authorization.auth_corp_info.corpid.clone(),
             permanent_code: v["permanent_code"]
                 .as_str()
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned),
-            agentid: agent
-                .as_u64()
-                .map(|n| n.to_string())
-                .or_else(|| agent.as_str().map(str::to_owned)),
-            auth_corp_info: v["auth_corp_info"].clone(),
-            auth_info: v["auth_info"].clone(),
+            agentid: authorization.first_agentid(),
+            authorization,
             token: fetched(v, "access_token").ok(),
         })
     }

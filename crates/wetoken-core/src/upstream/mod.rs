@@ -15,6 +15,7 @@
 
 mod answers;
 mod error;
+pub mod grants;
 pub mod paths;
 mod transport;
 
@@ -221,7 +222,7 @@ impl Upstream {
                 .as_str()
                 .filter(|r| !r.is_empty())
                 .map(str::to_owned),
-            func_info: info.get("func_info").cloned(),
+            func_info: grants::FuncInfo::of(info.get("func_info")),
             token: fetched(info, "authorizer_access_token").ok(),
         })
     }

@@ -61,7 +61,10 @@ pub(super) fn schemas() -> Value {
         "Authorizer": {"type": "object", "additionalProperties": false, "required": ["appid", "authorized_at", "status", "func_info"], "properties": {
             "appid": string, "authorized_at": time,
             "status": {"type": "string", "enum": ["authorized", "needs_reauthorization"]},
-            "func_info": {"type": "array", "nullable": true, "items": {"type": "object"}, "description": "WeChat's func_info, as WeChat gave it"},
+            "func_info": {"type": "array", "nullable": true, "description": "WeChat's func_info: the permission sets granted, each with what else WeChat says of it",
+                "items": {"type": "object", "required": ["funcscope_category"], "properties": {
+                    "funcscope_category": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+                }}},
         }},
         "AuthorizerPage": page("authorizers", "Authorizer"),
         "Corp": {"type": "object", "additionalProperties": false, "required": ["corpid", "agentid", "authorized_at", "status"], "properties": {
