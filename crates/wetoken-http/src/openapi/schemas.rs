@@ -149,7 +149,7 @@ pub(super) fn answer_of(path: &str, method: &str) -> Option<&'static str> {
         ("post", "webhooks") => "Webhook",
         ("get", "deliveries") => "DeliveryPage",
         ("post", "retry") => "Delivery",
-        ("get", _) => "Credential",
+        ("get", "{cred}" | "access_token") => "Credential",
         _ => return None,
     })
 }
