@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, ORIGIN};
 use axum::http::request::Parts;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -113,8 +113,11 @@ async fn principal(parts: &Parts, st: &AppState) -> Result<Arc<Principal>, ApiEr
 /// (`Sec-Fetch-Site: cross-site`) or one from another origin is 403; with
 /// keys off, so is a `Host` that is not this server's (DNS rebinding).
 pub(crate) fn not_from_a_browser_elsewhere(parts: &Parts, st: &AppState) -> Result<(), ApiError> {
+    // A name made once: looking a header up by a `&str` parses the name
+    // on every request.
+    const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
     let h = &parts.headers;
-    if h.get("sec-fetch-site")
+    if h.get(SEC_FETCH_SITE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
         return Err(ApiError::forbidden("cross-site requests are refused"));

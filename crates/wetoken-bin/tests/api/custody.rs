@@ -300,6 +300,55 @@ async fn slow_readers_hold_their_slot_and_no_memory() {
     }
 }
 
+/// The idle guard (SPEC §4) closes a connection that starts no request
+/// for 10 s, not one whose long answer is still being read: a slow but
+/// steady reader of a proxied download keeps receiving for 15 s, while a
+/// keep-alive connection left idle beside it is closed within 10–13 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_reader_outlives_the_idle_guard() {
+    // A proxied call ends by the upstream timeout, the whole answer
+    // included: longer than the test here.
+    let (_up, srv) = behind_recording(&[
+        ("WETOKEN_UPSTREAM_TIMEOUT_SECS", "30"),
+        ("WETOKEN_LEASE_SECS", "300"),
+    ])
+    .await;
+    let key = srv.key_for("dl", &["mp:wxrec"]).await;
+    let addr = srv.url.trim_start_matches("http://").to_owned();
+    let (mut reader, head) = stalled_request(&addr, "/proxy/mp/wxrec/cgi-bin/material/get_material", &key).await;
+    assert!(head.contains("text/plain"), "{head}");
+    let (mut idle, head) = stalled_request(&addr, "/healthz", &key).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let started = std::time::Instant::now();
+    let idle_closed = tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    });
+    // 3 MiB a second: far more than the sockets' buffers hold, so a
+    // connection closed at 12 s runs dry well before 15 s.
+    let mut buf = vec![0u8; 768 << 10];
+    let mut total = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while started.elapsed() < Duration::from_secs(15) {
+        tick.tick().await;
+        let read = reader.read_exact(&mut buf).await;
+        assert!(read.is_ok(), "the download was cut off after {:?} and {total} bytes: {read:?}", started.elapsed());
+        total += buf.len();
+    }
+    assert!(total < LARGE, "still going ({total} bytes)");
+    let closed_after = idle_closed.await.unwrap();
+    assert!(
+        closed_after >= Duration::from_secs(9) && closed_after <= Duration::from_secs(13),
+        "the idle connection was closed after {closed_after:?}"
+    );
+}
+
 /// Sends a GET and reads until its header block ends (and, for a small
 /// answer, a little of the body); then stops reading.
 async fn stalled_request(addr: &str, path: &str, key: &str) -> (tokio::net::TcpStream, String) {
