@@ -49,6 +49,9 @@ struct Pairs {
     ours_p99: f64,
     bare_cpu: f64,
     ours_cpu: f64,
+    /// Core 0's busy time per request, µs (pinned runs only).
+    bare_core: f64,
+    ours_core: f64,
     ratio: f64,
     low: f64,
     high: f64,
@@ -70,6 +73,19 @@ fn cpu_secs(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
+/// Busy seconds of one core (`/proc/stat`: everything but idle and iowait,
+/// softirq included, which a process's own counters leave out).
+fn core_busy_secs(cpu: u32) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu} ");
+    let Some(line) = stat.lines().find(|l| l.starts_with(&name)) else {
+        return 0.0;
+    };
+    let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
+    (f.iter().take(8).sum::<f64>() - idle) / 100.0
 }
 
 /// wrk (Debian's package, installed when missing): a load generator in C,
@@ -206,14 +222,16 @@ pub(crate) async fn hot_path(args: &Args) {
         wrk.run(&ours, Some(&auth), shape, 1);
         let (mut bare_rps, mut ours_rps, mut bare_p99, mut ours_p99, mut ratios) =
             (vec![], vec![], vec![], vec![], vec![]);
-        let (mut bare_cpu, mut ours_cpu) = (vec![], vec![]);
+        let (mut bare_cpu, mut ours_cpu, mut bare_core, mut ours_core) = (vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
-            let before = cpu_secs(b_pid);
+            let (before, core) = (cpu_secs(b_pid), core_busy_secs(0));
             let b = wrk.run(&bare, None, shape, secs);
             bare_cpu.push((cpu_secs(b_pid) - before) * 1e6 / b.requests);
-            let before = cpu_secs(w_pid);
+            bare_core.push((core_busy_secs(0) - core) * 1e6 / b.requests);
+            let (before, core) = (cpu_secs(w_pid), core_busy_secs(0));
             let w = wrk.run(&ours, Some(&auth), shape, secs);
             ours_cpu.push((cpu_secs(w_pid) - before) * 1e6 / w.requests);
+            ours_core.push((core_busy_secs(0) - core) * 1e6 / w.requests);
             ratios.push(w.per_sec / b.per_sec);
             bare_rps.push(b.per_sec);
             ours_rps.push(w.per_sec);
@@ -227,12 +245,14 @@ pub(crate) async fn hot_path(args: &Args) {
             ours_p99: median(&mut ours_p99),
             bare_cpu: median(&mut bare_cpu),
             ours_cpu: median(&mut ours_cpu),
+            bare_core: median(&mut bare_core),
+            ours_core: median(&mut ours_core),
             low: ratios.iter().cloned().fold(f64::MAX, f64::min),
             high: ratios.iter().cloned().fold(0.0, f64::max),
             ratio: median(&mut ratios),
         }
     };
-    let report = |title: &str, p: &Pairs| {
+    let report = |title: &str, p: &Pairs, pinned_view: bool| {
         println!("    {title}");
         println!(
             "      bare axum handler   {:>9.0} req/s   p99 {:.2} ms   server CPU {:.1} µs/request",
@@ -249,6 +269,14 @@ pub(crate) async fn hot_path(args: &Args) {
             p.high,
             p.bare_cpu / p.ours_cpu
         );
+        if pinned_view {
+            println!(
+                "      core 0 busy per request (softirq included): bare {:.1} µs, wetoken {:.1} µs, ratio {:.2}",
+                p.bare_core,
+                p.ours_core,
+                p.bare_core / p.ours_core
+            );
+        }
     };
     println!(
         "(a) cache-hit GET {path}, client key, {rounds} interleaved pairs of {secs} s runs each way (medians); response bytes: wetoken {} / bare {}",
@@ -264,7 +292,7 @@ pub(crate) async fn hot_path(args: &Args) {
         conns: 64,
         cpu: Some(1),
     });
-    report("pinned: each server on core 0, wrk -t1 -c64 on core 1", &pinned);
+    report("pinned: each server on core 0, wrk -t1 -c64 on core 1", &pinned, true);
     pin(b_pid, "0-1");
     pin(w_pid, "0-1");
     let free = measure(Shape {
@@ -272,6 +300,6 @@ pub(crate) async fn hot_path(args: &Args) {
         conns: 64,
         cpu: None,
     });
-    report("unpinned: wrk -t2 -c64, everything on both cores", &free);
+    report("unpinned: wrk -t2 -c64, everything on both cores", &free, false);
     println!();
 }

@@ -308,11 +308,7 @@ async fn slow_readers_hold_their_slot_and_no_memory() {
 async fn a_steady_reader_outlives_the_idle_guard() {
     // A proxied call ends by the upstream timeout, the whole answer
     // included: longer than the test here.
-    let (_up, srv) = behind_recording(&[
-        ("WETOKEN_UPSTREAM_TIMEOUT_SECS", "30"),
-        ("WETOKEN_LEASE_SECS", "300"),
-    ])
-    .await;
+    let (_up, srv) = behind_recording(&[("WETOKEN_UPSTREAM_TIMEOUT_SECS", "30"), ("WETOKEN_LEASE_SECS", "300")]).await;
     let key = srv.key_for("dl", &["mp:wxrec"]).await;
     let addr = srv.url.trim_start_matches("http://").to_owned();
     let (mut reader, head) = stalled_request(&addr, "/proxy/mp/wxrec/cgi-bin/material/get_material", &key).await;
@@ -338,7 +334,11 @@ async fn a_steady_reader_outlives_the_idle_guard() {
     while started.elapsed() < Duration::from_secs(15) {
         tick.tick().await;
         let read = reader.read_exact(&mut buf).await;
-        assert!(read.is_ok(), "the download was cut off after {:?} and {total} bytes: {read:?}", started.elapsed());
+        assert!(
+            read.is_ok(),
+            "the download was cut off after {:?} and {total} bytes: {read:?}",
+            started.elapsed()
+        );
         total += buf.len();
     }
     assert!(total < LARGE, "still going ({total} bytes)");

@@ -1,7 +1,7 @@
 //! The idle guard of a connection (SPEC §4: request headers within 10 s,
 //! idle keep-alive connections included), lazily: no timer per request.
 //!
-//! A connection looks at itself every [`TICK`]: busy if a request is in
+//! A connection is looked at every [`TICK`]: busy if a request is in
 //! flight (a streamed answer counts until its body ends) or one started
 //! since the last look. After [`QUIET_TICKS`] quiet looks in a row it is
 //! closed, so a connection that starts no request for 10 s (a client
@@ -10,7 +10,6 @@
 //! two uncontended counter updates; hyper's own header timer, armed and
 //! cancelled on every keep-alive request, cost more (`docs/PERFORMANCE.md`).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -110,43 +109,26 @@ impl HttpBody for Streaming {
     }
 }
 
-/// A connection that closes itself once idle (dropping it closes the socket).
-pub struct Guarded<C> {
-    conn: Pin<Box<C>>,
-    tick: Pin<Box<tokio::time::Sleep>>,
-    activity: Arc<Activity>,
-    quiet: u32,
-}
-
-impl<C: Future> Guarded<C> {
-    pub fn new(conn: C, activity: Arc<Activity>) -> Self {
-        Guarded {
-            conn: Box::pin(conn),
-            tick: Box::pin(tokio::time::sleep(TICK)),
-            activity,
-            quiet: 0,
-        }
-    }
-}
-
-impl<C: Future> Future for Guarded<C> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if this.conn.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        while this.tick.as_mut().poll(cx).is_ready() {
-            match look(this.quiet, this.activity.busy()) {
-                Some(q) => this.quiet = q,
-                None => return Poll::Ready(()),
+/// Watches a connection's task and aborts it (which drops the connection,
+/// closing its socket and freeing its slot) once idle; ends at the first
+/// look after the connection has. A task of its own, so that the
+/// connection's task polls no timer when it wakes.
+pub fn watch(connection: tokio::task::AbortHandle, activity: Arc<Activity>) {
+    tokio::spawn(async move {
+        let mut quiet = 0;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if connection.is_finished() {
+                return;
             }
-            let next = this.tick.deadline() + TICK;
-            this.tick.as_mut().reset(next);
+            match look(quiet, activity.busy()) {
+                Some(q) => quiet = q,
+                None => return connection.abort(),
+            }
         }
-        Poll::Pending
-    }
+    });
 }
 
 #[cfg(test)]

@@ -97,11 +97,12 @@ pub async fn serve(
         });
         let io = TokioIo::new(Stalls::new(stream, limits.write_stall));
         let conn = builder.serve_connection_with_upgrades(io, service);
-        let conn = idle::Guarded::new(graceful.watch(conn.into_owned()), activity);
-        tokio::spawn(async move {
+        let conn = graceful.watch(conn.into_owned());
+        let task = tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);
         });
+        idle::watch(task.abort_handle(), activity);
     }
     drop(listener);
     graceful.shutdown().await;
