@@ -12,8 +12,9 @@ use wetoken_core::service::events::{EventFilter, WebhookRequest};
 use wetoken_core::service::{AccountFilter, AccountView};
 use wetoken_http::render;
 
-use crate::settings::Settings;
-use crate::{AccountCommand, AddArgs, CliError, KeyCommand, TokenCommand, WebhookCommand, app};
+use wetoken::server::{CliError, Settings, app};
+
+use crate::{AccountCommand, AddArgs, KeyCommand, TokenCommand, WebhookCommand};
 use wetoken::backend;
 
 fn parse_id(s: &str) -> Result<AccountId, CliError> {

@@ -26,6 +26,7 @@
 //! `wetoken` binary is built on the same builder.
 
 pub mod backend;
+pub mod server;
 
 use std::sync::Arc;
 

@@ -3,18 +3,14 @@
 //! Exit status: 0 success, 1 runtime error, 2 bad usage. Errors go to stderr
 //! as one line starting with `error:`.
 
-mod app;
 mod commands;
-mod keyfiles;
-mod serve;
-mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::Settings;
+use wetoken::server::{self, CliError, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -180,13 +176,6 @@ pub enum TokenCommand {
     },
 }
 
-/// How a command failed: bad usage (exit 2) or at run time (exit 1).
-#[derive(Debug)]
-pub enum CliError {
-    Usage(String),
-    Runtime(String),
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -209,7 +198,13 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
     match command {
-        Command::Serve { sandbox } => serve::run(settings, sandbox).await,
+        Command::Serve { sandbox } => {
+            let listening = |s: &server::Serving| {
+                println!("wetoken listening on http://{}", s.addr);
+                println!("console: {}/console/", s.public_url);
+            };
+            server::run(settings, sandbox, listening, server::serve::signalled()).await
+        }
         Command::InstallSchema { database_url, print } => commands::install_schema(settings, database_url, print).await,
         Command::Account(c) => commands::account(settings, *c).await,
         Command::Key(c) => commands::key(settings, c).await,

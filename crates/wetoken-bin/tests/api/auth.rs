@@ -244,7 +244,7 @@ async fn ops_endpoints_need_no_key() {
 async fn metrics_cover_upstream_refreshes_cache_and_http() {
     let sim = sim().await;
     sim.add_app("wxmetrics", "s");
-    let srv = spawn(&sim).await;
+    let srv = spawn_process(&sim).await;
     srv.add_mp("wxmetrics", "s").await;
     srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
     srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
@@ -273,7 +273,7 @@ async fn metrics_cover_upstream_refreshes_cache_and_http() {
     assert!(!text.contains("wxmetrics"), "an account id in /metrics:\n{text}");
 
     // Per-account series only when asked for.
-    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_METRICS_PER_ACCOUNT", "true")]).await;
+    let srv = spawn_process_with(&tempdir(), &sim.url(), &[("WETOKEN_METRICS_PER_ACCOUNT", "true")]).await;
     srv.add_mp("wxmetrics", "s").await;
     srv.get("/v1/mp/wxmetrics/access_token", Some(ADMIN)).await;
     let text = metrics_text(&srv).await;

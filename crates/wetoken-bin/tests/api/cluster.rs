@@ -39,7 +39,7 @@ async fn cluster(sim: &Sim, backend: Backend, extra: &[(&str, &str)]) -> Vec<Tes
     env.extend_from_slice(extra);
     let mut servers = Vec::new();
     for _ in 0..3 {
-        servers.push(spawn_with(&dir, &sim.url(), &env).await);
+        servers.push(spawn_process_with(&dir, &sim.url(), &env).await);
     }
     servers
 }
@@ -100,7 +100,7 @@ async fn taken_over(srv: &TestServer, path: &str, lease_secs: u64) -> String {
 }
 
 fn signal(srv: &TestServer, sig: &str) {
-    let pid = srv.child.id().expect("running").to_string();
+    let pid = srv.pid().to_string();
     let ok = std::process::Command::new("kill")
         .args([sig, &pid])
         .status()
@@ -517,7 +517,7 @@ async fn readyz_reports_a_lost_database_without_its_error_text() {
     let dir = tempdir();
     let server = std::env::var("WETOKEN_TEST_POSTGRES_URL").expect("WETOKEN_TEST_POSTGRES_URL");
     let url = wetoken_store_tests::fresh_database(&server).await.unwrap();
-    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_DATABASE_URL", &url)]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[("WETOKEN_DATABASE_URL", &url)]).await;
     let (s, _) = srv.get("/readyz", None).await;
     assert_eq!(s, StatusCode::OK);
     wetoken_store_tests::drop_postgres_database(&server, &url)
@@ -601,7 +601,7 @@ async fn a_rolling_restart_loses_no_request() {
     let dir = tempdir();
     let mut servers = Vec::new();
     for _ in 0..3 {
-        servers.push(spawn_with(&dir, &sim.url(), &[]).await);
+        servers.push(spawn_process_with(&dir, &sim.url(), &[]).await);
     }
     sim.add_app("wxrollhot", "s");
     servers[0].add_mp("wxrollhot", "s").await;
@@ -662,7 +662,7 @@ async fn a_rolling_restart_loses_no_request() {
             matches!(answered, Ok(Ok(Ok(StatusCode::OK)))),
             "instance {i} answered the request in flight: {answered:?}"
         );
-        let status = tokio::time::timeout(Duration::from_secs(15), servers[i].child.wait())
+        let status = tokio::time::timeout(Duration::from_secs(15), servers[i].child().wait())
             .await
             .expect("the instance exited")
             .unwrap();
@@ -684,7 +684,7 @@ async fn a_rolling_restart_loses_no_request() {
             assert!(row.value.is_some(), "instance {i}'s fetch was written");
             assert_eq!(row.lease_owner, None, "instance {i} released its lease");
         }
-        servers[i] = spawn_with(&dir, &sim.url(), &[]).await;
+        servers[i] = spawn_process_with(&dir, &sim.url(), &[]).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for r in readers {
             let (ok, failed) = r.await.unwrap();
@@ -715,7 +715,7 @@ async fn a_stopping_instance_finishes_its_refresh_and_releases_the_lease() {
     .unwrap();
     sim.add_app("wxdrain", "s");
     let dir = tempdir();
-    let mut srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let mut srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     srv.add_mp("wxdrain", "s").await;
     let (s, _) = srv.get("/v1/mp/wxdrain/access_token", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK);
@@ -730,7 +730,7 @@ async fn a_stopping_instance_finishes_its_refresh_and_releases_the_lease() {
         "the proactive refresh went upstream"
     );
     signal(&srv, "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(15), srv.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), srv.child().wait())
         .await
         .expect("exited")
         .unwrap();

@@ -18,9 +18,9 @@ const TOKEN: &str = "msgtoken";
 const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 /// A server with a component account, and its callback URL.
-async fn setup(sim: &Sim, dir: &TestDir, extra: &[(&str, &str)]) -> (TestServer, String) {
+async fn setup(run: Run, sim: &Sim, dir: &TestDir, extra: &[(&str, &str)]) -> (TestServer, String) {
     sim.add_component(C, SECRET, TOKEN, AES_KEY);
-    let srv = spawn_with(dir, &sim.url(), extra).await;
+    let srv = start(run, dir, &sim.url(), extra).await;
     let (s, v) = srv
         .post(
             "/v1/accounts",
@@ -85,7 +85,7 @@ fn now() -> i64 {
 async fn a_pushed_verify_ticket_survives_kill_9_and_gives_the_component_token() {
     let sim = sim().await;
     let dir = tempdir();
-    let (srv, callback) = setup(&sim, &dir, &[]).await;
+    let (srv, callback) = setup(Run::Process, &sim, &dir, &[]).await;
     let (s, v) = srv.get(&format!("/v1/component/{C}/access_token"), Some(ADMIN)).await;
     assert_eq!(
         (s, v["error"].as_str()),
@@ -102,7 +102,7 @@ async fn a_pushed_verify_ticket_survives_kill_9_and_gives_the_component_token() 
     assert_eq!(status, 200);
     srv.kill().await; // SIGKILL right after `success`
 
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let (s, v) = srv.get(&format!("/v1/component/{C}/access_token"), Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(sim.is_valid(v["access_token"].as_str().unwrap()));
@@ -116,7 +116,7 @@ async fn a_pushed_verify_ticket_survives_kill_9_and_gives_the_component_token() 
 async fn a_rotated_component_secret_keeps_the_verify_ticket_and_authorizers() {
     let sim = sim().await;
     let dir = tempdir();
-    let (srv, callback) = setup(&sim, &dir, &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &dir, &[]).await;
     let (_, status) = sim.push_verify_ticket(C, &callback).await.unwrap();
     assert_eq!(status, 200);
     let (s, v) = srv.get(&format!("/v1/component/{C}/access_token"), Some(ADMIN)).await;
@@ -154,7 +154,7 @@ async fn a_rotated_component_secret_keeps_the_verify_ticket_and_authorizers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_callbacks_change_nothing() {
     let sim = sim().await;
-    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
     let good = push_of(&crypt, &ticket_message("ticket@@@good", now()), now());
 
@@ -266,7 +266,7 @@ async fn refused_callbacks_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_callbacks_change_nothing() {
     let sim = sim().await;
-    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
     let older = push_of(&crypt, &ticket_message("ticket@@@older", now() - 60), now() - 60);
     let newer = push_of(&crypt, &ticket_message("ticket@@@newer", now()), now());
@@ -305,7 +305,7 @@ async fn replayed_callbacks_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_events_are_applied_by_code_not_by_second() {
     let sim = sim().await;
-    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
     let t = now();
@@ -354,7 +354,7 @@ async fn authorization_events_are_applied_by_code_not_by_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_auth_codes_and_both_authorization_url_forms() {
     let sim = sim().await;
-    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     let (s, v) = srv
         .post(&format!("/v1/component/{C}/pre_auth_code"), Some(ADMIN), None)
@@ -416,7 +416,7 @@ async fn authorization_by_event_and_landing_page_then_rotation_and_revocation() 
     .await
     .unwrap();
     let dir = tempdir();
-    let (srv, callback) = setup(&sim, &dir, &[]).await;
+    let (srv, callback) = setup(Run::Process, &sim, &dir, &[]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     let key = srv.key_for("shop", &[&format!("component:{C}/*")]).await;
 
@@ -500,7 +500,7 @@ async fn authorization_by_event_and_landing_page_then_rotation_and_revocation() 
     srv.kill().await;
     // Restarted without a refresh budget, so that the next refresh need not
     // wait out the interval the one above started (SPEC §2).
-    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS", "0")]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[("WETOKEN_FORCE_REFRESH_MIN_INTERVAL_SECS", "0")]).await;
     let stale = v["access_token"].as_str().unwrap();
     sim.revoke(stale);
     let (s, v) = srv
@@ -540,7 +540,7 @@ async fn authorization_by_event_and_landing_page_then_rotation_and_revocation() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_refresh_token_marks_the_authorizer_for_reauthorization() {
     let sim = sim().await;
-    let (srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     // Imported with a known refresh token.
     let refresh = sim.add_authorization(C, "wximport");
@@ -612,7 +612,7 @@ async fn a_thousand_authorizers_are_refreshed_proactively_within_the_concurrency
     })
     .await
     .unwrap();
-    let (srv, callback) = setup(&sim, &tempdir(), &[("WETOKEN_REFRESH_AHEAD_SECS", "8")]).await;
+    let (srv, callback) = setup(Run::Process, &sim, &tempdir(), &[("WETOKEN_REFRESH_AHEAD_SECS", "8")]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     let imports = (0..1000).map(|i| {
         let appid = format!("wxa{i:04}");
@@ -669,7 +669,7 @@ async fn a_thousand_authorizers_are_refreshed_proactively_within_the_concurrency
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn component_endpoints_need_a_key_that_covers_the_component() {
     let sim = sim().await;
-    let (srv, _) = setup(&sim, &tempdir(), &[]).await;
+    let (srv, _) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     let other = srv.key_for("other", &["mp:wxother"]).await;
     for (method, path) in [
         (Method::GET, format!("/v1/component/{C}/access_token")),
@@ -690,7 +690,7 @@ async fn component_endpoints_need_a_key_that_covers_the_component() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn landing_page_exchanges_are_limited_per_component() {
     let sim = sim().await;
-    let (_srv, callback) = setup(&sim, &tempdir(), &[]).await;
+    let (_srv, callback) = setup(Run::InProcess, &sim, &tempdir(), &[]).await;
     sim.push_verify_ticket(C, &callback).await.unwrap();
     let mut statuses = Vec::new();
     // 25 codes: even if a minute turns over meanwhile, at most 2 × 10 go

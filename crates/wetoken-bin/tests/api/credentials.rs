@@ -130,7 +130,7 @@ async fn a_restarted_server_serves_from_the_database() {
     let sim = sim().await;
     sim.add_app("wxrestart", "s");
     let dir = tempdir();
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     srv.add_mp("wxrestart", "s").await;
     let (_, v) = srv.get("/v1/mp/wxrestart/access_token", Some(ADMIN)).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
@@ -139,7 +139,7 @@ async fn a_restarted_server_serves_from_the_database() {
     srv.kill().await;
     let calls = (sim.token_calls(), sim.calls(GETTICKET));
 
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let (s, v) = srv.get("/v1/mp/wxrestart/access_token", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["access_token"], token.as_str());
@@ -158,7 +158,7 @@ async fn secrets_and_tokens_are_not_in_clear_in_the_database() {
     let secret = "0123456789abcdef-very-secret-value";
     sim.add_app("wxclear", secret);
     let dir = tempdir();
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     srv.add_mp("wxclear", secret).await;
     let (_, v) = srv.get("/v1/mp/wxclear/access_token", Some(ADMIN)).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
@@ -390,7 +390,7 @@ async fn proactive_refreshes_keep_to_the_upstream_rate_cap() {
     })
     .await
     .unwrap();
-    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_UPSTREAM_RPS", "5")]).await;
+    let srv = spawn_process_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_UPSTREAM_RPS", "5")]).await;
     for i in 0..N {
         let appid = format!("wxcap{i:02}");
         sim.add_app(&appid, "s");

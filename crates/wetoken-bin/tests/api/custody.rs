@@ -108,11 +108,11 @@ fn bytes_of(n: usize) -> axum::body::Bytes {
 }
 
 /// wetoken in front of the recording upstream, with an mp account.
-async fn behind_recording(extra: &[(&str, &str)]) -> (Recording, TestServer) {
+async fn behind_recording(run: Run, extra: &[(&str, &str)]) -> (Recording, TestServer) {
     let up = Recording::start().await;
     let mut env = vec![("WETOKEN_UPSTREAM_WORK", up.url.as_str())];
     env.extend_from_slice(extra);
-    let srv = spawn_with(&tempdir(), &up.url, &env).await;
+    let srv = start(run, &tempdir(), &up.url, &env).await;
     srv.add_mp("wxrec", "s").await;
     (up, srv)
 }
@@ -130,7 +130,7 @@ async fn get_with(srv: &TestServer, path: &str, key: &str, headers: &[(&str, &st
 /// it), and a `tokens: false` key gets neither a ticket nor a cleared quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_free_calls_never_reach_a_credential_path() {
-    let (up, srv) = behind_recording(&[]).await;
+    let (up, srv) = behind_recording(Run::InProcess, &[]).await;
     let (s, v) = srv
         .post(
             "/v1/keys",
@@ -188,7 +188,7 @@ async fn token_free_calls_never_reach_a_credential_path() {
 async fn a_good_token_is_never_rotated_by_a_caller() {
     let sim = sim().await;
     sim.add_app("wxgood", "s");
-    let srv = spawn(&sim).await;
+    let srv = spawn_process(&sim).await;
     srv.add_mp("wxgood", "s").await;
     let key = srv.key_for("biz", &["mp:wxgood"]).await;
     let (_, v) = srv.get("/v1/mp/wxgood/access_token", Some(ADMIN)).await;
@@ -244,10 +244,13 @@ async fn a_good_token_is_never_rotated_by_a_caller() {
 /// reading is cut off after WETOKEN_REQUEST_TIMEOUT_SECS, freeing its slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_readers_hold_their_slot_and_no_memory() {
-    let (_up, srv) = behind_recording(&[
-        ("WETOKEN_PROXY_MAX_INFLIGHT", "2"),
-        ("WETOKEN_REQUEST_TIMEOUT_SECS", "4"),
-    ])
+    let (_up, srv) = behind_recording(
+        Run::Process,
+        &[
+            ("WETOKEN_PROXY_MAX_INFLIGHT", "2"),
+            ("WETOKEN_REQUEST_TIMEOUT_SECS", "4"),
+        ],
+    )
     .await;
     let key = srv.key_for("dl", &["mp:wxrec"]).await;
     let addr = srv.url.trim_start_matches("http://").to_owned();
@@ -268,7 +271,7 @@ async fn slow_readers_hold_their_slot_and_no_memory() {
         (2, 6),
         "the in-flight cap holds while answers stream"
     );
-    let rss = rss_kib(srv.child.id().unwrap());
+    let rss = rss_kib(srv.pid());
     assert!(
         rss < 100 * 1024,
         "resident memory {rss} KiB with two 60 MB answers half-sent"
@@ -308,7 +311,11 @@ async fn slow_readers_hold_their_slot_and_no_memory() {
 async fn a_steady_reader_outlives_the_idle_guard() {
     // A proxied call ends by the upstream timeout, the whole answer
     // included: longer than the test here.
-    let (_up, srv) = behind_recording(&[("WETOKEN_UPSTREAM_TIMEOUT_SECS", "30"), ("WETOKEN_LEASE_SECS", "300")]).await;
+    let (_up, srv) = behind_recording(
+        Run::InProcess,
+        &[("WETOKEN_UPSTREAM_TIMEOUT_SECS", "30"), ("WETOKEN_LEASE_SECS", "300")],
+    )
+    .await;
     let key = srv.key_for("dl", &["mp:wxrec"]).await;
     let addr = srv.url.trim_start_matches("http://").to_owned();
     let (mut reader, head) = stalled_request(&addr, "/proxy/mp/wxrec/cgi-bin/material/get_material", &key).await;
@@ -384,7 +391,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// one of a fixed list: /metrics does not grow with what callers send.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_do_not_grow_with_what_callers_send() {
-    let (_up, srv) = behind_recording(&[]).await;
+    let (_up, srv) = behind_recording(Run::Process, &[]).await;
     let (s, v) = srv
         .post(
             "/v1/keys",
@@ -447,7 +454,7 @@ async fn metrics_do_not_grow_with_what_callers_send() {
 /// never reach the caller, and every answer is inert on wetoken's origin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_pass_an_allow_list_both_ways() {
-    let (up, srv) = behind_recording(&[]).await;
+    let (up, srv) = behind_recording(Run::InProcess, &[]).await;
     let key = srv.key_for("hdr", &["mp:wxrec"]).await;
     let resp = get_with(
         &srv,
@@ -501,7 +508,7 @@ async fn headers_pass_an_allow_list_both_ways() {
 /// path with `\`, are refused before anything goes upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_queries_and_paths_are_refused() {
-    let (up, srv) = behind_recording(&[]).await;
+    let (up, srv) = behind_recording(Run::InProcess, &[]).await;
     let key = srv.key_for("amb", &["mp:wxrec"]).await;
     for path in [
         "/proxy/mp/wxrec/cgi-bin/user/get?userid=u;access_token=T",
@@ -530,7 +537,7 @@ async fn a_webhook_urls_key_stays_secret() {
     let sim = sim().await;
     sim.add_app("wxalert", "right");
     let dir = tempdir();
-    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_LOG", "info")]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[("WETOKEN_LOG", "info")]).await;
     let rx = crate::receiver::Receiver::start().await;
     let dead = format!("http://127.0.0.1:1/cgi-bin/webhook/send?key={ROBOT_KEY}");
     let live = format!("{}?key={ROBOT_KEY}", rx.url);

@@ -19,10 +19,10 @@ const TOKEN: &str = "msgtoken";
 const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
 /// A server with a component and a suite account; their callback URLs.
-async fn setup(sim: &Sim, dir: &TestDir) -> (TestServer, String, String) {
+async fn setup(run: Run, sim: &Sim, dir: &TestDir) -> (TestServer, String, String) {
     sim.add_component(C, "c-secret", TOKEN, AES_KEY);
     sim.add_suite(S, "s-secret", TOKEN, AES_KEY);
-    let srv = spawn_with(dir, &sim.url(), &[]).await;
+    let srv = start(run, dir, &sim.url(), &[]).await;
     for body in [
         json!({"kind":"component","appid":C,"secret":"c-secret","token":TOKEN,"aes_key":AES_KEY}),
         json!({"kind":"suite","suite_id":S,"secret":"s-secret","token":TOKEN,"aes_key":AES_KEY}),
@@ -79,7 +79,7 @@ async fn webhook(srv: &TestServer, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verified_callback_is_an_event_a_key_can_page_through() {
     let sim = sim().await;
-    let (srv, cb, scb) = setup(&sim, &tempdir()).await;
+    let (srv, cb, scb) = setup(Run::InProcess, &sim, &tempdir()).await;
     sim.push_verify_ticket(C, &cb).await.unwrap();
     sim.authorize(C, "wxevauth1", Some(&cb)).await.unwrap();
     assert_eq!(sim.push_message(C, &cb, &fast_register()).await.unwrap(), 200);
@@ -176,7 +176,7 @@ async fn every_verified_callback_is_an_event_a_key_can_page_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_callback_is_one_event() {
     let sim = sim().await;
-    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    let (srv, cb, _) = setup(Run::InProcess, &sim, &tempdir()).await;
     let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
     let ts = now_secs().to_string();
     let (sig, body) = crypt.seal_push("AppId", &fast_register(), &ts, "nonce1");
@@ -200,7 +200,7 @@ async fn a_retried_callback_is_one_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authorization_whose_exchange_fails_is_still_one_event() {
     let sim = sim().await;
-    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    let (srv, cb, _) = setup(Run::InProcess, &sim, &tempdir()).await;
     sim.push_verify_ticket(C, &cb).await.unwrap();
     let code = sim.authorize(C, "wxevretry", None).await.unwrap();
     let crypt = MsgCrypt::new(TOKEN, AES_KEY, C).unwrap();
@@ -241,7 +241,7 @@ async fn an_authorization_whose_exchange_fails_is_still_one_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_webhook_gets_signed_event_records() {
     let sim = sim().await;
-    let (srv, cb, scb) = setup(&sim, &tempdir()).await;
+    let (srv, cb, scb) = setup(Run::Process, &sim, &tempdir()).await;
     let rx = Receiver::start().await;
     let created = webhook(
         &srv,
@@ -363,7 +363,7 @@ async fn bad_webhook_definitions_are_refused_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_webhook_does_not_delay_another() {
     let sim = sim().await;
-    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    let (srv, cb, _) = setup(Run::InProcess, &sim, &tempdir()).await;
     let (stuck, fine) = (Receiver::start().await, Receiver::start().await);
     stuck.otherwise(Answer::Hang);
     webhook(&srv, json!({"name":"stuck","url":stuck.url,"events":["*"]})).await;
@@ -389,7 +389,7 @@ async fn a_hanging_webhook_does_not_delay_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wechat_format_reposts_the_callback_verbatim() {
     let sim = sim().await;
-    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    let (srv, cb, _) = setup(Run::InProcess, &sim, &tempdir()).await;
     let rx = Receiver::start().await;
     webhook(
         &srv,
@@ -470,7 +470,7 @@ async fn the_wechat_format_reposts_the_callback_verbatim() {
 async fn failing_credentials_raise_one_event_each() {
     let sim = sim().await;
     sim.add_app("wxevblocked", "right");
-    let (srv, cb, _) = setup(&sim, &tempdir()).await;
+    let (srv, cb, _) = setup(Run::InProcess, &sim, &tempdir()).await;
     let (s, _) = srv
         .post(
             "/v1/accounts",
@@ -534,7 +534,7 @@ async fn failing_credentials_raise_one_event_each() {
 async fn an_event_survives_kill_9_between_success_and_delivery() {
     let sim = sim().await;
     let dir = tempdir();
-    let (srv, cb, _) = setup(&sim, &dir).await;
+    let (srv, cb, _) = setup(Run::Process, &sim, &dir).await;
     let rx = Receiver::start().await;
     rx.script(&[Answer::Hang]);
     webhook(&srv, json!({"name":"crm","url":rx.url,"events":["component.*"]})).await;
@@ -546,7 +546,7 @@ async fn an_event_survives_kill_9_between_success_and_delivery() {
     );
     srv.kill().await;
 
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let got = rx.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 2, "delivered after the restart");
     assert_eq!(got[0].body, got[1].body, "the same event");
@@ -565,13 +565,13 @@ async fn an_event_survives_kill_9_between_success_and_delivery() {
 async fn sigterm_lets_an_attempt_in_flight_finish() {
     let sim = sim().await;
     let dir = tempdir();
-    let (mut srv, cb, _) = setup(&sim, &dir).await;
+    let (mut srv, cb, _) = setup(Run::Process, &sim, &dir).await;
     let rx = Receiver::start().await;
     rx.script(&[Answer::After(Duration::from_secs(2), 200)]);
     webhook(&srv, json!({"name":"slow","url":rx.url,"events":["*"]})).await;
     assert_eq!(sim.push_message(C, &cb, &fast_register()).await.unwrap(), 200);
     assert_eq!(rx.wait_for(1, Duration::from_secs(10)).await.len(), 1, "in flight");
-    let pid = srv.child.id().unwrap().to_string();
+    let pid = srv.pid().to_string();
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -579,13 +579,13 @@ async fn sigterm_lets_an_attempt_in_flight_finish() {
             .unwrap()
             .success()
     );
-    let status = tokio::time::timeout(Duration::from_secs(15), srv.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), srv.child().wait())
         .await
         .expect("exited")
         .unwrap();
     assert!(status.success(), "{status}");
     drop(srv);
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let (_, d) = srv.get("/v1/webhooks/slow/deliveries", Some(ADMIN)).await;
     assert_eq!(d["deliveries"][0]["status"], "delivered", "{d}");
     assert_eq!(d["deliveries"][0]["attempts"], 1);
@@ -597,7 +597,7 @@ async fn sigterm_lets_an_attempt_in_flight_finish() {
 async fn the_command_line_manages_webhooks_and_follows_events() {
     let sim = sim().await;
     let dir = tempdir();
-    let (srv, cb, _) = setup(&sim, &dir).await;
+    let (srv, cb, _) = setup(Run::Process, &sim, &dir).await;
     let env = base_env(&dir, &sim.url());
     let out = cli(
         &[

@@ -1,5 +1,9 @@
-//! Starts the real `wetoken` binary on port 0 with its own SQLite database,
-//! pointed at a WeChat simulator, and speaks HTTP to it.
+//! Starts wetoken on port 0 with its own SQLite database, pointed at a
+//! WeChat simulator, and speaks HTTP to it over a real socket: in this
+//! process through the same `wetoken::server::run` the binary calls
+//! ([`spawn_with`], most tests), or as the real binary
+//! ([`spawn_process_with`]) for what only a process shows — its open files,
+//! memory, log, `/metrics`, a kill -9, several instances at once.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -27,10 +31,12 @@ pub async fn sim() -> Sim {
     Sim::start(SimConfig::default()).await.unwrap()
 }
 
-/// A running `wetoken serve`. Killed on drop; its directory goes when the
-/// last server and test holding it are done.
+/// A running wetoken. A process is killed on drop, one in this process
+/// told to stop; its directory goes when the last server and test holding
+/// it are done.
 pub struct TestServer {
-    pub child: Child,
+    process: Option<Child>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub url: String,
     pub client: Client,
     _dir: TestDir,
@@ -38,7 +44,12 @@ pub struct TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        if let Some(p) = &mut self.process {
+            let _ = p.start_kill();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -89,14 +100,74 @@ pub async fn spawn(sim: &Sim) -> TestServer {
     spawn_with(&tempdir(), &sim.url(), &[]).await
 }
 
-/// Starts an instance in `dir` (sharing its database with any other
-/// instance there), with extra env overriding the base.
-pub async fn spawn_with(dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+/// The base environment with `extra` overriding it.
+fn env_with(dir: &Path, upstream: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = base_env(dir, upstream);
     for (k, v) in extra {
         env.retain(|(ek, _)| ek != k);
         env.push((k.to_string(), v.to_string()));
     }
+    env
+}
+
+/// Starts an instance in this process, in `dir` (sharing its database with
+/// any other instance there), with extra env overriding the base: the
+/// settings read from that environment alone, then what `wetoken serve`
+/// runs.
+pub async fn spawn_with(dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+    let env: std::collections::HashMap<String, String> = env_with(dir, upstream, extra).into_iter().collect();
+    let settings = wetoken::server::Settings::load(None, |n| env.get(n).cloned()).expect("the test's settings");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (listening, url) = tokio::sync::oneshot::channel::<String>();
+    let server = tokio::spawn(async move {
+        let listening = move |s: &wetoken::server::Serving| {
+            let _ = listening.send(format!("http://{}", s.addr));
+        };
+        wetoken::server::run(settings, false, listening, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let url = match tokio::time::timeout(Duration::from_secs(30), url).await {
+        Ok(Ok(url)) => url,
+        Ok(Err(_)) => panic!("wetoken did not start: {:?}", server.await),
+        Err(_) => panic!("wetoken did not start within 30 s"),
+    };
+    TestServer {
+        process: None,
+        stop: Some(stop),
+        url,
+        client: client(),
+        _dir: dir.clone(),
+    }
+}
+
+/// How a test's server runs: in this process, or as the real binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    InProcess,
+    Process,
+}
+
+/// Starts an instance the way `run` says (see [`spawn_with`] and
+/// [`spawn_process_with`]).
+pub async fn start(run: Run, dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+    match run {
+        Run::InProcess => spawn_with(dir, upstream, extra).await,
+        Run::Process => spawn_process_with(dir, upstream, extra).await,
+    }
+}
+
+/// Starts the real binary on `sim` in a directory of its own.
+pub async fn spawn_process(sim: &Sim) -> TestServer {
+    spawn_process_with(&tempdir(), &sim.url(), &[]).await
+}
+
+/// Starts the real binary in `dir` (sharing its database with any other
+/// instance there), with extra env overriding the base; its log goes to
+/// `server.log` there.
+pub async fn spawn_process_with(dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -> TestServer {
+    let env = env_with(dir, upstream, extra);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -128,7 +199,8 @@ pub async fn spawn_with(dir: &TestDir, upstream: &str, extra: &[(&str, &str)]) -
     .expect("wetoken did not start within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     TestServer {
-        child,
+        process: Some(child),
+        stop: None,
         url,
         client: client(),
         _dir: dir.clone(),
@@ -194,9 +266,24 @@ impl TestServer {
         v["key"].as_str().unwrap().to_string()
     }
 
+    /// The server's process (started by [`spawn_process_with`]).
+    pub fn child(&mut self) -> &mut Child {
+        self.process
+            .as_mut()
+            .expect("this test needs a process of its own: start it with spawn_process_with")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .and_then(Child::id)
+            .expect("this test needs a running process of its own: start it with spawn_process_with")
+    }
+
     /// Stops the process (SIGKILL) and waits for it.
     pub async fn kill(mut self) {
-        self.child.kill().await.unwrap();
+        self.child().kill().await.unwrap();
     }
 }
 
@@ -211,8 +298,13 @@ pub async fn cli(args: &[&str], env: &[(String, String)]) -> std::process::Outpu
         .unwrap()
 }
 
-/// The server's `/metrics` text.
+/// The server's `/metrics` text (a process's own: the recorder is
+/// process-wide).
 pub async fn metrics_text(srv: &TestServer) -> String {
+    assert!(
+        srv.process.is_some(),
+        "metrics are per process: start this server with spawn_process_with"
+    );
     srv.client
         .get(format!("{}/metrics", srv.url))
         .send()

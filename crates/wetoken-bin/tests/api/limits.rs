@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use crate::helpers::*;
 
 fn open_files(srv: &TestServer) -> usize {
-    let pid = srv.child.id().expect("running");
+    let pid = srv.pid();
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
@@ -26,7 +26,7 @@ fn addr(srv: &TestServer) -> String {
 async fn slow_clients_cannot_hold_the_server() {
     let sim = sim().await;
     sim.add_app("wxslow", "s");
-    let srv = spawn_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_CONNECTIONS", "300")]).await;
+    let srv = spawn_process_with(&tempdir(), &sim.url(), &[("WETOKEN_MAX_CONNECTIONS", "300")]).await;
     srv.add_mp("wxslow", "s").await;
     let before = open_files(&srv);
     let mut dribblers = Vec::new();
@@ -122,7 +122,7 @@ async fn a_request_that_takes_too_long_is_cut_off() {
 async fn refusals_are_logged_once_per_source_and_minute() {
     let sim = sim().await;
     let dir = tempdir();
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     for i in 0..30 {
         let (s, _) = srv
             .get(&format!("/v1/mp/wxflood{i}/access_token"), Some("wrong-key"))

@@ -42,7 +42,7 @@ async fn a_lost_or_wrong_master_key_is_refused_and_never_replaced() {
     let sim = sim().await;
     sim.add_app("wxkeep", "s");
     let dir = tempdir();
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     srv.add_mp("wxkeep", "s").await;
     let (_, v) = srv.get("/v1/mp/wxkeep/access_token", Some(ADMIN)).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
@@ -67,7 +67,7 @@ async fn a_lost_or_wrong_master_key_is_refused_and_never_replaced() {
 
     // The key restored: everything opens, nothing was lost.
     std::fs::write(&key_file, &original).unwrap();
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let (s, v) = srv.get("/v1/mp/wxkeep/access_token", Some(ADMIN)).await;
     assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
     assert_eq!(sim.token_calls(), 1);
@@ -80,7 +80,7 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     let dir = tempdir();
     let (a, b) = (MasterKey::generate_base64(), MasterKey::generate_base64());
     let b_id = MasterKey::from_base64(&b).unwrap().id().to_owned();
-    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_MASTER_KEY", &a)]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[("WETOKEN_MASTER_KEY", &a)]).await;
     srv.add_mp("wxrotate", "s").await;
     let (_, v) = srv.get("/v1/mp/wxrotate/access_token", Some(ADMIN)).await;
     let token = v["access_token"].as_str().unwrap().to_owned();
@@ -102,7 +102,7 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
         ("WETOKEN_MASTER_KEY", b.as_str()),
         ("WETOKEN_OLD_MASTER_KEYS", a.as_str()),
     ];
-    let srv = spawn_with(&dir, &sim.url(), &rotating).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &rotating).await;
     let (s, v) = srv.get("/v1/mp/wxrotate/access_token", Some(ADMIN)).await;
     assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
     srv.kill().await;
@@ -128,7 +128,7 @@ async fn a_rotation_opens_with_the_old_key_and_rekey_retires_it() {
     );
 
     // The old key is no longer needed, and no longer enough.
-    let srv = spawn_with(&dir, &sim.url(), &[("WETOKEN_MASTER_KEY", &b)]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[("WETOKEN_MASTER_KEY", &b)]).await;
     let (s, v) = srv.get("/v1/mp/wxrotate/access_token", Some(ADMIN)).await;
     assert_eq!((s, v["access_token"].as_str()), (StatusCode::OK, Some(token.as_str())));
     // The webhook still signs with its secret: an event to deliver.

@@ -43,7 +43,7 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
     let wecom = Sim::start(SimConfig::default()).await.unwrap();
     mp.add_app(APPID, "s");
     wecom.add_work_app("wwtokenfree", 1000002, "cs");
-    let srv = spawn_with(&tempdir(), &mp.url(), &[("WETOKEN_UPSTREAM_WORK", &wecom.url())]).await;
+    let srv = spawn_process_with(&tempdir(), &mp.url(), &[("WETOKEN_UPSTREAM_WORK", &wecom.url())]).await;
     srv.add_mp(APPID, "s").await;
     let (s, v) = srv
         .post(
@@ -125,7 +125,7 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
     .await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(json_of(&body)["media_id"].as_str(), Some(sha1_hex(&big).as_str()));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id().unwrap())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
     let hwm_mib = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -274,7 +274,7 @@ async fn token_free_calls_add_the_token_and_relay_the_rest() {
 async fn a_rejected_token_is_refreshed_once_within_the_budget() {
     let sim = sim().await;
     sim.add_app(APPID, "s");
-    let srv = spawn(&sim).await;
+    let srv = spawn_process(&sim).await;
     srv.add_mp(APPID, "s").await;
     let key = srv.key_for("shop", &[&format!("mp:{APPID}")]).await;
     let path = format!("/proxy/mp/{APPID}/cgi-bin/message/custom/send");

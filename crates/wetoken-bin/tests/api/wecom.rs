@@ -100,9 +100,9 @@ async fn two_agents_of_one_corp_never_share_a_value() {
 }
 
 /// A server with a suite account, and the suite's callback URL.
-async fn suite_setup(sim: &Sim, dir: &TestDir) -> (TestServer, String) {
+async fn suite_setup(run: Run, sim: &Sim, dir: &TestDir) -> (TestServer, String) {
     sim.add_suite(S, SUITE_SECRET, TOKEN, AES_KEY);
-    let srv = spawn_with(dir, &sim.url(), &[]).await;
+    let srv = start(run, dir, &sim.url(), &[]).await;
     let (s, v) = srv
         .post(
             "/v1/accounts",
@@ -118,7 +118,7 @@ async fn suite_setup(sim: &Sim, dir: &TestDir) -> (TestServer, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_verification_answers_the_decrypted_echostr() {
     let sim = sim().await;
-    let (_srv, callback) = suite_setup(&sim, &tempdir()).await;
+    let (_srv, callback) = suite_setup(Run::InProcess, &sim, &tempdir()).await;
     for _ in 0..5 {
         let (status, body, plain) = sim.verify_suite_url(S, &callback).await.unwrap();
         assert_eq!(
@@ -153,13 +153,13 @@ async fn url_verification_answers_the_decrypted_echostr() {
 async fn a_pushed_suite_ticket_survives_kill_9_and_gives_the_suite_token() {
     let sim = sim().await;
     let dir = tempdir();
-    let (srv, callback) = suite_setup(&sim, &dir).await;
+    let (srv, callback) = suite_setup(Run::Process, &sim, &dir).await;
     let (s, v) = srv.get(&format!("/v1/suite/{S}/access_token"), Some(ADMIN)).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert!(v["message"].as_str().unwrap().contains("suite_ticket"), "{v}");
     sim.push_suite_ticket(S, &callback).await.unwrap();
     srv.kill().await;
-    let srv = spawn_with(&dir, &sim.url(), &[]).await;
+    let srv = spawn_process_with(&dir, &sim.url(), &[]).await;
     let (s, v) = srv.get(&format!("/v1/suite/{S}/access_token"), Some(ADMIN)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(sim.is_valid(v["access_token"].as_str().unwrap()));
@@ -169,7 +169,7 @@ async fn a_pushed_suite_ticket_survives_kill_9_and_gives_the_suite_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_give_corp_tokens_and_follow_change_reset_and_cancel() {
     let sim = sim().await;
-    let (srv, callback) = suite_setup(&sim, &tempdir()).await;
+    let (srv, callback) = suite_setup(Run::InProcess, &sim, &tempdir()).await;
     sim.push_suite_ticket(S, &callback).await.unwrap();
     let key = srv.key_for("saas", &[&format!("suite:{S}/*")]).await;
 
@@ -274,7 +274,7 @@ async fn provider_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_or_stale_suite_callbacks_change_nothing() {
     let sim = sim().await;
-    let (srv, callback) = suite_setup(&sim, &tempdir()).await;
+    let (srv, callback) = suite_setup(Run::InProcess, &sim, &tempdir()).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -342,7 +342,7 @@ async fn forged_or_stale_suite_callbacks_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_create_auth_is_not_exchanged_again() {
     let sim = sim().await;
-    let (srv, callback) = suite_setup(&sim, &tempdir()).await;
+    let (srv, callback) = suite_setup(Run::InProcess, &sim, &tempdir()).await;
     sim.push_suite_ticket(S, &callback).await.unwrap();
     let code = sim.install(S, "wwreplay", 1000005, &callback, false).await.unwrap();
     assert_eq!(sim.calls(wetoken_sim::PERMANENT_CODE), 1);

@@ -1,11 +1,11 @@
 //! Wiring shared by `serve` and the other commands: settings into the
-//! library's [`wetoken::Builder`], the one way a wetoken is assembled.
+//! library's [`crate::Builder`], the one way a wetoken is assembled.
 
-use wetoken::{Builder, Wetoken};
+use crate::{Builder, Wetoken};
 use wetoken_core::service::{ServiceError, Services};
 
-use crate::settings::Settings;
-use crate::{CliError, keyfiles};
+use super::settings::Settings;
+use super::{CliError, keyfiles};
 
 impl From<ServiceError> for CliError {
     fn from(e: ServiceError) -> Self {
@@ -46,7 +46,7 @@ pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), Cl
 pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wetoken, CliError> {
     match builder.build().await {
         Ok(w) => Ok(w),
-        Err(wetoken::BuildError::WrongMasterKey(problem)) => {
+        Err(crate::BuildError::WrongMasterKey(problem)) => {
             let wetoken_core::service::custody::KeyProblem::Missing { expected, current } = &problem;
             let expected = expected.join(", ");
             Err(CliError::Runtime(match source {
@@ -82,11 +82,11 @@ pub async fn build(builder: Builder, source: &keyfiles::KeySource) -> Result<Wet
 pub async fn service(settings: &Settings) -> Result<Services, CliError> {
     use wetoken_core::store::Schema;
     // Before anything is made (a master key file): is there a schema?
-    let store = wetoken::backend::open(&settings.database_url)
+    let store = crate::backend::open(&settings.database_url)
         .await
         .map_err(CliError::Runtime)?;
     let schema = store.schema().await.map_err(|e| CliError::Runtime(e.to_string()))?;
-    let embedded = wetoken::backend::sqlite_file(&settings.database_url).is_some();
+    let embedded = crate::backend::sqlite_file(&settings.database_url).is_some();
     match schema {
         Schema::Current => {}
         Schema::Absent if embedded => store

@@ -8,8 +8,8 @@ use wetoken_core::account::NewAccount;
 use wetoken_core::service::ServiceError;
 use wetoken_sim::{Sim, SimConfig};
 
-use crate::settings::Settings;
-use crate::{CliError, app, keyfiles};
+use super::settings::Settings;
+use super::{CliError, app, keyfiles};
 
 pub const DEMO_APPID: &str = "wxsandbox00000001";
 const DEMO_SECRET: &str = "sandbox-secret-not-for-production";
@@ -29,7 +29,22 @@ impl Drop for Sandbox {
     }
 }
 
-pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> {
+/// Where a server listens, once it does.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub addr: SocketAddr,
+    /// `WETOKEN_PUBLIC_URL`, or the address bound.
+    pub public_url: String,
+}
+
+/// `wetoken serve [--sandbox]`: serves until `shutdown` completes, then stops
+/// as SPEC §12 says; `listening` is told where once the socket is bound.
+pub async fn run(
+    mut settings: Settings,
+    sandbox: bool,
+    listening: impl FnOnce(&Serving),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CliError> {
     check_network(&settings)?;
     settings.check_lease().map_err(CliError::Runtime)?;
     let sandbox = if sandbox {
@@ -58,9 +73,11 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
     if settings.proxy {
         tracing::info!("WETOKEN_PROXY=on: other WeChat API paths with a managed token are forwarded upstream");
     }
-    println!("wetoken listening on http://{addr}");
-    println!("console: {public_url}/console/");
-    tracing::info!(%addr, database = %wetoken::backend::redact(&settings.database_url), "wetoken listening");
+    listening(&Serving {
+        addr,
+        public_url: public_url.clone(),
+    });
+    tracing::info!(%addr, database = %crate::backend::redact(&settings.database_url), "wetoken listening");
     let scheduler = wetoken.run_scheduler();
     let deliverer = wetoken.run_deliverer();
     let router = wetoken.router();
@@ -68,7 +85,7 @@ pub async fn run(mut settings: Settings, sandbox: bool) -> Result<(), CliError> 
         max_connections: usize::try_from(settings.max_connections).unwrap_or(usize::MAX),
         write_stall: std::time::Duration::from_secs(settings.request_timeout_secs),
     };
-    let server = tokio::spawn(wetoken_http::serve::serve(listener, router, limits, shutdown()));
+    let server = tokio::spawn(wetoken_http::serve::serve(listener, router, limits, shutdown));
     if let Some(sb) = &sandbox {
         // Serving already: the simulator's pushes reach the callbacks.
         demo(wetoken.service(), sb, addr, &public_url, admin_key.as_deref()).await?;
@@ -197,7 +214,8 @@ async fn demo(
     Ok(())
 }
 
-async fn shutdown() {
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn signalled() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -92,7 +92,7 @@ impl std::fmt::Debug for Settings {
         let hidden = |o: &Option<String>| o.as_ref().map(|_| "***");
         f.debug_struct("Settings")
             .field("listen", &self.listen)
-            .field("database_url", &wetoken::backend::redact(&self.database_url))
+            .field("database_url", &crate::backend::redact(&self.database_url))
             .field("data_dir", &self.data_dir)
             .field("auto_migrate", &self.auto_migrate)
             .field("master_key", &hidden(&self.master_key))
@@ -338,7 +338,7 @@ impl Settings {
         if let Some(d) = &self.data_dir {
             return d.clone();
         }
-        wetoken::backend::sqlite_file(&self.database_url)
+        crate::backend::sqlite_file(&self.database_url)
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."))
@@ -404,7 +404,7 @@ mod tests {
     /// out) and parses as it is.
     #[test]
     fn the_packaged_configuration_lists_every_setting() {
-        let packaged = include_str!("../debian/wetoken.toml");
+        let packaged = include_str!("../../debian/wetoken.toml");
         for (key, _) in KEYS {
             assert!(
                 packaged.lines().any(|l| l.starts_with(&format!("# {key} = "))),
