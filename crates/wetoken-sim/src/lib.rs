@@ -28,6 +28,7 @@ mod media;
 mod push;
 mod routes;
 pub mod rules;
+mod users;
 mod wecom;
 
 use push::{authorize, http, push_to_suite, push_verify_ticket, unauthorize};
@@ -84,6 +85,21 @@ pub const GETCALLBACKIP: &str = "getcallbackip";
 pub const GET_API_DOMAIN_IP: &str = "get_api_domain_ip";
 /// A user-token API (`/sns/userinfo`): an account's token gets 40001.
 pub const SNS_USERINFO: &str = "sns/userinfo";
+/// Mini Program login with the app's secret.
+pub const JSCODE2SESSION: &str = "sns/jscode2session";
+/// Mini Program login of an authorizer, with its component's token.
+pub const COMPONENT_JSCODE2SESSION: &str = "sns/component/jscode2session";
+/// Web authorization: code → user token, with the app's secret.
+pub const OAUTH2_ACCESS_TOKEN: &str = "sns/oauth2/access_token";
+/// Web authorization: a user token refreshed (no secret).
+pub const OAUTH2_REFRESH_TOKEN: &str = "sns/oauth2/refresh_token";
+/// The component's variants of the two.
+pub const COMPONENT_OAUTH2_ACCESS_TOKEN: &str = "sns/oauth2/component/access_token";
+pub const COMPONENT_OAUTH2_REFRESH_TOKEN: &str = "sns/oauth2/component/refresh_token";
+/// A user token checked.
+pub const SNS_AUTH: &str = "sns/auth";
+/// A session key checked by its signature.
+pub const CHECKSESSION: &str = "wxa/checksession";
 pub const MEDIA_UPLOAD: &str = "media/upload";
 pub const MEDIA_GET: &str = "media/get";
 pub const USER_GET: &str = "user/get";
@@ -101,6 +117,9 @@ type FaultQueues = HashMap<String, VecDeque<(Fault, Option<u32>)>>;
 #[derive(Default)]
 struct Shared {
     world: Mutex<World>,
+    /// How far the simulator's clock is ahead of the wall clock, ms
+    /// (`Sim::advance`).
+    ahead_ms: std::sync::atomic::AtomicI64,
     calls: Mutex<HashMap<String, u64>>,
     /// The access token the last call of each GET API presented.
     last_tokens: Mutex<HashMap<String, String>>,
@@ -112,7 +131,7 @@ struct Shared {
 
 impl Shared {
     fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+        chrono::Utc::now().timestamp_millis() + self.ahead_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A component's settings (token, EncodingAESKey), copied out of the world.

@@ -6,6 +6,7 @@ use super::*;
 use crate::media;
 
 mod control;
+mod signin;
 
 use control::*;
 
@@ -21,7 +22,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/service/{endpoint}", post(service_api))
         .route("/cgi-bin/getcallbackip", get(getcallbackip))
         .route("/cgi-bin/get_api_domain_ip", get(get_api_domain_ip))
-        .route("/sns/userinfo", get(sns_userinfo))
         .route("/cgi-bin/media/get", get(media::media_get))
         .route("/cgi-bin/media/upload", post(media::media_upload))
         .route("/cgi-bin/user/get", get(user_get))
@@ -42,6 +42,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__sim/expire", post(ctl_expire))
         .route("/__sim/components", post(ctl_add_component))
         .route("/__sim/components/{c}/{action}", post(ctl_component_action))
+        .merge(signin::routes())
         .with_state(shared)
         .layer(axum::middleware::from_fn(remember_url))
 }
@@ -117,7 +118,7 @@ pub(crate) async fn query_api(
 
 /// A request's query parameters.
 #[derive(Clone, Copy)]
-pub(crate) struct Params<'a>(&'a HashMap<String, String>);
+pub(crate) struct Params<'a>(pub(crate) &'a HashMap<String, String>);
 
 impl<'a> Params<'a> {
     pub(crate) fn get(self, k: &str) -> Option<&'a str> {
@@ -299,18 +300,6 @@ async fn get_api_domain_ip(State(s): State<Arc<Shared>>, Query(q): Query<HashMap
     query_api(&s, GET_API_DOMAIN_IP, &q, |w, p, now| {
         w.api_domain_ip(p.get("access_token"), now)
     })
-    .await
-}
-
-/// `GET /sns/userinfo`: a user's web access token (none are issued here);
-/// an account's token is not one: 40001.
-async fn sns_userinfo(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    query_api(
-        &s,
-        SNS_USERINFO,
-        &q,
-        |_, _, _| json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
-    )
     .await
 }
 

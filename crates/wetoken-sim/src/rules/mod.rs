@@ -10,7 +10,7 @@
 //! | `stable_token` force | new token, old one in grace; ≥ 30 s between forces else no refresh; 20 a day | `stable` |
 //! | `get_api_domain_ip` | any valid token (account, component, authorizer, WeCom app); no business quota, changes nothing; 40001/42001 for a dead one | `api_domain_ip` |
 //! | a token refused by the APIs | another party's force kills it (`revoke`: normal mode then issues a new one); or the APIs refuse one that normal mode still answers (`poison`: only a force replaces it) | `revoke`, `poison` |
-//! | `/sns/userinfo` | a user's web token only; an account's token is 40001 | route `sns_userinfo` |
+//! | users signing in | Mini Program login, web authorization, user tokens, `wxa/checksession` | `signin` (its own table) |
 //! | `media/get` | a valid token; the medium, binary or (at times) with a text type; 40007 for an unknown id | route `media_get`: `big-{bytes}` is that many bytes of text |
 //! | classic and stable are isolated | fetching one never invalidates the other | families |
 //! | tickets | need a valid token; a new ticket each call, the old valid to its end | `ticket` |
@@ -170,6 +170,8 @@ pub struct World {
     /// Tokens WeChat's APIs refuse (40001) while its token service still
     /// answers them in normal mode: what a forced refresh exists for.
     poisoned: std::collections::HashSet<String>,
+    /// Users signing in (`signin`).
+    users: signin::Users,
 }
 
 pub type Answer = Value;
@@ -374,6 +376,8 @@ impl World {
 
 mod diagnostics;
 mod open_platform;
+mod signin;
+pub use signin::{CODE_TTL_MS, LOGINS_PER_MINUTE, REFRESH_TTL_MS, USER_TOKEN_TTL_SECS, openid, session_signature};
 #[cfg(test)]
 mod tests;
 mod wecom;
