@@ -374,6 +374,30 @@ impl SessionStore for Counting {
     }
 }
 
+#[async_trait]
+impl SessionKeyStore for Counting {
+    async fn put_session_key(
+        &self,
+        account: &AccountId,
+        openid: &str,
+        key: &Sealed,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.count("put_session_key");
+        self.inner.put_session_key(account, openid, key, expires_at).await
+    }
+
+    async fn session_key(&self, account: &AccountId, openid: &str, now: i64) -> StoreResult<Option<Sealed>> {
+        self.count("session_key");
+        self.inner.session_key(account, openid, now).await
+    }
+
+    async fn purge_session_keys(&self, now: i64, limit: i64) -> StoreResult<u64> {
+        self.count("purge_session_keys");
+        self.inner.purge_session_keys(now, limit).await
+    }
+}
+
 #[tokio::test]
 async fn a_cold_read_is_four_store_calls_and_a_hit_none() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "console", include_str!("../migrations/0004_console.sql")),
     (5, "audit", include_str!("../migrations/0005_audit.sql")),
     (6, "custody", include_str!("../migrations/0006_custody.sql")),
+    (7, "signin", include_str!("../migrations/0007_signin.sql")),
 ];
 
 /// The DDL for a DBA, for `install-schema --print`.

@@ -61,6 +61,11 @@ pub fn int(r: &dyn Columns) -> StoreResult<i64> {
     required(r.int(0)?, "result", "the first column")
 }
 
+/// The first column as text, never NULL.
+pub fn text(r: &dyn Columns) -> StoreResult<String> {
+    required(r.text(0)?, "result", "the first column")
+}
+
 /// A `wt_accounts` row in `ACCOUNT_COLUMNS` order.
 fn account_from(r: &dyn Columns) -> StoreResult<AccountRow> {
     Ok(AccountRow {

@@ -41,11 +41,13 @@ pub use types::*;
 /// Every part of the [`Store`] in scope at once, for code that calls a
 /// whole store (`use wetoken_core::store::prelude::*`).
 pub mod prelude {
-    pub use super::{AccountStore, AuditStore, EventStore, KeyStore, SessionStore, Store};
+    pub use super::{AccountStore, AuditStore, EventStore, KeyStore, SessionKeyStore, SessionStore, Store};
 }
 
 #[async_trait]
-pub trait Store: AccountStore + KeyStore + EventStore + AuditStore + SessionStore + Send + Sync + 'static {
+pub trait Store:
+    AccountStore + KeyStore + EventStore + AuditStore + SessionStore + SessionKeyStore + Send + Sync + 'static
+{
     /// Installs or upgrades the schema. Idempotent.
     async fn migrate(&self) -> StoreResult<()>;
     /// Which schema the database holds, against the migrations this build
@@ -285,4 +287,25 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_session(&self, hash: &str) -> StoreResult<bool>;
     /// Deletes sessions that ended before `now`; how many.
     async fn purge_sessions(&self, now: i64) -> StoreResult<u64>;
+}
+
+/// Users' session keys (SPEC §13), kept for keys that may not see them:
+/// sealed, bound to (account, openid), until they expire. Deleting an
+/// account deletes its users' keys (and its children's).
+#[async_trait]
+pub trait SessionKeyStore: Send + Sync + 'static {
+    /// Keeps a user's session key until `expires_at`, replacing the one
+    /// before (a new login's key is the only one WeChat still honours).
+    async fn put_session_key(
+        &self,
+        account: &AccountId,
+        openid: &str,
+        key: &Sealed,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The user's session key, if one is kept and has not expired at `now`.
+    async fn session_key(&self, account: &AccountId, openid: &str, now: i64) -> StoreResult<Option<Sealed>>;
+    /// Deletes the oldest keys that expired before `now`, about `limit` of
+    /// them (two index ranges on the expiry, never a scan); how many.
+    async fn purge_session_keys(&self, now: i64, limit: i64) -> StoreResult<u64>;
 }

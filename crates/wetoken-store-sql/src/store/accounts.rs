@@ -76,6 +76,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
         let id = id.to_string();
         work!(self, transaction, |tx, sql| {
             tx.execute(sql.delete_family_credentials, &binds![&id, &id]).await?;
+            tx.execute(sql.delete_family_session_keys, &binds![&id, &id]).await?;
             tx.execute(sql.delete_child_accounts, &binds![&id]).await?;
             Ok(tx.execute(sql.delete_account, &binds![&id]).await? > 0)
         })

@@ -20,6 +20,7 @@ use crate::tx::{Backend, Bind, Tx};
 mod accounts;
 mod events;
 mod keys;
+mod session_keys;
 
 /// A `Store` on a [`Backend`].
 pub struct SqlStore<B> {

@@ -22,12 +22,14 @@ mod accounts;
 mod console;
 mod credentials;
 mod events;
+mod signin;
 mod values;
 
 pub use accounts::*;
 pub use console::*;
 pub use credentials::*;
 pub use events::*;
+pub use signin::*;
 pub use values::*;
 
 /// A staleness deadline that never comes in these checks.
@@ -81,6 +83,7 @@ pub async fn run(store: Arc<dyn Store>) {
     webhooks_and_deliveries(&*store).await;
     console_queries(&*store).await;
     audit_trail(&*store).await;
+    session_keys(&*store).await;
 }
 
 pub(super) fn id(s: &str) -> AccountId {

@@ -103,6 +103,11 @@ pub struct Statements {
     pub insert_audit: &'static str,
     pub select_audit: &'static str,
     pub purge_audit: &'static str,
+    pub upsert_session_key: &'static str,
+    pub select_session_key: &'static str,
+    pub session_keys_batch: &'static str,
+    pub purge_session_keys: &'static str,
+    pub delete_family_session_keys: &'static str,
 }
 
 impl Statements {
@@ -148,6 +153,24 @@ impl Statements {
         let limit = match d {
             Dialect::Oracle => "FETCH FIRST ? ROWS ONLY",
             _ => "LIMIT ?",
+        };
+        let upsert_session_key = match d {
+            Dialect::Sqlite | Dialect::Postgres => {
+                "INSERT INTO wt_session_keys (account_id, openid, sealed, expires_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (account_id, openid) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at"
+            }
+            Dialect::MySql => {
+                "INSERT INTO wt_session_keys (account_id, openid, sealed, expires_at) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE sealed = VALUES(sealed), expires_at = VALUES(expires_at)"
+            }
+            Dialect::Oracle => {
+                "MERGE INTO wt_session_keys k \
+                 USING (SELECT ? account_id, ? openid, ? sealed, ? expires_at FROM dual) s \
+                 ON (k.account_id = s.account_id AND k.openid = s.openid) \
+                 WHEN MATCHED THEN UPDATE SET k.sealed = s.sealed, k.expires_at = s.expires_at \
+                 WHEN NOT MATCHED THEN INSERT (account_id, openid, sealed, expires_at) \
+                 VALUES (s.account_id, s.openid, s.sealed, s.expires_at)"
+            }
         };
         let now = db_now_ms(d);
         let day = db_wechat_day(d);
@@ -368,6 +391,19 @@ impl Statements {
                  AND (? IS NULL OR key_name = ?) AND (? IS NULL OR account_id = ?) ORDER BY id {limit}"
             )),
             purge_audit: s("DELETE FROM wt_audit WHERE called_at < ?".into()),
+            upsert_session_key: s(upsert_session_key.into()),
+            select_session_key: s(
+                "SELECT sealed FROM wt_session_keys WHERE account_id = ? AND openid = ? AND expires_at > ?".into(),
+            ),
+            // A purge takes the oldest expired keys by the index, then
+            // deletes up to the last of them: two index ranges, never a scan.
+            session_keys_batch: s(format!(
+                "SELECT expires_at FROM wt_session_keys WHERE expires_at < ? ORDER BY expires_at {limit}"
+            )),
+            purge_session_keys: s("DELETE FROM wt_session_keys WHERE expires_at < ? AND expires_at <= ?".into()),
+            delete_family_session_keys: s("DELETE FROM wt_session_keys WHERE account_id = ? \
+                 OR account_id IN (SELECT id FROM wt_accounts WHERE parent_id = ?)"
+                .into()),
         }
     }
 
@@ -441,55 +477,14 @@ impl Statements {
             self.insert_audit,
             self.select_audit,
             self.purge_audit,
+            self.upsert_session_key,
+            self.select_session_key,
+            self.session_keys_batch,
+            self.purge_session_keys,
+            self.delete_family_session_keys,
         ]
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_per_dialect() {
-        let pg = Statements::for_dialect(Dialect::Postgres);
-        let now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
-        assert_eq!(
-            pg.take_lease,
-            format!(
-                "UPDATE wt_credentials SET lease_owner = $1, lease_until = {now} + $2 WHERE account_id = $3 \
-                 AND kind = $4 AND version = $5 AND (lease_until IS NULL OR lease_until < {now})"
-            )
-        );
-        let ora = Statements::for_dialect(Dialect::Oracle);
-        assert!(
-            ora.select_due
-                .ends_with("ORDER BY expires_at, due_at FETCH FIRST :3 ROWS ONLY"),
-            "{}",
-            ora.select_due
-        );
-        assert!(
-            ora.insert_credential_if_absent
-                .starts_with("MERGE INTO wt_credentials c USING (SELECT :1 account_id, :2 kind FROM dual)")
-        );
-        let my = Statements::for_dialect(Dialect::MySql);
-        assert!(my.insert_credential_if_absent.starts_with("INSERT IGNORE"));
-        assert!(my.select_due.ends_with("LIMIT ?"));
-    }
-
-    #[test]
-    fn no_dialect_specific_syntax_leaks() {
-        for d in [Dialect::Sqlite, Dialect::MySql, Dialect::Postgres, Dialect::Oracle] {
-            for sql in Statements::for_dialect(d).all() {
-                assert!(!sql.contains("RETURNING"), "{d:?}: {sql}");
-                assert!(!sql.contains("''"), "{d:?}: Oracle reads '' as NULL: {sql}");
-                assert!(
-                    !sql.trim_end().ends_with(';'),
-                    "{d:?}: Oracle refuses a trailing ;: {sql}"
-                );
-                if matches!(d, Dialect::Postgres | Dialect::Oracle) {
-                    assert!(!sql.contains('?'), "{d:?}: {sql}");
-                }
-            }
-        }
-    }
-}
+mod tests;
