@@ -47,6 +47,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_upstream_rps", "WETOKEN_MAX_UPSTREAM_RPS"),
     ("verify_ttl_secs", "WETOKEN_VERIFY_TTL_SECS"),
     ("max_forced_per_day", "WETOKEN_MAX_FORCED_PER_DAY"),
+    ("session_key_ttl_secs", "WETOKEN_SESSION_KEY_TTL_SECS"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -83,6 +84,7 @@ pub struct Settings {
     pub max_upstream_rps: u64,
     pub verify_ttl_secs: u64,
     pub max_forced_per_day: u64,
+    pub session_key_ttl_secs: u64,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -122,6 +124,7 @@ impl std::fmt::Debug for Settings {
             .field("max_upstream_rps", &self.max_upstream_rps)
             .field("verify_ttl_secs", &self.verify_ttl_secs)
             .field("max_forced_per_day", &self.max_forced_per_day)
+            .field("session_key_ttl_secs", &self.session_key_ttl_secs)
             .finish()
     }
 }
@@ -160,6 +163,7 @@ impl Default for Settings {
             max_upstream_rps: 200,
             verify_ttl_secs: 30,
             max_forced_per_day: 10,
+            session_key_ttl_secs: 259_200,
         }
     }
 }
@@ -270,6 +274,7 @@ impl Settings {
             "max_upstream_rps" => self.max_upstream_rps = parse_num(key, v)?,
             "verify_ttl_secs" => self.verify_ttl_secs = parse_num(key, v)?,
             "max_forced_per_day" => self.max_forced_per_day = parse_num(key, v)?,
+            "session_key_ttl_secs" => self.session_key_ttl_secs = parse_num(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -357,6 +362,7 @@ impl Settings {
             max_upstream_rps: u32::try_from(self.max_upstream_rps).unwrap_or(u32::MAX),
             verify_ttl: Duration::from_secs(self.verify_ttl_secs),
             max_forced_per_day: u32::try_from(self.max_forced_per_day).unwrap_or(u32::MAX),
+            session_key_ttl: Duration::from_secs(self.session_key_ttl_secs),
             ..ServiceConfig::default()
         }
     }

@@ -43,6 +43,7 @@ mod read;
 pub mod scheduler;
 mod services;
 pub mod sessions;
+pub mod signin;
 mod suite;
 mod verify;
 pub mod views;
@@ -58,7 +59,7 @@ use crate::account::{Account, AccountStatus};
 use crate::clock::Clock;
 use crate::domain::{AccountId, Credential};
 use crate::secret::MasterKey;
-use crate::store::{AccountStore, AuditStore, EventStore, KeyStore, SessionStore, Store, StoreError};
+use crate::store::{AccountStore, AuditStore, EventStore, KeyStore, SessionKeyStore, SessionStore, Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
 pub use compat::SecretCheck;
@@ -66,7 +67,7 @@ pub use engine::CredentialEngine;
 use engine::Inner;
 pub use fetch::TokenCall;
 pub use lease::ATTEMPTS_PER_LEASE;
-pub use services::{Accounts, Console, Custody, Events, Platforms, Services};
+pub use services::{Accounts, Console, Custody, Events, Platforms, Services, SignIn};
 pub use views::{
     AccountFilter, AccountView, AuthorizerEntry, ChildStatus, CorpEntry, CredentialView, ErrorView, Issued, KeyView,
     Page,
@@ -96,6 +97,8 @@ pub struct ServiceConfig {
     pub verify_ttl: Duration,
     /// Forced stable-token fetches per credential per WeChat day.
     pub max_forced_per_day: u32,
+    /// How long a user's session key is kept after a login (SPEC §13).
+    pub session_key_ttl: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -114,6 +117,7 @@ impl Default for ServiceConfig {
             max_upstream_rps: 200,
             verify_ttl: Duration::from_secs(30),
             max_forced_per_day: 10,
+            session_key_ttl: Duration::from_secs(259_200),
         }
     }
 }

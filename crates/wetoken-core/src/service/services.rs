@@ -55,6 +55,19 @@ pub struct Custody {
     pub(super) audit: Arc<dyn AuditStore>,
 }
 
+/// Sign-in without secrets (SPEC §13): users' logins and web
+/// authorization made with the account's secret or its component's token,
+/// and users' session keys kept (see `signin`).
+#[derive(Clone)]
+pub struct SignIn {
+    pub(super) engine: CredentialEngine,
+    pub(super) keys: Arc<dyn SessionKeyStore>,
+    /// The audit trail (`Custody::record_call`).
+    pub(super) custody: Custody,
+    /// When this instance last purged expired session keys (epoch ms).
+    pub(super) purged_at: Arc<std::sync::atomic::AtomicI64>,
+}
+
 /// The front door: the engine and the services around it, assembled once
 /// over one store. Cheap to clone.
 #[derive(Clone)]
@@ -65,6 +78,7 @@ pub struct Services {
     pub events: Events,
     pub console: Console,
     pub custody: Custody,
+    pub signin: SignIn,
 }
 
 impl Services {
@@ -77,6 +91,13 @@ impl Services {
     ) -> Self {
         let engine = CredentialEngine::new(store.clone(), upstream, clock, key, cfg);
         let e = || engine.clone();
+        let custody = Custody {
+            engine: e(),
+            accounts: store.clone(),
+            keys: store.clone(),
+            events: store.clone(),
+            audit: store.clone(),
+        };
         Services {
             accounts: Accounts {
                 engine: e(),
@@ -103,12 +124,12 @@ impl Services {
                 events: store.clone(),
                 sessions: store.clone(),
             },
-            custody: Custody {
+            custody: custody.clone(),
+            signin: SignIn {
                 engine: e(),
-                accounts: store.clone(),
-                keys: store.clone(),
-                events: store.clone(),
-                audit: store,
+                keys: store,
+                custody,
+                purged_at: Default::default(),
             },
             engine,
         }

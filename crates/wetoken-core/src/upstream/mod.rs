@@ -17,6 +17,7 @@ mod answers;
 mod error;
 pub mod grants;
 pub mod paths;
+mod signin;
 mod transport;
 
 use std::sync::Once;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
 pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
+pub use signin::{Session, UserToken};
 pub use transport::Transport;
 
 use crate::domain::{AccountKind, TokenApi};
