@@ -31,6 +31,7 @@ mod platforms;
 pub mod proxy;
 pub mod render;
 pub mod serve;
+mod signin;
 
 use std::sync::Arc;
 
@@ -84,6 +85,7 @@ impl std::ops::Deref for AppState {
 /// The whole wetoken HTTP API.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(signin::routes())
         .merge(credentials::routes())
         .merge(platforms::routes())
         .merge(accounts::routes())

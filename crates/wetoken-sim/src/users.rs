@@ -38,6 +38,11 @@ impl Sim {
         self.shared.world.lock().unwrap().bind_unionid(appid, open_account);
     }
 
+    /// Marks `user` of `appid` as one who only saw the snapshot page.
+    pub fn snapshot_user(&self, appid: &str, user: &str) {
+        self.shared.world.lock().unwrap().snapshot_user(appid, user);
+    }
+
     /// `user`'s openid in `appid`.
     pub fn openid(&self, appid: &str, user: &str) -> String {
         rules::openid(appid, user)

@@ -20,4 +20,5 @@ mod openapi;
 mod proxy;
 mod receiver;
 mod sandbox;
+mod signin;
 mod wecom;

@@ -298,6 +298,63 @@ async fn every_v1_answer_matches_the_document_both_ways() {
         .await;
     }
 
+    // Sign-in (SPEC §13): the admin key sees the session key; a bound app
+    // answers unionids; a snapshot-page user is flagged.
+    sim.bind_unionid("wxdoc", "open-doc");
+    sim.snapshot_user("wxdoc", "snap");
+    let login = c
+        .check(
+            post.clone(),
+            "/v1/mp/{appid}/sns/jscode2session",
+            "/v1/mp/wxdoc/sns/jscode2session",
+            ADMIN,
+            Some(json!({"js_code": sim.login("wxdoc", "doc-user")})),
+        )
+        .await;
+    let openid = login["openid"].as_str().unwrap().to_owned();
+    let (data, iv) = sim.encrypted_user_data("wxdoc", "doc-user", &json!({"x": 1})).unwrap();
+    c.check(
+        post.clone(),
+        "/v1/mp/{appid}/sns/decrypt",
+        "/v1/mp/wxdoc/sns/decrypt",
+        ADMIN,
+        Some(json!({"openid": openid, "encrypted_data": data, "iv": iv})),
+    )
+    .await;
+    c.check(
+        post.clone(),
+        "/v1/mp/{appid}/sns/checksession",
+        "/v1/mp/wxdoc/sns/checksession",
+        ADMIN,
+        Some(json!({"openid": openid})),
+    )
+    .await;
+    c.check(
+        get.clone(),
+        "/v1/mp/{appid}/oauth2/authorize_url",
+        "/v1/mp/wxdoc/oauth2/authorize_url?redirect_uri=https%3A%2F%2Fa.example&scope=snsapi_base",
+        ADMIN,
+        None,
+    )
+    .await;
+    let token = c
+        .check(
+            post.clone(),
+            "/v1/mp/{appid}/oauth2/access_token",
+            "/v1/mp/wxdoc/oauth2/access_token",
+            ADMIN,
+            Some(json!({"code": sim.web_code("wxdoc", "snap", "snsapi_userinfo")})),
+        )
+        .await;
+    c.check(
+        post.clone(),
+        "/v1/mp/{appid}/oauth2/refresh_token",
+        "/v1/mp/wxdoc/oauth2/refresh_token",
+        ADMIN,
+        Some(json!({"refresh_token": token["refresh_token"]})),
+    )
+    .await;
+
     // Accounts, read and changed.
     c.check(get.clone(), "/v1/accounts", "/v1/accounts?limit=100", ADMIN, None)
         .await;

@@ -268,8 +268,8 @@ impl SignIn {
         let holder = self.holder(id).await?;
         let up = &self.engine.inner.upstream;
         let path = match holder {
-            Holder::Secret { .. } => "sns/jscode2session",
-            Holder::Component { .. } => "sns/component/jscode2session",
+            Holder::Secret { .. } => "/sns/jscode2session",
+            Holder::Component { .. } => "/sns/component/jscode2session",
         };
         let session: Session = self
             .exchange(
@@ -452,9 +452,9 @@ impl SignIn {
         let holder = self.holder(id).await?;
         let up = &self.engine.inner.upstream;
         let path = if holder.component_appid().is_some() {
-            "sns/oauth2/component/access_token"
+            "/sns/oauth2/component/access_token"
         } else {
-            "sns/oauth2/access_token"
+            "/sns/oauth2/access_token"
         };
         self.exchange(
             caller,
@@ -499,9 +499,9 @@ impl SignIn {
         };
         let up = &self.engine.inner.upstream;
         let path = if holder.component_appid().is_some() {
-            "sns/oauth2/component/refresh_token"
+            "/sns/oauth2/component/refresh_token"
         } else {
-            "sns/oauth2/refresh_token"
+            "/sns/oauth2/refresh_token"
         };
         self.exchange(
             caller,

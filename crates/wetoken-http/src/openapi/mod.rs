@@ -78,7 +78,7 @@ pub fn document() -> Value {
                     "additionalProperties": false,
                     "required": ["error", "message"],
                     "properties": {
-                        "error": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited", "upstream_error", "unavailable"]},
+                        "error": {"type": "string", "enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited", "upstream_error", "upstream_timeout", "unavailable"]},
                         "message": {"type": "string"},
                         "upstream": {"type": "object", "additionalProperties": false, "required": ["errcode", "errmsg"], "properties": {"errcode": {"type": "integer"}, "errmsg": {"type": "string"}}},
                         "used_this_month": {"type": "integer", "description": "clear_quota's refusal: quota clears used this month"},

@@ -21,7 +21,7 @@ pub(super) fn schemas() -> Value {
         "appId": string, "corpid": string, "agentid": string,
         "timestamp": {"type": "integer"}, "nonceStr": string, "signature": string,
     }});
-    json!({
+    let mut all = json!({
         "Credential": {"type": "object", "additionalProperties": false, "required": ["expires_in", "expires_at"], "properties": {
             "access_token": string, "ticket": string,
             "expires_in": {"type": "integer", "description": "seconds left"},
@@ -122,7 +122,31 @@ pub(super) fn schemas() -> Value {
             "status": {"type": "integer"}, "errcode": {"type": "integer", "nullable": true}, "rid": {"type": "string", "nullable": true},
         }},
         "AuditPage": page("entries", "Audit"),
-    })
+    });
+    // Sign-in (SPEC §13), apart: one json! of everything is too deep.
+    let signin = json!({
+        "Login": {"type": "object", "additionalProperties": false, "required": ["openid"], "properties": {
+            "openid": string, "unionid": string,
+            "session_key": {"type": "string", "description": "only for a key that sees values; wetoken keeps it either way"},
+        }},
+        "UserToken": {"type": "object", "additionalProperties": false,
+            "required": ["openid", "scope", "access_token", "refresh_token", "expires_in"], "properties": {
+            "openid": string, "unionid": string, "scope": string,
+            "access_token": {"type": "string", "description": "the user's token (sns/userinfo, sns/auth), not the account's"},
+            "refresh_token": string, "expires_in": {"type": "integer"},
+            "is_snapshotuser": {"type": "integer", "description": "1 for a user who only saw the snapshot page"},
+        }},
+        "CheckSession": {"type": "object", "additionalProperties": false, "required": ["valid", "errcode", "errmsg"], "properties": {
+            "valid": {"type": "boolean"}, "errcode": {"type": "integer"}, "errmsg": string,
+        }},
+        "UserData": {"type": "object", "additionalProperties": true, "required": ["watermark"], "properties": {
+            "watermark": {"type": "object", "additionalProperties": true, "required": ["appid"], "properties": {"appid": string, "timestamp": {"type": "integer"}}},
+        }},
+    });
+    if let (Some(all), Value::Object(signin)) = (all.as_object_mut(), signin) {
+        all.extend(signin);
+    }
+    all
 }
 
 /// The schema of a route's success answer, by (path, method).
@@ -149,6 +173,11 @@ pub(super) fn answer_of(path: &str, method: &str) -> Option<&'static str> {
         ("post", "webhooks") => "Webhook",
         ("get", "deliveries") => "DeliveryPage",
         ("post", "retry") => "Delivery",
+        ("post", "jscode2session") => "Login",
+        ("post", "decrypt") => "UserData",
+        ("post", "checksession") => "CheckSession",
+        ("get", "authorize_url") => "Url",
+        ("post", "access_token" | "refresh_token") if path.contains("/oauth2/") => "UserToken",
         ("get", "{cred}" | "access_token") => "Credential",
         _ => return None,
     })

@@ -365,6 +365,7 @@ impl Proxy {
 }
 
 mod body;
+mod signin;
 mod token_free;
 
 use body::{Prefixed, holding};

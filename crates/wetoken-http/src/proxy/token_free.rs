@@ -109,7 +109,23 @@ async fn token_free(State(st): State<AppState>, a: Authed<ProxyPath>, req: Reque
         Err(e) => return inert(e.into_response()),
     };
     let method = req.method().clone();
-    let call = call_for(&st, &a.principal, &owner, &path, req).await;
+    let call = match super::signin::exchange_of(&owner, &path) {
+        // Sign-in: the exchange records itself once it reaches WeChat.
+        Some(kind) if a.principal.may_call(&path) => {
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            let out = super::signin::exchange(&st, &a.principal, &owner, kind, &query).await;
+            if out.relayed {
+                return inert(out.response);
+            }
+            Call {
+                response: out.response,
+                errcode: out.errcode,
+                rid: None,
+                relayed: false,
+            }
+        }
+        _ => call_for(&st, &a.principal, &owner, &path, req).await,
+    };
     // Every call is recorded, refused or relayed: who, what, and the answer.
     let record = wetoken_core::service::audit::CallRecord {
         key: a.principal.name(),

@@ -393,6 +393,53 @@ pub struct UrlBody {
     pub url: String,
 }
 
+/// A Mini Program login: the user's ids, and the session key for a key
+/// that may see it.
+#[derive(Debug, Serialize)]
+pub struct LoginBody {
+    pub openid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+}
+
+/// A user's web authorization: the user's token (not the account's).
+#[derive(Debug, Serialize)]
+pub struct UserTokenBody {
+    pub openid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    pub scope: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_snapshotuser: Option<i64>,
+}
+
+impl From<wetoken_core::upstream::UserToken> for UserTokenBody {
+    fn from(t: wetoken_core::upstream::UserToken) -> Self {
+        UserTokenBody {
+            openid: t.openid,
+            unionid: t.unionid,
+            scope: t.scope,
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            expires_in: t.expires_in,
+            is_snapshotuser: t.is_snapshotuser,
+        }
+    }
+}
+
+/// Whether WeChat still holds a user's kept session key.
+#[derive(Debug, Serialize)]
+pub struct CheckSessionBody {
+    pub valid: bool,
+    pub errcode: i64,
+    pub errmsg: String,
+}
+
 /// An API's quota, as WeChat counts it.
 #[derive(Debug, Serialize)]
 pub struct QuotaBody {

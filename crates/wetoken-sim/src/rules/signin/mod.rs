@@ -13,7 +13,7 @@
 //! | jscode2session | `appid`, `secret`, `js_code`, `grant_type=authorization_code`; success has no errcode; 40125 wrong secret; 45011 over 100 a minute for one user | `jscode2session` |
 //! | component jscode2session | the component's token (not the app's secret) and `component_appid`; 61003 for an app not authorized to it | `component_jscode2session` |
 //! | web authorization code | from the consent page, five minutes, single use (40029 / 40163) | `oauth_code` |
-//! | oauth2/access_token | `appid`, `secret`, `code`, `grant_type=authorization_code` → user token (2 h), refresh token (30 days), openid, scope, unionid | `oauth_access_token` |
+//! | oauth2/access_token | `appid`, `secret`, `code`, `grant_type=authorization_code` → user token (2 h), refresh token (30 days), openid, scope, unionid; `is_snapshotuser: 1` for a user who only saw the snapshot page | `oauth_access_token`, `snapshot_user` |
 //! | oauth2/refresh_token | no secret; an expired user token is replaced, a live one extended; the refresh token is not renewed; 40030 unknown or past 30 days | `oauth_refresh` |
 //! | component oauth2 | the component's token for both, `component_appid` | `component_oauth_*` |
 //! | sns/userinfo | the user token, `snsapi_userinfo` only (48001 otherwise) | `userinfo` |
@@ -89,6 +89,8 @@ pub struct Users {
     refresh: HashMap<String, Refresh>,
     /// (appid, user, minute) → logins exchanged.
     per_minute: HashMap<(String, String, i64), u32>,
+    /// (appid, user) of users who only saw the snapshot page.
+    snapshot: std::collections::HashSet<(String, String)>,
 }
 
 /// A user's openid for `appid`: stable, 28 characters, like WeChat's.
@@ -163,6 +165,12 @@ impl World {
     pub fn is_authorized(&self, component: &str, appid: &str) -> bool {
         self.authorizations
             .contains_key(&(component.to_owned(), appid.to_owned()))
+    }
+
+    /// Marks `user` of `appid` as one who only saw the snapshot page (a
+    /// virtual account): web authorization says `is_snapshotuser: 1`.
+    pub fn snapshot_user(&mut self, appid: &str, user: &str) {
+        self.users.snapshot.insert((appid.to_owned(), user.to_owned()));
     }
 
     /// Binds `appid` to an Open Platform account: its users get unionids.
@@ -365,6 +373,9 @@ impl World {
             && let Some(open) = users.bound.get(appid)
         {
             a["unionid"] = json!(unionid(open, &code.user));
+        }
+        if users.snapshot.contains(&(appid.to_owned(), code.user.clone())) {
+            a["is_snapshotuser"] = json!(1);
         }
         a
     }
