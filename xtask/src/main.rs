@@ -8,7 +8,7 @@
 //!   and chromium-driver (Debian packages) run the console's browser tests,
 //!   which leave screenshots in target/console-screenshots/; then the
 //!   Debian package is built, installed, served and removed (`package.rs`).
-//! - `bench [--quick] [--only a|b|c|d|e|f]`: build release and run the benchmarks
+//! - `bench [--quick] [--only a|b|c|d|e|f|g]`: build release and run the benchmarks
 //!   (crates/wetoken-bench); figures go to docs/PERFORMANCE.md by hand.
 //! - `install-schema --database-url URL [--print]`: install (or print) the
 //!   schema with the backend the URL names.
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [--quick] [--only a|b|c|d|e|f] | install-schema --database-url URL [--print]"
+                "usage: cargo xtask ci | bench [--quick] [--only a|b|c|d|e|f|g] | install-schema --database-url URL [--print]"
             );
             return ExitCode::from(2);
         }
@@ -236,8 +236,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         "-p",
         "wetoken-bench",
     ])?;
-    // (e) runs on PostgreSQL too: a server of its own for the run.
-    let wants_pg = args.windows(2).all(|w| !(w[0] == "--only" && w[1] != "e"));
+    // (e) runs on PostgreSQL too, (g) only there: a server of its own for the run.
+    let wants_pg = args
+        .windows(2)
+        .all(|w| !(w[0] == "--only" && w[1] != "e" && w[1] != "g"));
     let dbs = if wants_pg { Some(Databases::start()?) } else { None };
     let pg = dbs
         .as_ref()

@@ -26,7 +26,12 @@
 //!     upload 20 MB each through `/proxy/…/cgi-bin/media/upload`; and while
 //!     50 slow clients download 60 MB each (`downloads`).
 //!
-//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e|f].
+//! (g) sign-in on PostgreSQL: 1 000 logins a second through wetoken against
+//!     the same exchange straight to the simulator (wetoken's own time at
+//!     p50 and p99), then a million kept session keys: memory with them,
+//!     and the purge of the expired ones a batch at a time.
+//!
+//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e|f|g].
 //! `--bare-server LEN` is the baseline process itself.
 
 mod downloads;
@@ -34,6 +39,7 @@ mod events;
 mod expiring;
 mod hot_path;
 mod scale;
+mod signin;
 mod stampede;
 mod token_free;
 
@@ -98,6 +104,12 @@ async fn main() {
     }
     if run("f") {
         token_free::token_free(&args).await;
+    }
+    if run("g") {
+        match std::env::var("WETOKEN_BENCH_POSTGRES_URL") {
+            Ok(pg) => signin::signin(&args, &pg).await,
+            Err(_) => println!("(g) skipped: WETOKEN_BENCH_POSTGRES_URL is not set (`cargo xtask bench` sets it)\n"),
+        }
     }
     if run("e") {
         let (sqlite_n, pg_n) = if args.quick { (2_000, 10_000) } else { (10_000, 100_000) };
