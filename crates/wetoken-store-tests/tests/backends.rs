@@ -72,6 +72,37 @@ async fn sqlite_migrations_are_idempotent_across_restarts() {
     }
 }
 
+/// Expired session keys are purged by the index on their expiry, never
+/// by a scan of the table (SPEC §13): SQLite's plan for both statements of
+/// a purge batch names the index.
+#[tokio::test]
+async fn session_keys_are_purged_by_their_index() {
+    use wetoken_store_sql::{Dialect, Statements};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+    let store = wetoken_store_sqlite::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let sql = Statements::for_dialect(Dialect::Sqlite);
+    for statement in [sql.session_keys_batch, sql.purge_session_keys] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}")))
+                .bind(1_i64)
+                .bind(1_i64)
+                .fetch_all(store.backend().pool())
+                .await
+                .unwrap();
+        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            text.iter().any(|t| t.contains("wt_session_keys_expiry")),
+            "{statement}: {text:?}"
+        );
+        assert!(
+            !text.iter().any(|t| t.starts_with("SCAN wt_session_keys")),
+            "{statement}: {text:?}"
+        );
+    }
+}
+
 /// A row the service did not write (a hand edit, a newer version's value)
 /// is an error where it is read, never a default.
 #[tokio::test]

@@ -187,6 +187,16 @@ async fn exchanges_are_made_once_and_bad_input_changes_nothing() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
     }
     assert_eq!(sim.calls(JSCODE2SESSION), 1, "bad input never reaches WeChat");
+    // A code past its five minutes is WeChat's 40029, asked once.
+    let late = sim.login(MP, "dan");
+    sim.advance(Duration::from_secs(5 * 60 + 1));
+    let (s, v) = srv.post(&url, Some(&key), Some(json!({"js_code": late}))).await;
+    assert_eq!(
+        (s, &v["upstream"]["errcode"]),
+        (StatusCode::BAD_GATEWAY, &json!(40029)),
+        "{v}"
+    );
+    assert_eq!(sim.calls(JSCODE2SESSION), 2);
     let (s, _) = srv
         .post(
             "/v1/mp/wxnosuchapp/sns/jscode2session",
