@@ -11,10 +11,12 @@
 
 use std::sync::atomic::Ordering;
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+
+mod crypto;
+
+use crypto::binding;
+pub use crypto::{decrypt_user_data, user_signature};
 
 use super::audit::CallRecord;
 use super::fetch::TokenCall;
@@ -126,54 +128,6 @@ fn check_text(what: &str, v: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// WeChat's user-session signature: hex HMAC-SHA256 of `message` keyed by
-/// the session key's text (contract-2 §A.1; the doc's example is a test).
-pub fn user_signature(session_key: &str, message: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(session_key.as_bytes()).expect("HMAC takes any key length");
-    mac.update(message.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// What a session key is bound to when sealed.
-fn binding(id: &AccountId, openid: &str) -> String {
-    format!("session_key:{id}:{openid}")
-}
-
-/// Decrypts what a Mini Program sent its server (`encrypted_data`, `iv`,
-/// base64) with the user's session key: AES-128-CBC, PKCS#7, a JSON object
-/// whose `watermark.appid` must be `appid`.
-pub fn decrypt_user_data(session_key: &str, encrypted_data: &str, iv: &str, appid: &str) -> Result<Value> {
-    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let invalid = |m: &str| ServiceError::Invalid(m.to_owned());
-    let key: [u8; 16] = b64
-        .decode(session_key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| ServiceError::Unavailable("the kept session_key is not 16 bytes of base64".into()))?;
-    let iv: [u8; 16] = b64
-        .decode(iv)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| invalid("iv must be 16 bytes of base64"))?;
-    let mut data = b64
-        .decode(encrypted_data)
-        .map_err(|_| invalid("encrypted_data must be base64"))?;
-    let plain = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-        .decrypt_padded_mut::<Pkcs7>(&mut data)
-        .map_err(|_| invalid("encrypted_data does not decrypt with this user's session_key"))?;
-    let v: Value = serde_json::from_slice(plain)
-        .ok()
-        .filter(Value::is_object)
-        .ok_or_else(|| invalid("encrypted_data does not decrypt with this user's session_key"))?;
-    if v.pointer("/watermark/appid").and_then(Value::as_str) != Some(appid) {
-        return Err(invalid(
-            "the data was not sealed for this account (its watermark names another appid)",
-        ));
-    }
-    Ok(v)
 }
 
 impl SignIn {
@@ -538,60 +492,4 @@ fn rid_of(e: &UpstreamError) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_user_signature_is_keyed_by_the_session_keys_text() {
-        // The doc's example (contract-2 §A.1).
-        assert_eq!(
-            user_signature("o0q0otL8aEzpcZL/FT9WsQ==", r#"{"foo":"bar"}"#),
-            "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b"
-        );
-    }
-
-    #[test]
-    fn user_data_decrypts_only_with_its_key_and_for_its_app() {
-        use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let (key, iv) = ([7u8; 16], [9u8; 16]);
-        let seal = |text: &str| {
-            let mut buf = text.as_bytes().to_vec();
-            let len = buf.len();
-            buf.resize(len + 16, 0);
-            let ct = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-                .encrypt_padded_mut::<Pkcs7>(&mut buf, len)
-                .unwrap()
-                .to_vec();
-            b64.encode(ct)
-        };
-        let data = seal(r#"{"phoneNumber":"13800000000","watermark":{"appid":"wxmp","timestamp":1}}"#);
-        let (k, v) = (b64.encode(key), b64.encode(iv));
-        let plain = decrypt_user_data(&k, &data, &v, "wxmp").unwrap();
-        assert_eq!(plain["phoneNumber"], "13800000000");
-        assert!(
-            decrypt_user_data(&k, &data, &v, "wxother").is_err(),
-            "another app's watermark"
-        );
-        assert!(
-            decrypt_user_data(&b64.encode([8u8; 16]), &data, &v, "wxmp").is_err(),
-            "another key"
-        );
-        assert!(decrypt_user_data(&k, &data, "short", "wxmp").is_err());
-        assert!(decrypt_user_data(&k, "!!!", &v, "wxmp").is_err());
-        assert!(
-            decrypt_user_data(&k, &seal("[1]"), &v, "wxmp").is_err(),
-            "not an object"
-        );
-    }
-
-    #[test]
-    fn rids_are_read_from_wechats_message() {
-        let e = UpstreamError::WeChat {
-            errcode: 40029,
-            errmsg: "invalid code rid: 6612-abc".into(),
-        };
-        assert_eq!(rid_of(&e).as_deref(), Some("6612-abc"));
-        assert_eq!(rid_of(&UpstreamError::Status(500)), None);
-    }
-}
+mod tests;
