@@ -25,6 +25,7 @@
 //! vectors), `?signature&timestamp&nonce&encrypt_type=aes&msg_signature`.
 
 mod media;
+pub mod messages;
 mod push;
 mod routes;
 pub mod rules;
