@@ -33,11 +33,11 @@ pub fn routes() -> Router<AppState> {
         .route("/callback/suite/{suite_id}", get(suite_verify_url).post(pushed))
 }
 
-fn xml_error(e: XmlError) -> ApiError {
+pub(crate) fn xml_error(e: XmlError) -> ApiError {
     ApiError::invalid(e.to_string())
 }
 
-fn unauthorized(message: impl Into<String>) -> ApiError {
+pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
@@ -83,13 +83,7 @@ async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encryp
     else {
         return Err(unauthorized("msg_signature, timestamp and nonce are required"));
     };
-    let ts: i64 = timestamp
-        .parse()
-        .map_err(|_| unauthorized("timestamp is not a number"))?;
-    // abs_diff: no overflow whatever the timestamp.
-    if st.service.engine.now().timestamp().abs_diff(ts) > st.callback_max_skew_secs.unsigned_abs() {
-        return Err(unauthorized("timestamp outside the accepted window"));
-    }
+    check_time(st, timestamp)?;
     let bad_signature = || unauthorized("msg_signature does not match");
     // An account wetoken does not know answers like a bad signature: no
     // oracle for which accounts exist (SPEC §4).
@@ -105,7 +99,20 @@ async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encryp
     })
 }
 
-fn success() -> Response {
+/// A callback's `timestamp` within `WETOKEN_CALLBACK_MAX_SKEW_SECS` of now
+/// (SPEC §5), else 401.
+pub(crate) fn check_time(st: &AppState, timestamp: &str) -> Result<(), ApiError> {
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| unauthorized("timestamp is not a number"))?;
+    // abs_diff: no overflow whatever the timestamp.
+    if st.service.engine.now().timestamp().abs_diff(ts) > st.callback_max_skew_secs.unsigned_abs() {
+        return Err(unauthorized("timestamp outside the accepted window"));
+    }
+    Ok(())
+}
+
+pub(crate) fn success() -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "success").into_response()
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod legacy;
+mod messages;
 pub mod openapi;
 mod ops;
 mod platforms;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(compat::routes())
         .merge(legacy::routes())
         .merge(callback::routes())
+        .merge(messages::routes())
         .merge(ops::routes())
         .merge(console::routes())
         .merge(proxy::routes())

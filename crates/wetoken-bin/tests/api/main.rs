@@ -16,6 +16,7 @@ mod events;
 mod helpers;
 mod limits;
 mod master_key;
+mod messages;
 mod openapi;
 mod proxy;
 mod receiver;

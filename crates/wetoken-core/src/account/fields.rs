@@ -73,8 +73,28 @@ use FieldKind::{AesKey, AgentId as Agent, Ident as Id, Secret as Sec, TokenApi a
 /// order they are checked.
 pub fn new_account_fields(kind: AccountKind) -> &'static [FieldSpec] {
     match kind {
-        AccountKind::Mp => const { &[req("appid", Id), req("secret", Sec), opt("token_api", Api)] },
-        AccountKind::Work => const { &[req("corpid", Id), req("agentid", Agent), req("secret", Sec)] },
+        AccountKind::Mp => {
+            const {
+                &[
+                    req("appid", Id),
+                    req("secret", Sec),
+                    opt("token_api", Api),
+                    opt("token", Sec),
+                    opt("aes_key", AesKey),
+                ]
+            }
+        }
+        AccountKind::Work => {
+            const {
+                &[
+                    req("corpid", Id),
+                    req("agentid", Agent),
+                    req("secret", Sec),
+                    opt("token", Sec),
+                    opt("aes_key", AesKey),
+                ]
+            }
+        }
         AccountKind::Component => {
             const {
                 &[
@@ -113,8 +133,18 @@ pub fn new_account_fields(kind: AccountKind) -> &'static [FieldSpec] {
 /// The fields changing an account of `kind` reads (all optional).
 pub fn patch_fields(kind: AccountKind) -> &'static [FieldSpec] {
     match kind {
-        AccountKind::Mp => const { &[opt("secret", Sec), opt("token_api", Api)] },
-        AccountKind::Work | AccountKind::Provider => const { &[opt("secret", Sec)] },
+        AccountKind::Mp => {
+            const {
+                &[
+                    opt("secret", Sec),
+                    opt("token_api", Api),
+                    opt("token", Sec),
+                    opt("aes_key", AesKey),
+                ]
+            }
+        }
+        AccountKind::Work => const { &[opt("secret", Sec), opt("token", Sec), opt("aes_key", AesKey)] },
+        AccountKind::Provider => const { &[opt("secret", Sec)] },
         AccountKind::Component | AccountKind::Suite => {
             const { &[opt("secret", Sec), opt("token", Sec), opt("aes_key", AesKey)] }
         }

@@ -38,6 +38,7 @@ mod failure;
 mod fetch;
 mod flight;
 mod lease;
+pub mod messages;
 pub mod overview;
 mod read;
 pub mod scheduler;
@@ -67,7 +68,7 @@ pub use engine::CredentialEngine;
 use engine::Inner;
 pub use fetch::TokenCall;
 pub use lease::ATTEMPTS_PER_LEASE;
-pub use services::{Accounts, Console, Custody, Events, Platforms, Services, SignIn};
+pub use services::{Accounts, Console, Custody, Events, Messages, Platforms, Services, SignIn};
 pub use views::{
     AccountFilter, AccountView, AuthorizerEntry, ChildStatus, CorpEntry, CredentialView, ErrorView, Issued, KeyView,
     Page,

@@ -68,6 +68,14 @@ pub struct SignIn {
     pub(super) purged_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// Users' messages and events pushed to an account's receiving URL
+/// (SPEC §14; see `messages`).
+#[derive(Clone)]
+pub struct Messages {
+    pub(super) engine: CredentialEngine,
+    pub(super) events: Arc<dyn EventStore>,
+}
+
 /// The front door: the engine and the services around it, assembled once
 /// over one store. Cheap to clone.
 #[derive(Clone)]
@@ -79,6 +87,7 @@ pub struct Services {
     pub console: Console,
     pub custody: Custody,
     pub signin: SignIn,
+    pub messages: Messages,
 }
 
 impl Services {
@@ -125,6 +134,10 @@ impl Services {
                 sessions: store.clone(),
             },
             custody: custody.clone(),
+            messages: Messages {
+                engine: e(),
+                events: store.clone(),
+            },
             signin: SignIn {
                 engine: e(),
                 keys: store,

@@ -362,6 +362,19 @@ pub(super) fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
             )],
         ),
         (
+            "/callback/mp/{appid}",
+            "callbacks",
+            vec![
+                ("get", "WeChat's check of an account's message URL (plain signature, echostr back)", None, "200"),
+                (
+                    "post",
+                    "users' messages and events of an account: plaintext, compatible or safe mode, XML or JSON; one event each",
+                    None,
+                    "200",
+                ),
+            ],
+        ),
+        (
             "/callback/component/{component_appid}/authorized",
             "callbacks",
             read("the landing page after authorization"),

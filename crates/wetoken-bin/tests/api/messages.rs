@@ -1,0 +1,171 @@
+//! SPEC §14: users' messages and events reach business systems through
+//! wetoken, which holds the account's Token and EncodingAESKey. The
+//! simulator pushes as WeChat does (its modes, formats, timeout and
+//! retries).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wetoken_sim::messages::{Answered, Format, Message, Mode, Receiver, Reply};
+
+use crate::helpers::*;
+
+const APPID: &str = "wxmessages0001";
+const TOKEN: &str = "msgtoken";
+const AES: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+
+async fn server_with_receiver(sim: &wetoken_sim::Sim) -> TestServer {
+    sim.add_app(APPID, "s");
+    let srv = spawn(sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind": "mp", "appid": APPID, "secret": "s", "token": TOKEN, "aes_key": AES})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    srv
+}
+
+fn receiver(srv: &TestServer, mode: Mode, format: Format) -> Receiver {
+    Receiver::mp(
+        &format!("{}/callback/mp/{APPID}", srv.url),
+        TOKEN,
+        AES,
+        APPID,
+        mode,
+        format,
+    )
+}
+
+async fn events(srv: &TestServer, kind: &str) -> Vec<Value> {
+    let (s, v) = srv
+        .get(&format!("/v1/events?type={kind}&account=mp:{APPID}"), Some(ADMIN))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+/// Every mode (plaintext, compatible, safe) in both formats (XML, JSON):
+/// answered `success` at the first attempt, one `message.text` event each
+/// with the message's fields; WeChat's retries of a push are that one
+/// event; an event is deduplicated by its sender and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_and_format_is_one_event_per_message() {
+    let sim = sim().await;
+    let srv = server_with_receiver(&sim).await;
+    let cases = [
+        (Mode::Plaintext, Format::Xml),
+        (Mode::Compatible, Format::Xml),
+        (Mode::Safe, Format::Xml),
+        (Mode::Plaintext, Format::Json),
+        (Mode::Compatible, Format::Json),
+        (Mode::Safe, Format::Json),
+    ];
+    for (i, (mode, format)) in cases.into_iter().enumerate() {
+        let m = Message::text(
+            "gh_test",
+            "oUser1",
+            &format!("你好 {i}"),
+            1000 + i as u64,
+            sim.now_secs(),
+        );
+        let r = receiver(&srv, mode, format);
+        for _ in 0..2 {
+            // The second is a retry of the same push.
+            let d = sim.push_to(&r, &m).await;
+            assert_eq!(d.reply, Reply::None, "{mode:?} {format:?}: {:?}", d.attempts);
+            assert_eq!(d.attempts.len(), 1, "{mode:?} {format:?}");
+        }
+    }
+    let got = events(&srv, "message.text").await;
+    assert_eq!(got.len(), cases.len(), "{got:#?}");
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!(e["account"], format!("mp:{APPID}"));
+        assert_eq!(e["data"]["Content"], format!("你好 {i}"), "{e}");
+        assert_eq!(e["data"]["FromUserName"], "oUser1");
+    }
+    assert!(got[0]["data"]["xml"].is_string() && got[3]["data"]["json"].is_string());
+
+    let at = sim.now_secs();
+    for _ in 0..2 {
+        let d = sim
+            .push_to(
+                &receiver(&srv, Mode::Safe, Format::Xml),
+                &Message::event("gh_test", "oUser1", "subscribe", at),
+            )
+            .await;
+        assert_eq!(d.reply, Reply::None);
+    }
+    assert_eq!(events(&srv, "event.subscribe").await.len(), 1);
+}
+
+/// WeChat's check of the URL: the echostr back when the signature is the
+/// account's; a wrong one, an unknown account and an account without a
+/// token all answer alike (401), and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_wechat_with_the_accounts_token_gets_in() {
+    let sim = sim().await;
+    let srv = server_with_receiver(&sim).await;
+    srv.add_mp("wxnotoken00001", "s").await;
+    let ts = sim.now_secs().to_string();
+    let sign = |token: &str| wetoken_core::msgcrypt::sha1_sorted(&[token, &ts, "77"]);
+    let verify = |appid: &str, signature: String| {
+        let c = srv.client.clone();
+        let url = format!(
+            "{}/callback/mp/{appid}?signature={signature}&timestamp={ts}&nonce=77&echostr=4375120948345356249",
+            srv.url
+        );
+        async move {
+            let resp = c.get(url).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        verify(APPID, sign(TOKEN)).await,
+        (StatusCode::OK, "4375120948345356249".to_owned())
+    );
+    let (wrong, unknown, tokenless) = (
+        verify(APPID, sign("another")).await,
+        verify("wxnosuchapp001", sign(TOKEN)).await,
+        verify("wxnotoken00001", sign(TOKEN)).await,
+    );
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (wrong.clone(), wrong),
+        (unknown, tokenless),
+        "no oracle for which accounts exist"
+    );
+
+    // Pushes signed with another token: refused every time WeChat tries.
+    let forged = Receiver::mp(
+        &format!("{}/callback/mp/{APPID}", srv.url),
+        "another",
+        AES,
+        APPID,
+        Mode::Safe,
+        Format::Xml,
+    );
+    let d = sim
+        .push_to(&forged, &Message::text("gh_test", "oUser1", "hi", 1, sim.now_secs()))
+        .await;
+    assert_eq!(d.reply, Reply::NoAnswer);
+    assert!(
+        d.attempts.iter().all(|(a, _)| matches!(a, Answered::Status(401, _))),
+        "{:?}",
+        d.attempts
+    );
+    let plain = Receiver::mp(
+        &format!("{}/callback/mp/{APPID}", srv.url),
+        "another",
+        AES,
+        APPID,
+        Mode::Plaintext,
+        Format::Xml,
+    );
+    let d = sim
+        .push_to(&plain, &Message::text("gh_test", "oUser1", "hi", 2, sim.now_secs()))
+        .await;
+    assert_eq!(d.reply, Reply::NoAnswer);
+    assert!(events(&srv, "message.*").await.is_empty());
+}
