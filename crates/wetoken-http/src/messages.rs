@@ -1,9 +1,14 @@
 //! Receiving URLs for users' messages and events (SPEC §14):
 //! `GET|POST /callback/mp/{appid}`, an Official Account's or Mini
 //! Program's server configuration, in each of WeChat's modes (plaintext,
-//! compatible, safe) and formats (XML, JSON). They authenticate with
-//! WeChat's signature over the account's `token` (and its `aes_key` for
-//! what is encrypted), never with a key. Order of checks: the id (400),
+//! compatible, safe) and formats (XML, JSON); `POST
+//! /callback/component/{c}/messages/{appid}`, a third-party platform's
+//! message URL (`…/messages/$APPID$` at WeChat; the platform's token and
+//! key); `GET|POST /callback/work/{corpid}/{agentid}`, a WeCom app's; `GET|POST
+//! /callback/suite/{suite_id}/data`, a suite's data callback (the receive id
+//! is the corp that installed it). They authenticate with WeChat's
+//! signature over the account's `token` (and its `aes_key` for what is
+//! encrypted; WeCom and the Open Platform always encrypt), never with a key. Order of checks: the id (400),
 //! the body within the limit (413), the timestamp window (401), the
 //! signature (401; an account without a token, or none at all, answers the
 //! same), then the message (400); it is recorded as one event however often
@@ -17,11 +22,11 @@ use axum::extract::{RawPathParams, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value};
 use wetoken_core::domain::AccountId;
 use wetoken_core::events::CallbackSource;
-use wetoken_core::msgcrypt::{CryptError, MsgCrypt, sha1_sorted};
+use wetoken_core::msgcrypt::{MsgCrypt, sha1_sorted};
 use wetoken_core::secret::ct_eq;
 use wetoken_core::service::ServiceError;
 use wetoken_core::service::messages::Pushed;
@@ -33,7 +38,17 @@ use crate::error::ApiError;
 use crate::extract::{AccountPath, RawQuery, read_body};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/callback/mp/{appid}", get(verify_url).post(pushed))
+    Router::new()
+        .route("/callback/mp/{appid}", get(verify_url).post(pushed))
+        .route("/callback/component/{component_appid}/messages/{appid}", post(pushed))
+        .route(
+            "/callback/work/{corpid}/{agentid}",
+            get(verify_encrypted_url).post(pushed),
+        )
+        .route(
+            "/callback/suite/{suite_id}/data",
+            get(verify_encrypted_url).post(pushed),
+        )
 }
 
 fn bad_signature() -> ApiError {
@@ -96,10 +111,54 @@ fn fields_of(text: &str) -> Result<(Map<String, Value>, bool), ApiError> {
     }
 }
 
-/// `POST /callback/mp/{appid}`: a user's message or event. With
-/// `encrypt_type=aes` (compatible and safe modes) its `Encrypt` is checked
-/// against `msg_signature` and opened; otherwise (plaintext mode) the
-/// request's `signature` is checked.
+/// `GET` of a WeCom receiving URL (`msg_signature`, `timestamp`, `nonce`,
+/// an encrypted `echostr`): the decrypted echostr back. A suite's data
+/// callback is checked with the provider's corpid as receive id, which
+/// wetoken need not know: its signature is what proves it.
+async fn verify_encrypted_url(
+    State(st): State<AppState>,
+    path: RawPathParams,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = AccountPath::id(&path)?;
+    let echostr = q
+        .get("echostr")
+        .filter(|e| !e.is_empty() && e.len() <= 1024)
+        .ok_or_else(|| ApiError::invalid("echostr is required"))?;
+    let (_, crypt) = receiver(&st, &id).await?;
+    let crypt = crypt.ok_or_else(bad_signature)?;
+    let (plain, receive_id) = open_any(&st, &crypt, &q, echostr)?;
+    if !matches!(id, AccountId::Suite { .. }) && receive_id != crypt.receive_id() {
+        return Err(unauthorized("the message is addressed to another corp"));
+    }
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
+}
+
+/// `msg_signature` over `encrypt` checked (and the timestamp window), then
+/// the plaintext and the receive id it was sealed for.
+fn open_any(
+    st: &AppState,
+    crypt: &MsgCrypt,
+    q: &HashMap<String, String>,
+    encrypt: &str,
+) -> Result<(String, String), ApiError> {
+    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
+    else {
+        return Err(unauthorized("msg_signature, timestamp and nonce are required"));
+    };
+    check_time(st, timestamp)?;
+    crypt
+        .verify(signature, timestamp, nonce, encrypt)
+        .map_err(|_| bad_signature())?;
+    crypt.decrypt_any(encrypt).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// `POST` of a receiving URL: a user's message or event. Encrypted (WeCom
+/// and the Open Platform always; an `mp` account with
+/// `encrypt_type=aes`, its compatible and safe modes): `Encrypt` checked
+/// against `msg_signature`, opened, its receive id checked; plaintext (an
+/// `mp` account's plaintext mode): the request's `signature` checked.
 async fn pushed(
     State(st): State<AppState>,
     path: RawPathParams,
@@ -112,8 +171,8 @@ async fn pushed(
     let bytes = read_body(body, st.max_body).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
     let (token, crypt) = receiver(&st, &id).await?;
-    let encrypted = q.get("encrypt_type").is_some_and(|t| t == "aes");
-    let plain = if encrypted {
+    let encrypted = !matches!(id, AccountId::Mp { .. }) || q.get("encrypt_type").is_some_and(|t| t == "aes");
+    let (plain, target) = if encrypted {
         let crypt = crypt.ok_or_else(bad_signature)?;
         let (envelope, _) = fields_of(text)?;
         let encrypt = envelope
@@ -121,21 +180,25 @@ async fn pushed(
             .and_then(Value::as_str)
             .filter(|e| !e.is_empty())
             .ok_or_else(|| ApiError::invalid("no Encrypt in the body"))?;
-        let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        let (Some(signature), Some(timestamp), Some(nonce)) =
-            (param("msg_signature"), param("timestamp"), param("nonce"))
-        else {
-            return Err(unauthorized("msg_signature, timestamp and nonce are required"));
+        let (plain, receive_id) = open_any(&st, &crypt, &q, encrypt)?;
+        let target = match &id {
+            // A suite's data callback: the corp it was sealed for.
+            AccountId::Suite { .. } => match st.service.messages.installed_corp(&id, &receive_id).await {
+                Ok(corp) => corp,
+                Err(ServiceError::NotFound(_)) => {
+                    return Err(unauthorized("the message is addressed to no corp of this suite"));
+                }
+                Err(e) => return Err(e.into()),
+            },
+            _ if receive_id != crypt.receive_id() => {
+                return Err(unauthorized("the message is addressed to another appid"));
+            }
+            _ => id.clone(),
         };
-        check_time(&st, timestamp)?;
-        crypt.open(signature, timestamp, nonce, encrypt).map_err(|e| match e {
-            CryptError::Signature => bad_signature(),
-            CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
-            other => ApiError::invalid(other.to_string()),
-        })?
+        (plain, target)
     } else {
         check_plain(&st, &token, &q)?;
-        text.to_owned()
+        (text.to_owned(), id.clone())
     };
     let (fields, xml) = fields_of(&plain)?;
     let msg = Pushed {
@@ -151,6 +214,6 @@ async fn pushed(
             body: text.to_owned(),
         },
     };
-    st.service.messages.received(&id, &msg).await?;
+    st.service.messages.received(&target, &msg).await?;
     Ok(success())
 }

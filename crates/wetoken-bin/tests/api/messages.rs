@@ -169,3 +169,138 @@ async fn only_wechat_with_the_accounts_token_gets_in() {
     assert_eq!(d.reply, Reply::NoAnswer);
     assert!(events(&srv, "message.*").await.is_empty());
 }
+
+/// A third-party platform's message URL (`…/messages/$APPID$` at WeChat):
+/// its authorizers' messages, sealed with the platform's token and key,
+/// are events of the authorizer; an appid that is not one of its
+/// authorizers is refused like a bad signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorizers_messages_come_through_its_platforms_url() {
+    const C: &str = "wxmsgcomponent";
+    const A: &str = "wxmsgauthz0001";
+    let sim = sim().await;
+    sim.add_component(C, "cs", TOKEN, AES);
+    let srv = spawn(&sim).await;
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"component","appid":C,"secret":"cs","token":TOKEN,"aes_key":AES})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    sim.push_verify_ticket(C, &format!("{}/callback/component/{C}", srv.url))
+        .await
+        .unwrap();
+    let refresh = sim.add_authorization(C, A);
+    let (s, v) = srv
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            Some(json!({"kind":"authorizer","component_appid":C,"appid":A,"refresh_token":refresh})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let url = |appid: &str| format!("{}/callback/component/{C}/messages/{appid}", srv.url);
+    let m = Message::text("gh_authz", "oFan1", "hello platform", 31, sim.now_secs());
+    let d = sim.push_to(&Receiver::open_platform(&url(A), TOKEN, AES, C), &m).await;
+    assert_eq!(d.reply, Reply::None, "{:?}", d.attempts);
+    let (_, v) = srv
+        .get(
+            &format!("/v1/events?type=message.text&account=authorizer:{C}:{A}"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(v["events"][0]["data"]["Content"], "hello platform", "{v}");
+    let d = sim
+        .push_to(&Receiver::open_platform(&url("wxnotauthz001"), TOKEN, AES, C), &m)
+        .await;
+    assert!(
+        d.attempts.iter().all(|(a, _)| matches!(a, Answered::Status(401, _))),
+        "{:?}",
+        d.attempts
+    );
+}
+
+/// A WeCom app's receiving URL (always encrypted, receive id the corpid)
+/// and a suite's data callback (the receive id is the corp that installed
+/// it, whose event it becomes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_apps_and_suites_data_callbacks() {
+    use wetoken_core::msgcrypt::MsgCrypt;
+    const CORP: &str = "wwmsgcorp0001";
+    const S: &str = "wwmsgsuite001";
+    let sim = sim().await;
+    sim.add_work_app(CORP, 1000002, "ws");
+    sim.add_suite(S, "ss", TOKEN, AES);
+    let srv = spawn(&sim).await;
+    for body in [
+        json!({"kind":"work","corpid":CORP,"agentid":"1000002","secret":"ws","token":TOKEN,"aes_key":AES}),
+        json!({"kind":"suite","suite_id":S,"secret":"ss","token":TOKEN,"aes_key":AES}),
+    ] {
+        let (s, v) = srv.post("/v1/accounts", Some(ADMIN), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // WeCom's check of the app's URL: the decrypted echostr.
+    let crypt = MsgCrypt::new(TOKEN, AES, CORP).unwrap();
+    let (ts, nonce) = (sim.now_secs().to_string(), "99");
+    let echostr = crypt.encrypt("5927782489442352469");
+    let url = format!("{}/callback/work/{CORP}/1000002", srv.url);
+    let resp = srv
+        .client
+        .get(&url)
+        .query(&[
+            ("msg_signature", crypt.signature(&ts, nonce, &echostr)),
+            ("timestamp", ts.clone()),
+            ("nonce", nonce.into()),
+            ("echostr", echostr),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "5927782489442352469");
+    let m = Message::text(CORP, "zhangsan", "你好企业微信", 41, sim.now_secs()).with("AgentID", json!(1000002));
+    let d = sim
+        .push_to(&Receiver::wecom(&url, TOKEN, AES, CORP, Some("1000002")), &m)
+        .await;
+    assert_eq!(d.reply, Reply::None, "{:?}", d.attempts);
+    let (_, v) = srv
+        .get(
+            &format!("/v1/events?type=message.text&account=work:{CORP}:1000002"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(v["events"][0]["data"]["Content"], "你好企业微信", "{v}");
+
+    // A corp installs the suite; its users' messages come to the data URL.
+    let callback = format!("{}/callback/suite/{S}", srv.url);
+    sim.push_suite_ticket(S, &callback).await.unwrap();
+    sim.install(S, "wwinstalled01", 1000007, &callback, false)
+        .await
+        .unwrap();
+    let data = format!("{}/callback/suite/{S}/data", srv.url);
+    let m = Message::text("wwinstalled01", "lisi", "第三方应用", 42, sim.now_secs()).with("AgentID", json!(1000007));
+    let d = sim
+        .push_to(
+            &Receiver::wecom(&data, TOKEN, AES, "wwinstalled01", Some("1000007")),
+            &m,
+        )
+        .await;
+    assert_eq!(d.reply, Reply::None, "{:?}", d.attempts);
+    let (_, v) = srv
+        .get(
+            &format!("/v1/events?type=message.text&account=corp:{S}:wwinstalled01"),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(v["events"][0]["data"]["Content"], "第三方应用", "{v}");
+    let d = sim
+        .push_to(&Receiver::wecom(&data, TOKEN, AES, "wwnotinstalled", Some("1")), &m)
+        .await;
+    assert!(
+        d.attempts.iter().all(|(a, _)| matches!(a, Answered::Status(401, _))),
+        "{:?}",
+        d.attempts
+    );
+}

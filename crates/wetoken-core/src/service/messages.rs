@@ -64,21 +64,36 @@ impl Pushed {
 }
 
 impl Messages {
-    /// The receiving URL's settings of account `id`: its token, and its
-    /// crypto when it has an `aes_key`. `NotFound` for an account without
-    /// a token (which, to a caller without a signature, looks the same as
-    /// one that does not exist).
+    /// The receiving URL's settings for pushes to account `id`: the token,
+    /// and the crypto when there is an `aes_key` — an `mp` account's or a
+    /// WeCom app's own, an authorizer's component's (the platform's message
+    /// URL), a suite's (its data callback, for every corp that installed
+    /// it: the receive id, the corp, is checked by the caller). `NotFound`
+    /// for an account without a token (which, to a caller without a
+    /// signature, looks the same as one that does not exist).
     pub async fn receiver(&self, id: &AccountId) -> Result<(String, Option<MsgCrypt>)> {
-        let receive_id = match id {
-            AccountId::Mp { appid } => appid.as_str(),
+        let (holder, receive_id) = match id {
+            AccountId::Mp { appid } => (id.clone(), appid.as_str()),
+            AccountId::Work { corpid, .. } => (id.clone(), corpid.as_str()),
+            AccountId::Authorizer { component_appid, .. } => (
+                AccountId::Component {
+                    appid: component_appid.clone(),
+                },
+                component_appid.as_str(),
+            ),
+            AccountId::Suite { suite_id } => (id.clone(), suite_id.as_str()),
             other => return Err(ServiceError::NotFound(format!("{other} has no message URL here"))),
         };
-        let a = self.engine.inner.account(id).await?;
+        if holder != *id {
+            // The authorizer itself must exist.
+            self.engine.inner.account(id).await?;
+        }
+        let a = self.engine.inner.account(&holder).await?;
         let token = a
             .secrets
             .token
             .as_ref()
-            .ok_or_else(|| ServiceError::NotFound(format!("{id} has no message token")))?
+            .ok_or_else(|| ServiceError::NotFound(format!("{holder} has no message token")))?
             .expose()
             .to_owned();
         let crypt = match &a.secrets.aes_key {
@@ -88,6 +103,21 @@ impl Messages {
             None => None,
         };
         Ok((token, crypt))
+    }
+
+    /// The corp of a suite's data callback, by the receive id a push was
+    /// sealed for: `NotFound` unless that corp installed the suite.
+    pub async fn installed_corp(&self, suite: &AccountId, corpid: &str) -> Result<AccountId> {
+        let AccountId::Suite { suite_id } = suite else {
+            return Err(ServiceError::NotFound(format!("{suite} is not a suite")));
+        };
+        let corpid = crate::domain::Ident::parse("corpid", corpid).map_err(|e| ServiceError::NotFound(e.0))?;
+        let corp = AccountId::Corp {
+            suite_id: suite_id.clone(),
+            corpid,
+        };
+        self.engine.inner.account(&corp).await?;
+        Ok(corp)
     }
 
     /// Records a verified push to account `id` as its event, once.

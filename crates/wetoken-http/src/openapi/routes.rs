@@ -375,6 +375,27 @@ pub(super) fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
             ],
         ),
         (
+            "/callback/component/{component_appid}/messages/{appid}",
+            "callbacks",
+            vec![("post", "an authorizer's users' messages and events, at the platform's message URL ($APPID$)", None, "200")],
+        ),
+        (
+            "/callback/work/{corpid}/{agentid}",
+            "callbacks",
+            vec![
+                ("get", "WeCom's check of an app's message URL", None, "200"),
+                ("post", "a WeCom app's users' messages and events (encrypted)", None, "200"),
+            ],
+        ),
+        (
+            "/callback/suite/{suite_id}/data",
+            "callbacks",
+            vec![
+                ("get", "WeCom's check of a suite's data callback URL", None, "200"),
+                ("post", "the users' messages and events of the corps that installed the suite", None, "200"),
+            ],
+        ),
+        (
             "/callback/component/{component_appid}/authorized",
             "callbacks",
             read("the landing page after authorization"),
