@@ -88,7 +88,9 @@ pub enum WebhookCommand {
         #[arg(long, value_delimiter = ',')]
         accounts: Option<Vec<String>>,
         /// json (signed event records), wechat (the original callback
-        /// re-posted) or wecom_bot (a WeCom group-robot message).
+        /// re-posted), wechat_plain (a user's message as WeChat posts it in
+        /// plaintext mode, signed with the webhook's secret as the token) or
+        /// wecom_bot (a WeCom group-robot message).
         #[arg(long, default_value = "json")]
         format: String,
     },

@@ -179,6 +179,10 @@ pub enum Format {
     Json,
     /// The original callback request, re-posted verbatim.
     Wechat,
+    /// A user's message re-posted as WeChat posts in plaintext mode, signed
+    /// with the webhook's secret as WeChat's Token (SPEC §14): an SDK's
+    /// plaintext-mode handler works with the secret as its token.
+    WechatPlain,
     /// A WeCom group-robot markdown message.
     WecomBot,
 }
@@ -188,9 +192,10 @@ impl Format {
         match s {
             "json" => Ok(Format::Json),
             "wechat" => Ok(Format::Wechat),
+            "wechat_plain" => Ok(Format::WechatPlain),
             "wecom_bot" => Ok(Format::WecomBot),
             other => Err(ParseError(format!(
-                "format {other:?} must be one of json, wechat, wecom_bot"
+                "format {other:?} must be one of json, wechat, wechat_plain, wecom_bot"
             ))),
         }
     }
@@ -199,6 +204,7 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Wechat => "wechat",
+            Format::WechatPlain => "wechat_plain",
             Format::WecomBot => "wecom_bot",
         }
     }
@@ -222,12 +228,28 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Whether this webhook takes `e`: its type and account match, and a
-    /// `wechat` webhook takes only events that came from a callback.
+    /// Whether this webhook takes `e`: its type and account match, a
+    /// `wechat` webhook takes only events that came from a callback, a
+    /// `wechat_plain` one only those that carry the message (`xml` or
+    /// `json` in their data).
     pub fn wants(&self, e: &Event) -> bool {
         self.events.iter().any(|p| p.matches(&e.kind))
             && self.accounts.iter().any(|p| p.covers(&e.account))
-            && (self.format != Format::Wechat || e.source.is_some())
+            && match self.format {
+                Format::Wechat => e.source.is_some(),
+                Format::WechatPlain => plain_message(e).is_some(),
+                Format::Json | Format::WecomBot => true,
+            }
+    }
+}
+
+/// The message an event carries, as WeChat wrote it, and whether it is
+/// XML (else JSON): what a `wechat_plain` webhook posts.
+pub fn plain_message(e: &Event) -> Option<(&str, bool)> {
+    match (e.data.get("xml"), e.data.get("json")) {
+        (Some(Value::String(x)), _) => Some((x, true)),
+        (_, Some(Value::String(j))) => Some((j, false)),
+        _ => None,
     }
 }
 

@@ -304,3 +304,71 @@ async fn wecom_apps_and_suites_data_callbacks() {
         d.attempts
     );
 }
+
+/// A `wechat_plain` webhook: the user's message re-posted as WeChat posts
+/// in plaintext mode, signed with the webhook's secret as the Token, so a
+/// plaintext-mode handler of any SDK works unchanged (wechatpy's
+/// `check_signature` and `parse_message` here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_plain_webhook_gets_the_message_as_a_plaintext_handler_would() {
+    let sim = sim().await;
+    let srv = server_with_receiver(&sim).await;
+    let rx = crate::receiver::Receiver::start().await;
+    let (s, hook) = srv
+        .post(
+            "/v1/webhooks",
+            Some(ADMIN),
+            Some(
+                json!({"name": "handler", "url": rx.url, "events": ["message.*", "event.*"],
+                        "accounts": [format!("mp:{APPID}")], "format": "wechat_plain"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let m = Message::text("gh_test", "oUser9", "明文处理器", 77, sim.now_secs());
+    let d = sim.push_to(&receiver(&srv, Mode::Safe, Format::Xml), &m).await;
+    assert_eq!(d.reply, Reply::None);
+    let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "delivered once");
+    let r = &got[0];
+    assert_eq!(
+        r.body,
+        m.render(Format::Xml).as_bytes(),
+        "the decrypted message as WeChat wrote it"
+    );
+    assert_eq!(r.header("content-type"), "text/xml");
+    let q: std::collections::HashMap<String, String> = url_params(&r.query);
+    assert_eq!(
+        q["signature"],
+        wetoken_core::msgcrypt::sha1_sorted(&[&secret, &q["timestamp"], &q["nonce"]]),
+        "signed with the webhook's secret as WeChat's Token"
+    );
+    assert_eq!(q["openid"], "oUser9");
+
+    if let Ok(python) = std::env::var("WETOKEN_TEST_PYTHON") {
+        use tokio::io::AsyncWriteExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/wechatpy_plain.py");
+        let mut child = tokio::process::Command::new(python)
+            .args([script, &secret, &r.query])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&r.body).await.unwrap();
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type": "text", "content": "明文处理器", "source": "oUser9", "id": 77})
+        );
+    } else {
+        eprintln!("wechatpy check NOT RUN: WETOKEN_TEST_PYTHON is not set (cargo xtask ci sets it)");
+    }
+}
+
+fn url_params(query: &str) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}

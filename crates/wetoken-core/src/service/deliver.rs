@@ -339,6 +339,40 @@ impl Events {
                     .header(CONTENT_TYPE, src.content_type.as_deref().unwrap_or("text/xml"))
                     .body(src.body.clone())
             }
+            Format::WechatPlain => {
+                let Some((message, xml)) = events::plain_message(e) else {
+                    return Err((None, "the event carries no message".to_owned()));
+                };
+                let secret = self
+                    .engine
+                    .inner
+                    .key
+                    .open(&w.secret, &secret_binding(&w.name))
+                    .map_err(|_| {
+                        (
+                            None,
+                            "the webhook's secret does not open with the master key".to_owned(),
+                        )
+                    })?;
+                // WeChat's plaintext mode: signature over the token (here
+                // the webhook's secret), timestamp and nonce.
+                let ts = self.engine.inner.now_ms().div_euclid(1000).to_string();
+                let nonce = rand::random::<u32>().to_string();
+                let mut query = vec![
+                    ("signature", crate::msgcrypt::sha1_sorted(&[&secret, &ts, &nonce])),
+                    ("timestamp", ts),
+                    ("nonce", nonce),
+                ];
+                if let Some(openid) = e.data.get("FromUserName").and_then(serde_json::Value::as_str) {
+                    query.push(("openid", openid.to_owned()));
+                }
+                http.post(&url)
+                    .query(&query)
+                    .header(CONTENT_TYPE, if xml { "text/xml" } else { "application/json" })
+                    .header("X-Wetoken-Event", &e.kind)
+                    .header("X-Wetoken-Delivery", e.id.to_string())
+                    .body(message.to_owned())
+            }
             Format::WecomBot => http.post(&url).json(&events::wecom_markdown(e)),
         };
         let mut response = request.send().await.map_err(|err| (None, describe(&err)))?;

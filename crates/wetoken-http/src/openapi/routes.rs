@@ -329,7 +329,7 @@ pub(super) fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
                             "name": {"type": "string"}, "url": {"type": "string"},
                             "events": {"type": "array", "items": {"type": "string"}},
                             "accounts": {"type": "array", "items": {"type": "string"}},
-                            "format": {"type": "string", "enum": ["json", "wechat", "wecom_bot"]},
+                            "format": {"type": "string", "enum": ["json", "wechat", "wechat_plain", "wecom_bot"]},
                         }}),
                     ),
                     "201",

@@ -102,7 +102,7 @@ pub(super) fn schemas() -> Value {
             "required": ["name", "url", "events", "accounts", "format", "created_at"], "properties": {
             "name": string, "url": {"type": "string", "description": "its query and userinfo redacted"},
             "events": strings, "accounts": strings,
-            "format": {"type": "string", "enum": ["json", "wechat", "wecom_bot"]},
+            "format": {"type": "string", "enum": ["json", "wechat", "wechat_plain", "wecom_bot"]},
             "created_at": time,
             "secret": {"type": "string", "description": "the signing secret, only in the answer that created it"},
         }},
