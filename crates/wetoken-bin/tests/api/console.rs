@@ -181,6 +181,14 @@ async fn forms_without_their_csrf_token_change_nothing() {
     srv.add_mp("wxcsrf", "s").await;
     let (cookie, _) = sign_in(&srv.url, ADMIN).await;
     let (_, _, body) = page(&srv.url, "/console/accounts/mp:wxcsrf", &cookie).await;
+    // SPEC §14: the account shows the URL WeChat pushes its messages to.
+    assert!(
+        body.contains(&format!(
+            "<code class=\"receiving-url\">{}/callback/mp/wxcsrf</code>",
+            srv.url
+        )),
+        "{body}"
+    );
     let csrf = csrf_of(&body);
     let (other_cookie, _) = sign_in(&srv.url, ADMIN).await;
     let (_, _, other_body) = page(&srv.url, "/console/", &other_cookie).await;

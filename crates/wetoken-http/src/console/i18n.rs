@@ -164,6 +164,15 @@ pub const ZH: &[(&str, &str)] = &[
     ("Authorize an account", "授权新账号"),
     ("Installed corps", "已安装的企业"),
     ("Quota, rid lookup, clear quota", "接口额度、rid 查询、额度清零"),
+    ("Receiving URLs", "接收地址"),
+    ("Message URL", "消息接收 URL"),
+    ("Authorization event URL", "授权事件接收 URL"),
+    ("Instruction URL", "指令回调 URL"),
+    ("Data URL", "数据回调 URL"),
+    (
+        "Set these at WeChat; what WeChat pushes there is checked and opened with this account's token and aes_key.",
+        "在微信后台填写以上地址；推送的内容用本账号的 token 与 aes_key 校验并解密。",
+    ),
     ("Rotate a secret", "更换密钥"),
     (
         "Only the fields you fill are changed. Secrets are never shown.",

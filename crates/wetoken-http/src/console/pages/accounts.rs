@@ -160,6 +160,37 @@ struct AccountPage {
     children: Vec<AccountRow>,
     children_q: String,
     children_next: Option<String>,
+    /// Where WeChat pushes for this account: (label, URL).
+    receiving: Vec<(&'static str, String)>,
+}
+
+/// The URLs to set at WeChat for account `id` (SPEC §5, §14), on this
+/// server's public URL.
+fn receiving_urls(public_url: &str, id: &AccountId) -> Vec<(&'static str, String)> {
+    let base = public_url.trim_end_matches('/');
+    match id {
+        AccountId::Mp { appid } => vec![("Message URL", format!("{base}/callback/mp/{appid}"))],
+        AccountId::Work { corpid, agentid } => {
+            vec![("Message URL", format!("{base}/callback/work/{corpid}/{agentid}"))]
+        }
+        AccountId::Authorizer { component_appid, appid } => vec![(
+            "Message URL",
+            format!("{base}/callback/component/{component_appid}/messages/{appid}"),
+        )],
+        AccountId::Corp { suite_id, .. } => vec![("Message URL", format!("{base}/callback/suite/{suite_id}/data"))],
+        AccountId::Component { appid } => vec![
+            ("Authorization event URL", format!("{base}/callback/component/{appid}")),
+            (
+                "Message URL",
+                format!("{base}/callback/component/{appid}/messages/$APPID$"),
+            ),
+        ],
+        AccountId::Suite { suite_id } => vec![
+            ("Instruction URL", format!("{base}/callback/suite/{suite_id}")),
+            ("Data URL", format!("{base}/callback/suite/{suite_id}/data")),
+        ],
+        AccountId::Provider { .. } => Vec::new(),
+    }
 }
 
 /// `GET /console/accounts/{id}[?q=&cursor=]`: the account, its
@@ -225,6 +256,7 @@ pub async fn account(
             .unwrap_or_default(),
         children_q,
         children_next,
+        receiving: receiving_urls(&st.public_url, &a.id),
         c,
     };
     html(StatusCode::OK, &page)
