@@ -329,8 +329,19 @@ async fn a_wechat_plain_webhook_gets_the_message_as_a_plaintext_handler_would() 
     let m = Message::text("gh_test", "oUser9", "明文处理器", 77, sim.now_secs());
     let d = sim.push_to(&receiver(&srv, Mode::Safe, Format::Xml), &m).await;
     assert_eq!(d.reply, Reply::None);
-    let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
-    assert_eq!(got.len(), 1, "delivered once");
+    // WeChat's retries of the push, then another message: two deliveries.
+    for _ in 0..3 {
+        sim.push_to(&receiver(&srv, Mode::Safe, Format::Xml), &m).await;
+    }
+    let next = Message::text("gh_test", "oUser9", "下一条", 78, sim.now_secs());
+    sim.push_to(&receiver(&srv, Mode::Safe, Format::Xml), &next).await;
+    let got = rx.wait_for(2, std::time::Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 2, "one delivery per message, retries included");
+    assert_eq!(
+        got[1].body,
+        next.render(Format::Xml).as_bytes(),
+        "the retries were not delivered"
+    );
     let r = &got[0];
     assert_eq!(
         r.body,
