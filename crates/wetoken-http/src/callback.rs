@@ -30,7 +30,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/callback/component/{component_appid}", post(pushed))
         .route("/callback/component/{component_appid}/authorized", get(landing))
-        .route("/callback/suite/{suite_id}", get(suite_verify_url).post(pushed))
+        // WeCom checks a suite's instruction URL as it checks its data URL:
+        // the echostr is sealed for the provider's corpid (contract-2 §B.6).
+        .route(
+            "/callback/suite/{suite_id}",
+            get(crate::messages::verify_encrypted_url).post(pushed),
+        )
 }
 
 pub(crate) fn xml_error(e: XmlError) -> ApiError {
@@ -144,22 +149,6 @@ async fn pushed(
     let at = create_time_ms(&st, &msg.fields);
     st.service.platforms.callback(&id, at, &msg).await?;
     Ok(success())
-}
-
-/// `GET /callback/suite/{s}?msg_signature&timestamp&nonce&echostr`: WeCom's
-/// URL verification. Answers the decrypted echostr as plain text.
-async fn suite_verify_url(
-    State(st): State<AppState>,
-    path: RawPathParams,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    let id = AccountPath::id(&path)?;
-    let echostr = q
-        .get("echostr")
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| ApiError::invalid("echostr is required"))?;
-    let plain = open(&st, &id, &q, echostr).await?;
-    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
 }
 
 #[derive(askama::Template)]

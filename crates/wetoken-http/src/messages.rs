@@ -112,10 +112,11 @@ fn fields_of(text: &str) -> Result<(Map<String, Value>, bool), ApiError> {
 }
 
 /// `GET` of a WeCom receiving URL (`msg_signature`, `timestamp`, `nonce`,
-/// an encrypted `echostr`): the decrypted echostr back. A suite's data
-/// callback is checked with the provider's corpid as receive id, which
-/// wetoken need not know: its signature is what proves it.
-async fn verify_encrypted_url(
+/// an encrypted `echostr`): the decrypted echostr back. A suite's URLs
+/// (instructions and data) are checked with the provider's corpid as
+/// receive id, which wetoken need not know: the signature is what proves
+/// them.
+pub(crate) async fn verify_encrypted_url(
     State(st): State<AppState>,
     path: RawPathParams,
     RawQuery(q): RawQuery,

@@ -273,6 +273,27 @@ async fn wecom_apps_and_suites_data_callbacks() {
         .await;
     assert_eq!(v["events"][0]["data"]["Content"], "你好企业微信", "{v}");
 
+    // WeCom checks a suite's URLs with the echostr sealed for the
+    // provider's corpid, which wetoken need not know.
+    let provider = MsgCrypt::new(TOKEN, AES, "wwprovider0001").unwrap();
+    let echostr = provider.encrypt("1616140317555161061");
+    for path in [format!("/callback/suite/{S}"), format!("/callback/suite/{S}/data")] {
+        let resp = srv
+            .client
+            .get(format!("{}{path}", srv.url))
+            .query(&[
+                ("msg_signature", provider.signature(&ts, nonce, &echostr)),
+                ("timestamp", ts.clone()),
+                ("nonce", nonce.into()),
+                ("echostr", echostr.clone()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(resp.text().await.unwrap(), "1616140317555161061", "{path}");
+    }
+
     // A corp installs the suite; its users' messages come to the data URL.
     let callback = format!("{}/callback/suite/{S}", srv.url);
     sim.push_suite_ticket(S, &callback).await.unwrap();

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 mod routes;
 mod schemas;
+mod signin;
 
 use routes::routes;
 use schemas::{answer_of, schemas};
