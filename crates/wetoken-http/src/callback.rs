@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use wetoken_core::domain::AccountId;
 use wetoken_core::events::CallbackSource;
-use wetoken_core::msgcrypt::CryptError;
+use wetoken_core::msgcrypt::MsgCrypt;
 use wetoken_core::service::ServiceError;
 use wetoken_core::service::callbacks::Callback;
 use wetoken_core::wxml::{self, XmlError};
@@ -67,29 +67,15 @@ async fn verify(
     let fields = wxml::fields(&plain).map_err(xml_error)?;
     Ok(Callback {
         fields,
-        source: CallbackSource {
-            query: uri.query().unwrap_or_default().to_owned(),
-            content_type: headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: text.to_owned(),
-        },
+        source: source_of(uri, headers, text),
         encrypted: encrypt.clone(),
         xml: plain,
     })
 }
 
 /// The timestamp window and the signature of `encrypt` (with the callback
-/// crypto of account `id`, read only then), then its plaintext.
+/// crypto of account `id`), then its plaintext, sealed for that account.
 async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encrypt: &str) -> Result<String, ApiError> {
-    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
-    else {
-        return Err(unauthorized("msg_signature, timestamp and nonce are required"));
-    };
-    check_time(st, timestamp)?;
-    let bad_signature = || unauthorized("msg_signature does not match");
     // An account wetoken does not know answers like a bad signature: no
     // oracle for which accounts exist (SPEC §4).
     let crypt = match st.service.platforms.callback_crypt(id).await {
@@ -97,11 +83,48 @@ async fn open(st: &AppState, id: &AccountId, q: &HashMap<String, String>, encryp
         Err(ServiceError::NotFound(_)) => return Err(bad_signature()),
         Err(e) => return Err(e.into()),
     };
-    crypt.open(signature, timestamp, nonce, encrypt).map_err(|e| match e {
-        CryptError::Signature => bad_signature(),
-        CryptError::ReceiveId => unauthorized("the message is addressed to another appid"),
-        other => ApiError::invalid(other.to_string()),
-    })
+    let (plain, receive_id) = open_any(st, &crypt, q, encrypt)?;
+    if receive_id != crypt.receive_id() {
+        return Err(unauthorized("the message is addressed to another appid"));
+    }
+    Ok(plain)
+}
+
+pub(crate) fn bad_signature() -> ApiError {
+    unauthorized("signature does not match")
+}
+
+/// `msg_signature` over `encrypt` checked (and the timestamp window), then
+/// the plaintext and the receive id it was sealed for (every encrypted
+/// push and URL check goes through here).
+pub(crate) fn open_any(
+    st: &AppState,
+    crypt: &MsgCrypt,
+    q: &HashMap<String, String>,
+    encrypt: &str,
+) -> Result<(String, String), ApiError> {
+    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
+    else {
+        return Err(unauthorized("msg_signature, timestamp and nonce are required"));
+    };
+    check_time(st, timestamp)?;
+    crypt
+        .verify(signature, timestamp, nonce, encrypt)
+        .map_err(|_| bad_signature())?;
+    crypt.decrypt_any(encrypt).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// The request as WeChat sent it (for `wechat` webhooks).
+pub(crate) fn source_of(uri: &Uri, headers: &HeaderMap, body: &str) -> CallbackSource {
+    CallbackSource {
+        query: uri.query().unwrap_or_default().to_owned(),
+        content_type: headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body.to_owned(),
+    }
 }
 
 /// A callback's `timestamp` within `WETOKEN_CALLBACK_MAX_SKEW_SECS` of now

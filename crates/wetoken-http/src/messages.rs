@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value};
 use wetoken_core::domain::AccountId;
-use wetoken_core::events::CallbackSource;
 use wetoken_core::msgcrypt::{MsgCrypt, sha1_sorted};
 use wetoken_core::secret::ct_eq;
 use wetoken_core::service::ServiceError;
@@ -33,7 +32,7 @@ use wetoken_core::service::messages::Pushed;
 use wetoken_core::wxml;
 
 use crate::AppState;
-use crate::callback::{check_time, success, unauthorized, xml_error};
+use crate::callback::{bad_signature, check_time, open_any, source_of, success, unauthorized, xml_error};
 use crate::error::ApiError;
 use crate::extract::{AccountPath, RawQuery, read_body};
 
@@ -49,10 +48,6 @@ pub fn routes() -> Router<AppState> {
             "/callback/suite/{suite_id}/data",
             get(verify_encrypted_url).post(pushed),
         )
-}
-
-fn bad_signature() -> ApiError {
-    unauthorized("signature does not match")
 }
 
 /// The account's token and crypto; an account wetoken does not know, or
@@ -135,26 +130,6 @@ pub(crate) async fn verify_encrypted_url(
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], plain).into_response())
 }
 
-/// `msg_signature` over `encrypt` checked (and the timestamp window), then
-/// the plaintext and the receive id it was sealed for.
-fn open_any(
-    st: &AppState,
-    crypt: &MsgCrypt,
-    q: &HashMap<String, String>,
-    encrypt: &str,
-) -> Result<(String, String), ApiError> {
-    let param = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let (Some(signature), Some(timestamp), Some(nonce)) = (param("msg_signature"), param("timestamp"), param("nonce"))
-    else {
-        return Err(unauthorized("msg_signature, timestamp and nonce are required"));
-    };
-    check_time(st, timestamp)?;
-    crypt
-        .verify(signature, timestamp, nonce, encrypt)
-        .map_err(|_| bad_signature())?;
-    crypt.decrypt_any(encrypt).map_err(|e| ApiError::invalid(e.to_string()))
-}
-
 /// `POST` of a receiving URL: a user's message or event. Encrypted (WeCom
 /// and the Open Platform always; an `mp` account with
 /// `encrypt_type=aes`, its compatible and safe modes): `Encrypt` checked
@@ -206,14 +181,7 @@ async fn pushed(
         fields,
         text: plain,
         xml,
-        source: CallbackSource {
-            query: uri.query().unwrap_or_default().to_owned(),
-            content_type: headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: text.to_owned(),
-        },
+        source: source_of(&uri, &headers, text),
     };
     st.service.messages.received(&target, &msg).await?;
     Ok(success())

@@ -9,6 +9,14 @@ use std::time::Duration;
 /// with one compare-and-refresh and one retry.
 pub const TOKEN_REJECTED: &[i64] = &[40001, 40014, 40082, 42001, 42009];
 
+/// The `rid` a WeChat error message names (`… rid: 6612-abc`), if it is
+/// one: at most 64 letters, digits and `-` (what `openapi/rid/get` takes).
+pub fn rid_in(errmsg: &str) -> Option<String> {
+    let rid = errmsg.rsplit_once("rid: ")?.1.trim();
+    (!rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| rid.to_owned())
+}
+
 /// Whether `errcode` says the token used was rejected ([`TOKEN_REJECTED`]).
 pub fn rejects_token(errcode: i64) -> bool {
     TOKEN_REJECTED.contains(&errcode)
@@ -57,6 +65,14 @@ impl UpstreamError {
         match self {
             UpstreamError::WeChat { errcode, .. } => *errcode,
             _ => -1,
+        }
+    }
+
+    /// The `rid` WeChat's answer named, if any ([`rid_in`]).
+    pub fn rid(&self) -> Option<String> {
+        match self {
+            UpstreamError::WeChat { errmsg, .. } => rid_in(errmsg),
+            _ => None,
         }
     }
 

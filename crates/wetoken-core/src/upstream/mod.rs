@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
-pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token};
+pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token, rid_in};
 pub use signin::{Session, UserToken};
 pub use transport::Transport;
 

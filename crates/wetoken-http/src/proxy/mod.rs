@@ -200,11 +200,7 @@ fn wechat_status(body: &[u8]) -> (Option<i64>, Option<String>) {
     let Ok(st) = serde_json::from_slice::<Status>(body) else {
         return (None, None);
     };
-    let rid = st.errmsg.as_deref().and_then(|m| {
-        let rid = m.rsplit_once("rid: ")?.1.trim();
-        (!rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            .then(|| rid.to_owned())
-    });
+    let rid = st.errmsg.as_deref().and_then(wetoken_core::upstream::rid_in);
     (Some(st.errcode.unwrap_or(0)), rid)
 }
 

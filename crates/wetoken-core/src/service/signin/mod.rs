@@ -99,10 +99,12 @@ enum Holder {
 }
 
 impl Holder {
-    fn component_appid(&self) -> Option<&str> {
+    /// WeChat's path of an exchange: `own` with the account's secret,
+    /// `component` with the component's token.
+    fn path(&self, own: &'static str, component: &'static str) -> &'static str {
         match self {
-            Holder::Component { component, .. } => Some(appid_of(component)),
-            Holder::Secret { .. } => None,
+            Holder::Secret { .. } => own,
+            Holder::Component { .. } => component,
         }
     }
 }
@@ -189,7 +191,7 @@ impl SignIn {
             Err(UpstreamError::Timeout(_)) => (504, None),
             Err(e) => (502, Some(e.errcode())),
         };
-        let rid = result.as_ref().err().and_then(rid_of);
+        let rid = result.as_ref().err().and_then(UpstreamError::rid);
         let record = CallRecord {
             key: caller.key,
             account: id,
@@ -221,10 +223,7 @@ impl SignIn {
         check_text("js_code", js_code, 256)?;
         let holder = self.holder(id).await?;
         let up = &self.engine.inner.upstream;
-        let path = match holder {
-            Holder::Secret { .. } => "/sns/jscode2session",
-            Holder::Component { .. } => "/sns/component/jscode2session",
-        };
+        let path = holder.path("/sns/jscode2session", "/sns/component/jscode2session");
         let session: Session = self
             .exchange(
                 caller,
@@ -405,11 +404,7 @@ impl SignIn {
         check_text("code", code, 512)?;
         let holder = self.holder(id).await?;
         let up = &self.engine.inner.upstream;
-        let path = if holder.component_appid().is_some() {
-            "/sns/oauth2/component/access_token"
-        } else {
-            "/sns/oauth2/access_token"
-        };
+        let path = holder.path("/sns/oauth2/access_token", "/sns/oauth2/component/access_token");
         self.exchange(
             caller,
             id,
@@ -452,11 +447,7 @@ impl SignIn {
             _ => self.holder(id).await?,
         };
         let up = &self.engine.inner.upstream;
-        let path = if holder.component_appid().is_some() {
-            "/sns/oauth2/component/refresh_token"
-        } else {
-            "/sns/oauth2/refresh_token"
-        };
+        let path = holder.path("/sns/oauth2/refresh_token", "/sns/oauth2/component/refresh_token");
         self.exchange(
             caller,
             id,
@@ -478,17 +469,6 @@ impl SignIn {
         )
         .await
     }
-}
-
-/// The `rid` WeChat's error message names, if any.
-fn rid_of(e: &UpstreamError) -> Option<String> {
-    let m = match e {
-        UpstreamError::WeChat { errmsg, .. } => errmsg,
-        _ => return None,
-    };
-    let rid = m.rsplit_once("rid: ")?.1.trim();
-    (!rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .then(|| rid.to_owned())
 }
 
 #[cfg(test)]

@@ -52,6 +52,6 @@ fn rids_are_read_from_wechats_message() {
         errcode: 40029,
         errmsg: "invalid code rid: 6612-abc".into(),
     };
-    assert_eq!(rid_of(&e).as_deref(), Some("6612-abc"));
-    assert_eq!(rid_of(&UpstreamError::Status(500)), None);
+    assert_eq!(e.rid().as_deref(), Some("6612-abc"));
+    assert_eq!(UpstreamError::Status(500).rid(), None);
 }
