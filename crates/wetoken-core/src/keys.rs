@@ -68,6 +68,36 @@ impl Pattern {
             Pattern::WithChildren(p) => p == id || id.parent().as_ref() == Some(p),
         }
     }
+
+    /// Whether some account is covered by both patterns (accounts nest one
+    /// level: a component's or a suite's children have none).
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        match (self, other) {
+            (Pattern::All, _) | (_, Pattern::All) => true,
+            (Pattern::Exact(a), p) | (p, Pattern::Exact(a)) => p.covers(a),
+            (Pattern::WithChildren(a), Pattern::WithChildren(b)) => self.covers(b) || other.covers(a),
+        }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn patterns_overlap_when_one_account_is_in_both() {
+    let p = |s: &str| Pattern::parse(s).unwrap();
+    for (a, b, both) in [
+        ("*", "mp:wx1", true),
+        ("mp:wx1", "mp:wx1", true),
+        ("mp:wx1", "mp:wx2", false),
+        ("component:wxc/*", "authorizer:wxc:wxa", true),
+        ("component:wxc/*", "component:wxc", true),
+        ("component:wxc/*", "authorizer:wxd:wxa", false),
+        ("component:wxc/*", "component:wxd/*", false),
+        ("component:wxc/*", "authorizer:wxc:wxa/*", true),
+        ("suite:s1/*", "mp:wx1", false),
+    ] {
+        assert_eq!(p(a).overlaps(&p(b)), both, "{a} {b}");
+        assert_eq!(p(b).overlaps(&p(a)), both, "{b} {a}");
+    }
 }
 
 impl std::fmt::Display for Pattern {

@@ -174,6 +174,7 @@ pub(crate) struct NewWebhook {
     pub events: Option<Vec<String>>,
     pub accounts: Option<Vec<String>>,
     pub format: Option<String>,
+    pub reply: Option<bool>,
 }
 
 pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiError> {
@@ -185,6 +186,7 @@ pub(crate) fn webhook_request(body: NewWebhook) -> Result<WebhookRequest, ApiErr
             .ok_or_else(|| ApiError::invalid("events: is required, a list of event type patterns"))?,
         accounts: body.accounts,
         format: body.format,
+        reply: body.reply.unwrap_or(false),
     })
 }
 

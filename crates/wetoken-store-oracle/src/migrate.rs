@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "audit", include_str!("../migrations/0005_audit.sql")),
     (6, "custody", include_str!("../migrations/0006_custody.sql")),
     (7, "signin", include_str!("../migrations/0007_signin.sql")),
+    (8, "replies", include_str!("../migrations/0008_replies.sql")),
 ];
 
 /// The DDL for a DBA, for `install-schema --print`.

@@ -136,6 +136,7 @@ fn webhook_from(r: &dyn Columns) -> StoreResult<WebhookRow> {
         secret: required(r.text(5)?, "wt_webhooks", "secret")?,
         cursor_id: required(r.int(6)?, "wt_webhooks", "cursor_id")?,
         created_at: required(r.int(7)?, "wt_webhooks", "created_at")?,
+        reply: required(r.int(8)?, "wt_webhooks", "reply")?,
     })
 }
 

@@ -403,3 +403,35 @@ async fn a_wechat_plain_webhook_gets_the_message_as_a_plaintext_handler_would() 
 fn url_params(query: &str) -> std::collections::HashMap<String, String> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
+
+/// At most one reply webhook covers any account (SPEC §14): one whose
+/// accounts overlap another reply webhook's is 409; a plain webhook on the
+/// same accounts is fine; a WeCom robot cannot reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reply_webhook_per_account() {
+    let sim = sim().await;
+    let srv = server_with_receiver(&sim).await;
+    let hook = |name: &str, accounts: Value, format: &str, reply: bool| {
+        json!({"name": name, "url": "https://app.example.com/wechat", "events": ["message.*"],
+               "accounts": accounts, "format": format, "reply": reply})
+    };
+    let create = |body: Value| srv.post("/v1/webhooks", Some(ADMIN), Some(body));
+    let (s, v) = create(hook("answers", json!([format!("mp:{APPID}")]), "wechat_plain", true)).await;
+    assert_eq!((s, &v["reply"]), (StatusCode::CREATED, &json!(true)), "{v}");
+    for (name, accounts) in [("everyone", json!(["*"])), ("same", json!([format!("mp:{APPID}")]))] {
+        let (s, v) = create(hook(name, accounts, "json", true)).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{name}: {v}");
+    }
+    let (s, v) = create(hook(
+        "elsewhere",
+        json!(["mp:wxanother0001", "component:wxc/*"]),
+        "json",
+        true,
+    ))
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = create(hook("listener", json!(["*"]), "json", false)).await;
+    assert_eq!((s, &v["reply"]), (StatusCode::CREATED, &json!(false)), "{v}");
+    let (s, v) = create(hook("robot", json!(["mp:wxrobot00001"]), "wecom_bot", true)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}

@@ -225,6 +225,9 @@ pub struct Webhook {
     pub created_at: i64,
     /// The last event id handed to this webhook's deliveries.
     pub cursor: i64,
+    /// Whether it answers pushed messages synchronously (SPEC §14): at most
+    /// one such webhook covers any account.
+    pub reply: bool,
 }
 
 impl Webhook {

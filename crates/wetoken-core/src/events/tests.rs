@@ -96,6 +96,7 @@ fn wechat_webhooks_take_only_callback_events() {
         secret: Sealed::from_stored("x"),
         created_at: 0,
         cursor: 0,
+        reply: false,
     };
     assert!(!w.wants(&e));
     e.source = Some(CallbackSource {

@@ -38,6 +38,8 @@ pub struct WebhookRequest {
     pub accounts: Option<Vec<String>>,
     /// `json` when absent.
     pub format: Option<String>,
+    /// A reply webhook (SPEC §14): `false` when absent.
+    pub reply: bool,
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> ServiceError {
@@ -120,6 +122,9 @@ impl WebhookRequest {
             None => Format::Json,
             Some(f) => Format::parse(f).map_err(|e| invalid("format", e.0))?,
         };
+        if self.reply && format == Format::WecomBot {
+            return Err(invalid("reply", "a wecom_bot webhook cannot reply to WeChat"));
+        }
         Ok(Webhook {
             name: self.name.clone(),
             url: self.url.clone(),
@@ -129,6 +134,7 @@ impl WebhookRequest {
             secret,
             created_at: now,
             cursor: 0,
+            reply: self.reply,
         })
     }
 }
@@ -172,6 +178,18 @@ impl Events {
         let now = self.engine.inner.now_ms();
         let sealed = self.engine.inner.key.seal(&secret, &secret_binding(&req.name));
         let mut w = req.parse(sealed, now)?;
+        if w.reply {
+            // At most one reply webhook covers any account (SPEC §14).
+            for other in self.events.webhooks().await?.iter().filter(|o| o.reply) {
+                let clash = w.accounts.iter().find(|a| other.accounts.iter().any(|b| a.overlaps(b)));
+                if let Some(a) = clash {
+                    return Err(ServiceError::Conflict(format!(
+                        "reply webhook {} already covers accounts of {a}: at most one reply webhook covers an account",
+                        other.name
+                    )));
+                }
+            }
+        }
         w.url = self
             .engine
             .inner

@@ -262,6 +262,7 @@ pub(super) fn routes() -> Vec<(&'static str, &'static str, Vec<Method>)> {
                             "events": {"type": "array", "items": {"type": "string"}},
                             "accounts": {"type": "array", "items": {"type": "string"}},
                             "format": {"type": "string", "enum": ["json", "wechat", "wechat_plain", "wecom_bot"]},
+                            "reply": {"type": "boolean"},
                         }}),
                     ),
                     "201",

@@ -99,10 +99,11 @@ pub(super) fn schemas() -> Value {
         }},
         "EventPage": page("events", "Event"),
         "Webhook": {"type": "object", "additionalProperties": false,
-            "required": ["name", "url", "events", "accounts", "format", "created_at"], "properties": {
+            "required": ["name", "url", "events", "accounts", "format", "created_at", "reply"], "properties": {
             "name": string, "url": {"type": "string", "description": "its query and userinfo redacted"},
             "events": strings, "accounts": strings,
             "format": {"type": "string", "enum": ["json", "wechat", "wechat_plain", "wecom_bot"]},
+            "reply": {"type": "boolean", "description": "answers pushed messages while WeChat waits (SPEC §14)"},
             "created_at": time,
             "secret": {"type": "string", "description": "the signing secret, only in the answer that created it"},
         }},

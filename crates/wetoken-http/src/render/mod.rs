@@ -289,6 +289,8 @@ pub struct WebhookBody {
     pub events: Vec<String>,
     pub accounts: Vec<String>,
     pub format: &'static str,
+    /// Whether it answers pushed messages (SPEC §14).
+    pub reply: bool,
     pub created_at: String,
     /// The signing secret: only in the answer that created the webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,6 +304,7 @@ pub fn webhook(w: &Webhook) -> WebhookBody {
         events: w.events.iter().map(|p| p.as_str().to_owned()).collect(),
         accounts: w.accounts.iter().map(ToString::to_string).collect(),
         format: w.format.as_str(),
+        reply: w.reply,
         created_at: rfc3339(from_millis(w.created_at)),
         secret: None,
     }

@@ -132,6 +132,8 @@ pub struct WebhookRow {
     pub secret: String,
     pub cursor_id: i64,
     pub created_at: i64,
+    /// 1 for a reply webhook (SPEC §14).
+    pub reply: i64,
 }
 
 /// `wt_deliveries`, in [`crate::statements::DELIVERY_COLUMNS`] order.
@@ -353,6 +355,7 @@ impl WebhookRow {
             secret: w.secret.as_str().to_owned(),
             cursor_id: w.cursor,
             created_at: w.created_at,
+            reply: i64::from(w.reply),
         }
     }
 
@@ -379,6 +382,7 @@ impl WebhookRow {
             secret: Sealed::from_stored(self.secret),
             created_at: self.created_at,
             cursor: self.cursor_id,
+            reply: self.reply != 0,
         })
     }
 }

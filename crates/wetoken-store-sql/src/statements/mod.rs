@@ -25,7 +25,7 @@ pub const KEY_COLUMNS: &str = "name, hash, accounts, created_at";
 /// Columns of `wt_events`, in the order rows are read.
 pub const EVENT_COLUMNS: &str = "id, event_type, account_id, created_at, data, source";
 /// Columns of `wt_webhooks`, in the order rows are read.
-pub const WEBHOOK_COLUMNS: &str = "name, url, events, accounts, format, secret, cursor_id, created_at";
+pub const WEBHOOK_COLUMNS: &str = "name, url, events, accounts, format, secret, cursor_id, created_at, reply";
 /// Columns of `wt_audit`, in the order rows are read.
 pub const AUDIT_COLUMNS: &str = "id, called_at, key_name, account_id, method, path, status, errcode, rid";
 /// Columns of `wt_deliveries`, in the order rows are read.
@@ -317,7 +317,7 @@ impl Statements {
             // A new webhook starts at the newest committed event.
             insert_webhook: s(format!(
                 "INSERT INTO wt_webhooks ({WEBHOOK_COLUMNS}) \
-                 SELECT ?, ?, ?, ?, ?, ?, last_id, ? FROM wt_event_seq WHERE name = 'events'"
+                 SELECT ?, ?, ?, ?, ?, ?, last_id, ?, ? FROM wt_event_seq WHERE name = 'events'"
             )),
             select_webhooks: s(format!("SELECT {WEBHOOK_COLUMNS} FROM wt_webhooks ORDER BY name")),
             select_webhook: s(format!("SELECT {WEBHOOK_COLUMNS} FROM wt_webhooks WHERE name = ?")),

@@ -53,7 +53,8 @@ impl<B: Backend> EventStore for SqlStore<B> {
                 &r.accounts,
                 &r.format,
                 &r.secret,
-                r.created_at
+                r.created_at,
+                r.reply
             ];
             tx.execute(sql.insert_webhook, &b).await.map(drop)
         })

@@ -256,6 +256,7 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
         secret: sealed("v2:k:secret"),
         created_at: 7,
         cursor: 0,
+        reply: name.ends_with("-reply"),
     };
     s.append_events(&[event("t.before", "mp:conf_wh", 1)]).await.unwrap();
     let newest = s
@@ -283,6 +284,12 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
         "round-trips"
     );
     assert!(s.webhooks().await.unwrap().iter().any(|w| w.name == "conf-a"));
+    s.insert_webhook(&hook("conf-b-reply")).await.unwrap();
+    assert!(
+        s.webhook("conf-b-reply").await.unwrap().unwrap().reply,
+        "the reply flag round-trips"
+    );
+    assert!(!got.reply);
     // Re-sealing the secret: compare-and-set on what was read.
     assert!(
         s.reseal_webhook(&got, &sealed("v2:k2:secret"), &sealed("v2:k2:url"))

@@ -64,6 +64,8 @@ pub async fn create_webhook(State(st): State<AppState>, p: Posted) -> Response {
             events: split_list(p.get("events")),
             accounts: split_list(p.get("accounts")).filter(|a| !a.is_empty()),
             format: p.get("format").map(str::to_owned),
+            // Reply webhooks are made with the API for now (SPEC §14).
+            reply: None,
         })?;
         Ok::<_, ApiError>(st.service.events.create_webhook(&req).await?)
     };
