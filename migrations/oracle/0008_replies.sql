@@ -7,3 +7,6 @@
 
 ALTER TABLE wt_webhooks ADD (reply NUMBER(19) DEFAULT 0 NOT NULL);
 ALTER TABLE wt_deliveries ADD (reply CLOB, reply_ms NUMBER(19));
+
+-- The newest message or event of an account (the console's "last push").
+CREATE INDEX wt_events_account ON wt_events (account_id, id);

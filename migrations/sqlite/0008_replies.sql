@@ -6,3 +6,6 @@
 ALTER TABLE wt_webhooks ADD COLUMN reply BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wt_deliveries ADD COLUMN reply TEXT;
 ALTER TABLE wt_deliveries ADD COLUMN reply_ms BIGINT;
+
+-- The newest message or event of an account (the console's "last push").
+CREATE INDEX IF NOT EXISTS wt_events_account ON wt_events (account_id, id);

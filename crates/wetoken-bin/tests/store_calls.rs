@@ -15,8 +15,8 @@ use wetoken_core::secret::MasterKey;
 use wetoken_core::service::{ServiceConfig, Services};
 use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
-    AccountQuery, ApiKey, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget, KeyCheck,
-    PushWrite, RefreshWrite, Schema, Sealed, Store, StoreResult, StoredAccount, Verdict,
+    AccountQuery, ApiKey, Appended, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget,
+    KeyCheck, PushWrite, RefreshWrite, ReplyClaim, Schema, Sealed, Store, StoreResult, StoredAccount, Verdict,
 };
 use wetoken_core::upstream::{Upstream, UpstreamConfig};
 use wetoken_sim::{Sim, SimConfig};
@@ -251,9 +251,19 @@ impl EventStore for Counting {
         self.inner.append_events(events).await
     }
 
+    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended> {
+        self.count("append_message");
+        self.inner.append_message(event, claim).await
+    }
+
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
         self.count("events");
         self.inner.events(q).await
+    }
+
+    async fn last_message(&self, account: &AccountId) -> StoreResult<Option<Event>> {
+        self.count("last_message");
+        self.inner.last_message(account).await
     }
 
     async fn purge_events(&self, before: i64) -> StoreResult<u64> {

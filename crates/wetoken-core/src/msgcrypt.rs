@@ -97,6 +97,15 @@ impl MsgCrypt {
         &self.receive_id
     }
 
+    /// The same token and key for another receive id (a suite's data
+    /// callback seals for each corp).
+    pub fn for_receiver(&self, receive_id: &str) -> Self {
+        MsgCrypt {
+            receive_id: receive_id.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The msg_signature of a ciphertext.
     pub fn signature(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
         sha1_sorted(&[&self.token, timestamp, nonce, encrypt])
@@ -183,6 +192,13 @@ impl MsgCrypt {
         STANDARD.encode(ct)
     }
 
+    /// A passive reply sealed for WeChat (contract-2 §B.2): `Encrypt`,
+    /// `MsgSignature`, `TimeStamp`, `Nonce`, in XML or (a Mini Program's
+    /// JSON format) JSON.
+    pub fn seal_reply(&self, message: &str, timestamp: i64, nonce: &str, json: bool) -> String {
+        reply_envelope(&self.encrypt(message), &self.token, timestamp, nonce, json)
+    }
+
     /// The encrypted, signed envelope WeChat pushes (and a passive reply):
     /// `(query msg_signature, body)`. `outer` names the id element:
     /// `AppId` for Open Platform pushes, `ToUserName` otherwise.
@@ -194,6 +210,23 @@ impl MsgCrypt {
             id = self.receive_id
         );
         (signature, body)
+    }
+}
+
+/// The envelope of an encrypted passive reply, signed with `token`.
+pub fn reply_envelope(encrypt: &str, token: &str, timestamp: i64, nonce: &str, json: bool) -> String {
+    let ts = timestamp.to_string();
+    let signature = sha1_sorted(&[token, &ts, nonce, encrypt]);
+    if json {
+        serde_json::json!({"Encrypt": encrypt, "MsgSignature": signature, "TimeStamp": timestamp, "Nonce": nonce})
+            .to_string()
+    } else {
+        // A nonce WeChat sent is digits; CDATA cannot hold "]]>".
+        let nonce = nonce.replace("]]>", "");
+        format!(
+            "<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt><MsgSignature><![CDATA[{signature}]]></MsgSignature>\
+             <TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! the signatures and ciphertexts WeChat's own documents show, reproduced
 //! by `msgcrypt` (which the simulator's pushes and wetoken's callbacks use).
 
-use wetoken_core::msgcrypt::{MsgCrypt, sha1_sorted};
+use wetoken_core::msgcrypt::{MsgCrypt, reply_envelope, sha1_sorted};
 
 const MP_TOKEN: &str = "AAAAA";
 
@@ -55,6 +55,14 @@ fn mini_program_push_vectors() {
         c.signature("1713424427", "415670741", &reply),
         "1b9339964ed2e271e7c7b6ff2b0ef902fc94dea1"
     );
+    // The JSON envelope of the doc's example.
+    let envelope: serde_json::Value =
+        serde_json::from_str(&reply_envelope(&reply, MP_TOKEN, 1713424427, "415670741", true)).unwrap();
+    assert_eq!(
+        envelope,
+        serde_json::json!({"Encrypt": reply, "MsgSignature": "1b9339964ed2e271e7c7b6ff2b0ef902fc94dea1",
+            "TimeStamp": 1713424427, "Nonce": "415670741"})
+    );
 }
 
 #[test]
@@ -86,6 +94,14 @@ fn open_platform_push_vectors() {
     assert_eq!(
         c.signature("1713424427", "415670741", &reply),
         "03e0812039325c2712ef5f0f980fd14c70d6e307"
+    );
+    // The XML envelope, as the doc writes it.
+    assert_eq!(
+        reply_envelope(&reply, MP_TOKEN, 1713424427, "415670741", false),
+        format!(
+            "<xml><Encrypt><![CDATA[{reply}]]></Encrypt><MsgSignature><![CDATA[03e0812039325c2712ef5f0f980fd14c70d6e307]]>\
+             </MsgSignature><TimeStamp>1713424427</TimeStamp><Nonce><![CDATA[415670741]]></Nonce></xml>"
+        )
     );
 }
 

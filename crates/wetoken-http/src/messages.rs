@@ -148,15 +148,19 @@ async fn pushed(
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("the body is not UTF-8"))?;
     let (token, crypt) = receiver(&st, &id).await?;
     let encrypted = !matches!(id, AccountId::Mp { .. }) || q.get("encrypt_type").is_some_and(|t| t == "aes");
+    // How a reply is sealed: the crypt for the receive id the push was
+    // sealed for, in the envelope's format.
+    let mut sealing = None;
     let (plain, target) = if encrypted {
         let crypt = crypt.ok_or_else(bad_signature)?;
-        let (envelope, _) = fields_of(text)?;
+        let (envelope, xml_envelope) = fields_of(text)?;
         let encrypt = envelope
             .get("Encrypt")
             .and_then(Value::as_str)
             .filter(|e| !e.is_empty())
             .ok_or_else(|| ApiError::invalid("no Encrypt in the body"))?;
         let (plain, receive_id) = open_any(&st, &crypt, &q, encrypt)?;
+        sealing = Some((crypt.for_receiver(&receive_id), xml_envelope));
         let target = match &id {
             // A suite's data callback: the corp it was sealed for.
             AccountId::Suite { .. } => match st.service.messages.installed_corp(&id, &receive_id).await {
@@ -183,6 +187,41 @@ async fn pushed(
         xml,
         source: source_of(&uri, &headers, text),
     };
-    st.service.messages.received(&target, &msg).await?;
-    Ok(success())
+    let Some(reply) = st.service.messages.received(&target, &msg).await? else {
+        return Ok(success());
+    };
+    Ok(answer(&st, &reply, sealing, q.get("nonce").map_or("", String::as_str)))
+}
+
+/// A passive reply as WeChat takes it: empty as it is; sealed when the push was encrypted
+/// (in the envelope of the push's format, with its nonce) unless the
+/// reply webhook sealed it itself (a `wechat` webhook with the keys),
+/// else as it is.
+fn answer(st: &AppState, reply: &str, sealing: Option<(MsgCrypt, bool)>, nonce: &str) -> Response {
+    if reply.is_empty() {
+        return ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
+    }
+    let json = reply.starts_with('{');
+    let body = match sealing {
+        Some((crypt, xml_envelope)) if !fields_of(reply).is_ok_and(|(f, _)| f.contains_key("Encrypt")) => {
+            let now = st.service.engine.now_ms().div_euclid(1000);
+            let nonce = if nonce.is_empty() || nonce.len() > 64 {
+                rand::random::<u32>().to_string()
+            } else {
+                nonce.to_owned()
+            };
+            let body = crypt.seal_reply(reply, now, &nonce, !xml_envelope);
+            return ([(CONTENT_TYPE, content_type(!xml_envelope))], body).into_response();
+        }
+        _ => reply.to_owned(),
+    };
+    ([(CONTENT_TYPE, content_type(json))], body).into_response()
+}
+
+fn content_type(json: bool) -> &'static str {
+    if json {
+        "application/json"
+    } else {
+        "text/xml; charset=utf-8"
+    }
 }

@@ -387,5 +387,8 @@ impl Sim {
     }
 }
 
+mod release;
+pub use release::{ReleaseReport, TEST_ACCOUNTS};
+
 #[cfg(test)]
 mod tests;

@@ -152,6 +152,8 @@ fn delivery_from(r: &dyn Columns) -> StoreResult<DeliveryRow> {
         updated_at: required(r.int(6)?, "wt_deliveries", "updated_at")?,
         last_status: r.int(7)?,
         last_error: r.text(8)?,
+        reply: r.text(9)?,
+        reply_ms: r.int(10)?,
     })
 }
 

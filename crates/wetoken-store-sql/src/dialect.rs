@@ -52,3 +52,36 @@ pub(crate) fn number_placeholders(sql: &str, prefix: char) -> String {
     }
     out
 }
+
+/// `INSERT … ` of one row into `table` unless a row with the same `keys`
+/// exists (then nothing). Binds: the keys in order, then whatever `?`
+/// the other columns' value expressions hold, in order; `others` are
+/// `(column, value expression)`.
+pub fn insert_if_absent(d: Dialect, table: &str, keys: &[&str], others: &[(&str, &str)]) -> String {
+    let all: Vec<&str> = keys.iter().copied().chain(others.iter().map(|(c, _)| *c)).collect();
+    let columns = all.join(", ");
+    let values: Vec<&str> = keys.iter().map(|_| "?").chain(others.iter().map(|(_, v)| *v)).collect();
+    let values = values.join(", ");
+    match d {
+        Dialect::Sqlite | Dialect::Postgres => {
+            format!("INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
+        }
+        Dialect::MySql => format!("INSERT IGNORE INTO {table} ({columns}) VALUES ({values})"),
+        Dialect::Oracle => {
+            let using: Vec<String> = keys.iter().map(|k| format!("? {k}")).collect();
+            let on: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            let values: Vec<String> = keys
+                .iter()
+                .map(|k| format!("s.{k}"))
+                .chain(others.iter().map(|(_, v)| (*v).to_owned()))
+                .collect();
+            format!(
+                "MERGE INTO {table} t USING (SELECT {} FROM dual) s ON ({}) \
+                 WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({})",
+                using.join(", "),
+                on.join(" AND "),
+                values.join(", ")
+            )
+        }
+    }
+}

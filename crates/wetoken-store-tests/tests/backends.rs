@@ -103,6 +103,28 @@ async fn session_keys_are_purged_by_their_index() {
     }
 }
 
+/// An account's last push is read through the index on (account, id),
+/// never by a scan of every event (SPEC §14: the console shows it).
+#[tokio::test]
+async fn the_last_push_is_read_by_its_index() {
+    use wetoken_store_sql::{Dialect, Statements};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("last.db").display());
+    let store = wetoken_store_sqlite::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let statement = Statements::for_dialect(Dialect::Sqlite).select_last_message;
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}")))
+            .bind("mp:wx1")
+            .bind(1_i64)
+            .fetch_all(store.backend().pool())
+            .await
+            .unwrap();
+    let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+    assert!(text.iter().any(|t| t.contains("wt_events_account")), "{text:?}");
+    assert!(!text.iter().any(|t| t.starts_with("SCAN wt_events")), "{text:?}");
+}
+
 /// A row the service did not write (a hand edit, a newer version's value)
 /// is an error where it is read, never a default.
 #[tokio::test]

@@ -29,7 +29,7 @@ fn header(h: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> &str {
 
 /// Signs in with `key`: the session cookie (`name=value`) and the whole
 /// Set-Cookie line.
-async fn sign_in(base: &str, key: &str) -> (String, String) {
+pub(crate) async fn sign_in(base: &str, key: &str) -> (String, String) {
     let resp = raw()
         .post(format!("{base}/console/signin"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -62,7 +62,7 @@ fn csrf_of(html: &str) -> String {
         .to_owned()
 }
 
-async fn page(base: &str, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
+pub(crate) async fn page(base: &str, path: &str, cookie: &str) -> (StatusCode, HeaderMap, String) {
     let resp = raw()
         .get(format!("{base}{path}"))
         .header("cookie", cookie)

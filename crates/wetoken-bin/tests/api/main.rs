@@ -20,6 +20,7 @@ mod messages;
 mod openapi;
 mod proxy;
 mod receiver;
+mod replies;
 mod sandbox;
 mod signin;
 mod wecom;

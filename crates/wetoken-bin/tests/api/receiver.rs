@@ -1,5 +1,6 @@
 //! A real webhook receiver for tests: an axum server on a loopback port
-//! that records every request and answers as told (a status, or never).
+//! that records every request and answers as told (a status, a body, or
+//! never).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 /// What the receiver does with a request.
@@ -19,6 +21,8 @@ pub enum Answer {
     After(Duration, u16),
     /// Holds the request open and never answers.
     Hang,
+    /// 200 with this body after a delay (a reply webhook's reply).
+    Reply(Duration, &'static str),
 }
 
 /// One request as received.
@@ -54,7 +58,7 @@ pub struct Receiver {
     pub url: String,
 }
 
-async fn handle(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn handle(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let answer = {
         let mut i = r.inner.lock().unwrap();
         i.received.push(Received {
@@ -66,14 +70,18 @@ async fn handle(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: B
         i.script.pop_front().or(i.otherwise).unwrap_or(Answer::Status(200))
     };
     match answer {
-        Answer::Status(s) => StatusCode::from_u16(s).unwrap(),
+        Answer::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
         Answer::After(d, s) => {
             tokio::time::sleep(d).await;
-            StatusCode::from_u16(s).unwrap()
+            StatusCode::from_u16(s).unwrap().into_response()
         }
         Answer::Hang => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Answer::Reply(d, body) => {
+            tokio::time::sleep(d).await;
+            body.into_response()
         }
     }
 }

@@ -320,6 +320,11 @@ pub struct Delivery {
     pub updated_at: i64,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
+    /// What a reply webhook answered for WeChat (SPEC §14), when it was
+    /// used.
+    pub reply: Option<String>,
+    /// How long the synchronous call of a reply webhook took, ms.
+    pub reply_ms: Option<i64>,
 }
 
 /// The outcome of one attempt, written by the delivery's leaseholder.
@@ -334,6 +339,10 @@ pub struct AttemptWrite<'a> {
     pub updated_at: i64,
     pub last_status: Option<i64>,
     pub last_error: Option<&'a str>,
+    /// The reply a reply webhook gave in time (SPEC §14).
+    pub reply: Option<&'a str>,
+    /// How long a reply webhook's synchronous call took, ms.
+    pub reply_ms: Option<i64>,
 }
 
 /// Deliveries are retried for this long after they were created.

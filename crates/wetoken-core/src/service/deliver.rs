@@ -39,7 +39,7 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A delivery's lease: longer than an attempt, so that only a dead
 /// instance's attempt is ever taken over.
-const LEASE_MS: i64 = 15_000;
+pub(super) const LEASE_MS: i64 = 15_000;
 /// Attempts in flight per webhook in one instance.
 pub const PER_WEBHOOK: usize = 8;
 /// Events fanned out per transaction.
@@ -48,8 +48,8 @@ const FAN_OUT_BATCH: i64 = 500;
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// How often old events are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
-/// How much of an answer is read (a `wecom_bot` errcode).
-const ANSWER_LIMIT: usize = 64 * 1024;
+/// How much of an answer is read (a `wecom_bot` errcode, a reply).
+pub(super) const ANSWER_LIMIT: usize = 64 * 1024;
 
 /// The HTTP client of deliveries: redirects are not followed (a 3xx is a
 /// failed attempt).
@@ -105,7 +105,18 @@ impl Drop for Slot {
 }
 
 /// Why an attempt failed: the HTTP status if there was one, and what went wrong.
-type Failed = (Option<i64>, String);
+pub(super) type Failed = (Option<i64>, String);
+
+/// What a reply webhook's synchronous call adds to its delivery record.
+#[derive(Debug, Default)]
+pub(super) struct Replied {
+    /// The reply it gave.
+    pub reply: Option<String>,
+    /// How long the call took.
+    pub ms: Option<i64>,
+    /// Why a delivered answer was not used (late, not a reply).
+    pub note: Option<String>,
+}
 
 /// The running delivery worker of this process.
 pub struct DeliveryWorker {
@@ -256,7 +267,7 @@ impl Events {
     /// One attempt of a leased delivery, and its outcome recorded.
     async fn attempt(&self, w: &Webhook, d: &Delivery) {
         let outcome = match self.events.event(d.event_id).await {
-            Ok(Some(e)) => self.post(w, &e).await,
+            Ok(Some(e)) => self.post(w, &e).await.map(|(code, _)| code),
             Ok(None) => Err((None, "the event is no longer kept".to_owned())),
             Err(e) => {
                 // The lease runs out and the attempt is made again.
@@ -264,10 +275,22 @@ impl Events {
                 return;
             }
         };
+        self.record(w, d, outcome, Replied::default()).await;
+    }
+
+    /// Writes the outcome of an attempt of leased delivery `d` to `w`: done,
+    /// or due again with backoff, or failed after 24 h.
+    pub(super) async fn record(&self, w: &Webhook, d: &Delivery, outcome: Result<i64, Failed>, replied: Replied) {
         let now = self.engine.inner.now_ms();
         let attempts = d.attempts + 1;
         let (status, next_at, last_status, last_error, result) = match &outcome {
-            Ok(code) => (DeliveryStatus::Delivered, now, Some(*code), None, "delivered"),
+            Ok(code) => (
+                DeliveryStatus::Delivered,
+                now,
+                Some(*code),
+                replied.note.as_deref(),
+                "delivered",
+            ),
             Err((code, why)) => {
                 let jitter = rand::thread_rng().r#gen::<f64>();
                 match events::next_attempt(now, d.created_at, attempts, jitter) {
@@ -290,6 +313,8 @@ impl Events {
             updated_at: now,
             last_status,
             last_error,
+            reply: replied.reply.as_deref(),
+            reply_ms: replied.ms,
         };
         match self.events.record_attempt(&write).await {
             Ok(true) => {}
@@ -300,8 +325,10 @@ impl Events {
         }
     }
 
-    /// Posts one event to one webhook in its format.
-    async fn post(&self, w: &Webhook, e: &Event) -> std::result::Result<i64, Failed> {
+    /// Posts one event to one webhook in its format: the HTTP status, and
+    /// the answer's body (at most [`ANSWER_LIMIT`]) for a reply webhook or
+    /// a `wecom_bot` one.
+    pub(super) async fn post(&self, w: &Webhook, e: &Event) -> std::result::Result<(i64, String), Failed> {
         let http = &self.webhooks;
         let url = self
             .engine
@@ -380,23 +407,25 @@ impl Events {
         if !response.status().is_success() {
             return Err((Some(status), format!("HTTP {status}")));
         }
-        if w.format == Format::WecomBot {
-            let mut body = Vec::new();
+        let mut body = Vec::new();
+        if w.format == Format::WecomBot || w.reply {
             while let Some(chunk) = response.chunk().await.map_err(|err| (Some(status), describe(&err)))? {
                 body.extend_from_slice(&chunk);
                 if body.len() > ANSWER_LIMIT {
+                    // Cut: no longer a reply message nor a robot's JSON.
                     break;
                 }
             }
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
-                && let Some(code) = v.get("errcode").and_then(serde_json::Value::as_i64)
-                && code != 0
-            {
-                let msg = v.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or_default();
-                return Err((Some(status), format!("errcode {code}: {msg}")));
-            }
         }
-        Ok(status)
+        if w.format == Format::WecomBot
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(code) = v.get("errcode").and_then(serde_json::Value::as_i64)
+            && code != 0
+        {
+            let msg = v.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or_default();
+            return Err((Some(status), format!("errcode {code}: {msg}")));
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }
 

@@ -41,6 +41,8 @@ mod lease;
 pub mod messages;
 pub mod overview;
 mod read;
+pub mod release_test;
+pub mod replies;
 pub mod scheduler;
 mod services;
 pub mod sessions;
@@ -100,6 +102,10 @@ pub struct ServiceConfig {
     pub max_forced_per_day: u32,
     /// How long a user's session key is kept after a login (SPEC §13).
     pub session_key_ttl: Duration,
+    /// How long a push waits for its reply webhook (SPEC §14).
+    pub reply_budget: Duration,
+    /// Whether the Open Platform's release test is answered (SPEC §14).
+    pub release_test: bool,
 }
 
 impl Default for ServiceConfig {
@@ -119,6 +125,8 @@ impl Default for ServiceConfig {
             verify_ttl: Duration::from_secs(30),
             max_forced_per_day: 10,
             session_key_ttl: Duration::from_secs(259_200),
+            reply_budget: Duration::from_millis(4000),
+            release_test: true,
         }
     }
 }

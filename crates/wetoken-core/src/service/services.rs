@@ -74,6 +74,8 @@ pub struct SignIn {
 pub struct Messages {
     pub(super) engine: CredentialEngine,
     pub(super) events: Arc<dyn EventStore>,
+    /// Calls reply webhooks (see `replies`).
+    pub(super) delivery: Events,
 }
 
 /// The front door: the engine and the services around it, assembled once
@@ -100,6 +102,11 @@ impl Services {
     ) -> Self {
         let engine = CredentialEngine::new(store.clone(), upstream, clock, key, cfg);
         let e = || engine.clone();
+        let events = Events {
+            engine: e(),
+            webhooks: deliver::client(),
+            events: store.clone(),
+        };
         let custody = Custody {
             engine: e(),
             accounts: store.clone(),
@@ -118,11 +125,7 @@ impl Services {
                 accounts: store.clone(),
                 events: store.clone(),
             },
-            events: Events {
-                engine: e(),
-                webhooks: deliver::client(),
-                events: store.clone(),
-            },
+            events: events.clone(),
             console: Console {
                 engine: e(),
                 listing: Accounts {
@@ -137,6 +140,7 @@ impl Services {
             messages: Messages {
                 engine: e(),
                 events: store.clone(),
+                delivery: events,
             },
             signin: SignIn {
                 engine: e(),

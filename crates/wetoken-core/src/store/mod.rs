@@ -207,6 +207,30 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn delete_key(&self, name: &str) -> StoreResult<bool>;
 }
 
+/// A reply webhook's delivery to take with a pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyClaim<'a> {
+    pub webhook: &'a str,
+    pub owner: &'a str,
+    /// The lease, on the database's clock.
+    pub lease_ms: i64,
+    pub now: i64,
+}
+
+/// What [`EventStore::append_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The event's id: new, or the one a retry of the same push made.
+    pub event_id: i64,
+    /// Whether this call created it.
+    pub new: bool,
+    /// Whether this call took the reply webhook's delivery.
+    pub claimed: bool,
+    /// The reply webhook's delivery as it is now (taken by this call, or
+    /// for a retry of the push: answered already, or in other hands).
+    pub delivery: Option<Delivery>,
+}
+
 /// The outbox of events, webhooks and their deliveries.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -215,9 +239,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// transaction. An event whose `dedupe` is stored already is skipped
     /// (WeChat's retry of a callback).
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Commits a pushed message's event once (by its `dedupe`) and, when a
+    /// reply webhook wants it, takes that webhook's delivery of it for
+    /// `claim.owner` — created leased if absent, else leased if pending and
+    /// free — in one transaction (SPEC §14).
+    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended>;
     /// Events after `q.after`, oldest first, at most `q.limit`: one range
     /// scan of the primary key.
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>>;
+    /// The newest `message.*` or `event.*` event of `account` (its last
+    /// push, SPEC §14).
+    async fn last_message(&self, account: &AccountId) -> StoreResult<Option<Event>>;
     /// Deletes events older than `before`, finished deliveries last changed
     /// before it, and audit entries from before it. How many events went.
     async fn purge_events(&self, before: i64) -> StoreResult<u64>;

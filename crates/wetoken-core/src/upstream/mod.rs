@@ -377,6 +377,12 @@ impl Upstream {
             .map(drop)
     }
 
+    /// `POST /cgi-bin/message/custom/send`: a customer-service message
+    /// (the release test's `_from_api` answer).
+    pub async fn custom_send(&self, access_token: &str, body: Value) -> Result<(), UpstreamError> {
+        self.openapi("message/custom/send", access_token, body).await.map(drop)
+    }
+
     /// A `/cgi-bin/{path}?access_token=` JSON call.
     async fn openapi(&self, path: &'static str, access_token: &str, body: Value) -> Result<Value, UpstreamError> {
         let url = format!("{}/cgi-bin/{path}", self.t.config().mp_base);

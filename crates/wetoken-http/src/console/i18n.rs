@@ -165,6 +165,8 @@ pub const ZH: &[(&str, &str)] = &[
     ("Installed corps", "已安装的企业"),
     ("Quota, rid lookup, clear quota", "接口额度、rid 查询、额度清零"),
     ("Receiving URLs", "接收地址"),
+    ("Last push", "最近一次推送"),
+    ("nothing yet", "尚无"),
     ("Message URL", "消息接收 URL"),
     ("Authorization event URL", "授权事件接收 URL"),
     ("Instruction URL", "指令回调 URL"),

@@ -109,12 +109,14 @@ pub(super) fn schemas() -> Value {
         }},
         "WebhookPage": page("webhooks", "Webhook"),
         "Delivery": {"type": "object", "additionalProperties": false,
-            "required": ["event_id", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "last_status", "last_error"], "properties": {
+            "required": ["event_id", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "last_status", "last_error", "reply", "reply_ms"], "properties": {
             "event_id": string,
             "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
             "attempts": {"type": "integer"}, "next_attempt_at": time_or_null,
             "created_at": time, "updated_at": time,
             "last_status": {"type": "integer", "nullable": true}, "last_error": {"type": "string", "nullable": true},
+            "reply": {"type": "string", "nullable": true, "description": "what a reply webhook answered that was given to WeChat"},
+            "reply_ms": {"type": "integer", "nullable": true, "description": "how long a reply webhook's call took"},
         }},
         "DeliveryPage": page("deliveries", "Delivery"),
         "Audit": {"type": "object", "additionalProperties": false,

@@ -349,6 +349,9 @@ pub struct DeliveryBody {
     pub updated_at: String,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
+    /// A reply webhook's reply given to WeChat, and its call's time (ms).
+    pub reply: Option<String>,
+    pub reply_ms: Option<i64>,
 }
 
 pub fn delivery(d: &Delivery) -> DeliveryBody {
@@ -361,6 +364,8 @@ pub fn delivery(d: &Delivery) -> DeliveryBody {
         updated_at: rfc3339(from_millis(d.updated_at)),
         last_status: d.last_status,
         last_error: d.last_error.clone(),
+        reply: d.reply.clone(),
+        reply_ms: d.reply_ms,
     }
 }
 

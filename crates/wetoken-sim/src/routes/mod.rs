@@ -338,7 +338,10 @@ async fn custom_send(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    json_business(&s, CUSTOM_SEND, &q, &body).await
+    query_api(&s, CUSTOM_SEND, &q, |w, p, now| {
+        w.custom_send(p.get("access_token"), &body, now)
+    })
+    .await
 }
 
 /// HTML-escapes a value for an attribute or text.

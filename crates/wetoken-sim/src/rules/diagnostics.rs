@@ -20,6 +20,31 @@ impl World {
         }
     }
 
+    /// `POST /cgi-bin/message/custom/send`: a customer-service message,
+    /// recorded with the appid of the token that sent it.
+    pub fn custom_send(&mut self, token: Option<&str>, body: &[u8], now: i64) -> Answer {
+        if let Err(e) = self.business(token, now) {
+            return e;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            return err(47001, "data format error");
+        };
+        if body["touser"].as_str().is_none_or(str::is_empty) || body["msgtype"].as_str().is_none() {
+            return err(40003, "invalid openid");
+        }
+        let appid = token
+            .and_then(|t| self.tokens.get(t))
+            .map(|t| t.appid.clone())
+            .unwrap_or_default();
+        self.sent.push((appid, body));
+        json!({"errcode": 0, "errmsg": "ok"})
+    }
+
+    /// The customer-service messages sent so far: (appid, body).
+    pub fn sent_messages(&self) -> Vec<(String, Value)> {
+        self.sent.clone()
+    }
+
     /// Kills a token for every API at once (as another party's forced
     /// refresh does): normal-mode stable_token then issues a new one.
     pub fn revoke(&mut self, token: &str, now: i64) {

@@ -172,6 +172,8 @@ pub struct World {
     poisoned: std::collections::HashSet<String>,
     /// Users signing in (`signin`).
     users: signin::Users,
+    /// Customer-service messages sent: (the token's appid, the body).
+    sent: Vec<(String, Value)>,
 }
 
 pub type Answer = Value;

@@ -148,6 +148,8 @@ pub struct DeliveryRow {
     pub updated_at: i64,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
+    pub reply: Option<String>,
+    pub reply_ms: Option<i64>,
 }
 
 fn corrupt(table: &str, key: &str, what: impl std::fmt::Display) -> StoreError {
@@ -401,6 +403,8 @@ impl DeliveryRow {
             updated_at: self.updated_at,
             last_status: self.last_status,
             last_error: self.last_error,
+            reply: self.reply,
+            reply_ms: self.reply_ms,
         })
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 pub use crate::dialect::Dialect;
-use crate::dialect::{db_now_ms, db_wechat_day, number_placeholders};
+use crate::dialect::{db_now_ms, db_wechat_day, insert_if_absent, number_placeholders};
 
 /// Columns of `wt_accounts`, in the order rows are read.
 pub const ACCOUNT_COLUMNS: &str = "id, kind, parent_id, secrets, config, status, created_at, updated_at";
@@ -30,7 +30,7 @@ pub const WEBHOOK_COLUMNS: &str = "name, url, events, accounts, format, secret, 
 pub const AUDIT_COLUMNS: &str = "id, called_at, key_name, account_id, method, path, status, errcode, rid";
 /// Columns of `wt_deliveries`, in the order rows are read.
 pub const DELIVERY_COLUMNS: &str =
-    "webhook, event_id, status, attempts, next_at, created_at, updated_at, last_status, last_error";
+    "webhook, event_id, status, attempts, next_at, created_at, updated_at, last_status, last_error, reply, reply_ms";
 
 /// One backend's SQL. Field names say what each statement does; the bind
 /// order is the order of `?` in the canonical text below.
@@ -69,12 +69,13 @@ pub struct Statements {
     pub reseal_account: &'static str,
     pub reseal_value: &'static str,
     pub mark_pushed_stale: &'static str,
-    pub count_dedupe: &'static str,
+    pub select_dedupe: &'static str,
     pub bump_event_seq: &'static str,
     pub select_event_seq: &'static str,
     pub insert_event: &'static str,
     pub select_events: &'static str,
     pub select_event: &'static str,
+    pub select_last_message: &'static str,
     pub purge_events: &'static str,
     pub purge_deliveries: &'static str,
     pub insert_webhook: &'static str,
@@ -84,6 +85,8 @@ pub struct Statements {
     pub delete_webhook: &'static str,
     pub move_cursor: &'static str,
     pub insert_delivery: &'static str,
+    pub insert_leased_delivery: &'static str,
+    pub select_delivery: &'static str,
     pub select_due_deliveries: &'static str,
     pub take_delivery_lease: &'static str,
     pub record_attempt: &'static str,
@@ -135,21 +138,12 @@ impl Statements {
             };
             Box::leak(text.into_boxed_str())
         };
-        let insert_credential_if_absent = match d {
-            Dialect::Sqlite | Dialect::Postgres => {
-                "INSERT INTO wt_credentials (account_id, kind, version, attempts) VALUES (?, ?, 0, 0) \
-                 ON CONFLICT DO NOTHING"
-                    .to_owned()
-            }
-            Dialect::MySql => {
-                "INSERT IGNORE INTO wt_credentials (account_id, kind, version, attempts) VALUES (?, ?, 0, 0)".to_owned()
-            }
-            Dialect::Oracle => "MERGE INTO wt_credentials c USING (SELECT ? account_id, ? kind FROM dual) s \
-                 ON (c.account_id = s.account_id AND c.kind = s.kind) \
-                 WHEN NOT MATCHED THEN INSERT (account_id, kind, version, attempts) \
-                 VALUES (s.account_id, s.kind, 0, 0)"
-                .to_owned(),
-        };
+        let insert_credential_if_absent = insert_if_absent(
+            d,
+            "wt_credentials",
+            &["account_id", "kind"],
+            &[("version", "0"), ("attempts", "0")],
+        );
         let limit = match d {
             Dialect::Oracle => "FETCH FIRST ? ROWS ONLY",
             _ => "LIMIT ?",
@@ -298,7 +292,7 @@ impl Statements {
             ),
             // The outbox: the counter row's lock is held to commit, so ids
             // increase in commit order.
-            count_dedupe: s("SELECT COUNT(*) FROM wt_events WHERE dedupe = ?".into()),
+            select_dedupe: s("SELECT id FROM wt_events WHERE dedupe = ?".into()),
             bump_event_seq: s("UPDATE wt_event_seq SET last_id = last_id + ? WHERE name = 'events'".into()),
             select_event_seq: s("SELECT last_id FROM wt_event_seq WHERE name = 'events'".into()),
             insert_event: s(
@@ -312,6 +306,11 @@ impl Statements {
                  AND (? IS NULL OR family_id = ?) ORDER BY id {limit}"
             )),
             select_event: s(format!("SELECT {EVENT_COLUMNS} FROM wt_events WHERE id = ?")),
+            // By index wt_events_account, newest first.
+            select_last_message: s(format!(
+                "SELECT {EVENT_COLUMNS} FROM wt_events WHERE account_id = ? \
+                 AND (event_type LIKE 'message.%' OR event_type LIKE 'event.%') ORDER BY id DESC {limit}"
+            )),
             purge_events: s("DELETE FROM wt_events WHERE created_at < ?".into()),
             purge_deliveries: s("DELETE FROM wt_deliveries WHERE updated_at < ? AND status <> 'pending'".into()),
             // A new webhook starts at the newest committed event.
@@ -324,11 +323,39 @@ impl Statements {
             delete_webhook_deliveries: s("DELETE FROM wt_deliveries WHERE webhook = ?".into()),
             delete_webhook: s("DELETE FROM wt_webhooks WHERE name = ?".into()),
             move_cursor: s("UPDATE wt_webhooks SET cursor_id = ? WHERE name = ? AND cursor_id = ?".into()),
-            insert_delivery: s(
-                "INSERT INTO wt_deliveries (webhook, event_id, status, attempts, next_at, \
-                 created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)"
-                    .into(),
-            ),
+            // If absent: a reply webhook's delivery may exist already,
+            // taken by the push it answered (SPEC §14).
+            insert_delivery: s(insert_if_absent(
+                d,
+                "wt_deliveries",
+                &["webhook", "event_id"],
+                &[
+                    ("status", "'pending'"),
+                    ("attempts", "0"),
+                    ("next_at", "?"),
+                    ("created_at", "?"),
+                    ("updated_at", "?"),
+                ],
+            )),
+            // A reply webhook's delivery, created leased by the instance
+            // that calls it while WeChat waits.
+            insert_leased_delivery: s(insert_if_absent(
+                d,
+                "wt_deliveries",
+                &["webhook", "event_id"],
+                &[
+                    ("status", "'pending'"),
+                    ("attempts", "0"),
+                    ("next_at", "?"),
+                    ("created_at", "?"),
+                    ("updated_at", "?"),
+                    ("lease_owner", "?"),
+                    ("lease_until", &format!("{now} + ?")),
+                ],
+            )),
+            select_delivery: s(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM wt_deliveries WHERE webhook = ? AND event_id = ?"
+            )),
             select_due_deliveries: s(format!(
                 "SELECT {DELIVERY_COLUMNS} FROM wt_deliveries WHERE webhook = ? AND status = 'pending' \
                  AND next_at <= ? AND (lease_until IS NULL OR lease_until < {now}) ORDER BY next_at {limit}"
@@ -341,7 +368,7 @@ impl Statements {
             // Fenced like a refresh: only by the holder, while its lease runs.
             record_attempt: s(format!(
                 "UPDATE wt_deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, \
-                 last_status = ?, last_error = ?, lease_owner = NULL, lease_until = NULL \
+                 last_status = ?, last_error = ?, reply = ?, reply_ms = ?, lease_owner = NULL, lease_until = NULL \
                  WHERE webhook = ? AND event_id = ? AND lease_owner = ? AND lease_until >= {now}"
             )),
             select_deliveries: s(format!(
@@ -405,84 +432,6 @@ impl Statements {
                  OR account_id IN (SELECT id FROM wt_accounts WHERE parent_id = ?)"
                 .into()),
         }
-    }
-
-    /// Every statement, for tests that inspect the SQL text.
-    pub fn all(&self) -> Vec<&'static str> {
-        vec![
-            self.insert_account,
-            self.select_account,
-            self.update_account,
-            self.delete_account_credentials,
-            self.delete_family_credentials,
-            self.delete_child_accounts,
-            self.delete_account,
-            self.select_credential,
-            self.select_credentials,
-            self.insert_credential_if_absent,
-            self.take_lease,
-            self.complete_refresh,
-            self.select_version,
-            self.update_account_secrets,
-            self.record_failure,
-            self.put_pushed,
-            self.mark_forced,
-            self.record_verdict,
-            self.force_today,
-            self.force_spent_once,
-            self.clear_blocks_filled,
-            self.clear_blocks_empty,
-            self.select_due,
-            self.select_by_hash,
-            self.insert_key,
-            self.select_key_by_hash,
-            self.delete_key,
-            self.select_key_checks,
-            self.insert_key_check,
-            self.delete_key_check,
-            self.reseal_account,
-            self.reseal_value,
-            self.mark_pushed_stale,
-            self.count_dedupe,
-            self.bump_event_seq,
-            self.select_event_seq,
-            self.insert_event,
-            self.select_events,
-            self.select_event,
-            self.purge_events,
-            self.purge_deliveries,
-            self.insert_webhook,
-            self.select_webhooks,
-            self.select_webhook,
-            self.delete_webhook_deliveries,
-            self.delete_webhook,
-            self.move_cursor,
-            self.insert_delivery,
-            self.select_due_deliveries,
-            self.take_delivery_lease,
-            self.record_attempt,
-            self.select_deliveries,
-            self.retry_delivery,
-            self.select_oldest_pending,
-            self.reseal_webhook,
-            self.select_accounts_page,
-            self.select_credentials_between,
-            self.select_keys_page,
-            self.count_accounts,
-            self.select_failing,
-            self.insert_session,
-            self.select_session,
-            self.delete_session,
-            self.purge_sessions,
-            self.insert_audit,
-            self.select_audit,
-            self.purge_audit,
-            self.upsert_session_key,
-            self.select_session_key,
-            self.session_keys_batch,
-            self.purge_session_keys,
-            self.delete_family_session_keys,
-        ]
     }
 }
 

@@ -34,7 +34,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
                 ],
             )
             .await?;
-            append(tx, &events).await
+            append(tx, &events).await.map(drop)
         })
     }
 
@@ -68,7 +68,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
             if drop_credentials {
                 tx.execute(sql.delete_account_credentials, &binds![&r.id]).await?;
             }
-            append(tx, &events).await
+            append(tx, &events).await.map(drop)
         })
     }
 

@@ -1,8 +1,9 @@
 //! Events, webhooks and their deliveries.
 
 use async_trait::async_trait;
+use wetoken_core::domain::AccountId;
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
-use wetoken_core::store::{EventQuery, EventStore, Sealed, StoreResult};
+use wetoken_core::store::{Appended, EventQuery, EventStore, ReplyClaim, Sealed, StoreResult};
 
 use super::{SqlStore, append, encode_events, work};
 use crate::binds;
@@ -15,7 +16,33 @@ use crate::tx::{Backend, Tx};
 impl<B: Backend> EventStore for SqlStore<B> {
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         let events = encode_events(events);
-        work!(self, transaction, |tx, sql| { append(tx, &events).await })
+        work!(self, transaction, |tx, sql| { append(tx, &events).await.map(drop) })
+    }
+
+    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended> {
+        let events = encode_events(std::slice::from_ref(event));
+        let claim = claim.map(|c| (c.webhook.to_owned(), c.owner.to_owned(), c.lease_ms, c.now));
+        work!(self, transaction, |tx, sql| {
+            let (event_id, new) = append(tx, &events).await?[0];
+            let mut appended = Appended {
+                event_id,
+                new,
+                claimed: false,
+                delivery: None,
+            };
+            let Some((webhook, owner, lease_ms, now)) = &claim else {
+                return Ok(appended);
+            };
+            let b = binds![webhook, event_id, *now, *now, *now, owner, *lease_ms];
+            appended.claimed = tx.execute(sql.insert_leased_delivery, &b).await? == 1
+                || tx
+                    .execute(sql.take_delivery_lease, &binds![owner, *lease_ms, webhook, event_id])
+                    .await?
+                    == 1;
+            let b = binds![webhook, event_id];
+            appended.delivery = tx.optional(sql.select_delivery, &b, columns::delivery).await?;
+            Ok(appended)
+        })
     }
 
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
@@ -31,6 +58,14 @@ impl<B: Backend> EventStore for SqlStore<B> {
     async fn event(&self, id: i64) -> StoreResult<Option<Event>> {
         work!(self, autocommit, |tx, sql| {
             tx.optional(sql.select_event, &binds![id], columns::event).await
+        })
+    }
+
+    async fn last_message(&self, account: &AccountId) -> StoreResult<Option<Event>> {
+        let account = account.to_string();
+        work!(self, autocommit, |tx, sql| {
+            tx.optional(sql.select_last_message, &binds![&account, 1i64], columns::event)
+                .await
         })
     }
 
@@ -117,6 +152,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
     async fn record_attempt(&self, w: &AttemptWrite<'_>) -> StoreResult<bool> {
         let (status, attempts, next_at, updated_at) = (w.status, w.attempts, w.next_at, w.updated_at);
         let (last_status, last_error) = (w.last_status, w.last_error.map(str::to_owned));
+        let (reply, reply_ms) = (w.reply.map(str::to_owned), w.reply_ms);
         let (webhook, event_id, owner) = (w.webhook.to_owned(), w.event_id, w.owner.to_owned());
         work!(self, autocommit, |tx, sql| {
             let b = binds![
@@ -126,6 +162,8 @@ impl<B: Backend> EventStore for SqlStore<B> {
                 updated_at,
                 last_status,
                 &last_error,
+                &reply,
+                reply_ms,
                 &webhook,
                 event_id,
                 &owner

@@ -61,18 +61,20 @@ fn encode_events(events: &[NewEvent]) -> Vec<NewEventRow> {
 /// order; on SQLite the first statement is a write); events already stored
 /// by their dedupe hash are skipped, leaving a gap in the ids, which is
 /// harmless.
-async fn append<T: Tx>(tx: &mut T, events: &[NewEventRow]) -> StoreResult<()> {
+async fn append<T: Tx>(tx: &mut T, events: &[NewEventRow]) -> StoreResult<Vec<(i64, bool)>> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let sql = tx.sql();
     let n = events.len() as i64;
     tx.execute(sql.bump_event_seq, &binds![n]).await?;
     let last = tx.int(sql.select_event_seq, &[]).await?;
+    let mut ids = Vec::with_capacity(events.len());
     for (i, r) in events.iter().enumerate() {
         if let Some(d) = &r.dedupe
-            && tx.int(sql.count_dedupe, &binds![d]).await? > 0
+            && let Some(id) = tx.optional(sql.select_dedupe, &binds![d], crate::columns::int).await?
         {
+            ids.push((id, false));
             continue;
         }
         let id = last - n + 1 + i as i64;
@@ -90,8 +92,9 @@ async fn append<T: Tx>(tx: &mut T, events: &[NewEventRow]) -> StoreResult<()> {
             ],
         )
         .await?;
+        ids.push((id, true));
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Creates a credential's row if it has none, so that conditional updates

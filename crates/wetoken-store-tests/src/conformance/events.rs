@@ -341,6 +341,8 @@ pub async fn webhooks_and_deliveries(s: &dyn Store) {
         updated_at: 150,
         last_status: Some(500),
         last_error: Some("HTTP 500"),
+        reply: None,
+        reply_ms: None,
     };
     assert!(
         !s.record_attempt(&attempt("i2", DeliveryStatus::Pending, 10_000))

@@ -22,6 +22,7 @@ mod accounts;
 mod console;
 mod credentials;
 mod events;
+mod replies;
 mod signin;
 mod values;
 
@@ -29,6 +30,7 @@ pub use accounts::*;
 pub use console::*;
 pub use credentials::*;
 pub use events::*;
+pub use replies::*;
 pub use signin::*;
 pub use values::*;
 
@@ -81,6 +83,7 @@ pub async fn run(store: Arc<dyn Store>) {
     events_outbox(&*store).await;
     events_commit_in_order(store.clone()).await;
     webhooks_and_deliveries(&*store).await;
+    messages_and_their_replies(&*store).await;
     console_queries(&*store).await;
     audit_trail(&*store).await;
     session_keys(&*store).await;

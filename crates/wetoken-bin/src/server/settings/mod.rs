@@ -48,6 +48,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("verify_ttl_secs", "WETOKEN_VERIFY_TTL_SECS"),
     ("max_forced_per_day", "WETOKEN_MAX_FORCED_PER_DAY"),
     ("session_key_ttl_secs", "WETOKEN_SESSION_KEY_TTL_SECS"),
+    ("reply_budget_ms", "WETOKEN_REPLY_BUDGET_MS"),
+    ("release_test", "WETOKEN_RELEASE_TEST"),
 ];
 
 #[derive(Clone, PartialEq)]
@@ -85,6 +87,8 @@ pub struct Settings {
     pub verify_ttl_secs: u64,
     pub max_forced_per_day: u64,
     pub session_key_ttl_secs: u64,
+    pub reply_budget_ms: u64,
+    pub release_test: bool,
 }
 
 /// Keys and the database URL's password never print (SPEC §12: logs hold
@@ -125,6 +129,8 @@ impl std::fmt::Debug for Settings {
             .field("verify_ttl_secs", &self.verify_ttl_secs)
             .field("max_forced_per_day", &self.max_forced_per_day)
             .field("session_key_ttl_secs", &self.session_key_ttl_secs)
+            .field("reply_budget_ms", &self.reply_budget_ms)
+            .field("release_test", &self.release_test)
             .finish()
     }
 }
@@ -164,6 +170,8 @@ impl Default for Settings {
             verify_ttl_secs: 30,
             max_forced_per_day: 10,
             session_key_ttl_secs: 259_200,
+            reply_budget_ms: 4000,
+            release_test: true,
         }
     }
 }
@@ -275,6 +283,8 @@ impl Settings {
             "verify_ttl_secs" => self.verify_ttl_secs = parse_num(key, v)?,
             "max_forced_per_day" => self.max_forced_per_day = parse_num(key, v)?,
             "session_key_ttl_secs" => self.session_key_ttl_secs = parse_num(key, v)?,
+            "reply_budget_ms" => self.reply_budget_ms = parse_num(key, v)?,
+            "release_test" => self.release_test = parse_bool(key, v)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -312,6 +322,12 @@ impl Settings {
             return Err(format!(
                 "WETOKEN_MAX_FORCED_PER_DAY must be at most 20, WeChat's own daily limit (got {})",
                 self.max_forced_per_day
+            ));
+        }
+        if !(100..=4500).contains(&self.reply_budget_ms) {
+            return Err(format!(
+                "WETOKEN_REPLY_BUDGET_MS must be 100 to 4500, inside WeChat's 5 s wait for an answer (got {})",
+                self.reply_budget_ms
             ));
         }
         if self.stale_ticket_secs < 60 {
@@ -363,6 +379,8 @@ impl Settings {
             verify_ttl: Duration::from_secs(self.verify_ttl_secs),
             max_forced_per_day: u32::try_from(self.max_forced_per_day).unwrap_or(u32::MAX),
             session_key_ttl: Duration::from_secs(self.session_key_ttl_secs),
+            reply_budget: Duration::from_millis(self.reply_budget_ms),
+            release_test: self.release_test,
             ..ServiceConfig::default()
         }
     }

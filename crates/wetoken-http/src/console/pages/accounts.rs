@@ -162,6 +162,10 @@ struct AccountPage {
     children_next: Option<String>,
     /// Where WeChat pushes for this account: (label, URL).
     receiving: Vec<(&'static str, String)>,
+    /// Whether users' messages come to this account (SPEC §14), and the
+    /// last one that came: (type, when).
+    receives_messages: bool,
+    last_push: Option<(String, String)>,
 }
 
 /// The URLs to set at WeChat for account `id` (SPEC §5, §14), on this
@@ -224,9 +228,15 @@ pub async fn account(
                 Some(api::accounts::accounts_page(&st, &lq).await?)
             }
         };
-        Ok::<_, ApiError>((a, page))
+        let last_push = match &id {
+            AccountId::Mp { .. } | AccountId::Work { .. } | AccountId::Authorizer { .. } | AccountId::Corp { .. } => {
+                st.service.messages.last_push(&id).await?
+            }
+            _ => None,
+        };
+        Ok::<_, ApiError>((a, page, last_push))
     };
-    let (a, children) = match shown.await {
+    let (a, children, last_push) = match shown.await {
         Ok(v) => v,
         Err(e) => return error_page(c, e),
     };
@@ -257,6 +267,11 @@ pub async fn account(
         children_q,
         children_next,
         receiving: receiving_urls(&st.public_url, &a.id),
+        receives_messages: matches!(
+            kind,
+            AccountKind::Mp | AccountKind::Work | AccountKind::Authorizer | AccountKind::Corp
+        ),
+        last_push: last_push.map(|e| (e.kind, view::when(Some(wetoken_core::clock::from_millis(e.at))))),
         c,
     };
     html(StatusCode::OK, &page)
