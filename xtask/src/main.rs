@@ -236,10 +236,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         "-p",
         "wetoken-bench",
     ])?;
-    // (e) runs on PostgreSQL too, (g) only there: a server of its own for the run.
+    // (e) runs on PostgreSQL too, (g) and (h) only there: a server of its own for the run.
     let wants_pg = args
         .windows(2)
-        .all(|w| !(w[0] == "--only" && w[1] != "e" && w[1] != "g"));
+        .all(|w| !(w[0] == "--only" && !["e", "g", "h"].contains(&w[1].as_str())));
     let dbs = if wants_pg { Some(Databases::start()?) } else { None };
     let pg = dbs
         .as_ref()

@@ -12,7 +12,7 @@ const SECRET: &str = "bench-secret";
 /// Sends one request every `1/rate` s for `secs` (open loop: a slow answer
 /// does not slow the sending), each made by `call(i)`; latencies in ms and
 /// how many failed.
-async fn open_loop<F, Fut>(rate: u32, secs: u64, call: F) -> (Vec<f64>, usize)
+pub(crate) async fn open_loop<F, Fut>(rate: u32, secs: u64, call: F) -> (Vec<f64>, usize)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = bool> + Send + 'static,

@@ -237,6 +237,7 @@ pub async fn webhook(settings: Settings, cmd: WebhookCommand) -> Result<(), CliE
             events,
             accounts,
             format,
+            reply,
         } => {
             let req = WebhookRequest {
                 name,
@@ -244,7 +245,7 @@ pub async fn webhook(settings: Settings, cmd: WebhookCommand) -> Result<(), CliE
                 events: events.iter().map(|e| e.trim().to_owned()).collect(),
                 accounts: accounts.map(|a| a.iter().map(|p| p.trim().to_owned()).collect()),
                 format: Some(format),
-                reply: false,
+                reply,
             };
             let service = app::service(&settings).await?;
             let (_, secret) = service.events.create_webhook(&req).await?;

@@ -93,6 +93,10 @@ pub enum WebhookCommand {
         /// wecom_bot (a WeCom group-robot message).
         #[arg(long, default_value = "json")]
         format: String,
+        /// The one webhook that answers users' messages while WeChat waits
+        /// (SPEC §14): at most one covers any account.
+        #[arg(long)]
+        reply: bool,
     },
     /// One webhook per line: name, format, url, events, accounts.
     List,

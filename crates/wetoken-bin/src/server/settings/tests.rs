@@ -22,6 +22,8 @@ fn sample(key: &str) -> &'static str {
         "cache_ttl_secs" => "12",
         "log" => "debug",
         "max_forced_per_day" => "7",
+        "reply_budget_ms" => "1500",
+        "release_test" => "off",
         _ => "77",
     }
 }
