@@ -1,6 +1,7 @@
-//! (h) users' messages on PostgreSQL: 1 000 pushes a second, sealed as
-//! WeChat seals them (safe mode), spread over three instances, each
-//! answered with the reply of a reply webhook that takes 5 ms. wetoken's
+//! (h) users' messages on PostgreSQL: pushes at rising rates up to 1 000 a
+//! second, sealed as WeChat seals them (safe mode), spread over three
+//! instances, each answered with the reply of a reply webhook that takes
+//! 5 ms. wetoken's
 //! own time is a push's time to its sealed reply against the same reply
 //! webhook called straight with the plaintext message, the two runs at
 //! the same rate in one process; then every event must reach a second
@@ -95,6 +96,17 @@ fn message(i: usize) -> String {
     )
 }
 
+/// The PostgreSQL server's processes (its backends do the work).
+fn postgres_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .collect()
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -103,7 +115,11 @@ fn now_secs() -> i64 {
 
 /// (h) users' messages: see the module.
 pub(crate) async fn messages(args: &Args, pg: &str) {
-    let (rate, secs) = if args.quick { (1_000, 3) } else { (1_000, 10) };
+    let (rates, secs): (&[u32], u64) = if args.quick {
+        (&[250, 500, 1_000], 3)
+    } else {
+        (&[100, 250, 500, 750, 1_000], 10)
+    };
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_app(APPID, "s");
     let dir = tempfile::tempdir().unwrap();
@@ -144,7 +160,7 @@ pub(crate) async fn messages(args: &Args, pg: &str) {
     let direct = |i: usize| {
         let (c, url) = (c.clone(), reply_url.clone());
         async move {
-            let resp = c.post(url).body(message(1_000_000 + i)).send().await;
+            let resp = c.post(url).body(message(100_000_000 + i)).send().await;
             match resp {
                 Ok(r) => r.text().await.is_ok_and(|t| t == REPLY),
                 Err(_) => false,
@@ -181,24 +197,34 @@ pub(crate) async fn messages(args: &Args, pg: &str) {
             }
         }
     };
-    open_loop(rate, 2, |i| direct(500_000 + i)).await;
-    open_loop(rate, 2, |i| through(10_000_000 + i)).await;
-    let (mut d, dfail) = open_loop(rate, secs, direct).await;
-    let (mut w, wfail) = open_loop(rate, secs, through).await;
-    let (d50, d99) = (quantile(&mut d, 0.5), quantile(&mut d, 0.99));
-    let (w50, w99) = (quantile(&mut w, 0.5), quantile(&mut w, 0.99));
+    open_loop(250, 2, |i| direct(500_000 + i)).await;
+    open_loop(250, 2, |i| through(10_000_000 + i)).await;
     println!(
-        "(h) users' messages on PostgreSQL: {rate} pushes a second for {secs} s over 3 instances, open loop, a reply webhook answering in 5 ms"
-    );
-    println!("    the reply webhook straight (plaintext): p50 {d50:.2} ms, p99 {d99:.2} ms, {dfail} failed");
-    println!(
-        "    through wetoken (verified, opened, committed, reply sealed): p50 {w50:.2} ms, p99 {w99:.2} ms, {wfail} without the sealed reply"
+        "(h) users' messages on PostgreSQL: pushes over 3 instances for {secs} s a rate, open loop, a reply webhook answering in 5 ms"
     );
     println!(
-        "    wetoken's own time (through − straight): p50 {:.2} ms, p99 {:.2} ms",
-        w50 - d50,
-        w99 - d99
+        "    rate/s | straight p50 / p99 ms | through wetoken p50 / p99 ms | wetoken's own p50 / p99 ms | failed | CPU ms a push: wetoken, PostgreSQL"
     );
+    let pids: Vec<u32> = instances.iter().filter_map(|(c, _)| c.id()).collect();
+    let cpu = |pids: &[u32]| pids.iter().map(|p| usage(*p).2).sum::<f64>();
+    let mut offset = 0;
+    for &rate in rates {
+        let n = rate as usize * secs as usize;
+        let (mut d, dfail) = open_loop(rate, secs, |i| direct(offset + i)).await;
+        let (w0, pg0) = (cpu(&pids), cpu(&postgres_pids()));
+        let (mut w, wfail) = open_loop(rate, secs, |i| through(offset + i)).await;
+        let (w1, pg1) = (cpu(&pids), cpu(&postgres_pids()));
+        offset += n;
+        let (d50, d99) = (quantile(&mut d, 0.5), quantile(&mut d, 0.99));
+        let (w50, w99) = (quantile(&mut w, 0.5), quantile(&mut w, 0.99));
+        println!(
+            "    {rate:>6} | {d50:>8.2} / {d99:>8.2} | {w50:>10.2} / {w99:>10.2} | {:>8.2} / {:>8.2} | {dfail} / {wfail} | {:.2}, {:.2}",
+            w50 - d50,
+            w99 - d99,
+            (w1 - w0) * 1000.0 / n as f64,
+            (pg1 - pg0) * 1000.0 / n as f64
+        );
+    }
 
     // Every event delivered once to the other webhook; one call each.
     let total = pushed.load(std::sync::atomic::Ordering::Relaxed);
@@ -214,7 +240,7 @@ pub(crate) async fn messages(args: &Args, pg: &str) {
         .iter()
         .filter(|(id, _)| {
             id.parse::<u64>()
-                .is_ok_and(|n| !(9_001_000_000..9_010_000_000).contains(&n))
+                .is_ok_and(|n| !(9_100_000_000..9_110_000_000).contains(&n))
         })
         .count();
     let (_, replied_twice) = replies.tally();

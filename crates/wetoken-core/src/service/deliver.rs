@@ -35,6 +35,9 @@ use crate::events::{self, AttemptWrite, Delivery, DeliveryStatus, Event, Format,
 /// How often an idle worker looks for work (it is also woken at once when
 /// this process commits an event).
 pub const POLL: Duration = Duration::from_millis(500);
+/// The least time between the starts of two passes: under load, what
+/// arrives meanwhile is one pass's work, not a pass each.
+pub const PASS_GAP: Duration = Duration::from_millis(20);
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A delivery's lease: longer than an attempt, so that only a dead
@@ -172,6 +175,7 @@ impl Events {
         let mut last_purge: Option<tokio::time::Instant> = None;
         let mut last_gauge: Option<tokio::time::Instant> = None;
         loop {
+            let started = tokio::time::Instant::now();
             if let Err(e) = self.delivery_pass(&slots).await {
                 tracing::warn!(error = %e, "delivery pass failed");
             }
@@ -200,6 +204,7 @@ impl Events {
                 _ = self.engine.inner.wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
+            tokio::time::sleep_until(started + PASS_GAP).await;
         }
     }
 

@@ -197,6 +197,7 @@ impl Events {
             .seal(&w.url, &url_binding(&w.name))
             .as_str()
             .to_owned();
+        self.hooks.forget();
         match self.events.insert_webhook(&w).await {
             Ok(()) => {}
             Err(crate::store::StoreError::Conflict) => {
@@ -244,6 +245,7 @@ impl Events {
 
     /// Deletes a webhook and its deliveries.
     pub async fn delete_webhook(&self, name: &str) -> Result<()> {
+        self.hooks.forget();
         if !self.events.delete_webhook(name).await? {
             return Err(ServiceError::NotFound(format!("no webhook named {name:?}")));
         }

@@ -165,12 +165,7 @@ impl Messages {
         };
         let hook = match test {
             Some(_) => None,
-            None => self
-                .events
-                .webhooks()
-                .await?
-                .into_iter()
-                .find(|w| w.reply && w.wants(&stored)),
+            None => self.delivery.reply_webhook_for(&stored).await?,
         };
         let claim = hook.as_ref().map(|w| ReplyClaim {
             webhook: &w.name,

@@ -8,12 +8,13 @@
 //! away or whose answer came late loses nothing and is not posted twice,
 //! and a retry of it after the reply came gets that reply.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Events;
 use super::deliver::Replied;
+use super::{Events, Result};
 use crate::events::{Delivery, Event, Webhook};
 
 /// What a reply webhook's answer asks WeChat to be told: `Ok(None)` for
@@ -36,7 +37,46 @@ pub fn reply_in(body: &str) -> Result<Option<&str>, &'static str> {
     }
 }
 
+/// How long the push path uses a list of webhooks it read: a webhook made
+/// or deleted at another instance counts for pushes here within this.
+pub const HOOKS_FOR: Duration = Duration::from_secs(1);
+
+/// The webhooks as last read by the push path, and when; forgotten when
+/// this instance makes or deletes one.
+#[derive(Clone, Default)]
+pub(super) struct HookCache(Arc<Mutex<Option<ReadHooks>>>);
+
+/// Webhooks and when they were read.
+type ReadHooks = (Instant, Arc<Vec<Webhook>>);
+
+impl HookCache {
+    pub(super) fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 impl Events {
+    /// The reply webhook that wants `e`, if any, from the webhooks read at
+    /// most [`HOOKS_FOR`] ago.
+    pub(super) async fn reply_webhook_for(&self, e: &Event) -> Result<Option<Webhook>> {
+        let fresh = {
+            let cached = self.hooks.0.lock().unwrap_or_else(|p| p.into_inner());
+            cached
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < HOOKS_FOR)
+                .map(|(_, h)| h.clone())
+        };
+        let hooks = match fresh {
+            Some(h) => h,
+            None => {
+                let h = Arc::new(self.events.webhooks().await?);
+                *self.hooks.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), h.clone()));
+                h
+            }
+        };
+        Ok(hooks.iter().find(|w| w.reply && w.wants(e)).cloned())
+    }
+
     /// Calls reply webhook `w` with event `e`, whose delivery `d` this
     /// instance holds; the reply, if one comes within `budget`.
     pub(super) async fn reply(&self, w: Webhook, e: Event, d: Delivery, budget: Duration) -> Option<String> {

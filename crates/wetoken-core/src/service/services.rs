@@ -31,6 +31,8 @@ pub struct Events {
     /// Posts to webhooks (see `deliver`): 10 s, no redirects.
     pub(super) webhooks: reqwest::Client,
     pub(super) events: Arc<dyn EventStore>,
+    /// The webhooks as the push path last read them (see `replies`).
+    pub(super) hooks: replies::HookCache,
 }
 
 /// The console's own state: sessions, sign-in links, the overview.
@@ -106,6 +108,7 @@ impl Services {
             engine: e(),
             webhooks: deliver::client(),
             events: store.clone(),
+            hooks: Default::default(),
         };
         let custody = Custody {
             engine: e(),

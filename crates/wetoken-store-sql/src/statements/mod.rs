@@ -295,11 +295,22 @@ impl Statements {
             select_dedupe: s("SELECT id FROM wt_events WHERE dedupe = ?".into()),
             bump_event_seq: s("UPDATE wt_event_seq SET last_id = last_id + ? WHERE name = 'events'".into()),
             select_event_seq: s("SELECT last_id FROM wt_event_seq WHERE name = 'events'".into()),
-            insert_event: s(
-                "INSERT INTO wt_events (id, event_type, account_id, family_id, created_at, data, \
-                 source, dedupe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    .into(),
-            ),
+            // If absent by its dedupe: WeChat's retry of a push is the
+            // same event (an event without one is always new).
+            insert_event: s(insert_if_absent(
+                d,
+                "wt_events",
+                &["dedupe"],
+                &[
+                    ("id", "?"),
+                    ("event_type", "?"),
+                    ("account_id", "?"),
+                    ("family_id", "?"),
+                    ("created_at", "?"),
+                    ("data", "?"),
+                    ("source", "?"),
+                ],
+            )),
             select_events: s(format!(
                 "SELECT {EVENT_COLUMNS} FROM wt_events WHERE id > ? \
                  AND (? IS NULL OR event_type LIKE ?) AND (? IS NULL OR account_id = ?) \

@@ -34,11 +34,26 @@ impl<B: Backend> EventStore for SqlStore<B> {
                 return Ok(appended);
             };
             let b = binds![webhook, event_id, *now, *now, *now, owner, *lease_ms];
-            appended.claimed = tx.execute(sql.insert_leased_delivery, &b).await? == 1
-                || tx
-                    .execute(sql.take_delivery_lease, &binds![owner, *lease_ms, webhook, event_id])
-                    .await?
-                    == 1;
+            if tx.execute(sql.insert_leased_delivery, &b).await? == 1 {
+                // Created as written: no need to read it back.
+                appended.claimed = true;
+                appended.delivery = Some(Delivery {
+                    webhook: webhook.clone(),
+                    event_id,
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_at: *now,
+                    created_at: *now,
+                    updated_at: *now,
+                    last_status: None,
+                    last_error: None,
+                    reply: None,
+                    reply_ms: None,
+                });
+                return Ok(appended);
+            }
+            let b = binds![owner, *lease_ms, webhook, event_id];
+            appended.claimed = tx.execute(sql.take_delivery_lease, &b).await? == 1;
             let b = binds![webhook, event_id];
             appended.delivery = tx.optional(sql.select_delivery, &b, columns::delivery).await?;
             Ok(appended)

@@ -71,28 +71,30 @@ async fn append<T: Tx>(tx: &mut T, events: &[NewEventRow]) -> StoreResult<Vec<(i
     let last = tx.int(sql.select_event_seq, &[]).await?;
     let mut ids = Vec::with_capacity(events.len());
     for (i, r) in events.iter().enumerate() {
-        if let Some(d) = &r.dedupe
-            && let Some(id) = tx.optional(sql.select_dedupe, &binds![d], crate::columns::int).await?
-        {
-            ids.push((id, false));
-            continue;
-        }
         let id = last - n + 1 + i as i64;
-        tx.execute(
-            sql.insert_event,
-            &binds![
-                id,
-                &r.event_type,
-                &r.account_id,
-                &r.family_id,
-                r.created_at,
-                &r.data,
-                &r.source,
-                &r.dedupe
-            ],
-        )
-        .await?;
-        ids.push((id, true));
+        let inserted = tx
+            .execute(
+                sql.insert_event,
+                &binds![
+                    &r.dedupe,
+                    id,
+                    &r.event_type,
+                    &r.account_id,
+                    &r.family_id,
+                    r.created_at,
+                    &r.data,
+                    &r.source
+                ],
+            )
+            .await?;
+        match (&r.dedupe, inserted) {
+            (Some(d), 0) => {
+                // A retry: the event its first push made.
+                let first = tx.optional(sql.select_dedupe, &binds![d], crate::columns::int).await?;
+                ids.push((first.unwrap_or(id), false));
+            }
+            _ => ids.push((id, true)),
+        }
     }
     Ok(ids)
 }
