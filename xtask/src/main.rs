@@ -239,7 +239,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     // (e) runs on PostgreSQL too, (g) and (h) only there: a server of its own for the run.
     let wants_pg = args
         .windows(2)
-        .all(|w| !(w[0] == "--only" && !["e", "g", "h"].contains(&w[1].as_str())));
+        .all(|w| w[0] != "--only" || ["e", "g", "h"].contains(&w[1].as_str()));
     let dbs = if wants_pg { Some(Databases::start()?) } else { None };
     let pg = dbs
         .as_ref()
