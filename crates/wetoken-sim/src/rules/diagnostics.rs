@@ -29,9 +29,6 @@ impl World {
         let Ok(body) = serde_json::from_slice::<Value>(body) else {
             return err(47001, "data format error");
         };
-        if body["touser"].as_str().is_none_or(str::is_empty) || body["msgtype"].as_str().is_none() {
-            return err(40003, "invalid openid");
-        }
         let appid = token
             .and_then(|t| self.tokens.get(t))
             .map(|t| t.appid.clone())

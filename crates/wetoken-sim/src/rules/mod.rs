@@ -34,7 +34,7 @@
 //! | openapi/rid/get | a token; the `rid` an error answer named → `request {invoke_time, cost_in_ms, request_url, request_body, response_body, client_ip}`; 76001 unknown rid | `rid_get`, `record_rid` |
 //! | clear_quota | the account's token and `appid` (its own); resets its daily counts; 10 a month (in +08:00), then 48006 | `clear_quota` |
 //! | component/clear_quota/v2 | `component_appid` + `appsecret` (40125 wrong), `appid` an authorized account (61003 otherwise); the same monthly limit, on that account | `component_clear_quota` |
-//! | message/custom/send | a business token (41001/40001/42001); a JSON body (47001) with `touser` (40003) and `msgtype`; recorded with the token's appid (the release test's `_from_api` answer) | `custom_send`, `sent_messages` |
+//! | message/custom/send | a business token (41001/40001/42001); a JSON body (47001); recorded with the token's appid (the release test's `_from_api` answer) | `custom_send`, `sent_messages` |
 
 use std::collections::HashMap;
 
