@@ -16,7 +16,7 @@ use wetoken_core::service::{ServiceConfig, Services};
 use wetoken_core::store::prelude::*;
 use wetoken_core::store::{
     AccountQuery, ApiKey, Appended, AuditEntry, AuditQuery, CredentialState, EventQuery, FailureWrite, ForceBudget,
-    KeyCheck, PushWrite, RefreshWrite, ReplyClaim, Schema, Sealed, Store, StoreResult, StoredAccount, Verdict,
+    KeyCheck, MessageAppend, PushWrite, RefreshWrite, Schema, Sealed, Store, StoreResult, StoredAccount, Verdict,
 };
 use wetoken_core::upstream::{Upstream, UpstreamConfig};
 use wetoken_sim::{Sim, SimConfig};
@@ -251,9 +251,9 @@ impl EventStore for Counting {
         self.inner.append_events(events).await
     }
 
-    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended> {
-        self.count("append_message");
-        self.inner.append_message(event, claim).await
+    async fn append_messages(&self, messages: &[MessageAppend]) -> StoreResult<Vec<Appended>> {
+        self.count("append_messages");
+        self.inner.append_messages(messages).await
     }
 
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {

@@ -13,7 +13,7 @@ use super::{Messages, Result, ServiceError};
 use crate::domain::AccountId;
 use crate::events::{CallbackSource, DeliveryStatus, Event, NewEvent};
 use crate::msgcrypt::MsgCrypt;
-use crate::store::ReplyClaim;
+use crate::store::{MessageAppend, ReplyClaim};
 
 /// A pushed message that passed every check, opened.
 #[derive(Debug, Clone)]
@@ -168,14 +168,15 @@ impl Messages {
             None => self.delivery.reply_webhook_for(&stored).await?,
         };
         let claim = hook.as_ref().map(|w| ReplyClaim {
-            webhook: &w.name,
-            owner: &inner.cfg.instance_id,
+            webhook: w.name.clone(),
+            owner: inner.cfg.instance_id.clone(),
             lease_ms: LEASE_MS,
             now,
         });
-        let appended = self.events.append_message(&event, claim.as_ref()).await?;
+        let m = MessageAppend { event, claim };
+        let appended = self.batcher.append(&self.events, m.clone()).await?;
         if appended.new {
-            inner.committed(std::slice::from_ref(&event));
+            inner.committed(std::slice::from_ref(&m.event));
         }
         if let Some(case) = test {
             return Ok(Some(self.answer_case(id, &msg.fields, case, appended.new)));

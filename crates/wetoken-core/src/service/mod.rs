@@ -24,6 +24,7 @@ mod accounts;
 mod alerts;
 mod apikeys;
 pub mod audit;
+mod batch;
 pub(crate) mod cache;
 pub mod callbacks;
 mod children;

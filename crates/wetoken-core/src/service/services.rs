@@ -78,6 +78,8 @@ pub struct Messages {
     pub(super) events: Arc<dyn EventStore>,
     /// Calls reply webhooks (see `replies`).
     pub(super) delivery: Events,
+    /// Commits pushes a batch at a time (see `batch`).
+    pub(super) batcher: batch::Batcher,
 }
 
 /// The front door: the engine and the services around it, assembled once
@@ -144,6 +146,7 @@ impl Services {
                 engine: e(),
                 events: store.clone(),
                 delivery: events,
+                batcher: Default::default(),
             },
             signin: SignIn {
                 engine: e(),

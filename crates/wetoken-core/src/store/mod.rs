@@ -208,16 +208,23 @@ pub trait KeyStore: Send + Sync + 'static {
 }
 
 /// A reply webhook's delivery to take with a pushed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplyClaim<'a> {
-    pub webhook: &'a str,
-    pub owner: &'a str,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyClaim {
+    pub webhook: String,
+    pub owner: String,
     /// The lease, on the database's clock.
     pub lease_ms: i64,
     pub now: i64,
 }
 
-/// What [`EventStore::append_message`] did.
+/// A pushed message's event, and the reply delivery to take with it.
+#[derive(Debug, Clone)]
+pub struct MessageAppend {
+    pub event: NewEvent,
+    pub claim: Option<ReplyClaim>,
+}
+
+/// What [`EventStore::append_messages`] did with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     /// The event's id: new, or the one a retry of the same push made.
@@ -239,11 +246,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// transaction. An event whose `dedupe` is stored already is skipped
     /// (WeChat's retry of a callback).
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
-    /// Commits a pushed message's event once (by its `dedupe`) and, when a
-    /// reply webhook wants it, takes that webhook's delivery of it for
-    /// `claim.owner` — created leased if absent, else leased if pending and
-    /// free — in one transaction (SPEC §14).
-    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended>;
+    /// Commits pushed messages' events, each once (by its `dedupe`), and
+    /// for each whose reply webhook wants it, takes that webhook's delivery
+    /// of it for `claim.owner` — created leased if absent, else leased if
+    /// pending and free — all in one transaction (SPEC §14; one
+    /// transaction for a batch of pushes: see `service::batch`). What was
+    /// done with each, in order.
+    async fn append_messages(&self, messages: &[MessageAppend]) -> StoreResult<Vec<Appended>>;
     /// Events after `q.after`, oldest first, at most `q.limit`: one range
     /// scan of the primary key.
     async fn events(&self, q: &EventQuery) -> StoreResult<Vec<Event>>;

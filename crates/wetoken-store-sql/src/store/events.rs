@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use wetoken_core::domain::AccountId;
 use wetoken_core::events::{AttemptWrite, Delivery, DeliveryStatus, Event, NewEvent, Webhook};
-use wetoken_core::store::{Appended, EventQuery, EventStore, ReplyClaim, Sealed, StoreResult};
+use wetoken_core::store::{Appended, EventQuery, EventStore, MessageAppend, ReplyClaim, Sealed, StoreResult};
 
 use super::{SqlStore, append, encode_events, work};
 use crate::binds;
 use crate::columns;
 use crate::query::event_filters;
-use crate::rows::WebhookRow;
+use crate::rows::{NewEventRow, WebhookRow};
 use crate::tx::{Backend, Tx};
 
 #[async_trait]
@@ -19,44 +19,16 @@ impl<B: Backend> EventStore for SqlStore<B> {
         work!(self, transaction, |tx, sql| { append(tx, &events).await.map(drop) })
     }
 
-    async fn append_message(&self, event: &NewEvent, claim: Option<&ReplyClaim<'_>>) -> StoreResult<Appended> {
-        let events = encode_events(std::slice::from_ref(event));
-        let claim = claim.map(|c| (c.webhook.to_owned(), c.owner.to_owned(), c.lease_ms, c.now));
+    async fn append_messages(&self, messages: &[MessageAppend]) -> StoreResult<Vec<Appended>> {
+        let events: Vec<_> = messages.iter().map(|m| NewEventRow::encode(&m.event)).collect();
+        let claims: Vec<Option<ReplyClaim>> = messages.iter().map(|m| m.claim.clone()).collect();
         work!(self, transaction, |tx, sql| {
-            let (event_id, new) = append(tx, &events).await?[0];
-            let mut appended = Appended {
-                event_id,
-                new,
-                claimed: false,
-                delivery: None,
-            };
-            let Some((webhook, owner, lease_ms, now)) = &claim else {
-                return Ok(appended);
-            };
-            let b = binds![webhook, event_id, *now, *now, *now, owner, *lease_ms];
-            if tx.execute(sql.insert_leased_delivery, &b).await? == 1 {
-                // Created as written: no need to read it back.
-                appended.claimed = true;
-                appended.delivery = Some(Delivery {
-                    webhook: webhook.clone(),
-                    event_id,
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_at: *now,
-                    created_at: *now,
-                    updated_at: *now,
-                    last_status: None,
-                    last_error: None,
-                    reply: None,
-                    reply_ms: None,
-                });
-                return Ok(appended);
+            let ids = append(tx, &events).await?;
+            let mut done = Vec::with_capacity(ids.len());
+            for ((event_id, new), claim) in ids.into_iter().zip(&claims) {
+                done.push(claim_reply(tx, event_id, new, claim.as_ref()).await?);
             }
-            let b = binds![owner, *lease_ms, webhook, event_id];
-            appended.claimed = tx.execute(sql.take_delivery_lease, &b).await? == 1;
-            let b = binds![webhook, event_id];
-            appended.delivery = tx.optional(sql.select_delivery, &b, columns::delivery).await?;
-            Ok(appended)
+            Ok(done)
         })
     }
 
@@ -229,4 +201,44 @@ impl<B: Backend> EventStore for SqlStore<B> {
     async fn last_event_id(&self) -> StoreResult<i64> {
         work!(self, autocommit, |tx, sql| { tx.int(sql.select_event_seq, &[]).await })
     }
+}
+
+/// A reply webhook's delivery of event `event_id` taken for the claim's
+/// owner in the caller's transaction: created leased if absent, else
+/// leased if pending and free; as it is otherwise.
+async fn claim_reply<T: Tx>(tx: &mut T, event_id: i64, new: bool, claim: Option<&ReplyClaim>) -> StoreResult<Appended> {
+    let sql = tx.sql();
+    let mut appended = Appended {
+        event_id,
+        new,
+        claimed: false,
+        delivery: None,
+    };
+    let Some(c) = claim else {
+        return Ok(appended);
+    };
+    let b = binds![&c.webhook, event_id, c.now, c.now, c.now, &c.owner, c.lease_ms];
+    if tx.execute(sql.insert_leased_delivery, &b).await? == 1 {
+        // Created as written: no need to read it back.
+        appended.claimed = true;
+        appended.delivery = Some(Delivery {
+            webhook: c.webhook.clone(),
+            event_id,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_at: c.now,
+            created_at: c.now,
+            updated_at: c.now,
+            last_status: None,
+            last_error: None,
+            reply: None,
+            reply_ms: None,
+        });
+        return Ok(appended);
+    }
+    let b = binds![&c.owner, c.lease_ms, &c.webhook, event_id];
+    appended.claimed = tx.execute(sql.take_delivery_lease, &b).await? == 1;
+    let b = binds![&c.webhook, event_id];
+    appended.delivery = tx.optional(sql.select_delivery, &b, columns::delivery).await?;
+    Ok(appended)
 }

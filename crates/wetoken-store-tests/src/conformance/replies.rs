@@ -1,7 +1,18 @@
 //! Pushed messages and their reply webhook's delivery (SPEC §14).
 
 use super::*;
-use wetoken_core::store::ReplyClaim;
+use wetoken_core::store::{Appended, MessageAppend, ReplyClaim};
+
+/// One message appended alone.
+async fn append(s: &dyn Store, event: &NewEvent, claim: Option<ReplyClaim>) -> Appended {
+    let m = MessageAppend {
+        event: event.clone(),
+        claim,
+    };
+    let mut done = s.append_messages(&[m]).await.unwrap();
+    assert_eq!(done.len(), 1);
+    done.remove(0)
+}
 
 /// A pushed message is one event however often it comes; the reply
 /// webhook's delivery of it is taken with it, by one instance, and a
@@ -22,21 +33,23 @@ pub async fn messages_and_their_replies(s: &dyn Store) {
     let cursor = s.webhook("conf-reply").await.unwrap().unwrap().cursor;
     let mut msg = event("message.text", "mp:conf_rp", 1);
     msg.dedupe = Some("r".repeat(64));
-    let claim = |owner| ReplyClaim {
-        webhook: "conf-reply",
-        owner,
-        lease_ms: LEASE,
-        now: 100,
+    let claim = |owner: &str| {
+        Some(ReplyClaim {
+            webhook: "conf-reply".into(),
+            owner: owner.into(),
+            lease_ms: LEASE,
+            now: 100,
+        })
     };
 
     // Without a reply webhook: the event alone.
     let mut other = event("message.text", "mp:conf_rp", 2);
     other.dedupe = Some("o".repeat(64));
-    let plain = s.append_message(&other, None).await.unwrap();
+    let plain = append(s, &other, None).await;
     assert!(plain.new && !plain.claimed && plain.delivery.is_none());
 
     // The first push: a new event, its reply delivery leased to i1.
-    let first = s.append_message(&msg, Some(&claim("i1"))).await.unwrap();
+    let first = append(s, &msg, claim("i1")).await;
     assert!(first.new && first.claimed, "{first:?}");
     let d = first.delivery.clone().expect("the delivery is read back");
     assert_eq!(
@@ -49,7 +62,7 @@ pub async fn messages_and_their_replies(s: &dyn Store) {
     );
 
     // WeChat's retry, at another instance: the same event, not taken.
-    let retry = s.append_message(&msg, Some(&claim("i2"))).await.unwrap();
+    let retry = append(s, &msg, claim("i2")).await;
     assert_eq!(
         (retry.event_id, retry.new, retry.claimed),
         (first.event_id, false, false)
@@ -84,7 +97,7 @@ pub async fn messages_and_their_replies(s: &dyn Store) {
         reply_ms: Some(12),
     };
     assert!(s.record_attempt(&write).await.unwrap());
-    let again = s.append_message(&msg, Some(&claim("i2"))).await.unwrap();
+    let again = append(s, &msg, claim("i2")).await;
     let d = again.delivery.expect("the delivery");
     assert!(!again.claimed);
     assert_eq!(
@@ -98,11 +111,11 @@ pub async fn messages_and_their_replies(s: &dyn Store) {
     // A pending delivery whose lease is free is taken by the next push.
     let mut third = event("message.text", "mp:conf_rp", 3);
     third.dedupe = Some("t".repeat(64));
-    let ev = s.append_message(&third, None).await.unwrap().event_id;
+    let ev = append(s, &third, None).await.event_id;
     let last = s.last_event_id().await.unwrap();
     let cursor = s.webhook("conf-reply").await.unwrap().unwrap().cursor;
     assert!(s.fan_out("conf-reply", cursor, last, &[ev], 100).await.unwrap());
-    let taken = s.append_message(&third, Some(&claim("i2"))).await.unwrap();
+    let taken = append(s, &third, claim("i2")).await;
     assert!(!taken.new && taken.claimed);
     assert!(s.delete_webhook("conf-reply").await.unwrap());
 
@@ -113,4 +126,27 @@ pub async fn messages_and_their_replies(s: &dyn Store) {
     let last = s.last_message(&id("mp:conf_rp")).await.unwrap().expect("a last push");
     assert_eq!((last.id, last.data["n"].as_i64()), (ev, Some(3)));
     assert_eq!(s.last_message(&id("mp:conf_none")).await.unwrap(), None);
+
+    // A batch: one transaction, each message answered in order, a retry
+    // inside the batch the same event as its first push.
+    let batch: Vec<MessageAppend> = (10..13)
+        .map(|n| {
+            let mut e = event("message.text", "mp:conf_rp", n);
+            e.dedupe = Some(format!("{n:0>64}"));
+            MessageAppend { event: e, claim: None }
+        })
+        .collect();
+    let mut with_retry = batch.clone();
+    with_retry.push(batch[1].clone());
+    let done = s.append_messages(&with_retry).await.unwrap();
+    assert_eq!(
+        done.iter().map(|d| d.new).collect::<Vec<_>>(),
+        [true, true, true, false]
+    );
+    assert_eq!(
+        done[3].event_id, done[1].event_id,
+        "the retry is the event its push made"
+    );
+    assert!(done[0].event_id < done[1].event_id && done[1].event_id < done[2].event_id);
+    assert!(s.append_messages(&[]).await.unwrap().is_empty());
 }
