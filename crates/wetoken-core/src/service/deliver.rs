@@ -37,7 +37,7 @@ use crate::events::{self, AttemptWrite, Delivery, DeliveryStatus, Event, Format,
 pub const POLL: Duration = Duration::from_millis(500);
 /// The least time between the starts of two passes: under load, what
 /// arrives meanwhile is one pass's work, not a pass each (bench (h): CPU
-/// per push at 100/s 8.9 → 6.5 ms going from none to 20 to 50 ms).
+/// per push at 100/s 8.9 ms with 20 ms, 6.5 ms with 50 ms).
 pub const PASS_GAP: Duration = Duration::from_millis(50);
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
