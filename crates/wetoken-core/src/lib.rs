@@ -29,6 +29,7 @@
 //! ```
 
 pub mod account;
+pub mod apisec;
 pub mod auth;
 pub mod clock;
 pub mod domain;
