@@ -34,6 +34,7 @@ mod wecom;
 
 use push::{authorize, http, push_to_suite, push_verify_ticket, unauthorize};
 use routes::router;
+pub use routes::{INTRACITY, RISK_RANK};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

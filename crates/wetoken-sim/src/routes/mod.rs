@@ -5,8 +5,11 @@
 use super::*;
 use crate::media;
 
+mod apisec;
 mod control;
 mod signin;
+
+pub use apisec::{INTRACITY, RISK_RANK};
 
 use control::*;
 
@@ -43,6 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__sim/components", post(ctl_add_component))
         .route("/__sim/components/{c}/{action}", post(ctl_component_action))
         .merge(signin::routes())
+        .merge(apisec::routes())
         .with_state(shared)
         .layer(axum::middleware::from_fn(remember_url))
 }

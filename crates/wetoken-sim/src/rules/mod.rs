@@ -34,6 +34,7 @@
 //! | openapi/rid/get | a token; the `rid` an error answer named → `request {invoke_time, cost_in_ms, request_url, request_body, response_body, client_ip}`; 76001 unknown rid | `rid_get`, `record_rid` |
 //! | clear_quota | the account's token and `appid` (its own); resets its daily counts; 10 a month (in +08:00), then 48006 | `clear_quota` |
 //! | component/clear_quota/v2 | `component_appid` + `appsecret` (40125 wrong), `appid` an authorized account (61003 otherwise); the same monthly limit, on that account | `component_clear_quota` |
+//! | wxa/getuserriskrank, express/intracity/* | API security, WeChat's side: see `apisec`'s table (934011 unsigned intracity; 40231–40240; answers sealed and signed with the simulator's platform key) | `signed_call` |
 //! | message/custom/send | a business token (41001/40001/42001); a JSON body (47001); recorded with the token's appid (the release test's `_from_api` answer) | `custom_send`, `sent_messages` |
 
 use std::collections::HashMap;
@@ -175,6 +176,8 @@ pub struct World {
     users: signin::Users,
     /// Customer-service messages sent: (the token's appid, the body).
     sent: Vec<(String, Value)>,
+    /// API security: apps' keys, the platform key (`apisec`).
+    pub api_security: apisec::ApiSecurity,
 }
 
 pub type Answer = Value;
@@ -377,6 +380,7 @@ impl World {
     }
 }
 
+pub mod apisec;
 mod diagnostics;
 mod open_platform;
 mod signin;
