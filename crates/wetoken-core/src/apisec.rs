@@ -152,7 +152,53 @@ fn millis(t: &x509_cert::time::Time) -> i64 {
     i64::try_from(t.to_unix_duration().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// What may be shown of a block (SPEC §15): the sns, whether every call is
+/// signed, the certificates' validity; never a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSecuritySummary {
+    pub sym_sn: String,
+    pub private_sn: String,
+    pub sign_all: bool,
+    pub certs: Vec<CertView>,
+}
+
+/// A certificate's number and validity, and its RSA key.
+fn parse_cert(c: &CertConfig) -> Result<(CertView, RsaPublicKey), ParseError> {
+    check_sn("platform_certs.sn", &c.sn)?;
+    let cert = Certificate::from_pem(c.pem.trim().as_bytes()).map_err(|_| {
+        bad(
+            "platform_certs.pem",
+            format!("{}: not an X.509 certificate in PEM", c.sn),
+        )
+    })?;
+    let spki = x509_cert::der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)
+        .map_err(|_| bad("platform_certs.pem", format!("{}: no public key", c.sn)))?;
+    let key = RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|_| bad("platform_certs.pem", format!("{}: not an RSA key", c.sn)))?;
+    let validity = &cert.tbs_certificate.validity;
+    let view = CertView {
+        sn: c.sn.clone(),
+        not_before: millis(&validity.not_before),
+        not_after: millis(&validity.not_after),
+    };
+    Ok((view, key))
+}
+
 impl ApiSecurityConfig {
+    /// What may be shown of it.
+    pub fn summary(&self) -> Result<ApiSecuritySummary, ParseError> {
+        Ok(ApiSecuritySummary {
+            sym_sn: self.sym_sn.clone(),
+            private_sn: self.private_sn.clone(),
+            sign_all: self.sign.as_deref() == Some("all"),
+            certs: self
+                .platform_certs
+                .iter()
+                .map(|c| parse_cert(c).map(|(v, _)| v))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// The keys it holds, each checked: a 32-byte symmetric key, an RSA
     /// private key in PKCS#1 or PKCS#8 PEM, 1–4 X.509 certificates with RSA
     /// keys, `sign` absent or `"all"`.

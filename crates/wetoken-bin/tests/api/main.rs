@@ -2,6 +2,7 @@
 //! simulator over real HTTP.
 
 mod accounts;
+mod api_security;
 mod auth;
 mod cli;
 mod cluster;

@@ -156,7 +156,11 @@ async fn every_v1_answer_matches_the_document_both_ways() {
     // Accounts of every family, and one whose secret WeChat refuses.
     for body in [
         json!({"kind":"mp","appid":"wxdoc","secret":"s","token_api":"stable"}),
-        json!({"kind":"mp","appid":"wxdocbad","secret":"wrong"}),
+        json!({"kind":"mp","appid":"wxdocbad","secret":"wrong","api_security":{
+            "sym_key": "otUpngOjU+nVQaWJIC3D/yMLV17RKaP6t4Ot9tbnzLY=", "sym_sn": "docsym", "private_sn": "dockey",
+            "private_key": include_str!("../../../wetoken-core/tests/fixtures/api_security/doc_app_private_key.pem"),
+            "platform_certs": [{"sn": "doccert",
+                "pem": include_str!("../../../wetoken-core/tests/fixtures/api_security/doc_platform_cert.pem")}]}}),
         json!({"kind":"work","corpid":"wwdoc","agentid":1000002,"secret":"ws"}),
         json!({"kind":"component","appid":"wxdoccomp","secret":"cs","token":"ctoken","aes_key":AES_KEY}),
         json!({"kind":"suite","suite_id":"ssdoc","secret":"ss","token":"stoken","aes_key":AES_KEY}),

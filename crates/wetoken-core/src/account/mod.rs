@@ -30,6 +30,10 @@ pub struct Secrets {
     /// permanent_code (corp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent_code: Option<Secret>,
+    /// The API-security keys (mp, component; SPEC §15): the checked
+    /// `api_security` block as JSON (`crate::apisec::ApiSecurityConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_security: Option<Secret>,
 }
 
 /// Non-secret settings of an account.
@@ -206,6 +210,7 @@ impl AccountPatch {
         set!(secret);
         set!(token);
         set!(aes_key);
+        set!(api_security);
         set!(refresh_token);
         set!(permanent_code);
         if let Some(t) = self.token_api {

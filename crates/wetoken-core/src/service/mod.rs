@@ -47,6 +47,7 @@ pub mod replies;
 pub mod scheduler;
 mod services;
 pub mod sessions;
+pub mod signed;
 pub mod signin;
 mod suite;
 mod verify;

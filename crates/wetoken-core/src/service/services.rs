@@ -10,6 +10,8 @@ use super::*;
 pub struct Accounts {
     pub(super) engine: CredentialEngine,
     pub(super) accounts: Arc<dyn AccountStore>,
+    /// Parsed API-security keys (see `signed`).
+    pub(super) signers: signed::Signers,
 }
 
 /// Open Platform components and WeCom suites: their children (authorizers,
@@ -119,11 +121,13 @@ impl Services {
             events: store.clone(),
             audit: store.clone(),
         };
+        let accounts = Accounts {
+            engine: e(),
+            accounts: store.clone(),
+            signers: Default::default(),
+        };
         Services {
-            accounts: Accounts {
-                engine: e(),
-                accounts: store.clone(),
-            },
+            accounts: accounts.clone(),
             platforms: Platforms {
                 engine: e(),
                 landings: Default::default(),
@@ -133,10 +137,7 @@ impl Services {
             events: events.clone(),
             console: Console {
                 engine: e(),
-                listing: Accounts {
-                    engine: e(),
-                    accounts: store.clone(),
-                },
+                listing: accounts,
                 accounts: store.clone(),
                 events: store.clone(),
                 sessions: store.clone(),

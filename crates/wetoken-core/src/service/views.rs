@@ -93,6 +93,8 @@ pub struct AccountView {
     pub credentials: Vec<CredentialView>,
     /// Quota clears used in the month named (WeChat allows 10 a month).
     pub quota_clears: Option<crate::account::QuotaClears>,
+    /// What may be shown of its API-security keys (SPEC §15).
+    pub api_security: Option<crate::apisec::ApiSecuritySummary>,
 }
 
 impl AccountView {
@@ -112,6 +114,11 @@ impl AccountView {
             updated_at: from_millis(a.updated_at),
             credentials,
             quota_clears: a.config.quota_clears.clone(),
+            api_security: a.secrets.api_security.as_ref().and_then(|b| {
+                serde_json::from_str::<crate::apisec::ApiSecurityConfig>(b.expose())
+                    .ok()
+                    .and_then(|c| c.summary().ok())
+            }),
         }
     }
 }

@@ -377,6 +377,52 @@ impl Upstream {
             .map(drop)
     }
 
+    /// A signed call (SPEC §15): `body` posted to `urlpath` with the token
+    /// and `headers`; the answer's headers (lower case) and body, read at
+    /// most `limit` bytes. Counted like every upstream call.
+    pub async fn signed_post(
+        &self,
+        urlpath: &str,
+        access_token: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        limit: usize,
+    ) -> Result<(std::collections::HashMap<String, String>, Vec<u8>), UpstreamError> {
+        let mut req = self
+            .t
+            .client()
+            .post(urlpath)
+            .query(&[("access_token", access_token)])
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let started = std::time::Instant::now();
+        let resp = req.send().await.map_err(|e| self.t.error(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let mut out = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.t.error(e))? {
+            out.extend_from_slice(&chunk);
+            if out.len() > limit {
+                return Err(UpstreamError::Malformed(format!("an answer over {limit} bytes")));
+            }
+        }
+        metrics::counter!("wetoken_upstream_calls_total", "endpoint" => "signed", "result" => "ok", "errcode" => "0")
+            .increment(1);
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "signed call answered");
+        Ok((headers, out))
+    }
+
     /// `POST /cgi-bin/message/custom/send`: a customer-service message
     /// (the release test's `_from_api` answer).
     pub async fn custom_send(&self, access_token: &str, body: Value) -> Result<(), UpstreamError> {

@@ -40,6 +40,13 @@ pub(super) fn schemas() -> Value {
             }},
             "created_at": time, "updated_at": time,
             "credentials": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/CredentialState"}},
+            "api_security": {"type": "object", "additionalProperties": false,
+                "description": "what may be shown of the API-security keys (SPEC §15): never a key",
+                "required": ["sym_sn", "private_sn", "sign", "platform_certs"], "properties": {
+                "sym_sn": string, "private_sn": string, "sign": {"type": "string", "enum": ["required", "all"]},
+                "platform_certs": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                    "required": ["sn", "not_before", "not_after"], "properties": {"sn": string, "not_before": time, "not_after": time}}},
+            }},
         }},
         "CredentialState": {"type": "object", "additionalProperties": false,
             "required": ["expires_at", "refreshed_at", "last_error", "blocked_until"], "properties": {

@@ -217,6 +217,20 @@ async fn call_for(st: &AppState, principal: &Principal, owner: &AccountId, path:
             Err(e) => return Call::refused(e),
         }
     };
+    // SPEC §15: a call that must be signed is sealed and signed with the
+    // account's keys, its answer verified and opened (an upload never).
+    if let Outgoing::Kept(bytes) = &body {
+        let upload = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+        match st.service.accounts.signer_for(owner, path, upload).await {
+            Ok(Some(signer)) => return signed(st, owner, &signer, path, &raw_query, bytes, slot).await,
+            Ok(None) => {}
+            Err(e) => return Call::refused(ApiError::from(e)),
+        }
+    }
     let token_param = |token: &str| {
         let t: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
         if raw_query.is_empty() {
@@ -243,6 +257,47 @@ async fn call_for(st: &AppState, principal: &Principal, owner: &AccountId, path:
             relayed: true,
             ..Call::refused(e)
         },
+    }
+}
+
+/// A signed call (SPEC §15): WeChat's plain answer as it came, or the
+/// verified answer opened; one that does not verify is 502, never passed on.
+async fn signed(
+    st: &AppState,
+    owner: &AccountId,
+    signer: &wetoken_core::service::signed::Signer,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Call {
+    use wetoken_core::service::signed::SignedAnswer;
+    let bytes = match st.service.accounts.call_signed(owner, signer, path, query, body).await {
+        Ok(SignedAnswer::Plain(b)) => b,
+        Ok(SignedAnswer::Opened(fields)) => serde_json::to_vec(&fields).expect("JSON"),
+        Err(e) => {
+            return Call {
+                relayed: true,
+                ..Call::refused(ApiError::from(e))
+            };
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let errcode = v.get("errcode").and_then(serde_json::Value::as_i64);
+    let rid = v
+        .get("errmsg")
+        .and_then(serde_json::Value::as_str)
+        .and_then(wetoken_core::upstream::rid_in);
+    let resp = (
+        [(axum::http::header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        bytes,
+    )
+        .into_response();
+    Call {
+        response: holding(resp, slot),
+        errcode,
+        rid,
+        relayed: true,
     }
 }
 

@@ -136,6 +136,8 @@ pub struct AccountBody {
     pub created_at: String,
     pub updated_at: String,
     pub credentials: Fields<CredentialStateBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_security: Option<serde_json::Value>,
 }
 
 /// Quota clears used in WeChat's month (`YYYY-MM`, +08:00).
@@ -174,6 +176,18 @@ pub fn account(a: &AccountView) -> AccountBody {
         quota_clears: a.quota_clears.as_ref().map(|c| QuotaClearsBody {
             month: c.month.clone(),
             used: c.used,
+        }),
+        api_security: a.api_security.as_ref().map(|k| {
+            let certs: Vec<_> = k
+                .certs
+                .iter()
+                .map(|c| {
+                    serde_json::json!({"sn": c.sn,
+                "not_before": rfc3339(from_millis(c.not_before)), "not_after": rfc3339(from_millis(c.not_after))})
+                })
+                .collect();
+            serde_json::json!({"sym_sn": k.sym_sn, "private_sn": k.private_sn,
+                "sign": if k.sign_all { "all" } else { "required" }, "platform_certs": certs})
         }),
         created_at: rfc3339(a.created_at),
         updated_at: rfc3339(a.updated_at),

@@ -33,6 +33,9 @@ pub enum FieldKind {
     AgentId,
     /// How an Official Account's token is fetched (`classic`, `stable`).
     TokenApi,
+    /// The API-security block (SPEC §15): a JSON object (or its text, from
+    /// a form or the CLI), checked whole, sealed, never shown back.
+    ApiSecurity,
 }
 
 /// A field of an account request: its name, what it holds, whether
@@ -47,7 +50,10 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// Whether the field is a secret (a form hides it and never fills it).
     pub fn secret(&self) -> bool {
-        matches!(self.kind, FieldKind::Secret | FieldKind::AesKey)
+        matches!(
+            self.kind,
+            FieldKind::Secret | FieldKind::AesKey | FieldKind::ApiSecurity
+        )
     }
 }
 
@@ -67,7 +73,7 @@ const fn opt(name: &'static str, kind: FieldKind) -> FieldSpec {
     }
 }
 
-use FieldKind::{AesKey, AgentId as Agent, Ident as Id, Secret as Sec, TokenApi as Api};
+use FieldKind::{AesKey, AgentId as Agent, ApiSecurity as ApiSec, Ident as Id, Secret as Sec, TokenApi as Api};
 
 /// The fields creating an account of `kind` reads (besides `kind`), in the
 /// order they are checked.
@@ -81,6 +87,7 @@ pub fn new_account_fields(kind: AccountKind) -> &'static [FieldSpec] {
                     opt("token_api", Api),
                     opt("token", Sec),
                     opt("aes_key", AesKey),
+                    opt("api_security", ApiSec),
                 ]
             }
         }
@@ -102,6 +109,7 @@ pub fn new_account_fields(kind: AccountKind) -> &'static [FieldSpec] {
                     req("secret", Sec),
                     req("token", Sec),
                     req("aes_key", AesKey),
+                    opt("api_security", ApiSec),
                 ]
             }
         }
@@ -140,14 +148,23 @@ pub fn patch_fields(kind: AccountKind) -> &'static [FieldSpec] {
                     opt("token_api", Api),
                     opt("token", Sec),
                     opt("aes_key", AesKey),
+                    opt("api_security", ApiSec),
                 ]
             }
         }
         AccountKind::Work => const { &[opt("secret", Sec), opt("token", Sec), opt("aes_key", AesKey)] },
         AccountKind::Provider => const { &[opt("secret", Sec)] },
-        AccountKind::Component | AccountKind::Suite => {
-            const { &[opt("secret", Sec), opt("token", Sec), opt("aes_key", AesKey)] }
+        AccountKind::Component => {
+            const {
+                &[
+                    opt("secret", Sec),
+                    opt("token", Sec),
+                    opt("aes_key", AesKey),
+                    opt("api_security", ApiSec),
+                ]
+            }
         }
+        AccountKind::Suite => const { &[opt("secret", Sec), opt("token", Sec), opt("aes_key", AesKey)] },
         AccountKind::Authorizer => const { &[opt("refresh_token", Sec)] },
         AccountKind::Corp => const { &[opt("permanent_code", Sec), opt("agentid", Agent)] },
     }
@@ -159,6 +176,8 @@ pub enum Raw<'a> {
     Text(&'a str),
     /// A JSON number that is a whole non-negative number.
     Number(u64),
+    /// A JSON object (only the API-security block is one).
+    Object(&'a Map<String, Value>),
     /// Anything else (a boolean, an array, …): never a valid field.
     Other,
 }
@@ -178,6 +197,7 @@ impl FieldSource for Map<String, Value> {
             Value::Null => None,
             Value::String(s) => Some(Raw::Text(s)),
             Value::Number(n) => Some(n.as_u64().map_or(Raw::Other, Raw::Number)),
+            Value::Object(m) => Some(Raw::Object(m)),
             _ => Some(Raw::Other),
         }
     }
@@ -249,8 +269,25 @@ fn agentid(f: &FieldSpec, raw: Option<Raw<'_>>) -> Result<Option<AgentId>, Parse
         None => Ok(None),
         Some(Raw::Number(n)) => AgentId::parse(&n.to_string()).map(Some),
         Some(Raw::Text(s)) => AgentId::parse(s).map(Some),
-        Some(Raw::Other) => Err(ParseError(format!("{} must be a number or a string of digits", f.name))),
+        Some(Raw::Other | Raw::Object(_)) => {
+            Err(ParseError(format!("{} must be a number or a string of digits", f.name)))
+        }
     }
+}
+
+/// The API-security block: an object (or its JSON text), every key checked
+/// (`ApiSecurityConfig::keys`), kept as its JSON.
+fn api_security(f: &FieldSpec, raw: Option<Raw<'_>>) -> Result<Option<Secret>, ParseError> {
+    use crate::apisec::ApiSecurityConfig;
+    let cfg: ApiSecurityConfig = match raw {
+        None => return Ok(None),
+        Some(Raw::Object(m)) => serde_json::from_value(Value::Object(m.clone())),
+        Some(Raw::Text(t)) if t.len() <= 64 * 1024 => serde_json::from_str(t),
+        Some(_) => return Err(ParseError(format!("{} must be an object", f.name))),
+    }
+    .map_err(|e| ParseError(format!("{}: {e}", f.name)))?;
+    cfg.keys()?;
+    Ok(Some(Secret::new(serde_json::to_string(&cfg).expect("JSON"))))
 }
 
 fn slot<'s>(secrets: &'s mut Secrets, name: &str) -> &'s mut Option<Secret> {
@@ -279,6 +316,7 @@ fn read(src: &dyn FieldSource, fields: &[FieldSpec], also: &[&str]) -> Result<Re
             }
             FieldKind::Secret => *slot(&mut r.secrets, f.name) = secret(f, raw)?,
             FieldKind::AesKey => r.secrets.aes_key = aes_key(f, raw)?,
+            FieldKind::ApiSecurity => r.secrets.api_security = api_security(f, raw)?,
             FieldKind::AgentId => r.agentid = agentid(f, raw)?,
             FieldKind::TokenApi => r.token_api = text(f, raw)?.map(str::parse).transpose()?,
         }

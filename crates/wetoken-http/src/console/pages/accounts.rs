@@ -166,6 +166,16 @@ struct AccountPage {
     /// last one that came: (type, when).
     receives_messages: bool,
     last_push: Option<(String, String)>,
+    /// The API-security keys as shown (SPEC §15): sns, which calls are
+    /// signed, each certificate's number and validity; never a key.
+    api_security: Option<ApiSecurityShown>,
+}
+
+struct ApiSecurityShown {
+    sym_sn: String,
+    private_sn: String,
+    sign_all: bool,
+    certs: Vec<(String, String, String)>,
 }
 
 /// The URLs to set at WeChat for account `id` (SPEC §5, §14), on this
@@ -272,6 +282,19 @@ pub async fn account(
             AccountKind::Mp | AccountKind::Work | AccountKind::Authorizer | AccountKind::Corp
         ),
         last_push: last_push.map(|e| (e.kind, view::when(Some(wetoken_core::clock::from_millis(e.at))))),
+        api_security: a.api_security.as_ref().map(|k| ApiSecurityShown {
+            sym_sn: k.sym_sn.clone(),
+            private_sn: k.private_sn.clone(),
+            sign_all: k.sign_all,
+            certs: k
+                .certs
+                .iter()
+                .map(|c| {
+                    let when = |ms| view::when(Some(wetoken_core::clock::from_millis(ms)));
+                    (c.sn.clone(), when(c.not_before), when(c.not_after))
+                })
+                .collect(),
+        }),
         c,
     };
     html(StatusCode::OK, &page)
