@@ -36,7 +36,11 @@
 //!     for WeChat, against that webhook called straight (wetoken's own
 //!     time at p50 and p99); every event delivered once to another webhook.
 //!
-//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e|f|g|h].
+//! (i) signed calls: wetoken's signing and verifying work per call alone
+//!     (WeChat's published keys), and the same call through `/proxy/`
+//!     signed and unsigned, interleaved: latency and wetoken's CPU a call.
+//!
+//! Usage: wetoken-bench --wetoken PATH [--quick] [--only a|b|c|d|e|f|g|h|i].
 //! `--bare-server LEN` is the baseline process itself.
 
 mod downloads;
@@ -45,6 +49,7 @@ mod expiring;
 mod hot_path;
 mod messages;
 mod scale;
+mod signed;
 mod signin;
 mod stampede;
 mod token_free;
@@ -110,6 +115,9 @@ async fn main() {
     }
     if run("f") {
         token_free::token_free(&args).await;
+    }
+    if run("i") {
+        signed::signed(&args).await;
     }
     if run("g") {
         match std::env::var("WETOKEN_BENCH_POSTGRES_URL") {

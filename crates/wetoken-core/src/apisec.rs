@@ -21,13 +21,12 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::pss::{BlindedSigningKey, Signature, VerifyingKey};
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
+use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 use x509_cert::spki::DecodePublicKey;
@@ -87,14 +86,18 @@ pub struct CertView {
 
 struct Cert {
     view: CertView,
-    key: VerifyingKey<Sha256>,
+    /// The certificate's RSA key (modulus, exponent) for ring's PSS check.
+    key: ring::signature::RsaPublicKeyComponents<Vec<u8>>,
 }
 
 /// The keys of one account, checked and ready.
 pub struct ApiKeys {
     sym: Aes256Gcm,
     sym_sn: String,
-    signer: BlindedSigningKey<Sha256>,
+    /// The app key, for ring's constant-time RSASSA-PSS (SHA-256, salt 32):
+    /// bench (i) measured the `rsa` crate's blinded signing at ~4.7 ms a
+    /// call on the CI machine.
+    signer: ring::signature::RsaKeyPair,
     private_sn: String,
     certs: Vec<Cert>,
     sign_all: bool,
@@ -213,6 +216,11 @@ impl ApiSecurityConfig {
         let private = RsaPrivateKey::from_pkcs1_pem(self.private_key.trim())
             .or_else(|_| RsaPrivateKey::from_pkcs8_pem(self.private_key.trim()))
             .map_err(|_| bad("private_key", "an RSA private key in PKCS#1 or PKCS#8 PEM"))?;
+        let signer = private
+            .to_pkcs1_der()
+            .ok()
+            .and_then(|der| ring::signature::RsaKeyPair::from_der(der.as_bytes()).ok())
+            .ok_or_else(|| bad("private_key", "not a usable RSA key (2048 to 4096 bits)"))?;
         if !(1..=4).contains(&self.platform_certs.len()) {
             return Err(bad("platform_certs", "1 to 4 certificates"));
         }
@@ -236,7 +244,10 @@ impl ApiSecurityConfig {
                     not_before: millis(&validity.not_before),
                     not_after: millis(&validity.not_after),
                 },
-                key: VerifyingKey::new(key),
+                key: ring::signature::RsaPublicKeyComponents {
+                    n: key.n().to_bytes_be(),
+                    e: key.e().to_bytes_be(),
+                },
             });
         }
         let sign_all = match self.sign.as_deref() {
@@ -247,7 +258,7 @@ impl ApiSecurityConfig {
         Ok(ApiKeys {
             sym: Aes256Gcm::new_from_slice(&sym).expect("32 bytes"),
             sym_sn: self.sym_sn.clone(),
-            signer: BlindedSigningKey::new(private),
+            signer,
             private_sn: self.private_sn.clone(),
             certs,
             sign_all,
@@ -335,10 +346,16 @@ impl ApiKeys {
 
     /// RSASSA-PSS (SHA-256, salt 32) of `urlpath\nappid\nts\nbody`, base64.
     pub fn sign(&self, urlpath: &str, appid: &str, ts: i64, body: &[u8]) -> String {
-        let sig = self
-            .signer
-            .sign_with_rng(&mut rand::rngs::OsRng, &signed_text(urlpath, appid, ts, body));
-        STANDARD.encode(sig.to_bytes())
+        let mut sig = vec![0; self.signer.public().modulus_len()];
+        self.signer
+            .sign(
+                &ring::signature::RSA_PSS_SHA256,
+                &ring::rand::SystemRandom::new(),
+                &signed_text(urlpath, appid, ts, body),
+                &mut sig,
+            )
+            .expect("ring signs with a key it accepted");
+        STANDARD.encode(sig)
     }
 
     /// Checks a signed answer and opens it: its plain fields (without
@@ -377,11 +394,11 @@ impl ApiKeys {
                 continue;
             };
             known = true;
-            let ok = STANDARD
-                .decode(sig.trim())
-                .ok()
-                .and_then(|b| Signature::try_from(b.as_slice()).ok())
-                .is_some_and(|s| cert.key.verify(&m, &s).is_ok());
+            let ok = STANDARD.decode(sig.trim()).ok().is_some_and(|s| {
+                cert.key
+                    .verify(&ring::signature::RSA_PSS_2048_8192_SHA256, &m, &s)
+                    .is_ok()
+            });
             if ok {
                 verified = Some(deprecated);
                 break;
