@@ -178,6 +178,37 @@ async fn answers_are_verified_and_certificates_watched() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["data"]["sn"], new_sn.as_str());
 
+    // WeChat's own refusal (keys that no longer match what WeChat holds:
+    // it cannot open the call) comes back as WeChat sent it.
+    sim.set_api_security(
+        APPID,
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "symsn0001",
+        &public_pem(),
+    );
+    let (s, v) = proxy(&srv, &key, APPID, "/wxa/getuserriskrank", ask.clone()).await;
+    assert_eq!((s, &v["errcode"]), (StatusCode::OK, &json!(40235)), "{v}");
+    // An upload is never signed (WeChat does not support it).
+    let before = sim.signed_calls().len();
+    let mut form = b"--b0undary\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.jpg\"\r\n\
+        Content-Type: image/jpeg\r\n\r\n"
+        .to_vec();
+    form.extend_from_slice(&[7u8; 1024]);
+    form.extend_from_slice(b"\r\n--b0undary--\r\n");
+    let resp = srv
+        .client
+        .post(format!("{}/proxy/mp/{APPID}/cgi-bin/media/upload?type=image", srv.url))
+        .bearer_auth(&key)
+        .header("content-type", "multipart/form-data; boundary=b0undary")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["media_id"].is_string(), "{v}");
+    assert_eq!(sim.signed_calls().len(), before, "unsigned");
+
     for (bad, field) in [
         (
             json!({"sym_key": "c2hvcnQ=", "sym_sn": "a", "private_key": KEY, "private_sn": "b", "platform_certs": []}),

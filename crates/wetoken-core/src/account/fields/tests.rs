@@ -7,6 +7,11 @@ fn sample(name: &str) -> Value {
         "aes_key" => Value::from("a".repeat(43)),
         "agentid" => Value::from("1000002"),
         "token_api" => Value::from("classic"),
+        "api_security" => json!({
+            "sym_key": "otUpngOjU+nVQaWJIC3D/yMLV17RKaP6t4Ot9tbnzLY=", "sym_sn": "s1", "private_sn": "k1",
+            "private_key": include_str!("../../../tests/fixtures/api_security/doc_app_private_key.pem"),
+            "platform_certs": [{"sn": "c1", "pem": include_str!("../../../tests/fixtures/api_security/doc_platform_cert.pem")}],
+        }),
         _ => Value::from("x1"),
     }
 }
