@@ -226,24 +226,9 @@ impl ApiSecurityConfig {
         }
         let mut certs = Vec::new();
         for c in &self.platform_certs {
-            check_sn("platform_certs.sn", &c.sn)?;
-            let cert = Certificate::from_pem(c.pem.trim().as_bytes()).map_err(|_| {
-                bad(
-                    "platform_certs.pem",
-                    format!("{}: not an X.509 certificate in PEM", c.sn),
-                )
-            })?;
-            let spki = x509_cert::der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)
-                .map_err(|_| bad("platform_certs.pem", format!("{}: no public key", c.sn)))?;
-            let key = RsaPublicKey::from_public_key_der(&spki)
-                .map_err(|_| bad("platform_certs.pem", format!("{}: not an RSA key", c.sn)))?;
-            let validity = &cert.tbs_certificate.validity;
+            let (view, key) = parse_cert(c)?;
             certs.push(Cert {
-                view: CertView {
-                    sn: c.sn.clone(),
-                    not_before: millis(&validity.not_before),
-                    not_after: millis(&validity.not_after),
-                },
+                view,
                 key: ring::signature::RsaPublicKeyComponents {
                     n: key.n().to_bytes_be(),
                     e: key.e().to_bytes_be(),

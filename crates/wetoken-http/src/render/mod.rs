@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use wetoken_core::clock::from_millis;
 use wetoken_core::domain::Credential;
-use wetoken_core::events::{Delivery, DeliveryStatus, Webhook};
+use wetoken_core::events::Webhook;
 use wetoken_core::service::{AccountView, AuthorizerEntry, CorpEntry, Issued, KeyView};
 use wetoken_core::upstream::grants::FuncInfo;
 
@@ -352,37 +352,6 @@ pub fn audit(e: &wetoken_core::store::AuditEntry) -> AuditBody {
     }
 }
 
-/// One event's delivery to a webhook.
-#[derive(Debug, Serialize)]
-pub struct DeliveryBody {
-    pub event_id: String,
-    pub status: &'static str,
-    pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
-    /// A reply webhook's reply given to WeChat, and its call's time (ms).
-    pub reply: Option<String>,
-    pub reply_ms: Option<i64>,
-}
-
-pub fn delivery(d: &Delivery) -> DeliveryBody {
-    DeliveryBody {
-        event_id: d.event_id.to_string(),
-        status: d.status.as_str(),
-        attempts: d.attempts,
-        next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| rfc3339(from_millis(d.next_at))),
-        created_at: rfc3339(from_millis(d.created_at)),
-        updated_at: rfc3339(from_millis(d.updated_at)),
-        last_status: d.last_status,
-        last_error: d.last_error.clone(),
-        reply: d.reply.clone(),
-        reply_ms: d.reply_ms,
-    }
-}
-
 /// A page of a list: its items under the list's name, and the cursor of
 /// the next page (null on the last).
 #[derive(Debug)]
@@ -504,6 +473,9 @@ pub enum JssdkBody {
         agent_config: JssdkConfig,
     },
 }
+
+mod deliveries;
+pub use deliveries::{DeliveryBody, delivery};
 
 #[cfg(test)]
 mod tests;
