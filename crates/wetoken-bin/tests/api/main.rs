@@ -21,6 +21,7 @@ mod messages;
 mod openapi;
 mod proxy;
 mod receiver;
+mod refusals;
 mod replies;
 mod sandbox;
 mod signin;

@@ -29,6 +29,9 @@ pub mod types {
     pub const RECOVERED: &str = "wetoken.credential.recovered";
     pub const BLOCKED: &str = "wetoken.credential.blocked";
     pub const NEEDS_REAUTHORIZATION: &str = "wetoken.authorizer.needs_reauthorization";
+    pub const IP_NOT_WHITELISTED: &str = "wetoken.credential.ip_not_whitelisted";
+    pub const MISCONFIGURED: &str = "wetoken.credential.misconfigured";
+    pub const NEEDS_CONFIRMATION: &str = "wetoken.credential.needs_confirmation";
     pub const REVOKED: &str = "wetoken.account.revoked";
     pub const TICKET_STALE: &str = "wetoken.ticket.stale";
     pub const FORCE_BUDGET_SPENT: &str = "wetoken.credential.force_budget_spent";

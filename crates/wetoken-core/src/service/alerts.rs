@@ -8,6 +8,10 @@
 //!   failed 3 times in a row;
 //! - `blocked`: a block (45009 or a permanent error) starts;
 //! - `needs_reauthorization`: an authorizer's refresh token is refused (61023);
+//! - `ip_not_whitelisted`, `misconfigured`, `needs_confirmation`: WeChat
+//!   refused wetoken itself (SPEC §16: the address it saw, a secret frozen,
+//!   wrong or missing, an administrator to confirm), once per refusal (and
+//!   per address);
 //! - `recovered`: a value is written after `refresh_failed` or a block;
 //! - `ticket.stale`: a pushed ticket is older than `WETOKEN_STALE_TICKET_SECS`.
 
@@ -38,6 +42,43 @@ fn was_failing(row: &CredentialState) -> bool {
     row.attempts >= FAILURES_TO_RAISE || (row.attempts >= 1 && last_failure_without_value)
 }
 
+/// The event of a refusal of wetoken itself (SPEC §16), unless the row
+/// already recorded the same one (for an address refusal: the same address).
+fn on_refusal(
+    prev: Option<&CredentialState>,
+    id: &AccountId,
+    cred: Credential,
+    now: i64,
+    error: &LastError,
+) -> Option<NewEvent> {
+    use crate::upstream::egress::{Refusal, address_in, refusal};
+    let r = refusal(error.errcode)?;
+    let before = prev.and_then(|p| p.last_error.as_ref());
+    let same = before.is_some_and(|b| {
+        refusal(b.errcode) == Some(r)
+            && (r != Refusal::IpNotWhitelisted || address_in(&b.errmsg) == address_in(&error.errmsg))
+    });
+    if same {
+        return None;
+    }
+    let mut detail = vec![
+        ("errcode", Value::from(error.errcode)),
+        ("errmsg", Value::from(error.errmsg.clone())),
+    ];
+    let kind = match r {
+        Refusal::IpNotWhitelisted => {
+            detail.push(("address", address_in(&error.errmsg).map_or(Value::Null, Value::from)));
+            types::IP_NOT_WHITELISTED
+        }
+        Refusal::Misconfigured => types::MISCONFIGURED,
+        Refusal::NeedsConfirmation { wait_secs } => {
+            detail.push(("wait_secs", Value::from(wait_secs)));
+            types::NEEDS_CONFIRMATION
+        }
+    };
+    Some(NewEvent::credential(kind, id, cred, now, &detail))
+}
+
 /// The events a failure recorded at `now` raises, given the row before it.
 pub(super) fn on_failure(
     prev: Option<&CredentialState>,
@@ -65,6 +106,7 @@ pub(super) fn on_failure(
         extra.push(("until", rfc3339(until)));
         out.push(NewEvent::credential(types::BLOCKED, id, cred, now, &extra));
     }
+    out.extend(on_refusal(prev, id, cred, now, error));
     let was_61023 = prev
         .and_then(|r| r.last_error.as_ref())
         .is_some_and(|e| e.errcode == 61023);
@@ -215,18 +257,72 @@ mod tests {
     }
 
     #[test]
+    fn refusals_of_wetoken_raise_once_each() {
+        let valid = Some(NOW + 600_000);
+        let refused = |errcode: i64, errmsg: &str| {
+            let mut r = row(1, valid, Some(NOW - 1));
+            r.last_error = Some(LastError {
+                errcode,
+                errmsg: errmsg.into(),
+                at: NOW - 1,
+            });
+            r
+        };
+        let ip = |addr: &str| format!("invalid ip {addr} ipv6 ::ffff:{addr}, not in whitelist rid: x");
+        let raised = |prev: &CredentialState, errcode: i64, errmsg: &str| {
+            let e = LastError {
+                errcode,
+                errmsg: errmsg.into(),
+                at: NOW,
+            };
+            on_failure(
+                Some(prev),
+                &"mp:wx1".parse::<AccountId>().unwrap(),
+                Credential::AccessToken,
+                NOW,
+                &e,
+                None,
+                1,
+            )
+            .into_iter()
+            .map(|e| (e.kind, e.data.get("address").cloned()))
+            .collect::<Vec<_>>()
+        };
+        let fresh = row(0, valid, None);
+        assert_eq!(
+            raised(&fresh, 40164, &ip("1.2.3.4")),
+            [(types::IP_NOT_WHITELISTED.to_owned(), Some(Value::from("1.2.3.4")))]
+        );
+        assert!(
+            raised(&refused(40164, &ip("1.2.3.4")), 40164, &ip("1.2.3.4")).is_empty(),
+            "once"
+        );
+        assert_eq!(
+            raised(&refused(40164, &ip("1.2.3.4")), 40164, &ip("5.6.7.8")).len(),
+            1,
+            "a new address"
+        );
+        assert_eq!(raised(&fresh, 40243, "frozen")[0].0, types::MISCONFIGURED);
+        assert!(
+            raised(&refused(40125, "x"), 40243, "frozen").is_empty(),
+            "still misconfigured"
+        );
+        assert_eq!(raised(&fresh, 89506, "refused")[0].0, types::NEEDS_CONFIRMATION);
+    }
+
+    #[test]
     fn blocks_and_61023_raise_when_they_start() {
         let until = NOW + 600_000;
         let valid = Some(NOW + 600_000);
         assert_eq!(
-            fail(Some(&row(0, valid, None)), 1, 40125, Some(until)),
+            fail(Some(&row(0, valid, None)), 1, 40013, Some(until)),
             [types::BLOCKED]
         );
         let mut blocked = row(1, valid, Some(NOW - 1));
         blocked.blocked_until = Some(until);
-        assert!(fail(Some(&blocked), 2, 40125, Some(until + 1)).is_empty());
+        assert!(fail(Some(&blocked), 2, 40013, Some(until + 1)).is_empty());
         blocked.blocked_until = Some(NOW - 1);
-        assert_eq!(fail(Some(&blocked), 2, 40125, Some(until)), [types::BLOCKED]);
+        assert_eq!(fail(Some(&blocked), 2, 40013, Some(until)), [types::BLOCKED]);
         assert_eq!(
             fail(Some(&row(0, valid, None)), 1, 61023, Some(until)),
             [types::BLOCKED, types::NEEDS_REAUTHORIZATION]

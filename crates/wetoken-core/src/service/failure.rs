@@ -5,8 +5,14 @@
 //! - 45009 (the day's quota) blocks until 00:00 +08:00, WeChat's quota day;
 //! - transient errors (network, timeout, HTTP 5xx, -1) and a ticket's
 //!   rejected token are retried with exponential backoff and jitter;
-//! - anything else WeChat refuses (40013, 40125, 61023, …) is permanent and
+//! - anything else WeChat refuses (40013, 61023, …) is permanent and
 //!   blocks automatic calls for 10 minutes or until the account changes;
+//! - a refusal of wetoken itself (SPEC §16): a frozen, wrong or missing
+//!   secret (40243, 40125, 41004) blocks until the account changes (a
+//!   change clears every block); an address not whitelisted (40164, 61004,
+//!   60020) blocks like a permanent error; an administrator who refused a
+//!   risky call (89506, 89507) blocks for the wait WeChat names, one still
+//!   to confirm (89501–89505) backs off;
 //! - a failure in what the fetch depends on (a ticket's access token, a
 //!   component's verify ticket) backs off without blocking: that
 //!   dependency has its own record.
@@ -22,6 +28,10 @@ use crate::upstream::UpstreamError;
 
 /// Permanent upstream errors are not retried automatically for this long.
 pub const PERMANENT_BLOCK: Duration = Duration::from_secs(600);
+
+/// A misconfigured account (its secret frozen, wrong or missing) is not
+/// retried automatically until it changes: for this long at most.
+pub const UNTIL_CHANGED: Duration = Duration::from_secs(30 * 86_400);
 
 /// Where a fetch failed: in this credential's own upstream call, or in
 /// obtaining what it depends on (a ticket's access token).
@@ -53,8 +63,16 @@ pub(super) struct Failure {
 pub(super) fn classify(e: &FetchError, cred: Credential, now: i64, attempts: i64, jitter: f64) -> Failure {
     let (errcode, errmsg, blocked_until) = match e {
         FetchError::Own(u) => {
+            use crate::upstream::egress::{Refusal, refusal};
             let blocked = if u.is_quota() {
                 Some(to_millis(next_quota_day(from_millis(now))))
+            } else if let Some(r) = refusal(u.errcode()) {
+                match r {
+                    Refusal::Misconfigured => Some(now + UNTIL_CHANGED.as_millis() as i64),
+                    Refusal::IpNotWhitelisted => Some(now + PERMANENT_BLOCK.as_millis() as i64),
+                    Refusal::NeedsConfirmation { wait_secs: 0 } => None,
+                    Refusal::NeedsConfirmation { wait_secs } => Some(now + wait_secs * 1000),
+                }
             } else if u.is_retryable() || (cred.needs_access_token() && u.is_token_rejected()) {
                 None
             } else {
@@ -105,6 +123,20 @@ mod tests {
     const NOW: i64 = 1_763_740_800_000; // 2025-11-21T16:00:00Z, 00:00 +08:00
 
     #[test]
+    fn refusals_of_wetoken_itself() {
+        let day = 86_400_000;
+        let f = classify(&wechat(40243), Credential::AccessToken, NOW, 1, 0.5);
+        assert_eq!(f.blocked_until, Some(NOW + 30 * day), "until the account changes");
+        let f = classify(&wechat(40164), Credential::AccessToken, NOW, 1, 0.5);
+        assert_eq!(f.blocked_until, Some(NOW + 600_000));
+        let f = classify(&wechat(89506), Credential::AccessToken, NOW, 1, 0.5);
+        assert_eq!(f.blocked_until, Some(NOW + day));
+        let f = classify(&wechat(89503), Credential::AccessToken, NOW, 1, 0.5);
+        assert_eq!(f.blocked_until, None, "retried with backoff");
+        assert!(f.due_at > NOW);
+    }
+
+    #[test]
     fn quota_blocks_until_the_next_beijing_midnight() {
         let f = classify(&wechat(45009), Credential::AccessToken, NOW + 1, 1, 0.5);
         assert_eq!(f.blocked_until, Some(NOW + 86_400_000));
@@ -114,7 +146,7 @@ mod tests {
 
     #[test]
     fn permanent_errors_block_ten_minutes_transient_ones_back_off() {
-        let f = classify(&wechat(40125), Credential::AccessToken, NOW, 1, 0.5);
+        let f = classify(&wechat(40013), Credential::AccessToken, NOW, 1, 0.5);
         assert_eq!(f.blocked_until, Some(NOW + 600_000));
         let f = classify(&wechat(-1), Credential::AccessToken, NOW, 3, 1.0);
         assert_eq!((f.blocked_until, f.due_at), (None, NOW + 4_000));

@@ -14,6 +14,7 @@
 //!   proxy's.
 
 mod answers;
+pub mod egress;
 mod error;
 pub mod grants;
 pub mod paths;

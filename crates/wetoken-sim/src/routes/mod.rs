@@ -84,11 +84,30 @@ pub(crate) async fn apply(fault: Option<Fault>) -> Option<Response> {
             )
                 .into_response(),
         ),
-        Fault::Errcode(c) => Some(Json(json!({"errcode": c, "errmsg": "system error"})).into_response()),
+        Fault::Errcode(c) => Some(Json(json!({"errcode": c, "errmsg": errmsg_of(c)})).into_response()),
         Fault::Hang => {
             std::future::pending::<()>().await;
             None
         }
+    }
+}
+
+/// WeChat's errmsg for an errcode a fault answers (contract-2 §D.3, §D.4):
+/// the whitelist refusals name the address WeChat saw — here the loopback
+/// address every caller of the simulator comes from.
+fn errmsg_of(errcode: i64) -> String {
+    let rid = format!("rid: {}-{}", rules::random_text(8), rules::random_text(8));
+    match errcode {
+        40164 => format!("invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist {rid}"),
+        61004 => format!("access clientip is not registered tips: requestIP: 127.0.0.1 {rid}"),
+        60020 => "not allow to access from your ip, hint: [1658286717354964018506079], from ip: 127.0.0.1, \
+                  more info at https://open.work.weixin.qq.com/devtool/query?e=60020"
+            .to_owned(),
+        40243 => format!("appsecret is frozen {rid}"),
+        40125 => format!("invalid appsecret {rid}"),
+        89503 => format!("此次调用需要管理员确认，请耐心等候 {rid}"),
+        89506 => format!("该IP调用请求已被公众号管理员拒绝，请24小时后再试，建议调用前与管理员沟通确认 {rid}"),
+        _ => "system error".to_owned(),
     }
 }
 

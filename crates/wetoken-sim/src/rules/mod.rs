@@ -186,6 +186,11 @@ fn err(errcode: i64, errmsg: &str) -> Answer {
     json!({"errcode": errcode, "errmsg": format!("{errmsg} rid: {}", random(8))})
 }
 
+/// `n` random letters and digits (a rid's parts).
+pub(crate) fn random_text(n: usize) -> String {
+    random(n)
+}
+
 fn random(n: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
