@@ -668,13 +668,14 @@ async fn console_in_a_real_browser() {
     find(b, "#cred-access_token [data-state=healthy]").await;
 
     // The alerts reached the webhook; a delivery is retried by hand.
-    let delivered = receiver.wait_for(3, Duration::from_secs(30)).await;
+    let delivered = receiver.wait_for(4, Duration::from_secs(30)).await;
     let mut kinds: Vec<&str> = delivered.iter().map(|r| r.header("x-wetoken-event")).collect();
     kinds.sort_unstable();
     assert_eq!(
         kinds,
         [
             "wetoken.credential.blocked",
+            "wetoken.credential.misconfigured",
             "wetoken.credential.recovered",
             "wetoken.credential.refresh_failed",
         ],

@@ -490,8 +490,12 @@ async fn failing_credentials_raise_one_event_each() {
     let (_, v) = events(&srv, "?account=mp:wxevblocked", ADMIN).await;
     assert_eq!(
         types(&v),
-        ["wetoken.credential.refresh_failed", "wetoken.credential.blocked"],
-        "once, not per read"
+        [
+            "wetoken.credential.refresh_failed",
+            "wetoken.credential.blocked",
+            "wetoken.credential.misconfigured"
+        ],
+        "once, not per read (a wrong secret is misconfigured, SPEC §16)"
     );
     let blocked = &v["events"][1]["data"];
     assert_eq!(

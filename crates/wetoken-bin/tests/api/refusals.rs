@@ -38,6 +38,14 @@ async fn refusals_of_wetoken_name_what_to_fix() {
         (&json!("mp:wxrefusedip01"), &json!("127.0.0.1"), &json!(40164))
     );
 
+    // The console's overview says which address to whitelist.
+    let (cookie, _) = crate::console::sign_in(&srv.url, ADMIN).await;
+    let (_, _, page) = crate::console::page(&srv.url, "/console/", &cookie).await;
+    assert!(
+        page.contains("class=\"whitelist\"") && page.contains("<code>127.0.0.1</code>"),
+        "{page}"
+    );
+
     // 40243 (a frozen secret): misconfigured, and not tried again until
     // the account changes.
     sim.clear_faults();

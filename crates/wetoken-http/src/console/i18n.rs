@@ -166,6 +166,10 @@ pub const ZH: &[(&str, &str)] = &[
     ("Quota, rid lookup, clear quota", "接口额度、rid 查询、额度清零"),
     ("Receiving URLs", "接收地址"),
     ("Last push", "最近一次推送"),
+    (
+        "Add this address to the account's IP whitelist:",
+        "请将此地址加入该账号的 IP 白名单：",
+    ),
     ("API security", "API 安全"),
     ("Symmetric key sn", "对称密钥编号"),
     ("Private key sn", "非对称密钥编号"),

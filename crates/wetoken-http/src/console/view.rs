@@ -85,6 +85,8 @@ pub struct CredRow {
     pub last_error: String,
     pub blocked_until: String,
     pub pushed: bool,
+    /// The address WeChat refused (SPEC §16): to add to the whitelist.
+    pub whitelist: Option<String>,
 }
 
 /// How a credential stands at `now`: blocked, failing (a last error),
@@ -120,6 +122,12 @@ pub fn cred_row(v: &CredentialView, now: DateTime<Utc>, ahead_secs: i64) -> Cred
             String::new()
         },
         pushed,
+        whitelist: v.last_error.as_ref().and_then(|e| {
+            use wetoken_core::upstream::egress::{Refusal, address_in, refusal};
+            (refusal(e.errcode) == Some(Refusal::IpNotWhitelisted))
+                .then(|| address_in(&e.errmsg))
+                .flatten()
+        }),
     }
 }
 
