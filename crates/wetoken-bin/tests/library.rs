@@ -112,19 +112,22 @@ async fn another_instances_refresh_is_seen_within_the_cache_ttl() {
 
 #[tokio::test]
 async fn a_permanent_error_blocks_automatic_calls_for_ten_minutes() {
-    let (sim, _dir, _key, a, id) = setup("wxperm", "wrong", "stable").await;
+    // A permanent error that is not a misconfiguration (a wrong secret
+    // blocks until the account changes, SPEC §16): an invalid appid.
+    let (sim, _dir, _key, a, id) = setup("wxperm", "right", "stable").await;
+    sim.inject(wetoken_sim::STABLE_TOKEN, wetoken_sim::Fault::Errcode(40013), None);
     let errcode = || async {
         match a.service.engine.get(&id, Credential::AccessToken).await.unwrap_err() {
             ServiceError::Upstream(u) => u.errcode(),
             other => panic!("{other}"),
         }
     };
-    assert_eq!(errcode().await, 40125);
+    assert_eq!(errcode().await, 40013);
     a.clock.advance(TimeDelta::seconds(599));
-    assert_eq!(errcode().await, 40125);
+    assert_eq!(errcode().await, 40013);
     assert_eq!(sim.token_calls(), 1, "blocked: answered from the record");
     a.clock.advance(TimeDelta::seconds(2));
-    assert_eq!(errcode().await, 40125);
+    assert_eq!(errcode().await, 40013);
     assert_eq!(sim.token_calls(), 2, "tried again after the block");
 }
 
