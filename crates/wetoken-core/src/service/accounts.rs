@@ -104,6 +104,7 @@ impl Accounts {
             Err(StoreError::NotFound) => Err(not_found(id)),
             r => r.map_err(ServiceError::from),
         }?;
+        self.signers.forget(id);
         if drop {
             self.engine.forget(id);
         } else {
@@ -115,6 +116,7 @@ impl Accounts {
     pub async fn delete_account(&self, id: &AccountId) -> Result<()> {
         let existed = self.accounts.delete_account(id).await?;
         self.engine.forget(id);
+        self.signers.forget(id);
         if existed { Ok(()) } else { Err(not_found(id)) }
     }
 }

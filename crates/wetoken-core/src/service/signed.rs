@@ -27,16 +27,25 @@ pub const EXPIRING_WITHIN_MS: i64 = 30 * 86_400_000;
 /// The largest answer of a signed call read.
 const ANSWER_LIMIT: usize = 1 << 20;
 
-/// Parsed keys per holder (the account, or an authorizer's component), by
-/// the SHA-256 of the block they came from; certificates announced.
+/// Parsed keys per holder (the account, or an authorizer's component) —
+/// or none, for one without a block — read at most once per cache TTL
+/// (a token-free call makes no database read for them), forgotten when this
+/// instance changes the account; certificates announced.
 #[derive(Clone, Default)]
 pub(super) struct Signers {
     keys: Arc<Mutex<HashMap<AccountId, Parsed>>>,
     announced: Arc<Mutex<HashSet<(AccountId, String)>>>,
 }
 
-/// Keys parsed, and the SHA-256 of the block they came from.
-type Parsed = (String, Arc<ApiKeys>);
+/// When a holder's keys were read, and what they were.
+type Parsed = (std::time::Instant, Option<Arc<ApiKeys>>);
+
+impl Signers {
+    /// Forgets what was read of `id`'s keys (it changed here).
+    pub(super) fn forget(&self, id: &AccountId) {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
 
 /// The keys one call is signed with.
 #[derive(Clone)]
@@ -69,30 +78,8 @@ impl Accounts {
             },
             _ => return Ok(None),
         };
-        let Some(a) = self.engine.inner.any_account(&holder).await? else {
+        let Some(keys) = self.keys_of(&holder).await? else {
             return Ok(None);
-        };
-        let Some(block) = a.secrets.api_security.as_ref() else {
-            return Ok(None);
-        };
-        let hash = hex::encode(Sha256::digest(block.expose().as_bytes()));
-        let cached = {
-            let m = self.signers.keys.lock().unwrap_or_else(|e| e.into_inner());
-            m.get(&holder).filter(|(h, _)| *h == hash).map(|(_, k)| k.clone())
-        };
-        let keys = match cached {
-            Some(k) => k,
-            None => {
-                let cfg: ApiSecurityConfig = serde_json::from_str(block.expose())
-                    .map_err(|e| ServiceError::Invalid(format!("{holder}'s api_security: {e}")))?;
-                let k = Arc::new(cfg.keys().map_err(|e| ServiceError::Invalid(e.0))?);
-                self.signers
-                    .keys
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(holder.clone(), (hash, k.clone()));
-                k
-            }
         };
         if !must_sign(path, keys.sign_all(), upload) {
             return Ok(None);
@@ -103,6 +90,41 @@ impl Accounts {
             _ => unreachable!("a holder is an mp account or a component"),
         };
         Ok(Some(Signer { holder, appid, keys }))
+    }
+
+    /// `holder`'s keys, parsed (none without a block), from what was read
+    /// within the cache TTL or read now.
+    async fn keys_of(&self, holder: &AccountId) -> Result<Option<Arc<ApiKeys>>> {
+        let ttl = self.engine.inner.cfg.cache_ttl;
+        let cached = {
+            let m = self.signers.keys.lock().unwrap_or_else(|e| e.into_inner());
+            m.get(holder)
+                .filter(|(at, _)| at.elapsed() < ttl)
+                .map(|(_, k)| k.clone())
+        };
+        if let Some(keys) = cached {
+            return Ok(keys);
+        }
+        let block = self
+            .engine
+            .inner
+            .any_account(holder)
+            .await?
+            .and_then(|a| a.secrets.api_security);
+        let keys = match block {
+            None => None,
+            Some(b) => {
+                let cfg: ApiSecurityConfig = serde_json::from_str(b.expose())
+                    .map_err(|e| ServiceError::Invalid(format!("{holder}'s api_security: {e}")))?;
+                Some(Arc::new(cfg.keys().map_err(|e| ServiceError::Invalid(e.0))?))
+            }
+        };
+        self.signers
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(holder.clone(), (std::time::Instant::now(), keys.clone()));
+        Ok(keys)
     }
 
     /// `wetoken.api_security.certificate_expiring` for each of the holder's
