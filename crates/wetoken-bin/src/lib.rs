@@ -147,10 +147,27 @@ impl Builder {
         self
     }
 
-    /// Base URLs of the WeChat and WeCom APIs (a simulator in tests).
-    pub fn upstream(mut self, mp_base: &str, work_base: &str) -> Self {
-        self.upstream.mp_base = mp_base.trim_end_matches('/').to_owned();
-        self.upstream.work_base = work_base.trim_end_matches('/').to_owned();
+    /// Base URLs of the WeChat and WeCom APIs (a simulator in tests), each
+    /// a comma-separated list of domains tried in order (SPEC §16).
+    pub fn upstream(mut self, mp: &str, work: &str) -> Self {
+        self.upstream.mp = UpstreamConfig::list(mp);
+        self.upstream.work = UpstreamConfig::list(work);
+        self
+    }
+
+    /// The HTTP proxy every upstream call goes through
+    /// (`WETOKEN_UPSTREAM_PROXY`, CONNECT for https).
+    pub fn upstream_proxy(mut self, url: &str) -> Self {
+        self.upstream.proxy = Some(url.to_owned());
+        self
+    }
+
+    /// Every upstream setting at once; the timeout stays the service's.
+    pub fn upstream_config(mut self, cfg: UpstreamConfig) -> Self {
+        self.upstream = UpstreamConfig {
+            timeout: self.upstream.timeout,
+            ..cfg
+        };
         self
     }
 
@@ -254,7 +271,8 @@ impl Builder {
                     .into(),
             ));
         }
-        let upstream = Upstream::new(self.upstream.clone()).map_err(|e| BuildError::Upstream(e.to_string()))?;
+        let upstream = Upstream::with_clock(self.upstream.clone(), self.clock.clone())
+            .map_err(|e| BuildError::Upstream(e.to_string()))?;
         let proxy = wetoken_http::proxy::Proxy::new(upstream.transport().clone(), self.proxy_max_inflight);
         let service = Services::new(store, upstream, self.clock, key, self.service);
         // Nothing runs on a key that does not open the database.

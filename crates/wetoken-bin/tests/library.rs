@@ -30,9 +30,10 @@ async fn instance(dir: &std::path::Path, sim: &Sim, key: &MasterKey) -> Instance
     store.migrate().await.unwrap();
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let upstream = Upstream::new(UpstreamConfig {
-        mp_base: sim.url(),
-        work_base: sim.url(),
+        mp: vec![sim.url()],
+        work: vec![sim.url()],
         timeout: Duration::from_secs(3),
+        proxy: None,
     })
     .unwrap();
     let service = Services::new(
@@ -441,9 +442,10 @@ async fn readers_answer_within_the_upstream_timeout_plus_two_seconds() {
     store.migrate().await.unwrap();
     let timeout = Duration::from_secs(1);
     let upstream = Upstream::new(UpstreamConfig {
-        mp_base: sim.url(),
-        work_base: sim.url(),
+        mp: vec![sim.url()],
+        work: vec![sim.url()],
         timeout,
+        proxy: None,
     })
     .unwrap();
     let service = Services::new(
@@ -816,4 +818,55 @@ async fn console_sessions_last_12_hours_and_end_everywhere() {
         a.service.console.redeem_sign_in_link(&late).await.unwrap().is_none(),
         "expired"
     );
+}
+
+/// SPEC §16: a domain that failed is passed over by this instance for a
+/// minute, then tried first again (the clock moved, not slept).
+#[tokio::test]
+async fn a_failed_domain_is_tried_again_after_a_minute() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let (a, b) = (sim.domain().await.unwrap(), sim.domain().await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = wetoken_store_sqlite::connect(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let cfg = UpstreamConfig {
+        mp: vec![a.url(), b.url()],
+        work: vec![sim.url()],
+        timeout: Duration::from_secs(3),
+        proxy: None,
+    };
+    let upstream = Upstream::with_clock(cfg, clock.clone()).unwrap();
+    let service = Services::new(
+        Arc::new(store),
+        upstream,
+        clock.clone(),
+        key(),
+        ServiceConfig::default(),
+    );
+    for i in 0..3 {
+        sim.add_app(&format!("wxminute{i}"), "right");
+        let new = NewAccount::from_json(&json!({"kind":"mp","appid":format!("wxminute{i}"),"secret":"right"}));
+        service.accounts.create_account(new.unwrap()).await.unwrap();
+    }
+    // A first fetch of another account each time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let fetch = || async {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id: AccountId = format!("mp:wxminute{i}").parse().unwrap();
+        service.engine.get(&id, Credential::AccessToken).await.unwrap()
+    };
+
+    a.set(wetoken_sim::Reach::Down);
+    fetch().await;
+    a.set(wetoken_sim::Reach::Up);
+    clock.advance(TimeDelta::seconds(59));
+    fetch().await;
+    assert_eq!((a.calls(), b.calls()), (0, 2), "passed over within the minute");
+    clock.advance(TimeDelta::seconds(2));
+    let got = fetch().await;
+    assert_eq!((a.calls(), b.calls()), (1, 2), "tried first again after it");
+    assert!(sim.is_valid(&got.value));
 }

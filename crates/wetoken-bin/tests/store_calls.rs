@@ -422,9 +422,10 @@ async fn a_cold_read_is_four_store_calls_and_a_hit_none() {
         calls: Mutex::default(),
     });
     let upstream = Upstream::new(UpstreamConfig {
-        mp_base: sim.url(),
-        work_base: sim.url(),
+        mp: vec![sim.url()],
+        work: vec![sim.url()],
         timeout: Duration::from_secs(3),
+        proxy: None,
     })
     .unwrap();
     let key = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();

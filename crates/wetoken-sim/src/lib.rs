@@ -24,6 +24,7 @@
 //! (`wetoken_core::msgcrypt`, checked against Tencent's and wechatpy's
 //! vectors), `?signature&timestamp&nonce&encrypt_type=aes&msg_signature`.
 
+mod domains;
 mod media;
 pub mod messages;
 mod push;
@@ -32,6 +33,7 @@ pub mod rules;
 mod users;
 mod wecom;
 
+pub use domains::{Domain, Reach};
 use push::{authorize, http, push_to_suite, push_verify_ticket, unauthorize};
 use routes::router;
 pub use routes::{INTRACITY, RISK_RANK};

@@ -27,7 +27,7 @@ pub fn builder(settings: &Settings) -> Result<(Builder, keyfiles::KeySource), Cl
         .key(key)
         .old_master_keys(settings.old_master_keys.iter().map(String::as_str))
         .service_config(settings.service_config())
-        .upstream(&up.mp_base, &up.work_base)
+        .upstream_config(up)
         .auto_migrate(settings.auto_migrate)
         .auth(settings.auth)
         .max_body_bytes(settings.max_body_bytes)

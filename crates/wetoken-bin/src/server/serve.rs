@@ -123,8 +123,8 @@ async fn start_sandbox(settings: &mut Settings) -> Result<Sandbox, CliError> {
     sim.add_app(DEMO_APPID, DEMO_SECRET);
     let dir = std::env::temp_dir().join(format!("wetoken-sandbox-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
-    settings.upstream_mp = sim.url();
-    settings.upstream_work = sim.url();
+    settings.upstream_mp = vec![sim.url()];
+    settings.upstream_work = vec![sim.url()];
     settings.database_url = format!("sqlite://{}", dir.join("wetoken.db").display());
     settings.data_dir = Some(dir.clone());
     settings.auto_migrate = true;

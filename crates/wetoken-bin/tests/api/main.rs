@@ -12,6 +12,7 @@ mod console;
 mod credentials;
 mod custody;
 mod diagnostics;
+mod domains;
 mod embedded;
 mod events;
 mod helpers;

@@ -19,7 +19,7 @@ use super::{Accounts, Result, ServiceError};
 use crate::apisec::{AnswerHeaders, ApiKeys, ApiSecurityConfig, must_sign};
 use crate::domain::{AccountId, Credential};
 use crate::events::NewEvent;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Signed, UpstreamError};
 
 /// How long before a platform certificate's end it is announced.
 pub const EXPIRING_WITHIN_MS: i64 = 30 * 86_400_000;
@@ -188,16 +188,22 @@ impl Accounts {
         }
         let token = self.engine.get(owner, Credential::AccessToken).await?.value;
         let up = &self.engine.inner.upstream;
-        let urlpath = format!("{}{path}", up.config().mp_base.trim_end_matches('/'));
         let ts = self.engine.inner.now_ms().div_euclid(1000);
-        let (sealed, signature) = signer.keys.seal_request(&urlpath, &signer.appid, ts, &fields);
-        let headers = [
-            ("Wechatmp-Appid", signer.appid.clone()),
-            ("Wechatmp-TimeStamp", ts.to_string()),
-            ("Wechatmp-Signature", signature),
-            ("Wechatmp-Serial", signer.keys.private_sn().to_owned()),
-        ];
-        let (answer_headers, answer) = up.signed_post(&urlpath, &token, &headers, sealed, ANSWER_LIMIT).await?;
+        let seal = |urlpath: &str| {
+            let (sealed, signature) = signer.keys.seal_request(urlpath, &signer.appid, ts, &fields);
+            let headers = vec![
+                ("Wechatmp-Appid", signer.appid.clone()),
+                ("Wechatmp-TimeStamp", ts.to_string()),
+                ("Wechatmp-Signature", signature),
+                ("Wechatmp-Serial", signer.keys.private_sn().to_owned()),
+            ];
+            (headers, sealed)
+        };
+        let Signed {
+            urlpath,
+            headers: answer_headers,
+            body: answer,
+        } = up.signed_post(path, &token, seal, ANSWER_LIMIT).await?;
         let is_envelope = serde_json::from_slice::<Value>(&answer)
             .ok()
             .is_some_and(|v| v.get("iv").is_some() && v.get("data").is_some() && v.get("errcode").is_none());

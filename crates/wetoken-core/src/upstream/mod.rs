@@ -30,26 +30,67 @@ use serde_json::Value;
 pub use answers::{Authorization, Fetched, Install, Quota, RidRequest, TicketType, check_errcode, fetched};
 pub use error::{TOKEN_REJECTED, UpstreamError, rejects_token, rid_in};
 pub use signin::{Session, UserToken};
-pub use transport::Transport;
+pub use transport::{Api, Attempt, REMEMBER_DOWN_MS, Transport, switches};
 
 use crate::domain::{AccountKind, TokenApi};
 
-/// Where the two WeChat APIs live (SPEC §7 `WETOKEN_UPSTREAM_MP`/`_WORK`).
-#[derive(Debug, Clone)]
+/// Where the two WeChat APIs live and how to reach them (SPEC §7
+/// `WETOKEN_UPSTREAM_MP`/`_WORK`, §16 domain lists and
+/// `WETOKEN_UPSTREAM_PROXY`).
+#[derive(Clone)]
 pub struct UpstreamConfig {
-    pub mp_base: String,
-    pub work_base: String,
+    /// WeChat's API domains (base URLs), in order of preference.
+    pub mp: Vec<String>,
+    /// WeCom's.
+    pub work: Vec<String>,
+    /// One call's whole time, across domains.
     pub timeout: Duration,
+    /// The HTTP proxy every upstream call goes through (CONNECT for https).
+    pub proxy: Option<String>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("mp", &self.mp)
+            .field("work", &self.work)
+            .field("timeout", &self.timeout)
+            // It may carry a password.
+            .field("proxy", &self.proxy.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl UpstreamConfig {
+    /// Base URLs from a comma-separated list (`WETOKEN_UPSTREAM_MP`'s
+    /// form), without blanks or trailing slashes.
+    pub fn list(urls: &str) -> Vec<String> {
+        urls.split(',')
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
-            mp_base: "https://api.weixin.qq.com".into(),
-            work_base: "https://qyapi.weixin.qq.com".into(),
+            mp: vec!["https://api.weixin.qq.com".into()],
+            work: vec!["https://qyapi.weixin.qq.com".into()],
             timeout: Duration::from_secs(10),
+            proxy: None,
         }
     }
+}
+
+/// A signed call's answer (SPEC §15): the URL called (what its signature
+/// covers), the answer's headers (lower case) and body.
+#[derive(Debug)]
+pub struct Signed {
+    pub urlpath: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 /// WeChat's credential and diagnostics APIs, answers parsed into types,
@@ -83,6 +124,16 @@ impl Upstream {
         })
     }
 
+    /// An upstream whose memory of failed domains runs on `clock`.
+    pub fn with_clock(
+        cfg: UpstreamConfig,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Self, UpstreamError> {
+        Ok(Upstream {
+            t: Transport::with_clock(cfg, clock)?,
+        })
+    }
+
     /// The transport, for calls relayed on a caller's behalf.
     pub fn transport(&self) -> &Transport {
         &self.t
@@ -102,62 +153,50 @@ impl Upstream {
         secret: &str,
         force: bool,
     ) -> Result<Fetched, UpstreamError> {
-        let url = format!(
-            "{}/cgi-bin/{}",
-            self.t.config().mp_base,
-            match api {
-                TokenApi::Stable => "stable_token",
-                TokenApi::Classic => "token",
-            }
-        );
-        let req = match api {
-            TokenApi::Stable => self.t.client().post(url).json(&StableTokenBody {
-                grant_type: "client_credential",
-                appid,
-                secret,
-                force_refresh: force,
-            }),
-            TokenApi::Classic => self.t.client().get(url).query(&[
-                ("grant_type", "client_credential"),
-                ("appid", appid),
-                ("secret", secret),
-            ]),
-        };
         let endpoint = match api {
             TokenApi::Stable => "stable_token",
             TokenApi::Classic => "token",
         };
-        let v = self.send(endpoint, req).await?;
+        let v = self
+            .send(endpoint, Api::Mp, |c, base| {
+                let url = format!("{base}/cgi-bin/{endpoint}");
+                match api {
+                    TokenApi::Stable => c.post(url).json(&StableTokenBody {
+                        grant_type: "client_credential",
+                        appid,
+                        secret,
+                        force_refresh: force,
+                    }),
+                    TokenApi::Classic => c.get(url).query(&[
+                        ("grant_type", "client_credential"),
+                        ("appid", appid),
+                        ("secret", secret),
+                    ]),
+                }
+            })
+            .await?;
         fetched(&v, "access_token")
     }
 
     /// A JS-SDK ticket with an access token.
     pub async fn ticket(&self, access_token: &str, ty: TicketType) -> Result<Fetched, UpstreamError> {
-        let (endpoint, base, path, kind) = match ty {
-            TicketType::MpJsapi => ("getticket", &self.t.config().mp_base, "ticket/getticket", Some("jsapi")),
-            TicketType::MpWxCard => (
-                "getticket",
-                &self.t.config().mp_base,
-                "ticket/getticket",
-                Some("wx_card"),
-            ),
-            TicketType::WorkJsapi => ("get_jsapi_ticket", &self.t.config().work_base, "get_jsapi_ticket", None),
-            TicketType::WorkAgent => (
-                "ticket/get",
-                &self.t.config().work_base,
-                "ticket/get",
-                Some("agent_config"),
-            ),
+        let (endpoint, api, path, kind) = match ty {
+            TicketType::MpJsapi => ("getticket", Api::Mp, "ticket/getticket", Some("jsapi")),
+            TicketType::MpWxCard => ("getticket", Api::Mp, "ticket/getticket", Some("wx_card")),
+            TicketType::WorkJsapi => ("get_jsapi_ticket", Api::Work, "get_jsapi_ticket", None),
+            TicketType::WorkAgent => ("ticket/get", Api::Work, "ticket/get", Some("agent_config")),
         };
-        let mut req = self
-            .t
-            .client()
-            .get(format!("{base}/cgi-bin/{path}"))
-            .query(&[("access_token", access_token)]);
-        if let Some(kind) = kind {
-            req = req.query(&[("type", kind)]);
-        }
-        let v = self.send(endpoint, req).await?;
+        let v = self
+            .send(endpoint, api, |c, base| {
+                let req = c
+                    .get(format!("{base}/cgi-bin/{path}"))
+                    .query(&[("access_token", access_token)]);
+                match kind {
+                    Some(kind) => req.query(&[("type", kind)]),
+                    None => req,
+                }
+            })
+            .await?;
         fetched(&v, "ticket")
     }
 
@@ -168,14 +207,16 @@ impl Upstream {
         secret: &str,
         verify_ticket: &str,
     ) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/component/api_component_token", self.t.config().mp_base);
         let body = serde_json::json!({
             "component_appid": component_appid,
             "component_appsecret": secret,
             "component_verify_ticket": verify_ticket,
         });
         let v = self
-            .send("api_component_token", self.t.client().post(url).json(&body))
+            .send("api_component_token", Api::Mp, |c, base| {
+                c.post(format!("{base}/cgi-bin/component/api_component_token"))
+                    .json(&body)
+            })
             .await?;
         fetched(&v, "component_access_token")
     }
@@ -187,14 +228,12 @@ impl Upstream {
         component_token: &str,
         body: serde_json::Value,
     ) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/component/{endpoint}", self.t.config().mp_base);
-        let req = self
-            .t
-            .client()
-            .post(url)
-            .query(&[("component_access_token", component_token)])
-            .json(&body);
-        self.send(endpoint, req).await
+        self.send(endpoint, Api::Mp, |c, base| {
+            c.post(format!("{base}/cgi-bin/component/{endpoint}"))
+                .query(&[("component_access_token", component_token)])
+                .json(&body)
+        })
+        .await
     }
 
     /// `api_create_preauthcode`: a single-use pre_auth_code.
@@ -258,13 +297,12 @@ impl Upstream {
 
     /// `GET /cgi-bin/gettoken` (WeCom): the token of one app (one secret).
     pub async fn work_token(&self, corpid: &str, secret: &str) -> Result<Fetched, UpstreamError> {
-        let url = format!("{}/cgi-bin/gettoken", self.t.config().work_base);
-        let req = self
-            .t
-            .client()
-            .get(url)
-            .query(&[("corpid", corpid), ("corpsecret", secret)]);
-        let v = self.send("gettoken", req).await?;
+        let v = self
+            .send("gettoken", Api::Work, |c, base| {
+                c.get(format!("{base}/cgi-bin/gettoken"))
+                    .query(&[("corpid", corpid), ("corpsecret", secret)])
+            })
+            .await?;
         fetched(&v, "access_token")
     }
 
@@ -276,12 +314,14 @@ impl Upstream {
         suite_token: Option<&str>,
         body: serde_json::Value,
     ) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/service/{endpoint}", self.t.config().work_base);
-        let mut req = self.t.client().post(url).json(&body);
-        if let Some(t) = suite_token {
-            req = req.query(&[("suite_access_token", t)]);
-        }
-        self.send(endpoint, req).await
+        self.send(endpoint, Api::Work, |c, base| {
+            let req = c.post(format!("{base}/cgi-bin/service/{endpoint}")).json(&body);
+            match suite_token {
+                Some(t) => req.query(&[("suite_access_token", t)]),
+                None => req,
+            }
+        })
+        .await
     }
 
     /// `get_provider_token`.
@@ -370,37 +410,70 @@ impl Upstream {
         component_secret: &str,
         appid: &str,
     ) -> Result<(), UpstreamError> {
-        let url = format!("{}/cgi-bin/component/clear_quota/v2", self.t.config().mp_base);
         let body =
             serde_json::json!({ "component_appid": component_appid, "appsecret": component_secret, "appid": appid });
-        self.send("component/clear_quota/v2", self.t.client().post(url).json(&body))
-            .await
-            .map(drop)
+        self.send("component/clear_quota/v2", Api::Mp, |c, base| {
+            c.post(format!("{base}/cgi-bin/component/clear_quota/v2")).json(&body)
+        })
+        .await
+        .map(drop)
     }
 
-    /// A signed call (SPEC §15): `body` posted to `urlpath` with the token
-    /// and `headers`; the answer's headers (lower case) and body, read at
-    /// most `limit` bytes. Counted like every upstream call.
+    /// A signed call (SPEC §15) of `path` with the token: `seal` makes the
+    /// headers and body for the URL actually called (the signature covers
+    /// its host, so a failover seals again); the URL called, the answer's
+    /// headers (lower case) and body, read at most `limit` bytes. Counted
+    /// like every upstream call.
     pub async fn signed_post(
         &self,
-        urlpath: &str,
+        path: &str,
         access_token: &str,
-        headers: &[(&str, String)],
-        body: Vec<u8>,
+        seal: impl Fn(&str) -> (Vec<(&'static str, String)>, Vec<u8>),
         limit: usize,
-    ) -> Result<(std::collections::HashMap<String, String>, Vec<u8>), UpstreamError> {
-        let mut req = self
-            .t
-            .client()
-            .post(urlpath)
-            .query(&[("access_token", access_token)])
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
+    ) -> Result<Signed, UpstreamError> {
         let started = std::time::Instant::now();
-        let resp = req.send().await.map_err(|e| self.t.error(e))?;
+        let answer = self
+            .t
+            .failover(
+                Api::Mp,
+                false,
+                |a: Attempt| {
+                    let urlpath = format!("{}{path}", a.base);
+                    let (headers, body) = seal(&urlpath);
+                    let mut req = self
+                        .t
+                        .client()
+                        .post(&urlpath)
+                        .timeout(a.remaining)
+                        .query(&[("access_token", access_token)])
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body);
+                    for (k, v) in headers {
+                        req = req.header(k, v);
+                    }
+                    self.signed_answer(urlpath, req, limit)
+                },
+                switches,
+                |_| Err(UpstreamError::Timeout(self.t.config().timeout)),
+            )
+            .await;
+        let (result, errcode) = match &answer {
+            Ok(_) => ("ok", "0".to_owned()),
+            Err(e) => ("error", e.errcode().to_string()),
+        };
+        metrics::counter!("wetoken_upstream_calls_total", "endpoint" => "signed", "result" => result, "errcode" => errcode)
+            .increment(1);
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "signed call answered");
+        answer
+    }
+
+    async fn signed_answer(
+        &self,
+        urlpath: String,
+        req: reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<Signed, UpstreamError> {
+        let mut resp = req.send().await.map_err(|e| self.t.error(e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
@@ -410,18 +483,14 @@ impl Upstream {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let mut out = Vec::new();
-        let mut resp = resp;
+        let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.t.error(e))? {
-            out.extend_from_slice(&chunk);
-            if out.len() > limit {
+            body.extend_from_slice(&chunk);
+            if body.len() > limit {
                 return Err(UpstreamError::Malformed(format!("an answer over {limit} bytes")));
             }
         }
-        metrics::counter!("wetoken_upstream_calls_total", "endpoint" => "signed", "result" => "ok", "errcode" => "0")
-            .increment(1);
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "signed call answered");
-        Ok((headers, out))
+        Ok(Signed { urlpath, headers, body })
     }
 
     /// `POST /cgi-bin/message/custom/send`: a customer-service message
@@ -432,14 +501,12 @@ impl Upstream {
 
     /// A `/cgi-bin/{path}?access_token=` JSON call.
     async fn openapi(&self, path: &'static str, access_token: &str, body: Value) -> Result<Value, UpstreamError> {
-        let url = format!("{}/cgi-bin/{path}", self.t.config().mp_base);
-        let req = self
-            .t
-            .client()
-            .post(url)
-            .query(&[("access_token", access_token)])
-            .json(&body);
-        self.send(path, req).await
+        self.send(path, Api::Mp, |c, base| {
+            c.post(format!("{base}/cgi-bin/{path}"))
+                .query(&[("access_token", access_token)])
+                .json(&body)
+        })
+        .await
     }
 
     /// Sends a request, applies the success rule and counts the call by
@@ -456,17 +523,33 @@ impl Upstream {
         if matches!(kind, AccountKind::Suite | AccountKind::Provider) {
             return None;
         }
-        let base = self.t.base_for(kind);
-        let req = self
-            .t
-            .client()
-            .get(format!("{base}/cgi-bin/get_api_domain_ip"))
-            .query(&[("access_token", token)]);
-        Some(self.send("get_api_domain_ip", req).await.map(drop))
+        let answer = self
+            .send("get_api_domain_ip", Api::of(kind), |c, base| {
+                c.get(format!("{base}/cgi-bin/get_api_domain_ip"))
+                    .query(&[("access_token", token)])
+            })
+            .await;
+        Some(answer.map(drop))
     }
 
-    async fn send(&self, endpoint: &'static str, req: reqwest::RequestBuilder) -> Result<Value, UpstreamError> {
-        let result = self.send_inner(req).await;
+    /// One call of `endpoint` to `api`, the request built by `build` for
+    /// the domain it goes to (again for the next domain on failover).
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        api: Api,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Value, UpstreamError> {
+        let result = self
+            .t
+            .failover(
+                api,
+                false,
+                |a: Attempt| self.send_inner(build(self.t.client(), &a.base).timeout(a.remaining)),
+                switches,
+                |_| Err(UpstreamError::Timeout(self.t.config().timeout)),
+            )
+            .await;
         let (outcome, errcode) = match &result {
             Ok(_) => ("ok", "0".to_string()),
             Err(e) => ("error", e.errcode().to_string()),

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Upstream, UpstreamError};
+use super::{Api, Upstream, UpstreamError};
 
 /// A Mini Program user's session: `jscode2session`'s answer.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -64,8 +64,10 @@ fn answer<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, Ups
 impl Upstream {
     /// `GET /sns/{path}` with `query`, counted under `endpoint`.
     async fn sns(&self, endpoint: &'static str, query: &[(&str, &str)]) -> Result<Value, UpstreamError> {
-        let url = format!("{}/{endpoint}", self.t.config().mp_base);
-        self.send(endpoint, self.t.client().get(url).query(query)).await
+        self.send(endpoint, Api::Mp, |c, base| {
+            c.get(format!("{base}/{endpoint}")).query(query)
+        })
+        .await
     }
 
     /// `sns/jscode2session`: a Mini Program login code with the app's secret.
@@ -165,16 +167,17 @@ impl Upstream {
     /// `wxa/checksession`: whether WeChat still holds this session key for
     /// the user (the key never sent: its signature of "").
     pub async fn checksession(&self, access_token: &str, openid: &str, signature: &str) -> Result<(), UpstreamError> {
-        let url = format!("{}/wxa/checksession", self.t.config().mp_base);
         let q = [
             ("access_token", access_token),
             ("openid", openid),
             ("signature", signature),
             ("sig_method", "hmac_sha256"),
         ];
-        self.send("wxa/checksession", self.t.client().get(url).query(&q))
-            .await
-            .map(drop)
+        self.send("wxa/checksession", Api::Mp, |c, base| {
+            c.get(format!("{base}/wxa/checksession")).query(&q)
+        })
+        .await
+        .map(drop)
     }
 }
 

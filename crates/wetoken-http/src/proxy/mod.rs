@@ -44,7 +44,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wetoken_core::domain::{AccountId, Credential};
 use wetoken_core::service::TokenCall;
-use wetoken_core::upstream::{Transport, rejects_token};
+use wetoken_core::upstream::{Api, Attempt, Transport, rejects_token};
 use wetoken_core::urlenc::Query;
 
 use crate::AppState;
@@ -256,7 +256,7 @@ impl Proxy {
             .request(method.clone(), url)
             .headers(forwarded(headers));
         req = match body {
-            Outgoing::Kept(b) => req.body(b.clone()),
+            Outgoing::Kept(b) => req.timeout(timeout).body(b.clone()),
             Outgoing::Streamed(once, len) => {
                 let taken = once.lock().map(|mut b| b.take()).ok().flatten();
                 let stream = taken.ok_or_else(|| wx_error(-1, "system error: a streamed body is sent once"))?;
@@ -325,16 +325,34 @@ impl Proxy {
         parts: &axum::http::request::Parts,
         body: Outgoing,
     ) -> Result<(Answer, u64), WxError> {
-        let base = self.upstream.base_for(owner.kind());
+        let api = Api::of(owner.kind());
         let spent = AtomicU64::new(0);
         // A rejection on a user-token path says nothing of the account's
         // token (SPEC §2): WeChat's answer stands.
         let retryable = matches!(body, Outgoing::Kept(_)) && !path.starts_with("/sns/");
         let (method, headers, body, spent_ref, url_for) = (&parts.method, &parts.headers, &body, &spent, &url_for);
         let call = |token: String| async move {
-            let url = format!("{base}{path}?{}", url_for(&token));
+            let query = url_for(&token);
             let started = Instant::now();
-            let answer = self.send(method, &url, headers, body, st.request_timeout).await;
+            let answer = match body {
+                // A streamed body goes once, to the current domain, with
+                // the request's whole time.
+                Outgoing::Streamed(..) => {
+                    let url = format!("{}{path}?{query}", self.upstream.current(api));
+                    self.send(method, &url, headers, body, st.request_timeout).await
+                }
+                // Anything else moves to the next domain when one does not
+                // answer or answers 5xx (SPEC §16).
+                Outgoing::Kept(_) => {
+                    let attempt = |a: Attempt| {
+                        let url = format!("{}{path}?{query}", a.base);
+                        async move { self.send(method, &url, headers, body, a.remaining).await }
+                    };
+                    let switches = |r: &Result<Answer, WxError>| !r.as_ref().is_ok_and(|a| !a.status.is_server_error());
+                    let timed_out = |_| Err(wx_error(-1, "system error: WeChat did not answer in time"));
+                    self.upstream.failover(api, false, attempt, switches, timed_out).await
+                }
+            };
             spent_ref.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             answer
         };

@@ -26,6 +26,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("public_url", "WETOKEN_PUBLIC_URL"),
     ("upstream_mp", "WETOKEN_UPSTREAM_MP"),
     ("upstream_work", "WETOKEN_UPSTREAM_WORK"),
+    ("upstream_proxy", "WETOKEN_UPSTREAM_PROXY"),
     ("refresh_ahead_secs", "WETOKEN_REFRESH_AHEAD_SECS"),
     ("lease_secs", "WETOKEN_LEASE_SECS"),
     ("cache_ttl_secs", "WETOKEN_CACHE_TTL_SECS"),
@@ -66,8 +67,11 @@ pub struct Settings {
     pub allow_open_network: bool,
     pub max_body_bytes: usize,
     pub public_url: Option<String>,
-    pub upstream_mp: String,
-    pub upstream_work: String,
+    /// WeChat's API domains, in order (SPEC §16).
+    pub upstream_mp: Vec<String>,
+    pub upstream_work: Vec<String>,
+    /// The HTTP proxy every upstream call goes through.
+    pub upstream_proxy: Option<String>,
     pub refresh_ahead_secs: u64,
     pub lease_secs: u64,
     pub cache_ttl_secs: u64,
@@ -110,6 +114,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("upstream_mp", &self.upstream_mp)
             .field("upstream_work", &self.upstream_work)
+            .field("upstream_proxy", &self.upstream_proxy.as_deref().map(redact_userinfo))
             .field("refresh_ahead_secs", &self.refresh_ahead_secs)
             .field("lease_secs", &self.lease_secs)
             .field("cache_ttl_secs", &self.cache_ttl_secs)
@@ -149,8 +154,9 @@ impl Default for Settings {
             allow_open_network: false,
             max_body_bytes: 1024 * 1024,
             public_url: None,
-            upstream_mp: "https://api.weixin.qq.com".into(),
-            upstream_work: "https://qyapi.weixin.qq.com".into(),
+            upstream_mp: vec!["https://api.weixin.qq.com".into()],
+            upstream_work: vec!["https://qyapi.weixin.qq.com".into()],
+            upstream_proxy: None,
             refresh_ahead_secs: 600,
             lease_secs: 30,
             cache_ttl_secs: 30,
@@ -196,6 +202,27 @@ fn parse_url(key: &str, v: &str) -> Result<String, String> {
         Ok(v.to_owned())
     } else {
         Err(format!("{key} must be an http:// or https:// URL (got {v:?})"))
+    }
+}
+
+/// A comma-separated list of base URLs, at least one (SPEC §16).
+fn parse_urls(key: &str, v: &str) -> Result<Vec<String>, String> {
+    let urls = v
+        .split(',')
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| parse_url(key, u))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err(format!("{key} must name at least one http:// or https:// URL"));
+    }
+    Ok(urls)
+}
+
+/// A URL with any `user:password@` hidden, for logs.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
     }
 }
 
@@ -262,8 +289,14 @@ impl Settings {
             "allow_open_network" => self.allow_open_network = parse_bool(key, v)?,
             "max_body_bytes" => self.max_body_bytes = parse_num(key, v)?,
             "public_url" => self.public_url = Some(parse_url(key, v)?),
-            "upstream_mp" => self.upstream_mp = parse_url(key, v)?,
-            "upstream_work" => self.upstream_work = parse_url(key, v)?,
+            "upstream_mp" => self.upstream_mp = parse_urls(key, v)?,
+            "upstream_work" => self.upstream_work = parse_urls(key, v)?,
+            "upstream_proxy" => {
+                self.upstream_proxy = match non_empty(v) {
+                    Some(v) => Some(parse_url(key, &v)?),
+                    None => None,
+                }
+            }
             "refresh_ahead_secs" => self.refresh_ahead_secs = parse_num(key, v)?,
             "lease_secs" => self.lease_secs = parse_num(key, v)?,
             "cache_ttl_secs" => self.cache_ttl_secs = parse_num(key, v)?,
@@ -387,9 +420,10 @@ impl Settings {
 
     pub fn upstream_config(&self) -> UpstreamConfig {
         UpstreamConfig {
-            mp_base: self.upstream_mp.clone(),
-            work_base: self.upstream_work.clone(),
+            mp: self.upstream_mp.clone(),
+            work: self.upstream_work.clone(),
             timeout: Duration::from_secs(self.upstream_timeout_secs),
+            proxy: self.upstream_proxy.clone(),
         }
     }
 }

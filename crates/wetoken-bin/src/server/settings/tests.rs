@@ -18,7 +18,8 @@ fn sample(key: &str) -> &'static str {
         "admin_key" => "admin-secret",
         "max_body_bytes" => "2048",
         "public_url" => "https://wetoken.example.com",
-        "upstream_mp" | "upstream_work" => "http://127.0.0.1:1",
+        "upstream_mp" | "upstream_work" => "http://127.0.0.1:1, http://127.0.0.1:2/",
+        "upstream_proxy" => "http://user:pw@127.0.0.1:3128",
         "cache_ttl_secs" => "12",
         "log" => "debug",
         "max_forced_per_day" => "7",
@@ -92,6 +93,9 @@ fn bad_values_are_named() {
         ("WETOKEN_AUTH", "maybe"),
         ("WETOKEN_LEASE_SECS", "-1"),
         ("WETOKEN_UPSTREAM_MP", "ftp://x"),
+        ("WETOKEN_UPSTREAM_MP", "https://api.weixin.qq.com,ftp://x"),
+        ("WETOKEN_UPSTREAM_WORK", " , "),
+        ("WETOKEN_UPSTREAM_PROXY", "socks5://127.0.0.1:1080"),
     ] {
         let e = Settings::load(None, |n| (n == name).then(|| v.to_string())).unwrap_err();
         assert!(e.contains(name), "{e}");
@@ -118,11 +122,12 @@ fn debug_prints_no_key_and_no_database_password() {
         ),
         ("WETOKEN_ADMIN_KEY", "admin-secret-value"),
         ("WETOKEN_DATABASE_URL", "postgres://wetoken:db-password@db/wetoken"),
+        ("WETOKEN_UPSTREAM_PROXY", "http://egress:proxy-password@10.0.0.5:3128"),
     ]
     .into();
     let s = Settings::load(None, |n| env.get(n).map(|v| v.to_string())).unwrap();
     let shown = format!("{s:?}");
-    for secret in ["AAAAAAAA", "AQAAAAAA", "admin-secret-value", "db-password"] {
+    for secret in ["AAAAAAAA", "AQAAAAAA", "admin-secret-value", "db-password", "proxy-password"] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(shown.contains("db/wetoken"), "{shown}");
