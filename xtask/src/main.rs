@@ -129,7 +129,7 @@ fn ci() -> Result<(), String> {
 
 /// Headless Chromium and its WebDriver for the console's browser tests,
 /// from Debian's packages (with a CJK font, so that screenshots of the
-/// Chinese console show characters).
+/// Chinese console show characters), and tinyproxy.
 fn browser() -> Result<(), String> {
     let has = |cmd: &str| {
         Command::new(cmd)
@@ -140,6 +140,14 @@ fn browser() -> Result<(), String> {
     let font = std::path::Path::new("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists();
     if !(has("chromium") && has("chromedriver") && font) {
         databases::apt_install(&["chromium", "chromium-driver", "fonts-wqy-microhei"])?;
+    }
+    // The egress proxy the upstream-proxy tests send WeChat's calls through.
+    if !Command::new("tinyproxy")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        databases::apt_install(&["tinyproxy"])?;
     }
     Ok(())
 }

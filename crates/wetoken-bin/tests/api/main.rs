@@ -13,6 +13,7 @@ mod credentials;
 mod custody;
 mod diagnostics;
 mod domains;
+mod egress;
 mod embedded;
 mod events;
 mod helpers;

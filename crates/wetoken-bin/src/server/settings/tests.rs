@@ -127,7 +127,13 @@ fn debug_prints_no_key_and_no_database_password() {
     .into();
     let s = Settings::load(None, |n| env.get(n).map(|v| v.to_string())).unwrap();
     let shown = format!("{s:?}");
-    for secret in ["AAAAAAAA", "AQAAAAAA", "admin-secret-value", "db-password", "proxy-password"] {
+    for secret in [
+        "AAAAAAAA",
+        "AQAAAAAA",
+        "admin-secret-value",
+        "db-password",
+        "proxy-password",
+    ] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(shown.contains("db/wetoken"), "{shown}");
