@@ -219,22 +219,21 @@ impl Authenticator {
             return Ok(self::admin());
         }
         let now = self.clock.now_ms();
-        if let Some(p) = self.remembered.get(&hash, now) {
-            return Ok(p);
-        }
-        let key = self
-            .store
-            .key_by_hash(&hex::encode(hash))
+        let lookup = async {
+            let key = self.store.key_by_hash(&hex::encode(hash)).await?;
+            Ok::<_, StoreError>(key.map(|key| {
+                Arc::new(Principal::Client {
+                    name: key.name,
+                    patterns: key.accounts,
+                    tokens: key.tokens,
+                    paths: key.paths,
+                })
+            }))
+        };
+        self.remembered
+            .resolve(&hash, now, lookup)
             .await?
-            .ok_or(AuthError::Unauthorized)?;
-        let principal = Arc::new(Principal::Client {
-            name: key.name,
-            patterns: key.accounts,
-            tokens: key.tokens,
-            paths: key.paths,
-        });
-        self.remembered.put(hash, principal.clone(), now);
-        Ok(principal)
+            .ok_or(AuthError::Unauthorized)
     }
 
     /// Forget remembered keys (after a key is deleted).

@@ -115,6 +115,29 @@ impl Cache {
         })
     }
 
+    /// A value still valid at `now`, however long ago it was checked.
+    pub(super) fn held(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
+        let map = self.map.read().unwrap();
+        let c = map.by_account.get(id)?.values[slot(cred)].as_ref()?;
+        (c.expires_at > now).then(|| Issued {
+            value: c.value.clone(),
+            expires_at: from_millis(c.expires_at),
+            verified_at: None,
+        })
+    }
+
+    /// Serves a value that could not be checked for another TTL from `now`.
+    pub(super) fn recheck_later(&self, key: &Key, now: i64) {
+        let mut map = self.map.write().unwrap();
+        if let Some(c) = map
+            .by_account
+            .get_mut(&key.0)
+            .and_then(|s| s.values[slot(key.1)].as_mut())
+        {
+            c.checked_at = c.checked_at.max(now);
+        }
+    }
+
     /// Remembers a value read from, or written to, the database at `now`.
     pub(super) fn put(&self, key: &Key, value: String, expires_at: i64, now: i64) {
         let mut map = self.map.write().unwrap();
@@ -217,9 +240,57 @@ pub struct Memo<K, V> {
     ttl_ms: i64,
 }
 
-impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+/// How long a lookup that resolved before (however long ago) waits for the
+/// database before that answer is used again (SPEC §16: served while the
+/// database fails over; a primary key read takes a millisecond).
+pub const HELD_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     /// At most this many are remembered; beyond, the memo starts over.
     const CAPACITY: usize = 100_000;
+
+    /// What `k` resolves to: remembered within the TTL, else `lookup`'s
+    /// answer (the database's), remembered when found. When `k` resolved
+    /// before and the database fails or does not answer within
+    /// [`HELD_WAIT`], that earlier answer, for another TTL.
+    pub async fn resolve<E: std::fmt::Display>(
+        &self,
+        k: &K,
+        now: i64,
+        lookup: impl std::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<V>, E> {
+        if let Some(v) = self.get(k, now) {
+            return Ok(Some(v));
+        }
+        let held = self.map.read().unwrap().get(k).map(|(v, _)| v.clone());
+        let answer = match held {
+            None => lookup.await,
+            Some(held) => {
+                let unreachable = match tokio::time::timeout(HELD_WAIT, lookup).await {
+                    Ok(Ok(answer)) => return Ok(self.remember(k, answer, now)),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {} ms", HELD_WAIT.as_millis()),
+                };
+                metrics::counter!("wetoken_cache_served_unchecked_total").increment(1);
+                tracing::warn!(error = %unreachable, "the database did not answer: what a key resolved to before stands");
+                self.put(k.clone(), held.clone(), now);
+                return Ok(Some(held));
+            }
+        };
+        answer.map(|a| self.remember(k, a, now))
+    }
+
+    /// The database's answer, remembered — or forgotten when it found
+    /// nothing (it will not stand in for the database later).
+    fn remember(&self, k: &K, answer: Option<V>, now: i64) -> Option<V> {
+        match &answer {
+            Some(v) => self.put(k.clone(), v.clone(), now),
+            None => {
+                self.map.write().unwrap().remove(k);
+            }
+        }
+        answer
+    }
 
     pub fn new(ttl_ms: i64) -> Self {
         Memo {
@@ -306,5 +377,32 @@ mod tests {
         assert_eq!(c.len(), 1);
         c.retain(|_| false);
         assert_eq!(c.len(), 0);
+    }
+
+    /// SPEC §16: what resolved before stands while the database fails or
+    /// hangs (and is remembered for another TTL); what never resolved
+    /// waits for the database and gets its error.
+    #[tokio::test(start_paused = true)]
+    async fn a_resolved_key_stands_while_the_database_cannot_answer() {
+        let memo: Memo<u8, &str> = Memo::new(1_000);
+        let fails = || async { Err::<Option<&str>, _>("connection refused") };
+        assert_eq!(memo.resolve(&1, 0, fails()).await, Err("connection refused"));
+        assert_eq!(
+            memo.resolve(&1, 0, async { Ok::<_, &str>(Some("a")) }).await,
+            Ok(Some("a"))
+        );
+        // Within the TTL, the database is not asked.
+        assert_eq!(memo.resolve(&1, 999, fails()).await, Ok(Some("a")));
+        // After it: failing, then hanging, the earlier answer stands…
+        assert_eq!(memo.resolve(&1, 5_000, fails()).await, Ok(Some("a")));
+        let started = tokio::time::Instant::now();
+        let hangs = async { std::future::pending::<Result<Option<&str>, &str>>().await };
+        assert_eq!(memo.resolve(&1, 10_000, hangs).await, Ok(Some("a")));
+        assert_eq!(started.elapsed(), HELD_WAIT);
+        // …for another TTL, and the database's answer wins once it comes.
+        assert_eq!(memo.get(&1, 10_999), Some("a"));
+        assert_eq!(memo.resolve(&1, 20_000, async { Ok::<_, &str>(None) }).await, Ok(None));
+        // Found gone, it no longer stands in.
+        assert_eq!(memo.resolve(&1, 30_000, fails()).await, Err("connection refused"));
     }
 }

@@ -22,20 +22,33 @@ pub enum SecretCheck {
 }
 
 impl Accounts {
-    /// A secret presented for `scope` that opened an account recently.
-    fn recalled_secret(&self, scope: &str, presented: &str) -> (String, Option<AccountId>) {
+    /// Whether `presented` opens an account for `scope`: remembered (by its
+    /// hash) for the cache TTL when it did, and while the database cannot
+    /// say; else `check` (the database read) decides.
+    async fn recall_secret(
+        &self,
+        scope: &str,
+        presented: &str,
+        check: impl std::future::Future<Output = Result<SecretCheck>>,
+    ) -> Result<SecretCheck> {
         let hash = hash_key(&format!("{scope}\n{presented}"));
-        let hit = self.engine.inner.secrets.get(&hash, self.engine.inner.now_ms());
-        (hash, hit)
-    }
-
-    fn remember_secret(&self, hash: String, check: &SecretCheck) {
-        if let SecretCheck::Matches(id) = check {
-            self.engine
-                .inner
-                .secrets
-                .put(hash, id.clone(), self.engine.inner.now_ms());
-        }
+        let mut miss = SecretCheck::NoAccount;
+        let lookup = async {
+            match check.await? {
+                SecretCheck::Matches(id) => Ok::<_, super::ServiceError>(Some(id)),
+                other => {
+                    miss = other;
+                    Ok(None)
+                }
+            }
+        };
+        let found = self
+            .engine
+            .inner
+            .secrets
+            .resolve(&hash, self.engine.inner.now_ms(), lookup)
+            .await?;
+        Ok(found.map_or(miss, SecretCheck::Matches))
     }
 
     /// SPEC §4: an unknown id costs what a wrong secret does (the same
@@ -51,66 +64,52 @@ impl Accounts {
     pub async fn owner_of(&self, token: &str) -> Result<Option<(AccountId, Credential)>> {
         let hash = hash_key(token);
         let now = self.engine.inner.now_ms();
-        if let Some(owner) = self.engine.inner.owners.get(&hash, now) {
-            return Ok(Some(owner));
-        }
-        let owner = self
-            .engine
-            .inner
-            .store
-            .credential_by_hash(&hash, now)
-            .await?
-            .map(|r| (r.account, r.credential));
-        if let Some(o) = &owner {
-            self.engine.inner.owners.put(hash, o.clone(), now);
-        }
-        Ok(owner)
+        let inner = &self.engine.inner;
+        let lookup = async {
+            let row = inner.store.credential_by_hash(&hash, now).await?;
+            Ok::<_, crate::store::StoreError>(row.map(|r| (r.account, r.credential)))
+        };
+        Ok(inner.owners.resolve(&hash, now, lookup).await?)
     }
 
     /// Whether `presented` is the `secret` of account `id`.
     pub async fn check_secret(&self, id: &AccountId, presented: &str) -> Result<SecretCheck> {
-        let (hash, hit) = self.recalled_secret(&id.to_string(), presented);
-        if let Some(id) = hit {
-            return Ok(SecretCheck::Matches(id));
-        }
-        let Some(a) = self.engine.inner.any_account(id).await? else {
-            self.as_costly_as_opening_an_account();
-            return Ok(SecretCheck::NoAccount);
+        let check = async {
+            let Some(a) = self.engine.inner.any_account(id).await? else {
+                self.as_costly_as_opening_an_account();
+                return Ok(SecretCheck::NoAccount);
+            };
+            if a.status == AccountStatus::Revoked {
+                return Ok(SecretCheck::NoAccount);
+            }
+            Ok(match &a.secrets.secret {
+                Some(s) if s.matches(presented) => SecretCheck::Matches(a.id),
+                _ => SecretCheck::Wrong,
+            })
         };
-        if a.status == AccountStatus::Revoked {
-            return Ok(SecretCheck::NoAccount);
-        }
-        let check = match &a.secrets.secret {
-            Some(s) if s.matches(presented) => SecretCheck::Matches(a.id),
-            _ => SecretCheck::Wrong,
-        };
-        self.remember_secret(hash, &check);
-        Ok(check)
+        self.recall_secret(&id.to_string(), presented, check).await
     }
 
     /// The WeCom app of `corpid` whose secret is `presented` (gettoken's
     /// corpid + corpsecret name an app only through its secret: the first
     /// call reads that corp's apps, an index range, never every account).
     pub async fn work_app_by_secret(&self, corpid: &Ident, presented: &str) -> Result<SecretCheck> {
-        let (hash, hit) = self.recalled_secret(&format!("work:{corpid}"), presented);
-        if let Some(id) = hit {
-            return Ok(SecretCheck::Matches(id));
-        }
-        let mut known = false;
-        for stored in self.engine.inner.with_prefix(&format!("work:{corpid}:")).await? {
-            let a = self.engine.inner.open_account(stored)?;
-            known = true;
-            if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {
-                let check = SecretCheck::Matches(a.id);
-                self.remember_secret(hash, &check);
-                return Ok(check);
+        let check = async {
+            let mut known = false;
+            for stored in self.engine.inner.with_prefix(&format!("work:{corpid}:")).await? {
+                let a = self.engine.inner.open_account(stored)?;
+                known = true;
+                if a.secrets.secret.as_ref().is_some_and(|s| s.matches(presented)) {
+                    return Ok(SecretCheck::Matches(a.id));
+                }
             }
-        }
-        Ok(if known {
-            SecretCheck::Wrong
-        } else {
-            self.as_costly_as_opening_an_account();
-            SecretCheck::NoAccount
-        })
+            Ok(if known {
+                SecretCheck::Wrong
+            } else {
+                self.as_costly_as_opening_an_account();
+                SecretCheck::NoAccount
+            })
+        };
+        self.recall_secret(&format!("work:{corpid}"), presented, check).await
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::cache::HELD_WAIT;
 use super::lease;
 use super::{Inner, Issued, Key, Result, ServiceError, TokenCall, Trigger, check_owns, corrupt, failure};
 use crate::clock::to_millis;
@@ -20,6 +21,23 @@ impl Inner {
         let key = (id.clone(), cred);
         let (inner, k) = (self.clone(), key.clone());
         let flight = self.read_flight(&key, async move { inner.get_locked(&k).await });
+        // A value still valid, only not checked within the cache TTL: the
+        // database is asked, but a reader never waits on it for long
+        // (SPEC §16: reads are served from the cache while the database
+        // fails over). Unchecked, it is served for another TTL.
+        let now = self.now_ms();
+        if let Some(held) = self.cache.held(id, cred, now) {
+            let unreachable = match tokio::time::timeout(HELD_WAIT, flight.outcome()).await {
+                Ok(Err(ServiceError::Store(e))) => e.to_string(),
+                Ok(answer) => return answer,
+                Err(_) => format!("no answer within {} ms", HELD_WAIT.as_millis()),
+            };
+            self.cache.recheck_later(&key, now);
+            metrics::counter!("wetoken_cache_served_unchecked_total").increment(1);
+            tracing::warn!(account = %id, credential = %cred, error = %unreachable,
+                "the database did not answer: the cached value, still valid, is served");
+            return Ok(held);
+        }
         self.bounded(flight).await
     }
 
