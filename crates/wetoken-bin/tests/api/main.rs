@@ -16,6 +16,7 @@ mod domains;
 mod egress;
 mod embedded;
 mod events;
+mod failover;
 mod helpers;
 mod limits;
 mod master_key;
