@@ -126,6 +126,23 @@ impl Cache {
         })
     }
 
+    /// Replaces a value held for `key` (a value not held stays out: it
+    /// takes no reader's place).
+    pub(super) fn update(&self, key: &Key, value: &str, expires_at: i64, now: i64) {
+        let mut map = self.map.write().unwrap();
+        if let Some(c) = map
+            .by_account
+            .get_mut(&key.0)
+            .and_then(|s| s.values[slot(key.1)].as_mut())
+        {
+            *c = Cached {
+                value: value.to_owned(),
+                expires_at,
+                checked_at: now,
+            };
+        }
+    }
+
     /// Serves a value that could not be checked for another TTL from `now`.
     pub(super) fn recheck_later(&self, key: &Key, now: i64) {
         let mut map = self.map.write().unwrap();
@@ -404,5 +421,19 @@ mod tests {
         assert_eq!(memo.resolve(&1, 20_000, async { Ok::<_, &str>(None) }).await, Ok(None));
         // Found gone, it no longer stands in.
         assert_eq!(memo.resolve(&1, 30_000, fails()).await, Err("connection refused"));
+    }
+
+    /// SPEC §16: a proactive refresh replaces what the cache holds and
+    /// never adds what it does not (no reader's value leaves for it).
+    #[test]
+    fn an_update_replaces_a_held_value_and_adds_none() {
+        let c = Cache::new(30_000, 10);
+        let (a, b) = (key(1), key(2));
+        c.put(&a, "old".into(), 100_000, 0);
+        c.update(&a, "new", 200_000, 10);
+        c.update(&b, "other", 200_000, 10);
+        assert_eq!(c.fresh(&a.0, a.1, 20).map(|i| i.value), Some("new".to_owned()));
+        assert!(c.held(&b.0, b.1, 20).is_none());
+        assert_eq!(c.len(), 1);
     }
 }

@@ -161,7 +161,7 @@ impl Inner {
             Ok(f) => {
                 let unchanged = plan.previous.as_deref() == Some(f.value.as_str());
                 let issued = self
-                    .write_fetched(&account, cred, &f, unchanged, plan.row.as_ref())
+                    .write_fetched(&account, plan.trigger, cred, &f, unchanged, plan.row.as_ref())
                     .await?;
                 tracing::info!(account = %account.id, %cred, trigger = plan.trigger.as_str(), unchanged, expires_in = f.expires_in, "refreshed");
                 Ok(issued)

@@ -24,9 +24,13 @@ impl Inner {
     /// answered even when the lease was lost meanwhile: it is valid (WeChat's
     /// grace), only not the stored one. `prev` is the row as read before the
     /// lease was taken at its version: what the alerts are decided from.
+    /// A proactive refresh updates this process's cache only where it
+    /// holds the credential already: the wave of due refreshes never
+    /// pushes out what readers read (SPEC §16).
     pub(super) async fn write_fetched(
         &self,
         account: &Account,
+        trigger: super::Trigger,
         cred: Credential,
         f: &Fetched,
         unchanged: bool,
@@ -37,7 +41,8 @@ impl Inner {
             a.secrets.refresh_token = Some(Secret::new(r.clone()));
             a.seal(&self.key).secrets
         });
-        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref(), prev)
+        let admit = trigger != super::Trigger::Proactive;
+        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref(), prev, admit)
             .await
     }
 
@@ -49,6 +54,7 @@ impl Inner {
         unchanged: bool,
         account_secrets: Option<&Sealed>,
         prev: Option<&CredentialState>,
+        admit: bool,
     ) -> Result<Issued> {
         let now = self.now_ms();
         let expires_at = now + f.expires_in * 1000;
@@ -74,7 +80,14 @@ impl Inner {
             self.committed(&events);
         }
         match written {
-            Some(_) => self.cache.put(&(id.clone(), cred), f.value.clone(), expires_at, now),
+            Some(_) => {
+                let key = (id.clone(), cred);
+                if admit {
+                    self.cache.put(&key, f.value.clone(), expires_at, now);
+                } else {
+                    self.cache.update(&key, &f.value, expires_at, now);
+                }
+            }
             None => tracing::warn!(account = %id, %cred, "lease lost during refresh"),
         }
         Ok(Issued {
@@ -96,7 +109,7 @@ impl Inner {
             .try_lease(id, cred, &self.cfg.instance_id, seen, lease_ms)
             .await?
         {
-            self.write_value(id, cred, f, false, None, row.as_ref()).await?;
+            self.write_value(id, cred, f, false, None, row.as_ref(), true).await?;
         }
         Ok(())
     }
