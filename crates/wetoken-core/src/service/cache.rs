@@ -34,11 +34,13 @@ struct Cached {
     checked_at: i64,
 }
 
-/// One account's cached values, and when one of them was last read.
+/// One account's cached values, when one of them was last read, and when
+/// each was last sent to be checked again ahead of its TTL.
 #[derive(Default)]
 struct Slots {
     values: [Option<Cached>; Credential::ALL.len()],
     used: AtomicI64,
+    rechecks: [AtomicI64; Credential::ALL.len()],
 }
 
 /// Credential values, by account then credential: a read borrows the
@@ -81,9 +83,13 @@ impl Cache {
         self.map.read().unwrap().len
     }
 
-    /// A read's first look: [`Cache::fresh`], counted as a hit or a miss.
-    pub(super) fn lookup(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
-        let hit = self.fresh(id, cred, now);
+    /// A read's first look: [`Cache::fresh`], counted as a hit or a miss,
+    /// with whether the caller should check the value again now, in the
+    /// background: three quarters of the TTL passed since it was checked
+    /// and no check started since (one caller is told). So a value read
+    /// often is checked before its TTL ends, and no reader waits for it.
+    pub(super) fn lookup(&self, id: &AccountId, cred: Credential, now: i64) -> Option<(Issued, bool)> {
+        let hit = self.look(id, cred, now, true);
         // Handles are taken on first use, after the binary installed its
         // recorder: no registry lookup per read.
         let counter = match hit {
@@ -98,21 +104,37 @@ impl Cache {
 
     /// A value that is valid at `now` and was checked recently enough.
     pub(super) fn fresh(&self, id: &AccountId, cred: Credential, now: i64) -> Option<Issued> {
+        self.look(id, cred, now, false).map(|(i, _)| i)
+    }
+
+    /// [`Cache::fresh`], and (when asked) whether to check it again now.
+    fn look(&self, id: &AccountId, cred: Credential, now: i64, ask: bool) -> Option<(Issued, bool)> {
         let map = self.map.read().unwrap();
         let slots = map.by_account.get(id)?;
-        let c = slots.values[slot(cred)].as_ref()?;
-        (c.expires_at > now && now - c.checked_at < self.ttl_ms).then(|| {
-            // Recency to the second is enough for eviction: at most one
-            // store a second per account, so hot readers share the line.
-            if slots.used.load(Ordering::Relaxed) < now - 1_000 {
-                slots.used.store(now, Ordering::Relaxed);
-            }
-            Issued {
-                value: c.value.clone(),
-                expires_at: from_millis(c.expires_at),
-                verified_at: None,
-            }
-        })
+        let i = slot(cred);
+        let c = slots.values[i].as_ref()?;
+        if c.expires_at <= now || now - c.checked_at >= self.ttl_ms {
+            return None;
+        }
+        // Recency to the second is enough for eviction: at most one
+        // store a second per account, so hot readers share the line.
+        if slots.used.load(Ordering::Relaxed) < now - 1_000 {
+            slots.used.store(now, Ordering::Relaxed);
+        }
+        let recheck = ask && now - c.checked_at >= self.ttl_ms * 3 / 4 && {
+            let started = &slots.rechecks[i];
+            let last = started.load(Ordering::Relaxed);
+            last <= c.checked_at
+                && started
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+        };
+        let issued = Issued {
+            value: c.value.clone(),
+            expires_at: from_millis(c.expires_at),
+            verified_at: None,
+        };
+        Some((issued, recheck))
     }
 
     /// A value still valid at `now`, however long ago it was checked.
@@ -435,5 +457,26 @@ mod tests {
         assert_eq!(c.fresh(&a.0, a.1, 20).map(|i| i.value), Some("new".to_owned()));
         assert!(c.held(&b.0, b.1, 20).is_none());
         assert_eq!(c.len(), 1);
+    }
+
+    /// A value read after three quarters of its TTL is sent to be checked
+    /// again, once, by one reader; every reader still gets it at once.
+    #[test]
+    fn one_reader_sends_a_value_to_be_checked_ahead_of_its_ttl() {
+        let c = Cache::new(1_000, 10);
+        let k = key(1);
+        c.put(&k, "v".into(), 100_000, 0);
+        let look = |now| c.lookup(&k.0, k.1, now).map(|(i, recheck)| (i.value, recheck));
+        assert_eq!(look(700), Some(("v".to_owned(), false)));
+        assert_eq!(look(750), Some(("v".to_owned(), true)));
+        assert_eq!(look(760), Some(("v".to_owned(), false)), "one reader is told");
+        assert_eq!(look(1_000), None, "the TTL still bounds it");
+        c.put(&k, "v".into(), 100_000, 800);
+        assert_eq!(look(1_549), Some(("v".to_owned(), false)));
+        assert_eq!(
+            look(1_550),
+            Some(("v".to_owned(), true)),
+            "checked again after each check"
+        );
     }
 }

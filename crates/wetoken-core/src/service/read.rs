@@ -15,7 +15,14 @@ impl Inner {
     /// [`super::CredentialEngine::get`], inside the engine.
     pub(super) async fn get(self: &Arc<Self>, id: &AccountId, cred: Credential) -> Result<Issued> {
         check_owns(id, cred)?;
-        if let Some(hit) = self.cache.lookup(id, cred, self.now_ms()) {
+        if let Some((hit, recheck)) = self.cache.lookup(id, cred, self.now_ms()) {
+            if recheck {
+                // Checked against the database before the TTL ends, in
+                // turn with any other work on it; nobody waits (SPEC §16).
+                let key = (id.clone(), cred);
+                let (inner, k) = (self.clone(), key.clone());
+                drop(self.read_flight(&key, async move { inner.recheck_locked(&k).await }));
+            }
             return Ok(hit);
         }
         let key = (id.clone(), cred);
@@ -148,6 +155,17 @@ impl Inner {
             self.cache.put(key, i.value.clone(), to_millis(i.expires_at), now);
         }
         issued
+    }
+
+    /// A held value checked against its row (the cache refreshed from it);
+    /// a row with no valid value is read as a cold read would.
+    async fn recheck_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
+        let now = self.now_ms();
+        let row = self.store.credential(&key.0, key.1).await?;
+        match self.usable(key, row.as_ref(), now) {
+            Some(v) => Ok(v),
+            None => self.get_locked(key).await,
+        }
     }
 
     pub(super) async fn get_locked(self: Arc<Self>, key: &Key) -> Result<Issued> {
