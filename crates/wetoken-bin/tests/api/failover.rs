@@ -193,7 +193,7 @@ impl PgPair {
     async fn start(dir: &Path) -> PgPair {
         let bin = pg_bin();
         let (primary, replica) = (dir.join("primary"), dir.join("replica"));
-        Command::new("chmod").arg("755").arg(&*dir).status().unwrap();
+        Command::new("chmod").arg("755").arg(dir).status().unwrap();
         for d in [&primary, &replica] {
             std::fs::create_dir_all(d).unwrap();
             if is_root() {

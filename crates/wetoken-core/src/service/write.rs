@@ -8,7 +8,7 @@ use super::alerts;
 use super::failure::{self, FetchError};
 use super::{Inner, Issued, Result};
 use crate::account::Account;
-use crate::clock::from_millis;
+use crate::clock::{from_millis, to_millis};
 use crate::domain::{AccountId, Credential};
 use crate::secret::Secret;
 use crate::store::{CredentialState, FailureWrite, RefreshWrite, Sealed};
@@ -41,9 +41,10 @@ impl Inner {
             a.secrets.refresh_token = Some(Secret::new(r.clone()));
             a.seal(&self.key).secrets
         });
-        let admit = trigger != super::Trigger::Proactive;
-        self.write_value(&account.id, cred, f, unchanged, rotated.as_ref(), prev, admit)
-            .await
+        let written = self
+            .write_value(&account.id, cred, f, unchanged, rotated.as_ref(), prev)
+            .await?;
+        Ok(self.cached(&account.id, cred, written, trigger != super::Trigger::Proactive))
     }
 
     async fn write_value(
@@ -54,8 +55,7 @@ impl Inner {
         unchanged: bool,
         account_secrets: Option<&Sealed>,
         prev: Option<&CredentialState>,
-        admit: bool,
-    ) -> Result<Issued> {
+    ) -> Result<(Issued, bool)> {
         let now = self.now_ms();
         let expires_at = now + f.expires_in * 1000;
         let ahead = self.cfg.refresh_ahead.as_millis() as i64;
@@ -79,22 +79,30 @@ impl Inner {
         if written.is_some() {
             self.committed(&events);
         }
-        match written {
-            Some(_) => {
-                let key = (id.clone(), cred);
-                if admit {
-                    self.cache.put(&key, f.value.clone(), expires_at, now);
-                } else {
-                    self.cache.update(&key, &f.value, expires_at, now);
-                }
-            }
-            None => tracing::warn!(account = %id, %cred, "lease lost during refresh"),
+        if written.is_none() {
+            tracing::warn!(account = %id, %cred, "lease lost during refresh");
         }
-        Ok(Issued {
+        let issued = Issued {
             value: f.value.clone(),
             expires_at: from_millis(expires_at),
             verified_at: None,
-        })
+        };
+        Ok((issued, written.is_some()))
+    }
+
+    /// A value this instance wrote, into its cache — added (`admit`), or
+    /// only replacing a value held (a proactive refresh: the wave never
+    /// pushes out what readers read, SPEC §16).
+    fn cached(&self, id: &AccountId, cred: Credential, (issued, written): (Issued, bool), admit: bool) -> Issued {
+        if written {
+            let (key, now, expires_at) = ((id.clone(), cred), self.now_ms(), to_millis(issued.expires_at));
+            if admit {
+                self.cache.put(&key, issued.value.clone(), expires_at, now);
+            } else {
+                self.cache.update(&key, &issued.value, expires_at, now);
+            }
+        }
+        issued
     }
 
     /// Stores a value obtained outside a refresh (the token api_query_auth or
@@ -109,7 +117,8 @@ impl Inner {
             .try_lease(id, cred, &self.cfg.instance_id, seen, lease_ms)
             .await?
         {
-            self.write_value(id, cred, f, false, None, row.as_ref(), true).await?;
+            let written = self.write_value(id, cred, f, false, None, row.as_ref()).await?;
+            self.cached(id, cred, written, true);
         }
         Ok(())
     }
