@@ -131,7 +131,10 @@ fn a_tampered_or_unknown_answer_is_refused() {
 #[test]
 fn a_request_round_trips_and_the_keys_are_checked() {
     let k = keys();
-    let fields = json!({"openid": "oPlainOpenidMarker", "scene": 0}).as_object().unwrap().clone();
+    let fields = json!({"openid": "oPlainOpenidMarker", "scene": 0})
+        .as_object()
+        .unwrap()
+        .clone();
     let (body, signature) = k.seal_request(URLPATH, APPID, 1700000000, &fields);
     assert!(!signature.is_empty());
     let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
