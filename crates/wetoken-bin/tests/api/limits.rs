@@ -113,7 +113,13 @@ async fn a_request_that_takes_too_long_is_cut_off() {
     assert!(read.is_ok(), "answered, not held");
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(started.elapsed() >= Duration::from_secs(2) && started.elapsed() < Duration::from_secs(5));
+    // Cut off at the 2 s timeout; the upper bound leaves room for a loaded
+    // CI machine (six tests at once, database servers failing over beside).
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }
 
 /// Bad input is logged at most once per source and minute: a flood of
