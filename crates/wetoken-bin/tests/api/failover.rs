@@ -39,16 +39,20 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
-/// Runs a server program as `postgres` when this is root (initdb refuses root).
-fn pg(bin: &Path, program: &str, args: &[&str]) -> String {
-    let mut cmd = if is_root() {
+/// A server program, run as `postgres` when this is root (initdb refuses root).
+fn as_postgres(bin: &Path, program: &str) -> Command {
+    if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin.join(program));
         c
     } else {
         Command::new(bin.join(program))
-    };
-    let out = cmd.args(args).output().unwrap();
+    }
+}
+
+/// Runs a server program; its output.
+fn pg(bin: &Path, program: &str, args: &[&str]) -> String {
+    let out = as_postgres(bin, program).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{program} {args:?}: {}{}",
@@ -88,13 +92,7 @@ impl Drop for Servers {
     fn drop(&mut self) {
         for d in &self.1 {
             let d = d.display().to_string();
-            let mut cmd = if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(self.0.join("pg_ctl"));
-                c
-            } else {
-                Command::new(self.0.join("pg_ctl"))
-            };
+            let mut cmd = as_postgres(&self.0, "pg_ctl");
             let _ = cmd.args(["-D", &d, "-m", "immediate", "stop"]).output();
         }
     }

@@ -324,9 +324,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     fn remember(&self, k: &K, answer: Option<V>, now: i64) -> Option<V> {
         match &answer {
             Some(v) => self.put(k.clone(), v.clone(), now),
-            None => {
+            // The write lock only when there is something to forget (an
+            // unknown key presented again and again takes none).
+            None if self.map.read().unwrap().contains_key(k) => {
                 self.map.write().unwrap().remove(k);
             }
+            None => {}
         }
         answer
     }
